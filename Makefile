@@ -1,0 +1,68 @@
+# County epidemic supply system (疫情保供物资发放). `make demo` and `make test` work on a fresh
+# machine: they install what they need (venv, Python deps from the lock file, Debian's influxdb)
+# and start the servers that are not running.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+PROTOS := $(wildcard proto/supply/v1/*.proto)
+SCENARIO ?= simulators/scenarios/county_day.yaml
+PYTEST_ARGS ?=
+
+.PHONY: setup proto up down status test unit integration bench demo lint up-services down-services services-status clean
+
+setup: $(VENV)/.deps gen/.stamp
+
+$(VENV)/.deps: requirements.lock
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q uv==0.13.9
+	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
+	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen" > "$(SITE)/county-supply.pth"
+	touch $@
+
+proto gen/.stamp: $(PROTOS) $(VENV)/.deps
+	rm -rf gen && mkdir -p gen
+	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
+	touch gen/supply/__init__.py gen/supply/v1/__init__.py gen/.stamp
+
+up: setup
+	deploy/scripts/servers.sh up
+
+down:
+	-$(BIN)/python -m services.cli down
+	deploy/scripts/servers.sh down
+
+status:
+	deploy/scripts/servers.sh status
+	-$(BIN)/python -m services.cli status
+
+test: up
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: setup
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: up
+	$(BIN)/python -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
+
+bench: up
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+demo: up
+	$(BIN)/python -m simulators.county_day --scenario $(SCENARIO)
+
+up-services: up
+	$(BIN)/python -m services.cli up
+
+down-services:
+	$(BIN)/python -m services.cli down
+
+services-status:
+	$(BIN)/python -m services.cli status
+
+lint: setup
+	$(BIN)/ruff check services simulators tests bench
+
+clean:
+	rm -rf gen var/*.db var/log

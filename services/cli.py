@@ -1,0 +1,196 @@
+"""supplyctl: operate the county supply system from a terminal.
+
+    supplyctl migrate [SERVICE…]        bring databases to the current schema
+    supplyctl up [SERVICE…]             migrate, then start every process in the background
+    supplyctl down                      stop them (SIGTERM, then SIGKILL after 20 s)
+    supplyctl status                    processes and gRPC health
+    supplyctl run SERVICE KIND          one process in the foreground
+    supplyctl import FILE --kind requesters|demands [--partial]   spreadsheet into intake
+    supplyctl dead-letters SERVICE [--replay ID]                  inspect failed events
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from services.common.config import ROOT, SERVICES, ConfigError, load_settings
+
+console = Console()
+PROCESSES = {s: ("api", "worker", "relay") for s in SERVICES}
+PROCESSES["monitoring"] = ("api", "worker", "relay", "ingest")
+
+
+def available_services() -> list[str]:
+    return [s for s in SERVICES if (ROOT / "services" / s / "entrypoints" / "grpc_api.py").exists()]
+
+
+def _run_dir() -> Path:
+    d = load_settings("tools").var_dir / "run"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def cmd_migrate(services: list[str]) -> None:
+    from services.common.migrate import upgrade
+
+    for service in services:
+        settings = load_settings(service)
+        upgrade(service, settings.database_url)
+        console.print(f"[green]✓[/] {service}: schema at head ({settings.database_url.split('@')[-1]})")
+
+
+def cmd_up(services: list[str]) -> None:
+    cmd_migrate(services)
+    settings = load_settings("tools")
+    log_dir = settings.var_dir / "log"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for service in services:
+        for kind in PROCESSES[service]:
+            pid_file = _run_dir() / f"{service}-{kind}.pid"
+            if pid_file.exists() and _pid_alive(int(pid_file.read_text())):
+                console.print(f"  {service} {kind}: already running")
+                continue
+            log = (log_dir / f"{service}-{kind}.log").open("ab")
+            proc = subprocess.Popen([sys.executable, "-m", f"services.{service}", kind], cwd=ROOT,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            pid_file.write_text(str(proc.pid))
+            console.print(f"  {service} {kind}: started pid {proc.pid}, log var/log/{service}-{kind}.log")
+    _wait_healthy(services)
+
+
+def _health(service: str, timeout: float = 1.0) -> str:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    target = load_settings(service).grpc_target(service)
+    try:
+        with grpc.insecure_channel(target) as ch:
+            resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+    except grpc.RpcError as exc:
+        return f"unreachable ({exc.code().name})"
+
+
+def _wait_healthy(services: list[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    pending = set(services)
+    while pending and time.monotonic() < deadline:
+        for s in sorted(pending):
+            if _health(s) == "SERVING":
+                console.print(f"[green]✓[/] {s} api SERVING / 服务就绪")
+                pending.discard(s)
+        time.sleep(0.2)
+    if pending:
+        console.print(f"[red]✗ not SERVING after {timeout:.0f} s: {', '.join(sorted(pending))}; see var/log/[/]")
+        sys.exit(1)
+
+
+def cmd_down() -> None:
+    pids = {}
+    for pid_file in sorted(_run_dir().glob("*.pid")):
+        pid = int(pid_file.read_text())
+        if _pid_alive(pid):
+            os.killpg(pid, signal.SIGTERM)
+            pids[pid_file] = pid
+        else:
+            pid_file.unlink()
+    deadline = time.monotonic() + 20
+    while pids and time.monotonic() < deadline:
+        for f, pid in list(pids.items()):
+            if not _pid_alive(pid):
+                f.unlink(missing_ok=True)
+                del pids[f]
+        time.sleep(0.1)
+    for f, pid in pids.items():
+        os.killpg(pid, signal.SIGKILL)
+        f.unlink(missing_ok=True)
+        console.print(f"[yellow]killed {f.stem} (did not stop in 20 s)[/]")
+    console.print("all service processes stopped / 服务已停止")
+
+
+def cmd_status() -> None:
+    table = Table(title="county supply processes / 服务进程")
+    for col in ("service", "process", "pid", "state", "gRPC health"):
+        table.add_column(col)
+    for service in available_services():
+        for kind in PROCESSES[service]:
+            pid_file = _run_dir() / f"{service}-{kind}.pid"
+            pid = int(pid_file.read_text()) if pid_file.exists() else None
+            state = "running" if pid and _pid_alive(pid) else "stopped"
+            health = _health(service) if kind == "api" and state == "running" else ""
+            table.add_row(service, kind, str(pid or ""), state, health)
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="supplyctl", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name in ("migrate", "up"):
+        p = sub.add_parser(name)
+        p.add_argument("services", nargs="*")
+    sub.add_parser("down")
+    sub.add_parser("status")
+    p = sub.add_parser("run")
+    p.add_argument("service", choices=SERVICES)
+    p.add_argument("kind")
+    p = sub.add_parser("import", help="import a village list or demand spreadsheet (CSV/XLSX)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--kind", choices=("requesters", "demands"), required=True)
+    p.add_argument("--partial", action="store_true",
+                   help="import the good rows even if some rows are bad (default: all or nothing)")
+    p.add_argument("--token", default=os.environ.get("SUPPLY_TOKEN", ""))
+    p = sub.add_parser("dead-letters")
+    p.add_argument("service", choices=SERVICES)
+    p.add_argument("--replay", type=int, metavar="ID")
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd in ("migrate", "up"):
+            services = args.services or available_services()
+            unknown = set(services) - set(SERVICES)
+            if unknown:
+                parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")
+            (cmd_migrate if args.cmd == "migrate" else cmd_up)(services)
+        elif args.cmd == "down":
+            cmd_down()
+        elif args.cmd == "status":
+            cmd_status()
+        elif args.cmd == "run":
+            from services.launcher import main as launch
+
+            launch(args.service, [args.kind])
+        elif args.cmd == "import":
+            from services.intake.entrypoints.import_cli import run_import
+
+            sys.exit(run_import(args.file, args.kind, not args.partial, args.token, console))
+        elif args.cmd == "dead-letters":
+            from services.common.dead_letters import show_or_replay
+
+            show_or_replay(args.service, args.replay, console)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error / 配置错误: {exc}[/]")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

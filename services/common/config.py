@@ -1,0 +1,156 @@
+"""Settings from the environment. A bad value stops the process at start with a message that
+names the variable: a county's IT staff should never find out at 11:00 that a port was mistyped.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from services.common.clock import Clock, parse_clock
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("intake", "allocation", "logistics", "monitoring")
+DEFAULT_GRPC_PORTS = {"intake": 50051, "allocation": 50052, "logistics": 50053, "monitoring": 50054}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _env(env: dict, name: str, default: str) -> str:
+    return env.get(name, default).strip()
+
+
+def _int(env: dict, name: str, default: int, lo: int, hi: int) -> int:
+    raw = _env(env, name, str(default))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _url(env: dict, name: str, default: str, schemes: tuple[str, ...]) -> str:
+    raw = _env(env, name, default)
+    scheme = urlparse(raw).scheme.split("+")[0]
+    if scheme not in schemes:
+        raise ConfigError(f"{name} must be a URL with scheme {' or '.join(schemes)}, got {raw!r}")
+    return raw
+
+
+def _tokens(raw: str) -> dict[str, tuple[str, str]]:
+    """`token=identity:role,token2=identity2:role2` → {token: (identity, role)}."""
+    tokens: dict[str, tuple[str, str]] = {}
+    for entry in filter(None, (e.strip() for e in raw.split(","))):
+        token, _, who = entry.partition("=")
+        identity, _, role = who.partition(":")
+        if not token or not identity or not role:
+            raise ConfigError(f"SUPPLY_AUTH_TOKENS entry must be token=identity:role, got {entry!r}")
+        if len(token) < 16:
+            raise ConfigError(f"SUPPLY_AUTH_TOKENS: token for {identity!r} is shorter than 16 characters")
+        tokens[token] = (identity, role)
+    return tokens
+
+
+DEV_TOKEN = "dev-token-county-supply-0001"
+
+
+@dataclass(frozen=True)
+class Settings:
+    service: str
+    env: str
+    database_url: str
+    amqp_url: str
+    mqtt_url: str
+    influx_url: str
+    influx_db: str
+    grpc_host: str
+    grpc_port: int
+    grpc_ports: dict[str, int]
+    timezone: ZoneInfo
+    clock_spec: str
+    auth_tokens: dict[str, tuple[str, str]]
+    secret: str
+    var_dir: Path
+    catalogue_path: Path | None
+    relay_batch: int
+    log_level: str
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def clock(self) -> Clock:
+        return parse_clock(self.clock_spec)
+
+    def grpc_target(self, service: str) -> str:
+        host = "127.0.0.1" if self.grpc_host in ("0.0.0.0", "[::]") else self.grpc_host
+        return f"{host}:{self.grpc_ports[service]}"
+
+
+def load_settings(service: str, env: dict | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    if service not in SERVICES + ("tools",):
+        raise ConfigError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    var_dir = Path(_env(env, "SUPPLY_VAR_DIR", str(ROOT / "var")))
+    default_db = f"sqlite:///{var_dir / (service + '.db')}"
+    db_url = _env(env, f"{service.upper()}_DATABASE_URL", _env(env, "DATABASE_URL", default_db))
+    if not db_url.startswith(("sqlite", "postgresql")):
+        raise ConfigError(f"DATABASE_URL must be sqlite:/// or postgresql+psycopg://, got {db_url!r}")
+    if db_url.startswith("postgresql://"):
+        db_url = "postgresql+psycopg://" + db_url[len("postgresql://"):]
+    ports = {
+        s: _int(env, f"{s.upper()}_GRPC_PORT", DEFAULT_GRPC_PORTS[s], 1, 65535) for s in SERVICES
+    }
+    tz_name = _env(env, "SUPPLY_TIMEZONE", "Asia/Shanghai")
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"SUPPLY_TIMEZONE is not a known time zone: {tz_name!r}") from None
+    clock_spec = _env(env, "SUPPLY_CLOCK", "real")
+    try:
+        parse_clock(clock_spec)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    supply_env = _env(env, "SUPPLY_ENV", "dev")
+    raw_tokens = _env(env, "SUPPLY_AUTH_TOKENS", "")
+    tokens = _tokens(raw_tokens)
+    if not tokens:
+        if supply_env == "production":
+            raise ConfigError("SUPPLY_AUTH_TOKENS must be set in production")
+        tokens = {DEV_TOKEN: ("dev", "admin")}
+    secret = _env(env, "SUPPLY_SECRET", "")
+    if not secret:
+        if supply_env == "production":
+            raise ConfigError("SUPPLY_SECRET must be set in production (pseudonyms, hashes)")
+        secret = "dev-secret-not-for-production"
+    cat = _env(env, "SUPPLY_CATALOGUE", "")
+    if cat and not Path(cat).is_file():
+        raise ConfigError(f"SUPPLY_CATALOGUE file not found: {cat}")
+    level = _env(env, "SUPPLY_LOG_LEVEL", "INFO").upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"SUPPLY_LOG_LEVEL must be DEBUG/INFO/WARNING/ERROR, got {level!r}")
+    return Settings(
+        service=service,
+        env=supply_env,
+        database_url=db_url,
+        amqp_url=_url(env, "AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F", ("amqp", "amqps")),
+        mqtt_url=_url(env, "MQTT_URL", "mqtt://127.0.0.1:1883", ("mqtt", "mqtts")),
+        influx_url=_url(env, "INFLUX_URL", "http://127.0.0.1:8086", ("http", "https")),
+        influx_db=_env(env, "INFLUX_DB", "supply"),
+        grpc_host=_env(env, "SUPPLY_GRPC_HOST", "127.0.0.1"),
+        grpc_port=ports.get(service, 0),
+        grpc_ports=ports,
+        timezone=tz,
+        clock_spec=clock_spec,
+        auth_tokens=tokens,
+        secret=secret,
+        var_dir=var_dir,
+        catalogue_path=Path(cat) if cat else None,
+        relay_batch=_int(env, "SUPPLY_RELAY_BATCH", 500, 1, 10_000),
+        log_level=level,
+        extra={k: v for k, v in env.items() if k.startswith("SUPPLY_")},
+    )

@@ -1,0 +1,250 @@
+"""Database engine, the unit of work, and the platform tables every service carries in its own
+database: the outbox, processed events (idempotent consumers) and idempotency keys (write RPCs).
+
+SQLite (a file per service under var/) is the embedded default; PostgreSQL is the production
+path. SQLite write transactions start with BEGIN IMMEDIATE so that the API, worker and relay
+processes sharing one file queue for the write lock instead of failing half-way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from services.common.errors import Conflict, InvalidInput
+
+UTCDateTime = DateTime(timezone=True)
+
+
+def platform_tables(metadata: MetaData) -> dict[str, Table]:
+    """Add the platform tables to a service's metadata (each service owns its copy)."""
+    outbox = Table(
+        "outbox", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("event_id", String(36), nullable=False, unique=True),
+        Column("exchange", String(200), nullable=False),
+        Column("routing_key", String(100), nullable=False),
+        Column("body", Text, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+        Column("published_at", UTCDateTime, nullable=True),
+        Column("attempts", Integer, nullable=False, default=0),
+        Column("last_error", Text, nullable=True),
+    )
+    Index("ix_outbox_unpublished", outbox.c.published_at, outbox.c.id)
+    processed = Table(
+        "processed_events", metadata,
+        Column("consumer", String(200), primary_key=True),
+        Column("event_id", String(36), primary_key=True),
+        Column("processed_at", UTCDateTime, nullable=False),
+    )
+    idem = Table(
+        "idempotency_keys", metadata,
+        Column("scope", String(200), primary_key=True),
+        Column("key", String(200), primary_key=True),
+        Column("request_hash", String(64), nullable=False),
+        Column("response", LargeBinary, nullable=False),
+        Column("created_at", UTCDateTime, nullable=False),
+    )
+    dead = Table(
+        "dead_letters", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("consumer", String(200), nullable=False),
+        Column("event_id", String(64), nullable=True),
+        Column("body", Text, nullable=False),
+        Column("error", Text, nullable=False),
+        Column("failed_at", UTCDateTime, nullable=False),
+        Column("replayed_at", UTCDateTime, nullable=True),
+    )
+    return {"outbox": outbox, "processed_events": processed, "idempotency_keys": idem,
+            "dead_letters": dead}
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def is_postgres(engine_or_conn: Engine | Connection) -> bool:
+    return engine_or_conn.dialect.name == "postgresql"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UnitOfWork:
+    """One transaction: the state change and the events it records commit together or not at all.
+
+    Use as a context manager; leaving without commit() rolls back.
+    """
+
+    def __init__(self, engine: Engine, tables: dict[str, Table], source: str,
+                 clock_now: Callable[[], datetime] = utcnow):
+        self.engine = engine
+        self.tables = tables
+        self.source = source
+        self.now = clock_now
+        self.conn: Connection | None = None
+        self.recorded: list[dict] = []
+
+    def __enter__(self) -> UnitOfWork:
+        self.conn = self.engine.connect()
+        self.conn.begin()
+        self.recorded = []
+        return self
+
+    def __exit__(self, *exc) -> None:
+        assert self.conn is not None
+        if self.conn.in_transaction():
+            self.conn.rollback()
+        self.conn.close()
+        self.conn = None
+
+    def commit(self) -> None:
+        assert self.conn is not None
+        self.conn.commit()
+
+    def rollback(self) -> None:
+        assert self.conn is not None
+        self.conn.rollback()
+
+    def record_event(self, event_type: str, payload: dict[str, Any], *,
+                     correlation_id: str = "", schema_version: int = 1) -> str:
+        """Write an event to the outbox in this transaction; the relay publishes it after commit."""
+        from services.common.messaging import exchange_of, make_envelope
+
+        envelope = make_envelope(self.source, event_type, payload, correlation_id=correlation_id,
+                                 schema_version=schema_version, occurred_at=self.now())
+        assert self.conn is not None
+        self.conn.execute(insert(self.tables["outbox"]).values(
+            event_id=envelope["event_id"], exchange=exchange_of(self.source), routing_key=event_type,
+            body=json.dumps(envelope, ensure_ascii=False, separators=(",", ":")),
+            created_at=utcnow(), attempts=0,
+        ))
+        self.recorded.append(envelope)
+        return envelope["event_id"]
+
+
+def request_fingerprint(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def run_idempotent(uow: UnitOfWork, scope: str, key: str, fingerprint: str,
+                   work: Callable[[UnitOfWork], bytes]) -> bytes:
+    """Run `work` once per (scope, key); a repeat returns the stored response unchanged.
+
+    The key is stored in the same transaction as the effect, so a crash leaves either both or
+    neither. Reusing a key for a different request is a Conflict.
+    """
+    if not key or not key.strip():
+        raise InvalidInput("idempotency_key", "required for every write (any unique string, ≤ 200 chars)")
+    if len(key) > 200:
+        raise InvalidInput("idempotency_key", "longer than 200 characters")
+    table = uow.tables["idempotency_keys"]
+
+    def stored() -> bytes | None:
+        assert uow.conn is not None
+        row = uow.conn.execute(
+            select(table.c.request_hash, table.c.response)
+            .where(table.c.scope == scope, table.c.key == key)
+        ).first()
+        if row is None:
+            return None
+        if row.request_hash != fingerprint:
+            raise Conflict(f"idempotency_key {key!r} was already used for a different request")
+        return bytes(row.response)
+
+    with uow:
+        previous = stored()
+        if previous is not None:
+            return previous
+        response = work(uow)
+        assert uow.conn is not None
+        try:
+            uow.conn.execute(insert(table).values(
+                scope=scope, key=key, request_hash=fingerprint, response=response,
+                created_at=utcnow()))
+            uow.commit()
+        except IntegrityError:
+            uow.rollback()
+        else:
+            return response
+    with uow:  # a concurrent duplicate won the race: answer with its response
+        previous = stored()
+    if previous is None:
+        raise Conflict(f"idempotency_key {key!r}: concurrent request did not complete")
+    return previous
+
+
+def mark_processed(uow: UnitOfWork, consumer: str, event_id: str) -> bool:
+    """Record that `consumer` handled `event_id` in this transaction; False if it already had."""
+    table = uow.tables["processed_events"]
+    assert uow.conn is not None
+    seen = uow.conn.execute(
+        select(table.c.event_id).where(table.c.consumer == consumer, table.c.event_id == event_id)
+    ).first()
+    if seen is not None:
+        return False
+    uow.conn.execute(insert(table).values(consumer=consumer, event_id=event_id, processed_at=utcnow()))
+    return True
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+__all__ = [
+    "UnitOfWork", "make_engine", "platform_tables", "run_idempotent", "mark_processed", "ping",
+    "request_fingerprint", "new_id", "utcnow", "is_postgres", "delete", "update",
+]

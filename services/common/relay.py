@@ -1,0 +1,131 @@
+"""The outbox relay: publishes committed outbox rows to RabbitMQ with publisher confirms, then
+marks them published. A crash between the two publishes the row again on restart: consumers are
+idempotent by event_id, so the effect happens once.
+
+On PostgreSQL several relays may run: each claims rows with FOR UPDATE SKIP LOCKED. On SQLite
+(one machine, the embedded default) rows are read, published, then marked in short transactions
+so that the relay never holds the database's write lock while it talks to the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.sql.schema import Table
+
+from services.common.db import is_postgres, utcnow
+from services.common.failpoints import failpoint
+from services.common.messaging import EventPublisher, PublishError
+
+log = logging.getLogger(__name__)
+
+
+class OutboxRelay:
+    def __init__(self, engine: Engine, outbox: Table, publisher: EventPublisher, *,
+                 batch: int = 500, idle_sleep: float = 0.05, max_sleep: float = 2.0):
+        self.engine = engine
+        self.outbox = outbox
+        self.publisher = publisher
+        self.batch = batch
+        self.idle_sleep = idle_sleep
+        self.max_sleep = max_sleep
+        self.published_total = 0
+
+    def _pending(self, conn, lock: bool):
+        q = (select(self.outbox.c.id, self.outbox.c.event_id, self.outbox.c.exchange,
+                    self.outbox.c.routing_key, self.outbox.c.body)
+             .where(self.outbox.c.published_at.is_(None))
+             .order_by(self.outbox.c.id).limit(self.batch))
+        if lock:
+            q = q.with_for_update(skip_locked=True)
+        return conn.execute(q).all()
+
+    def _publish(self, rows) -> None:
+        for row in rows:
+            self.publisher.publish(row.exchange, row.routing_key, row.body, row.event_id)
+        failpoint("relay_exit_after_publish")
+
+    def _mark(self, conn, ids: list[int]) -> None:
+        conn.execute(update(self.outbox).where(self.outbox.c.id.in_(ids))
+                     .values(published_at=utcnow()))
+
+    def run_once(self) -> int:
+        """Publish one batch; returns how many rows were published."""
+        if is_postgres(self.engine):
+            with self.engine.begin() as conn:
+                rows = self._pending(conn, lock=True)
+                if rows:
+                    self._publish(rows)
+                    self._mark(conn, [r.id for r in rows])
+        else:
+            with self.engine.connect() as conn:
+                with conn.begin():
+                    rows = self._pending(conn, lock=False)
+                if rows:
+                    self._publish(rows)
+                    with conn.begin():
+                        self._mark(conn, [r.id for r in rows])
+        self.published_total += len(rows)
+        return len(rows)
+
+    def run(self, stop: threading.Event) -> None:
+        sleep = self.idle_sleep
+        while not stop.is_set():
+            try:
+                n = self.run_once()
+                sleep = 0 if n >= self.batch else self.idle_sleep
+            except PublishError as exc:
+                log.warning("relay: publish failed, will retry", extra={"error": str(exc)})
+                sleep = min(max(sleep * 2, 0.2), self.max_sleep)
+            except Exception:
+                log.exception("relay: unexpected error, will retry")
+                sleep = min(max(sleep * 2, 0.2), self.max_sleep)
+            if sleep:
+                stop.wait(sleep)
+
+
+def pending_count(engine: Engine, outbox: Table) -> int:
+    from sqlalchemy import func
+
+    with engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(outbox)
+                            .where(outbox.c.published_at.is_(None))).scalar_one()
+
+
+def wait_until_drained(engine: Engine, outbox: Table, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pending_count(engine, outbox) == 0:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def run_relay(settings, tables: dict[str, Table]) -> None:
+    """The relay process: publish until SIGTERM."""
+    import signal
+
+    from services.common.db import make_engine
+    from services.common.migrate import check_at_head
+
+    engine = make_engine(settings.database_url, pool_size=2)
+    check_at_head(settings.service, engine)
+    publisher = EventPublisher(settings.amqp_url)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
+        try:
+            publisher.declare((settings.service,))
+            break
+        except Exception as exc:  # noqa: BLE001 - broker not up yet: keep trying
+            log.warning("relay: broker not reachable yet", extra={"error": repr(exc)})
+            stop.wait(2)
+    log.info("relay started", extra={"batch": settings.relay_batch})
+    OutboxRelay(engine, tables["outbox"], publisher, batch=settings.relay_batch).run(stop)
+    publisher.close()
+    log.info("relay stopped", extra={"published": "see metrics"})

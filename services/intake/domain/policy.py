@@ -1,0 +1,188 @@
+"""Intake policy: the county's configurable rules (RULES.md §2, §6), and the cut-off calendar.
+
+Every number here is a default a county may change; nothing in the domain hard-codes them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from functools import cached_property
+from zoneinfo import ZoneInfo
+
+from services.common.errors import InvalidInput
+
+from .fields import require_aware
+
+
+@dataclass(frozen=True)
+class DeliveryTarget:
+    """The delivery day a demand is accepted for.
+
+    day: the delivery day it is accepted for. requested_day: what the caller asked for (None
+    when the caller left it to the system). rolled_over: the requested day's cut-off had passed,
+    so the demand was moved to `day`. cutoff_at: `day`'s cut-off (tz-aware, county local time).
+    """
+
+    day: date
+    requested_day: date | None
+    rolled_over: bool
+    cutoff_at: datetime
+
+
+@dataclass(frozen=True)
+class DemandPolicy:
+    """Rules for demands.
+
+    timezone: county time zone; days and cut-offs are local.
+    cutoff: local time of the cut-off for a delivery day (篇6: 每日上午11点前报需求).
+    cutoff_days_before: the cut-off for day D falls on D minus this many days (篇5 registers
+      the day before delivery: 1). Default 0: the cut-off is on D itself.
+    cycle_days: days of consumption one demand covers (篇12: every three days). Used by the
+      over-norm flag; with `cycle_anchor` it also restricts delivery days.
+    cycle_anchor: when set, delivery days are cycle_anchor + k × cycle_days; when None every day
+      is a delivery day.
+    over_norm_factor: a line is flagged when quantity > factor × per-capita daily norm ×
+      basis × cycle_days (按实申领, 不得夸大). Flags inform; they do not refuse.
+    unit_basis_includes_beds: a unit's basis is headcount + beds (staff and the patients or
+      residents in its beds both consume); False: headcount only.
+    max_lines / max_quantity / max_note_chars: input bounds per demand and per line.
+    max_days_ahead: how far past today a delivery day may be requested.
+    """
+
+    timezone: str = "Asia/Shanghai"
+    cutoff: time = time(11, 0)
+    cutoff_days_before: int = 0
+    cycle_days: int = 1
+    cycle_anchor: date | None = None
+    over_norm_factor: float = 3.0
+    unit_basis_includes_beds: bool = True
+    max_lines: int = 200
+    max_quantity: int = 1_000_000
+    max_note_chars: int = 200
+    max_days_ahead: int = 30
+
+    def __post_init__(self) -> None:
+        ZoneInfo(self.timezone)  # raises for an unknown zone
+        if self.cutoff.tzinfo is not None:
+            raise ValueError("cutoff is a local time without tzinfo")
+        if self.cutoff_days_before < 0:
+            raise ValueError("cutoff_days_before must be >= 0")
+        if self.cycle_days < 1:
+            raise ValueError("cycle_days must be >= 1")
+        if not self.over_norm_factor > 0:
+            raise ValueError("over_norm_factor must be > 0")
+        if self.max_lines < 1 or self.max_quantity < 1 or self.max_days_ahead < 0:
+            raise ValueError("max_lines and max_quantity must be >= 1, max_days_ahead >= 0")
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def local_day(self, at: datetime) -> date:
+        """The county-local calendar day of the instant `at`."""
+        return require_aware(at).astimezone(self.tz).date()
+
+    def cutoff_at(self, day: date) -> datetime:
+        """The cut-off instant for delivery day `day` (local time, tz-aware)."""
+        return datetime.combine(day - timedelta(days=self.cutoff_days_before), self.cutoff,
+                                tzinfo=self.tz)
+
+    def is_delivery_day(self, day: date) -> bool:
+        if self.cycle_anchor is None or self.cycle_days == 1:
+            return True
+        return (day - self.cycle_anchor).days % self.cycle_days == 0
+
+    def first_delivery_day_from(self, day: date) -> date:
+        """The first delivery day on or after `day`."""
+        if self.cycle_anchor is None or self.cycle_days == 1:
+            return day
+        offset = (day - self.cycle_anchor).days % self.cycle_days
+        return day if offset == 0 else day + timedelta(days=self.cycle_days - offset)
+
+    def next_delivery_day(self, day: date) -> date:
+        """The first delivery day strictly after `day`."""
+        return self.first_delivery_day_from(day + timedelta(days=1))
+
+    def first_open_day_from(self, day: date, at: datetime) -> date:
+        """The first delivery day on or after `day` whose cut-off is still after `at`."""
+        d = self.first_delivery_day_from(day)
+        while not at < self.cutoff_at(d):
+            d = self.next_delivery_day(d)
+        return d
+
+    def delivery_target(self, at: datetime, requested_day: date | None = None,
+                        field: str = "delivery_day") -> DeliveryTarget:
+        """Which delivery day a demand submitted at `at` is accepted for.
+
+        A demand for day D is accepted for D when `at` is strictly before D's cut-off;
+        otherwise it rolls to the next delivery day whose cut-off is still ahead
+        (`rolled_over=True`). Without a requested day the target is the earliest delivery day
+        whose cut-off has not passed. A requested day before today (local), too far ahead, or
+        not a delivery day of the cycle is InvalidInput on `field`.
+        """
+        require_aware(at)
+        today = self.local_day(at)
+        if requested_day is None:
+            day = self.first_open_day_from(today, at)
+            return DeliveryTarget(day, None, False, self.cutoff_at(day))
+        if requested_day < today:
+            raise InvalidInput(field, f"{requested_day.isoformat()} is in the past "
+                                      f"(today is {today.isoformat()}, {self.timezone})")
+        if (requested_day - today).days > self.max_days_ahead:
+            raise InvalidInput(field, f"at most {self.max_days_ahead} days ahead, got "
+                                      f"{requested_day.isoformat()}")
+        if not self.is_delivery_day(requested_day):
+            raise InvalidInput(field, f"{requested_day.isoformat()} is not a delivery day; "
+                                      f"next is {self.first_delivery_day_from(requested_day)}")
+        day = self.first_open_day_from(requested_day, at)
+        return DeliveryTarget(day, requested_day, day != requested_day, self.cutoff_at(day))
+
+    def norm(self, per_capita_daily: float, basis: int, days: int | None = None) -> float:
+        """Expected consumption: per-capita daily norm × people × days (the cycle by default)."""
+        return per_capita_daily * basis * (self.cycle_days if days is None else days)
+
+    def is_over_norm(self, quantity: int, per_capita_daily: float, basis: int,
+                     days: int | None = None) -> bool:
+        """True when `quantity` exceeds factor × norm. Items without a norm are never flagged."""
+        expected = self.norm(per_capita_daily, basis, days)
+        return expected > 0 and quantity > self.over_norm_factor * expected
+
+
+def ceil_norm(x: float) -> int:
+    """A norm as a whole quantity (rounded up, tolerant of float noise such as 12.000000001)."""
+    return math.ceil(round(x, 6))
+
+
+@dataclass(frozen=True)
+class SpecialNeedPolicy:
+    """Special needs (篇5 §二6, 篇13 §六(二)4).
+
+    max_period_days: longest collection period of a periodic need (chronic medicine).
+    max_lines: lines per beneficiary registration.
+    """
+
+    max_period_days: int = 90
+    max_lines: int = 20
+
+
+@dataclass(frozen=True)
+class DonationPolicy:
+    """Donations (篇6 §二3, 篇9 §四).
+
+    medical_grade_groups: item groups whose accepted lines must say whether they meet the
+      medical standard (医用标准).
+    max_lines: lines per donation.
+    """
+
+    medical_grade_groups: frozenset[str] = frozenset({"medicine", "ppe"})
+    max_lines: int = 200
+
+
+@dataclass(frozen=True)
+class ImportPolicy:
+    """Spreadsheet import bounds (documented in intake.proto ImportSpreadsheetRequest)."""
+
+    max_bytes: int = 8 * 1024 * 1024
+    max_rows: int = 20_000

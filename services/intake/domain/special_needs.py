@@ -1,0 +1,228 @@
+"""Special needs (个性化需求): personal lines for one beneficiary (篇5 §二6, 篇13 §六(二)).
+
+A grid worker (网格员) registers, under a village or community, what one person needs:
+infant formula, chronic medicine (collected periodically, 篇13 §六(二)4), items for an elderly
+person living alone … The record keeps the beneficiary's name and phone so the drop point
+can hand over, but everything that leaves intake (events, lists) carries only the pseudonym
+and masked forms. The pseudonym is stable: the same name and phone under the same requester
+always give the same pseudonym (HMAC-SHA256 with a county secret), so registering a person
+twice is recognisable without storing or sending who they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from services.common.catalogue import Catalogue
+from services.common.errors import InvalidInput
+
+from . import rules
+from .demands import (
+    Demand, DemandOrigin, RequestedLine, Tier, build_lines, new_demand, parse_lines,
+)
+from .fields import as_choice, as_date, as_int, as_text, is_blank, require_aware
+from .policy import DemandPolicy, SpecialNeedPolicy
+from .requesters import Requester
+
+
+class SpecialNeedCategory(StrEnum):
+    INFANT_FORMULA = "infant_formula"
+    CHRONIC_MEDICINE = "chronic_medicine"
+    ELDERLY_ALONE = "elderly_alone"
+    DISABILITY = "disability"
+    PREGNANCY = "pregnancy"
+    OTHER = "other"
+
+
+CATEGORY_ALIASES = {
+    "婴幼儿配方奶粉": SpecialNeedCategory.INFANT_FORMULA, "奶粉": SpecialNeedCategory.INFANT_FORMULA,
+    "慢性病": SpecialNeedCategory.CHRONIC_MEDICINE, "慢性病药品": SpecialNeedCategory.CHRONIC_MEDICINE,
+    "独居老人": SpecialNeedCategory.ELDERLY_ALONE, "残疾": SpecialNeedCategory.DISABILITY,
+    "孕产妇": SpecialNeedCategory.PREGNANCY, "其他": SpecialNeedCategory.OTHER,
+}
+
+
+def normalize_name(name: str) -> str:
+    """NFKC, trimmed, inner whitespace collapsed: 'Zhang  San ' and 'Zhang San' are one name."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", name)).strip()
+
+
+def normalize_phone(phone: str, field: str = "phone") -> str:
+    """Digits only; a leading +86 / 0086 country code is dropped. 7 to 15 digits."""
+    if not isinstance(phone, str):
+        raise InvalidInput(field, "must be text")
+    s = unicodedata.normalize("NFKC", phone).strip()
+    if not re.fullmatch(r"\+?[\d\s()-]+", s):
+        raise InvalidInput(field, "must be a phone number (digits, spaces, '-', '+')")
+    digits = re.sub(r"\D", "", s)
+    if digits.startswith("0086"):
+        digits = digits[4:]
+    elif s.startswith("+86") or (digits.startswith("86") and len(digits) == 13):
+        digits = digits[2:]
+    if not 7 <= len(digits) <= 15:
+        raise InvalidInput(field, f"must have 7 to 15 digits, got {len(digits)}")
+    return digits
+
+
+def mask_name(name: str) -> str:
+    """First character and one '*' per further character: 张三丰 → 张**; 李 → 李*."""
+    n = normalize_name(name)
+    if not n:
+        return ""
+    return n[0] + "*" * max(1, len(n) - 1)
+
+
+def mask_phone(phone: str) -> str:
+    """Keep the first 3 and last 4 digits: 13812345678 → 138****5678.
+
+    Numbers shorter than 8 digits keep only their last 2 digits.
+    """
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) >= 8:
+        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+    return "*" * max(0, len(digits) - 2) + digits[-2:]
+
+
+def pseudonym(requester_id: str, name: str, phone: str, secret: bytes) -> str:
+    """Stable pseudonymous beneficiary id: ``<requester_id>:<16 hex digits>``.
+
+    HMAC-SHA256(secret, requester_id ␟ normalized name ␟ normalized phone); without the
+    secret the name and phone cannot be recovered or tested. The secret is county
+    configuration (at least 16 bytes); changing it changes every pseudonym.
+    """
+    if not isinstance(secret, bytes | bytearray) or len(secret) < 16:
+        raise ValueError("the pseudonym secret must be at least 16 bytes")
+    msg = "\x1f".join((requester_id, normalize_name(name), normalize_phone(phone))).encode()
+    return f"{requester_id}:{hmac.new(bytes(secret), msg, hashlib.sha256).hexdigest()[:16]}"
+
+
+@dataclass(frozen=True)
+class Beneficiary:
+    """The person a special need is for. `name` and `phone` stay inside intake."""
+
+    pseudonym: str
+    name: str
+    phone: str
+
+    @property
+    def masked_name(self) -> str:
+        return mask_name(self.name)
+
+    @property
+    def masked_phone(self) -> str:
+        return mask_phone(self.phone)
+
+
+@dataclass(frozen=True)
+class SpecialNeedView:
+    """What lists show: pseudonym and masked name and phone, never the clear values."""
+
+    id: str
+    requester_id: str
+    pseudonym: str
+    masked_name: str
+    masked_phone: str
+    category: SpecialNeedCategory
+    lines: tuple[RequestedLine, ...]
+    period_days: int | None
+    start_day: date
+    registered_by: str
+    registered_at: datetime
+
+
+@dataclass(frozen=True)
+class SpecialNeed:
+    """A beneficiary's personal lines under a village or community.
+
+    period_days: None for a one-off need; n for a need collected every n days (chronic
+    medicine), due on start_day + k × n. start_day: the first delivery day.
+    registered_by: the grid worker's identity.
+    """
+
+    id: str
+    requester_id: str
+    beneficiary: Beneficiary
+    category: SpecialNeedCategory
+    lines: tuple[RequestedLine, ...]
+    period_days: int | None
+    start_day: date
+    registered_by: str
+    registered_at: datetime
+    note: str = ""
+
+    def view(self) -> SpecialNeedView:
+        return SpecialNeedView(
+            id=self.id, requester_id=self.requester_id, pseudonym=self.beneficiary.pseudonym,
+            masked_name=self.beneficiary.masked_name, masked_phone=self.beneficiary.masked_phone,
+            category=self.category, lines=self.lines, period_days=self.period_days,
+            start_day=self.start_day, registered_by=self.registered_by,
+            registered_at=self.registered_at,
+        )
+
+    def is_due(self, day: date) -> bool:
+        """True when a demand for delivery day `day` is due for this need."""
+        if day < self.start_day:
+            return False
+        if self.period_days is None:
+            return day == self.start_day
+        return (day - self.start_day).days % self.period_days == 0
+
+
+def register_special_need(*, need_id: str, requester: Requester, name: str, phone: str,
+                          category: Any, lines: Sequence[Any], catalogue: Catalogue,
+                          policy: DemandPolicy, secret: bytes, registered_by: str, at: datetime,
+                          period_days: Any = None, delivery_day: date | str | None = None,
+                          note: str = "",
+                          sn_policy: SpecialNeedPolicy = SpecialNeedPolicy()) -> SpecialNeed:
+    """Validate and create a special need registered by a grid worker at `at`.
+
+    The first delivery day follows the demand cut-off rule (DemandPolicy.delivery_target).
+    Raises RuleRefused AREA_REQUESTER_ONLY for a unit, NON_ESSENTIAL for a non-essential
+    item, InvalidInput naming name, phone, category, lines[i].…, period_days, delivery_day.
+    """
+    require_aware(at)
+    if not requester.is_area:
+        raise rules.refuse(rules.AREA_REQUESTER_ONLY,
+                           "个性化需求登记在村(社区)名下", "special needs are registered under a "
+                           "village or community; units file requisitions", field="requester_id")
+    clear_name = normalize_name(as_text(name, "name", max_len=50))
+    clear_phone = normalize_phone(phone)
+    cat = as_choice(category, "category", SpecialNeedCategory, CATEGORY_ALIASES)
+    requested = parse_lines(lines, catalogue, max_lines=sn_policy.max_lines,
+                            max_quantity=policy.max_quantity, max_note_chars=policy.max_note_chars)
+    period = None if is_blank(period_days) or period_days == 0 else as_int(
+        period_days, "period_days", min_value=1, max_value=sn_policy.max_period_days)
+    day = None if is_blank(delivery_day) else as_date(delivery_day, "delivery_day")
+    target = policy.delivery_target(at, day)
+    return SpecialNeed(
+        id=need_id, requester_id=requester.id,
+        beneficiary=Beneficiary(pseudonym(requester.id, clear_name, clear_phone, secret),
+                                clear_name, clear_phone),
+        category=cat, lines=requested, period_days=period, start_day=target.day,
+        registered_by=as_text(registered_by, "registered_by", max_len=100), registered_at=at,
+        note=as_text(note, "note", required=False, max_len=policy.max_note_chars),
+    )
+
+
+def special_need_demand(need: SpecialNeed, requester: Requester, *, demand_id: str,
+                        catalogue: Catalogue, policy: DemandPolicy, at: datetime,
+                        delivery_day: date | None = None) -> Demand:
+    """The demand for one delivery of a special need: tier VULNERABLE on every line.
+
+    delivery_day defaults to the need's start day; the cut-off rule applies (rolls when
+    past). Over-norm flags use one person and the need's period (or the policy cycle).
+    """
+    require_aware(at)
+    lines = build_lines(need.lines, requester, catalogue, policy, tier=Tier.VULNERABLE,
+                        basis=1, days=need.period_days, special_need_id=need.id)
+    return new_demand(demand_id=demand_id, requester=requester, lines=lines, policy=policy,
+                      at=at, delivery_day=delivery_day or need.start_day,
+                      origin=DemandOrigin.SPECIAL_NEED, origin_ref=need.id)

@@ -1,0 +1,41 @@
+"""`python -m services.<service> api|worker|relay`: run one process of a service.
+
+api     the gRPC API (plain threads; grpcio does not work under eventlet)
+worker  the nameko worker (event handlers, timers); eventlet-patched before anything else
+relay   the outbox relay (committed events → RabbitMQ with publisher confirms)
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+KINDS = ("api", "worker", "relay")
+
+
+def main(service: str, argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    kinds = KINDS + (("ingest",) if service == "monitoring" else ())
+    if len(argv) != 1 or argv[0] not in kinds:
+        sys.exit(f"usage: python -m services.{service} {'|'.join(kinds)}")
+    kind = argv[0]
+    if kind == "worker":
+        import eventlet
+
+        eventlet.monkey_patch()
+    from services.common.config import ConfigError, load_settings
+    from services.common.logs import setup_logging
+
+    try:
+        settings = load_settings(service)
+    except ConfigError as exc:
+        sys.exit(f"configuration error: {exc}")
+    setup_logging(service, kind, settings.log_level)
+    if kind == "relay":
+        from services.common.relay import run_relay
+
+        schema = importlib.import_module(f"services.{service}.adapters.schema")
+        run_relay(settings, schema.tables)
+        return
+    module = {"api": "grpc_api", "worker": "worker", "ingest": "mqtt_ingest"}[kind]
+    importlib.import_module(f"services.{service}.entrypoints.{module}").run(settings)

@@ -1,0 +1,358 @@
+"""Alarm evaluation per zone and AlarmRule (RULES.md §9; the LogTag / Fridge-tag model).
+
+Each sensor of a zone has one `RuleEvaluator` per rule of the zone's storage class; the zone's
+alarm for a rule is open while any of its sensors has it open (`ZoneAlarms`). Readings are fed in
+time order per sensor; a reading not newer than the sensor's last one is skipped (it is still
+stored, it just does not move the alarm state).
+
+Time accounting: a reading's value holds until the next reading of the same sensor, for at most
+`max_gap` (default 3 × reporting interval). A longer silence is a data gap: the sensor-offline
+alert covers it, and it is not counted as time beyond the limit.
+
+- instant: one reading beyond the limit opens.
+- consecutive: beyond the limit from a first beyond reading to the current one, every step
+  between two beyond readings ≤ max_gap; a gap or a reading inside the limit restarts the run.
+  Only the measured span counts (a run of readings 0…29 min is 29 min, not 30).
+- cumulative: total held time beyond the limit within the sliding window ending at the current
+  reading.
+
+Hysteresis: an open alarm clears only after the value has been inside the limit by
+`deadband` (0.5 °C / 2 % RH) for `clear_after` (5 min) of continuous data, so a value wobbling on
+the line neither clears nor re-opens. A cumulative alarm additionally clears only once its window
+total is back under the duration: until then the rule's statement is still true and a clear
+would re-open at the next beyond reading.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from services.common.catalogue import AlarmRule, StorageClass
+from services.monitoring.domain.readings import Reading
+
+OPENED, UPDATED, CLEARED = "opened", "updated", "cleared"
+STATE_TEXT = {OPENED: ("告警", "alarm"), UPDATED: ("告警持续", "alarm continues"),
+              CLEARED: ("告警解除", "alarm cleared")}
+UNITS = {"temp_c": "°C", "rh": "%"}
+_OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+@dataclass(frozen=True)
+class AlarmPolicy:
+    deadband_temp_c: float = 0.5
+    deadband_rh: float = 2.0
+    clear_after: timedelta = timedelta(minutes=5)
+    reporting_interval: timedelta = timedelta(seconds=60)
+    max_gap_intervals: float = 3.0
+    update_every: timedelta = timedelta(minutes=30)
+    update_step_temp_c: float = 0.5
+    update_step_rh: float = 2.0
+
+    def deadband(self, metric: str) -> float:
+        return self.deadband_rh if metric == "rh" else self.deadband_temp_c
+
+    def update_step(self, metric: str) -> float:
+        return self.update_step_rh if metric == "rh" else self.update_step_temp_c
+
+    def max_gap(self, interval: timedelta | None = None) -> timedelta:
+        return (interval or self.reporting_interval) * self.max_gap_intervals
+
+
+@dataclass(frozen=True)
+class AlarmEvidence:
+    """peak: worst value of the episode; minutes_beyond: time beyond the limit in the episode
+    (cumulative rules: within the rule's window); first_beyond_at: start of that time."""
+
+    peak: float
+    minutes_beyond: float
+    first_beyond_at: datetime
+    limit: float
+    op: str
+    metric: str
+
+    def to_dict(self) -> dict:
+        return {"peak": self.peak, "minutes_beyond": round(self.minutes_beyond, 2),
+                "first_beyond_at": self.first_beyond_at.isoformat(), "limit": self.limit,
+                "op": self.op, "metric": self.metric}
+
+
+@dataclass(frozen=True)
+class AlarmTransition:
+    depot: str
+    zone: str
+    sensor: str
+    rule_code: str
+    kind: str
+    state: str
+    at: datetime
+    value: float
+    evidence: AlarmEvidence
+    spoilage: bool
+    name_zh: str
+    name_en: str
+
+    @property
+    def zone_key(self) -> str:
+        return f"{self.depot}/{self.zone}"
+
+    @property
+    def text_zh(self) -> str:
+        e, u = self.evidence, UNITS.get(self.evidence.metric, "")
+        return (f"{STATE_TEXT[self.state][0]}: {self.name_zh}({self.zone_key} 传感器 {self.sensor}),"
+                f"当前 {self.value:g}{u},峰值 {e.peak:g}{u},超限 {e.minutes_beyond:.0f} 分钟,"
+                f"自 {e.first_beyond_at.isoformat()}")
+
+    @property
+    def text_en(self) -> str:
+        e, u = self.evidence, UNITS.get(self.evidence.metric, "")
+        return (f"{STATE_TEXT[self.state][1]}: {self.name_en} ({self.zone_key} sensor {self.sensor}), "
+                f"now {self.value:g} {u}, peak {e.peak:g} {u}, {e.minutes_beyond:.0f} min beyond "
+                f"since {e.first_beyond_at.isoformat()}")
+
+
+@dataclass
+class _Episode:
+    first_beyond_at: datetime
+    peak: float
+    beyond_s: float
+    last_emit_at: datetime
+    last_emit_peak: float
+
+
+class RuleEvaluator:
+    """The state machine of one rule on one sensor's series."""
+
+    def __init__(self, rule: AlarmRule, *, depot: str, zone: str, sensor: str,
+                 policy: AlarmPolicy = AlarmPolicy(), interval: timedelta | None = None):
+        if rule.kind not in ("instant", "consecutive", "cumulative"):
+            raise ValueError(f"rule {rule.code}: unknown kind {rule.kind!r}")
+        self.rule = rule
+        self.depot, self.zone, self.sensor = depot, zone, sensor
+        self.policy = policy
+        self.max_gap = policy.max_gap(interval)
+        self.deadband = policy.deadband(rule.metric)
+        self.duration = timedelta(minutes=rule.duration_min)
+        self.window = timedelta(hours=rule.window_h)
+        self._beyond = _OPS[rule.op]
+        self._upward = rule.op in (">", ">=")
+        self.is_open = False
+        self.skipped = 0
+        self._last_ts: datetime | None = None
+        self._last_value = 0.0
+        self._last_beyond = False
+        self._last_inside = False
+        self._run_start: datetime | None = None
+        self._run_peak = 0.0
+        self._clear_start: datetime | None = None
+        self._episode: _Episode | None = None
+        # cumulative: non-overlapping [start, end, peak] beyond intervals, oldest first
+        self._intervals: deque[list] = deque()
+        self._interval_sum_s = 0.0
+
+    # --- value helpers
+    def beyond(self, v: float) -> bool:
+        return self._beyond(v, self.rule.limit)
+
+    def inside_clear(self, v: float) -> bool:
+        """Inside the limit by at least the deadband."""
+        if self.beyond(v):
+            return False
+        margin = (self.rule.limit - v) if self._upward else (v - self.rule.limit)
+        return margin >= self.deadband
+
+    def _worse(self, a: float, b: float) -> float:
+        return max(a, b) if self._upward else min(a, b)
+
+    # --- cumulative window
+    def _add_interval(self, start: datetime, end: datetime, peak: float) -> None:
+        if self._intervals and self._intervals[-1][1] == start:
+            last = self._intervals[-1]
+            last[1] = end
+            last[2] = self._worse(last[2], peak)
+        else:
+            self._intervals.append([start, end, peak])
+        self._interval_sum_s += (end - start).total_seconds()
+
+    def _window_total_s(self, at: datetime) -> float:
+        window_start = at - self.window
+        while self._intervals and self._intervals[0][1] <= window_start:
+            s, e, _ = self._intervals.popleft()
+            self._interval_sum_s -= (e - s).total_seconds()
+        total = self._interval_sum_s
+        if self._intervals and self._intervals[0][0] < window_start:
+            total -= (window_start - self._intervals[0][0]).total_seconds()
+        return max(total, 0.0)
+
+    def _window_first_and_peak(self, at: datetime, value: float) -> tuple[datetime, float]:
+        window_start = at - self.window
+        if not self._intervals:
+            return at, value
+        first = max(self._intervals[0][0], window_start)
+        peak = self._intervals[0][2]
+        for iv in self._intervals:
+            peak = self._worse(peak, iv[2])
+        if self.beyond(value):
+            peak = self._worse(peak, value)
+        return first, peak
+
+    # --- the state machine
+    def feed(self, ts: datetime, value: float | None) -> AlarmTransition | None:
+        if value is None:
+            return None
+        if self._last_ts is not None and ts <= self._last_ts:
+            self.skipped += 1
+            return None
+        dt = (ts - self._last_ts) if self._last_ts is not None else None
+        continuous = dt is not None and dt <= self.max_gap
+        b = self.beyond(value)
+        inside = self.inside_clear(value)
+
+        if self._last_beyond and dt is not None:
+            held = min(dt, self.max_gap)
+            if self.rule.kind == "cumulative":
+                self._add_interval(self._last_ts, self._last_ts + held, self._last_value)
+            elif self._episode is not None:
+                self._episode.beyond_s += held.total_seconds()
+
+        if b:
+            if self._run_start is not None and continuous and self._last_beyond:
+                self._run_peak = self._worse(self._run_peak, value)
+            else:
+                self._run_start, self._run_peak = ts, value
+        else:
+            self._run_start = None
+        if inside:
+            if self._clear_start is None or not (continuous and self._last_inside):
+                self._clear_start = ts
+        else:
+            self._clear_start = None
+        self._last_ts, self._last_value = ts, value
+        self._last_beyond, self._last_inside = b, inside
+
+        total_s = self._window_total_s(ts) if self.rule.kind == "cumulative" else 0.0
+        if not self.is_open:
+            return self._maybe_open(ts, value, b, total_s)
+        ep = self._episode
+        assert ep is not None
+        if b:
+            ep.peak = self._worse(ep.peak, value)
+        if self.rule.kind == "cumulative":
+            ep.beyond_s = total_s
+        cleared = (self._clear_start is not None and ts - self._clear_start >= self.policy.clear_after
+                   and (self.rule.kind != "cumulative" or total_s < self.duration.total_seconds()))
+        if cleared:
+            self.is_open = False
+            self._episode = None
+            return self._transition(CLEARED, ts, value, ep)
+        step = self.policy.update_step(self.rule.metric)
+        worsened = abs(ep.peak - ep.last_emit_peak) >= step
+        if worsened or ts - ep.last_emit_at >= self.policy.update_every:
+            ep.last_emit_at, ep.last_emit_peak = ts, ep.peak
+            return self._transition(UPDATED, ts, value, ep)
+        return None
+
+    def _maybe_open(self, ts: datetime, value: float, b: bool, total_s: float) -> AlarmTransition | None:
+        kind = self.rule.kind
+        if kind == "instant":
+            if not b:
+                return None
+            first, peak, beyond_s = ts, value, 0.0
+        elif kind == "consecutive":
+            if self._run_start is None or ts - self._run_start < self.duration:
+                return None
+            first, peak = self._run_start, self._run_peak
+            beyond_s = (ts - self._run_start).total_seconds()
+        else:
+            if total_s < self.duration.total_seconds():
+                return None
+            first, peak = self._window_first_and_peak(ts, value)
+            beyond_s = total_s
+        self.is_open = True
+        self._episode = _Episode(first_beyond_at=first, peak=peak, beyond_s=beyond_s,
+                                 last_emit_at=ts, last_emit_peak=peak)
+        return self._transition(OPENED, ts, value, self._episode)
+
+    def _transition(self, state: str, ts: datetime, value: float, ep: _Episode) -> AlarmTransition:
+        r = self.rule
+        return AlarmTransition(
+            depot=self.depot, zone=self.zone, sensor=self.sensor, rule_code=r.code, kind=r.kind,
+            state=state, at=ts, value=value,
+            evidence=AlarmEvidence(peak=ep.peak, minutes_beyond=ep.beyond_s / 60.0,
+                                   first_beyond_at=ep.first_beyond_at, limit=r.limit, op=r.op,
+                                   metric=r.metric),
+            spoilage=r.spoilage, name_zh=r.name_zh, name_en=r.name_en,
+        )
+
+
+class ZoneAlarms:
+    """All rules of one zone's storage class over all of its sensors.
+
+    Zone-level transitions: `opened` when the first sensor opens a rule, `updated` for sensor
+    updates and for further sensors opening it, `cleared` when the last open sensor clears.
+    """
+
+    def __init__(self, depot: str, zone: str, storage_class: StorageClass,
+                 policy: AlarmPolicy = AlarmPolicy(),
+                 intervals: dict[str, timedelta] | None = None):
+        self.depot, self.zone = depot, zone
+        self.storage_class = storage_class
+        self.policy = policy
+        self._intervals = dict(intervals or {})
+        self._evaluators: dict[tuple[str, str], RuleEvaluator] = {}
+        self._open: dict[str, set[str]] = {}
+
+    def set_interval(self, sensor: str, interval: timedelta) -> None:
+        """Reporting interval of a sensor; applies to evaluators created afterwards."""
+        self._intervals[sensor] = interval
+
+    def open_rules(self) -> dict[str, frozenset[str]]:
+        """rule code → sensors that hold it open."""
+        return {code: frozenset(s) for code, s in self._open.items() if s}
+
+    def evaluator(self, sensor: str, rule: AlarmRule) -> RuleEvaluator:
+        key = (sensor, rule.code)
+        ev = self._evaluators.get(key)
+        if ev is None:
+            ev = RuleEvaluator(rule, depot=self.depot, zone=self.zone, sensor=sensor,
+                               policy=self.policy, interval=self._intervals.get(sensor))
+            self._evaluators[key] = ev
+        return ev
+
+    def feed(self, reading: Reading) -> list[AlarmTransition]:
+        if (reading.depot, reading.zone) != (self.depot, self.zone):
+            raise ValueError(f"reading of {reading.zone_key} fed to zone {self.depot}/{self.zone}")
+        out: list[AlarmTransition] = []
+        for rule in self.storage_class.alarms:
+            t = self.evaluator(reading.sensor, rule).feed(reading.ts, getattr(reading, rule.metric))
+            if t is None:
+                continue
+            sensors = self._open.setdefault(rule.code, set())
+            if t.state == OPENED:
+                state = OPENED if not sensors else UPDATED
+                sensors.add(reading.sensor)
+            elif t.state == UPDATED:
+                state = UPDATED
+            else:
+                sensors.discard(reading.sensor)
+                if sensors:
+                    continue
+                state = CLEARED
+            out.append(t if state == t.state else replace(t, state=state))
+        return out
+
+    def feed_many(self, readings: Iterable[Reading]) -> list[AlarmTransition]:
+        """Feed readings sorted by time (a gateway batch interleaves sensors)."""
+        out: list[AlarmTransition] = []
+        for r in sorted(readings, key=lambda r: (r.ts, r.sensor)):
+            out.extend(self.feed(r))
+        return out
+
+
+def evaluate_history(depot: str, zone: str, storage_class: StorageClass, readings: Iterable[Reading],
+                     policy: AlarmPolicy = AlarmPolicy()) -> list[AlarmTransition]:
+    """Replay a zone's history through a fresh evaluator (reports, storage condition checks)."""
+    return ZoneAlarms(depot, zone, storage_class, policy).feed_many(readings)

@@ -1,0 +1,165 @@
+"""Sensor offline detection (RULES.md §9): silence ≥ 3 × the reporting interval, or the retained
+status / last will saying `offline`.
+
+The tracker only records what it hears (`seen`, `status`); `check(now)` is the one place that
+emits transitions, so a timer and a status message go through the same path.
+A sensor reported offline comes back `online` when it is heard again: a reading within the
+timeout and no standing `offline` status.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.monitoring.domain.readings import IngestPolicy, Rejected, parse_topic, sensor_key
+
+OFFLINE, ONLINE = "offline", "online"
+
+
+@dataclass(frozen=True)
+class OfflinePolicy:
+    default_interval: timedelta = timedelta(seconds=60)
+    missed_intervals: float = 3.0
+
+    def timeout(self, interval: timedelta | None) -> timedelta:
+        return (interval or self.default_interval) * self.missed_intervals
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    depot: str
+    zone: str
+    sensor: str
+    status: str  # online | offline
+
+    @property
+    def sensor_key(self) -> str:
+        return sensor_key(self.depot, self.zone, self.sensor)
+
+
+@dataclass(frozen=True)
+class SensorTransition:
+    """state: offline | online. reason: silent | last_will | heard."""
+
+    depot: str
+    zone: str
+    sensor: str
+    state: str
+    at: datetime
+    reason: str
+    last_seen: datetime | None
+
+    @property
+    def sensor_key(self) -> str:
+        return sensor_key(self.depot, self.zone, self.sensor)
+
+    @property
+    def zone_key(self) -> str:
+        return f"{self.depot}/{self.zone}"
+
+    @property
+    def text_zh(self) -> str:
+        last = self.last_seen.isoformat() if self.last_seen else "无"
+        if self.state == OFFLINE:
+            why = "遗嘱消息报告离线" if self.reason == "last_will" else "超时未上报数据"
+            return f"传感器离线: {self.sensor_key}({why}),最后数据 {last}"
+        return f"传感器恢复在线: {self.sensor_key}"
+
+    @property
+    def text_en(self) -> str:
+        last = self.last_seen.isoformat() if self.last_seen else "never"
+        if self.state == OFFLINE:
+            why = "last-will status offline" if self.reason == "last_will" else "no reading within timeout"
+            return f"sensor offline: {self.sensor_key} ({why}), last reading {last}"
+        return f"sensor back online: {self.sensor_key}"
+
+
+def parse_status(topic: str, payload: bytes | str,
+                 policy: IngestPolicy = IngestPolicy()) -> StatusUpdate | Rejected:
+    """`online` / `offline` as plain text, a JSON string, or `{"status": …}`."""
+    raw = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes | bytearray) else payload
+    try:
+        ref = parse_topic(topic, policy)
+    except ValueError as exc:
+        return Rejected(code="bad_topic", reason=str(exc), raw=raw[:policy.raw_excerpt_chars])
+    if ref.kind != "status":
+        return Rejected(code="bad_topic", reason=f"topic {topic!r} is not a status topic",
+                        raw=raw[:policy.raw_excerpt_chars])
+    value = raw.strip()
+    if value[:1] in ('"', "{"):
+        try:
+            doc = json.loads(value)
+        except ValueError:
+            doc = None
+        value = doc.get("status") if isinstance(doc, dict) else doc
+    if not isinstance(value, str) or value.strip().lower() not in (ONLINE, OFFLINE):
+        return Rejected(code="wrong_type", reason=f"status must be 'online' or 'offline', got {raw[:40]!r}",
+                        raw=raw[:policy.raw_excerpt_chars])
+    assert ref.zone is not None and ref.sensor is not None
+    return StatusUpdate(depot=ref.depot, zone=ref.zone, sensor=ref.sensor, status=value.strip().lower())
+
+
+@dataclass
+class _Sensor:
+    depot: str
+    zone: str
+    sensor: str
+    interval: timedelta | None
+    since: datetime
+    last_seen: datetime | None = None
+    status_offline: bool = False
+    reported_offline: bool = False
+
+
+class OfflineTracker:
+    def __init__(self, policy: OfflinePolicy = OfflinePolicy()):
+        self.policy = policy
+        self._sensors: dict[str, _Sensor] = {}
+
+    def register(self, depot: str, zone: str, sensor: str, since: datetime,
+                 interval: timedelta | None = None) -> None:
+        """Expect readings from a sensor from `since` on (a never-heard sensor goes offline too)."""
+        key = sensor_key(depot, zone, sensor)
+        s = self._sensors.get(key)
+        if s is None:
+            self._sensors[key] = _Sensor(depot, zone, sensor, interval, since)
+        else:
+            s.interval = interval
+
+    def _get(self, depot: str, zone: str, sensor: str, at: datetime) -> _Sensor:
+        key = sensor_key(depot, zone, sensor)
+        s = self._sensors.get(key)
+        if s is None:
+            s = self._sensors[key] = _Sensor(depot, zone, sensor, None, at)
+        return s
+
+    def seen(self, depot: str, zone: str, sensor: str, at: datetime) -> None:
+        """A reading was heard; `at` is its ts (the newest one counts)."""
+        s = self._get(depot, zone, sensor, at)
+        if s.last_seen is None or at > s.last_seen:
+            s.last_seen = at
+
+    def status(self, update: StatusUpdate, at: datetime) -> None:
+        s = self._get(update.depot, update.zone, update.sensor, at)
+        s.status_offline = update.status == OFFLINE
+
+    def is_offline(self, key: str) -> bool:
+        s = self._sensors.get(key)
+        return bool(s and s.reported_offline)
+
+    def check(self, now: datetime) -> list[SensorTransition]:
+        out: list[SensorTransition] = []
+        for s in self._sensors.values():
+            silent_for = now - (s.last_seen or s.since)
+            silent = silent_for >= self.policy.timeout(s.interval)
+            down = s.status_offline or silent
+            if down and not s.reported_offline:
+                s.reported_offline = True
+                reason = "last_will" if s.status_offline else "silent"
+                out.append(SensorTransition(s.depot, s.zone, s.sensor, OFFLINE, now, reason, s.last_seen))
+            elif not down and s.reported_offline:
+                s.reported_offline = False
+                out.append(SensorTransition(s.depot, s.zone, s.sensor, ONLINE, now, "heard", s.last_seen))
+        return out

@@ -1,0 +1,501 @@
+"""Telemetry validation and de-duplication (DESIGN.md §4 MQTT).
+
+Topics:
+- `supply/<depot>/<zone>/<sensor>/telemetry`, payload `{ts, seq, temp_c, rh}`;
+- `supply/<depot>/gw/<gateway>/batch`, payload `{gateway, readings: [{depot, zone, sensor, ts,
+  seq, temp_c, rh}, …]}`;
+- `supply/<depot>/<zone>/<sensor>/status` (see offline.py).
+
+`parse_message` never raises on bad input: it returns the good readings and one `Rejected` per
+bad entry (or one for the whole message when the message itself is unusable), so that the
+ingest can count and dead-letter them with a reason that says exactly what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_SEQ = 2**63 - 1
+FORBIDDEN_ID_CHARS = frozenset("/+#")
+
+# Short Chinese labels for rejection codes; the English reason carries the detail.
+REJECT_ZH = {
+    "bad_topic": "主题格式错误",
+    "too_large": "消息过大",
+    "bad_encoding": "编码错误(须为UTF-8)",
+    "bad_json": "JSON格式错误",
+    "not_object": "消息须为JSON对象",
+    "gateway_mismatch": "网关编号与主题不一致",
+    "depot_mismatch": "库点编号与主题不一致",
+    "missing_field": "缺少字段",
+    "wrong_type": "字段类型错误",
+    "not_finite": "数值非有限数(NaN/Inf)",
+    "out_of_range": "数值超出合理范围",
+    "bad_id": "编号不合法",
+    "bad_timestamp": "时间戳不合法",
+    "future_timestamp": "时间戳超前",
+    "too_late": "数据过晚",
+}
+
+
+@dataclass(frozen=True)
+class IngestPolicy:
+    """Plausibility limits of a reading. Every limit is a parameter, none is buried in code."""
+
+    temp_min_c: float = -60.0
+    temp_max_c: float = 80.0
+    rh_min: float = 0.0
+    rh_max: float = 100.0
+    max_future_skew: timedelta = timedelta(minutes=5)
+    min_ts: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    max_batch: int = 5000
+    max_payload_bytes: int = 4_000_000
+    max_id_len: int = 64
+    raw_excerpt_chars: int = 200
+
+
+@dataclass(frozen=True)
+class Reading:
+    depot: str
+    zone: str
+    sensor: str
+    ts: datetime
+    seq: int
+    temp_c: float
+    rh: float | None = None
+
+    @property
+    def zone_key(self) -> str:
+        return zone_key(self.depot, self.zone)
+
+    @property
+    def sensor_key(self) -> str:
+        return sensor_key(self.depot, self.zone, self.sensor)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """One bad message or one bad entry of a batch. `index` is the position in the batch."""
+
+    code: str
+    reason: str
+    raw: str
+    index: int | None = None
+
+    @property
+    def reason_zh(self) -> str:
+        return f"{REJECT_ZH.get(self.code, self.code)}: {self.reason}"
+
+
+@dataclass
+class ParseResult:
+    readings: list[Reading] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TopicRef:
+    """A parsed topic. kind: telemetry | batch | status."""
+
+    kind: str
+    depot: str
+    zone: str | None = None
+    sensor: str | None = None
+    gateway: str | None = None
+
+
+def zone_key(depot: str, zone: str) -> str:
+    return f"{depot}/{zone}"
+
+
+def sensor_key(depot: str, zone: str, sensor: str) -> str:
+    return f"{depot}/{zone}/{sensor}"
+
+
+class _Bad(Exception):
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def id_problem(value: Any, name: str, policy: IngestPolicy = IngestPolicy()) -> str | None:
+    """Why `value` is not a usable depot/zone/sensor/gateway id, or None when it is."""
+    if not isinstance(value, str):
+        return f"{name} must be a string, got {type(value).__name__}"
+    if not value:
+        return f"{name} is empty"
+    if len(value) > policy.max_id_len:
+        return f"{name} is longer than {policy.max_id_len} characters"
+    bad = sorted({c for c in value if c in FORBIDDEN_ID_CHARS})
+    if bad:
+        return f"{name} {value!r} contains MQTT topic characters {''.join(bad)!r}"
+    if any(ord(c) < 32 or ord(c) == 127 or c.isspace() for c in value):
+        return f"{name} {value!r} contains whitespace or control characters"
+    return None
+
+
+def parse_topic(topic: str, policy: IngestPolicy = IngestPolicy()) -> TopicRef:
+    """Parse a telemetry, batch or status topic; raises ValueError with the reason."""
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != "supply":
+        raise ValueError(
+            f"topic {topic!r} is not supply/<depot>/<zone>/<sensor>/telemetry|status "
+            "or supply/<depot>/gw/<gateway>/batch"
+        )
+    _, depot, middle, leaf, kind = parts
+    if kind == "batch":
+        if middle != "gw":
+            raise ValueError(f"batch topic {topic!r} must be supply/<depot>/gw/<gateway>/batch")
+        names = (("depot", depot), ("gateway", leaf))
+    elif kind in ("telemetry", "status"):
+        names = (("depot", depot), ("zone", middle), ("sensor", leaf))
+    else:
+        raise ValueError(f"topic {topic!r}: unknown message kind {kind!r}")
+    for name, value in names:
+        problem = id_problem(value, f"topic {name}", policy)
+        if problem:
+            raise ValueError(problem)
+    if kind == "batch":
+        return TopicRef(kind="batch", depot=depot, gateway=leaf)
+    return TopicRef(kind=kind, depot=depot, zone=middle, sensor=leaf)
+
+
+def _excerpt(raw: Any, policy: IngestPolicy) -> str:
+    if isinstance(raw, bytes | bytearray):
+        text = bytes(raw[: policy.raw_excerpt_chars * 4]).decode("utf-8", errors="replace")
+    elif isinstance(raw, str):
+        text = raw
+    else:
+        try:
+            text = json.dumps(raw, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            text = repr(raw)
+    n = policy.raw_excerpt_chars
+    return text if len(text) <= n else text[:n] + "…"
+
+
+def _number(entry: Mapping, key: str, prefix: str) -> float:
+    v = entry[key]
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise _Bad("wrong_type", f"{prefix}{key} must be a number, got {type(v).__name__} {v!r}")
+    f = float(v)
+    if not math.isfinite(f):
+        raise _Bad("not_finite", f"{prefix}{key} is not a finite number ({v!r})")
+    return f
+
+
+def parse_ts(value: Any, now: datetime, policy: IngestPolicy = IngestPolicy(),
+             name: str = "ts") -> datetime:
+    """Epoch milliseconds (number) or ISO-8601 with a UTC offset → aware UTC datetime."""
+    if isinstance(value, bool) or value is None:
+        raise _Bad("wrong_type", f"{name} must be epoch milliseconds or an ISO-8601 string, got {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise _Bad("not_finite", f"{name} is not a finite number ({value!r})")
+        try:
+            ts = EPOCH + timedelta(milliseconds=round(value))
+        except OverflowError:
+            raise _Bad("bad_timestamp", f"{name} {value!r} is out of range") from None
+        if ts < policy.min_ts:
+            hint = " (looks like seconds; epoch milliseconds expected)" if value > 1e8 else ""
+            raise _Bad("bad_timestamp", f"{name} {value!r} is before {policy.min_ts.date()}{hint}")
+    elif isinstance(value, str):
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            raise _Bad("bad_timestamp", f"{name} {value!r} is not ISO-8601") from None
+        if ts.tzinfo is None:
+            raise _Bad("bad_timestamp", f"{name} {value!r} has no UTC offset")
+        ts = ts.astimezone(UTC)
+        if ts < policy.min_ts:
+            raise _Bad("bad_timestamp", f"{name} {value!r} is before {policy.min_ts.date()}")
+    else:
+        raise _Bad("wrong_type", f"{name} must be epoch milliseconds or an ISO-8601 string, "
+                                 f"got {type(value).__name__}")
+    ahead = ts - now
+    if ahead > policy.max_future_skew:
+        raise _Bad(
+            "future_timestamp",
+            f"{name} {ts.isoformat()} is {ahead.total_seconds():.0f} s ahead of now "
+            f"(tolerance {policy.max_future_skew.total_seconds():.0f} s)",
+        )
+    return ts
+
+
+def _reading(entry: Any, depot: str, zone: Any, sensor: Any, now: datetime,
+             policy: IngestPolicy, prefix: str) -> Reading:
+    """Validate one reading; collects every problem of the entry into one reason."""
+    if not isinstance(entry, dict):
+        raise _Bad("not_object", f"{prefix.rstrip('.') or 'payload'} must be a JSON object, "
+                                 f"got {type(entry).__name__}")
+    problems: list[_Bad] = []
+    for key in ("ts", "seq", "temp_c"):
+        if key not in entry:
+            problems.append(_Bad("missing_field", f"{prefix}{key} is missing"))
+    for name, value in (("zone", zone), ("sensor", sensor)):
+        p = id_problem(value, f"{prefix}{name}", policy)
+        if p:
+            problems.append(_Bad("missing_field" if value is None else "bad_id", p))
+
+    ts = seq = temp = rh = None
+    if "ts" in entry:
+        try:
+            ts = parse_ts(entry["ts"], now, policy, f"{prefix}ts")
+        except _Bad as b:
+            problems.append(b)
+    if "seq" in entry:
+        v = entry["seq"]
+        if isinstance(v, bool) or not isinstance(v, int):
+            problems.append(_Bad("wrong_type", f"{prefix}seq must be an integer, got {v!r}"))
+        elif not 0 <= v <= MAX_SEQ:
+            problems.append(_Bad("out_of_range", f"{prefix}seq {v} must be between 0 and 2^63-1"))
+        else:
+            seq = v
+    if "temp_c" in entry:
+        try:
+            temp = _number(entry, "temp_c", prefix)
+            if not policy.temp_min_c <= temp <= policy.temp_max_c:
+                raise _Bad("out_of_range", f"{prefix}temp_c {temp:g} outside "
+                                           f"{policy.temp_min_c:g}..{policy.temp_max_c:g} °C")
+        except _Bad as b:
+            problems.append(b)
+            temp = None
+    if entry.get("rh") is not None:
+        try:
+            rh = _number(entry, "rh", prefix)
+            if not policy.rh_min <= rh <= policy.rh_max:
+                raise _Bad("out_of_range", f"{prefix}rh {rh:g} outside "
+                                           f"{policy.rh_min:g}..{policy.rh_max:g} %")
+        except _Bad as b:
+            problems.append(b)
+            rh = None
+    if problems:
+        raise _Bad(problems[0].code, "; ".join(p.reason for p in problems))
+    assert ts is not None and seq is not None and temp is not None
+    return Reading(depot=depot, zone=zone, sensor=sensor, ts=ts, seq=seq, temp_c=temp, rh=rh)
+
+
+def parse_message(topic: str, payload: bytes | str, now: datetime,
+                  policy: IngestPolicy = IngestPolicy()) -> ParseResult:
+    """Topic + payload → readings and rejections. One bad entry never rejects the others."""
+    result = ParseResult()
+
+    def reject_all(code: str, reason: str, raw: Any = payload) -> ParseResult:
+        result.rejected.append(Rejected(code=code, reason=reason, raw=_excerpt(raw, policy)))
+        return result
+
+    try:
+        ref = parse_topic(topic, policy)
+    except ValueError as exc:
+        return reject_all("bad_topic", str(exc))
+    if ref.kind == "status":
+        return reject_all("bad_topic", f"topic {topic!r} is a status topic, not telemetry")
+
+    size = len(payload.encode("utf-8")) if isinstance(payload, str) else len(payload)
+    if size > policy.max_payload_bytes:
+        return reject_all("too_large", f"payload of {size} bytes exceeds {policy.max_payload_bytes}")
+    if isinstance(payload, bytes | bytearray):
+        try:
+            text = bytes(payload).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return reject_all("bad_encoding", f"payload is not UTF-8: {exc.reason} at byte {exc.start}")
+    else:
+        text = payload
+    try:
+        doc = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        return reject_all("bad_json", f"payload is not valid JSON: {exc}")
+
+    if ref.kind == "telemetry":
+        try:
+            result.readings.append(_reading(doc, ref.depot, ref.zone, ref.sensor, now, policy, ""))
+        except _Bad as b:
+            return reject_all(b.code, b.reason, doc)
+        return result
+
+    # batch
+    if not isinstance(doc, dict):
+        return reject_all("not_object", f"batch payload must be a JSON object, got {type(doc).__name__}", doc)
+    if "gateway" not in doc:
+        return reject_all("missing_field", "gateway is missing", doc)
+    if doc["gateway"] != ref.gateway:
+        return reject_all("gateway_mismatch",
+                          f"gateway {doc['gateway']!r} does not match topic gateway {ref.gateway!r}", doc)
+    if "readings" not in doc:
+        return reject_all("missing_field", "readings is missing", doc)
+    entries = doc["readings"]
+    if not isinstance(entries, list):
+        return reject_all("wrong_type", f"readings must be a list, got {type(entries).__name__}", doc)
+    if len(entries) > policy.max_batch:
+        return reject_all("too_large", f"batch has {len(entries)} readings, at most "
+                                       f"{policy.max_batch} allowed", doc)
+    for i, entry in enumerate(entries):
+        prefix = f"readings[{i}]."
+        try:
+            if isinstance(entry, dict):
+                p = id_problem(entry.get("depot"), f"{prefix}depot", policy)
+                if p:
+                    raise _Bad("missing_field" if entry.get("depot") is None else "bad_id", p)
+                if entry["depot"] != ref.depot:
+                    raise _Bad("depot_mismatch", f"{prefix}depot {entry['depot']!r} does not match "
+                                                 f"topic depot {ref.depot!r}")
+                zone, sensor = entry.get("zone"), entry.get("sensor")
+            else:
+                zone = sensor = None
+            result.readings.append(_reading(entry, ref.depot, zone, sensor, now, policy, prefix))
+        except _Bad as b:
+            result.rejected.append(Rejected(code=b.code, reason=b.reason,
+                                            raw=_excerpt(entry, policy), index=i))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# De-duplication and the out-of-order window
+
+
+@dataclass(frozen=True)
+class DedupPolicy:
+    """`late_window`: how far behind a sensor's newest ts a reading is still accepted.
+    `seq_window`: how many sequence numbers below the high-water mark are remembered.
+    Restart: seq goes backwards while ts is newer than anything seen from the sensor, and either
+    seq ≤ `restart_low_seq` (a counter starting again near 0) or the drop is ≥ `restart_min_drop`.
+    """
+
+    late_window: timedelta = timedelta(minutes=10)
+    seq_window: int = 4096
+    restart_low_seq: int = 10
+    restart_min_drop: int = 100
+
+
+@dataclass(frozen=True)
+class DedupVerdict:
+    """status: new | restart | duplicate | too_late. `accepted` for new and restart."""
+
+    status: str
+    reason: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.status in ("new", "restart")
+
+
+@dataclass
+class DedupResult:
+    accepted: list[Reading] = field(default_factory=list)
+    duplicates: int = 0
+    too_late: list[Rejected] = field(default_factory=list)
+    restarts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _SensorState:
+    hwm: int
+    newest_ts: datetime
+    seen: set[int]
+    epoch_start: datetime
+    prev_seen: set[int] = field(default_factory=set)
+
+
+class Deduplicator:
+    """Drops repeated (sensor, seq) and readings too far behind the sensor's newest one.
+
+    Memory per sensor is bounded: the high-water mark, the newest ts, and the set of seqs within
+    `seq_window` below the mark (plus the set of the epoch before the last restart, kept to
+    recognise retransmissions of pre-restart readings while they are inside the late window).
+
+    Sensor restart (seq counter back to 0): a backwards seq whose ts is newer than the sensor's
+    newest reading cannot be a late or repeated reading (those carry their original, older ts),
+    so it starts a new epoch and is accepted. Readings with a ts before the new epoch's start are
+    judged against the previous epoch's seqs.
+
+    QoS 1 duplicates are normal and only counted. The state is per process: with shared MQTT
+    subscriptions a cross-process duplicate can pass, which is harmless for InfluxDB (a point
+    with the same series and ts overwrites) and for alarms (a reading not newer than the
+    sensor's last one is skipped there).
+    """
+
+    def __init__(self, policy: DedupPolicy = DedupPolicy()):
+        self.policy = policy
+        self._state: dict[str, _SensorState] = {}
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+    def forget(self, key: str) -> None:
+        self._state.pop(key, None)
+
+    def check(self, r: Reading) -> DedupVerdict:
+        """Judge one reading and record it when accepted."""
+        key = r.sensor_key
+        st = self._state.get(key)
+        if st is None:
+            self._state[key] = _SensorState(hwm=r.seq, newest_ts=r.ts, seen={r.seq}, epoch_start=r.ts)
+            return DedupVerdict("new")
+        p = self.policy
+        behind = st.newest_ts - r.ts
+        if behind > p.late_window:
+            return DedupVerdict(
+                "too_late",
+                f"{key} seq {r.seq} ts {r.ts.isoformat()} is {behind.total_seconds():.0f} s behind "
+                f"the sensor's newest reading (window {p.late_window.total_seconds():.0f} s)",
+            )
+        if st.prev_seen and st.newest_ts - st.epoch_start > p.late_window:
+            st.prev_seen = set()
+        if r.ts < st.epoch_start:
+            if r.seq in st.prev_seen:
+                return DedupVerdict("duplicate")
+            st.prev_seen.add(r.seq)
+            return DedupVerdict("new")
+        if r.seq <= st.hwm and r.ts > st.newest_ts and (
+            r.seq <= p.restart_low_seq or st.hwm - r.seq >= p.restart_min_drop
+        ):
+            st.prev_seen = st.seen
+            st.seen = {r.seq}
+            st.hwm = r.seq
+            st.newest_ts = r.ts
+            st.epoch_start = r.ts
+            return DedupVerdict("restart", f"{key} restarted: seq back to {r.seq}")
+        if r.seq in st.seen:
+            return DedupVerdict("duplicate")
+        if r.seq <= st.hwm - p.seq_window:
+            return DedupVerdict(
+                "too_late",
+                f"{key} seq {r.seq} is more than {p.seq_window} behind seq {st.hwm}",
+            )
+        st.seen.add(r.seq)
+        if r.seq > st.hwm:
+            st.hwm = r.seq
+            if len(st.seen) > 2 * p.seq_window:
+                floor = st.hwm - p.seq_window
+                st.seen = {s for s in st.seen if s > floor}
+        if r.ts > st.newest_ts:
+            st.newest_ts = r.ts
+        return DedupVerdict("new")
+
+    def filter(self, readings: Iterable[Reading], policy: IngestPolicy = IngestPolicy()) -> DedupResult:
+        out = DedupResult()
+        for r in readings:
+            v = self.check(r)
+            if v.status == "duplicate":
+                out.duplicates += 1
+                continue
+            if v.status == "too_late":
+                out.too_late.append(Rejected(code="too_late", reason=v.reason,
+                                             raw=_excerpt(_reading_dict(r), policy)))
+                continue
+            if v.status == "restart":
+                out.restarts.append(r.sensor_key)
+            out.accepted.append(r)
+        return out
+
+
+def _reading_dict(r: Reading) -> dict:
+    return {"depot": r.depot, "zone": r.zone, "sensor": r.sensor, "ts": r.ts.isoformat(),
+            "seq": r.seq, "temp_c": r.temp_c, "rh": r.rh}

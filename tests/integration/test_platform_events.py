@@ -1,0 +1,126 @@
+"""The platform's delivery guarantees against the real RabbitMQ: outbox + relay with publisher
+confirms + nameko @event_handler + idempotent consumption, including processes killed between
+commit and publish, and between commit and ack."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+from sqlalchemy import func, select
+
+from services.common.db import UnitOfWork, make_engine
+from services.common.messaging import EventPublisher
+from services.common.relay import OutboxRelay, pending_count
+from tests.support import probe_worker
+from tests.support.infra import queue_consumers
+from tests.support.polling import eventually
+from tests.support.processes import ServiceProcess
+
+QUEUE = "evt-demo-thing_happened--probe.on_demo_thing_happened"
+
+
+@pytest.fixture
+def producer_db(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'producer.db'}")
+    probe_worker.metadata.create_all(engine)
+    return engine
+
+
+def record(engine, n: int, commit: bool = True) -> list[str]:
+    ids = []
+    with UnitOfWork(engine, probe_worker.tables, "demo") as uow:
+        for i in range(n):
+            ids.append(uow.record_event("thing_happened", {"n": i}))
+        if commit:
+            uow.commit()
+    return ids
+
+
+def start_probe(tmp_path, service_env, failpoints: str = "") -> tuple[ServiceProcess, object]:
+    db = tmp_path / "probe.db"
+    proc = ServiceProcess("probe", "worker", service_env, tmp_path,
+                          extra_env={"SUPPLY_FAILPOINTS": failpoints},
+                          args=[sys.executable, "tests/support/probe_worker.py", str(db),
+                                "demo:thing_happened"]).start()
+    eventually(lambda: proc.alive() and queue_consumers(service_env["AMQP_URL"], QUEUE) > 0,
+               timeout=30, what="probe consuming")
+    return proc, make_engine(f"sqlite:///{db}")
+
+
+def counts(engine, table) -> dict[str, int]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(table.c.event_id, func.count()).group_by(table.c.event_id)).all()
+    return {r[0]: r[1] for r in rows}
+
+
+def test_committed_events_reach_a_nameko_handler_and_rolled_back_ones_never(tmp_path, service_env, producer_db):
+    probe, probe_db = start_probe(tmp_path, service_env)
+    try:
+        sent = record(producer_db, 5)
+        lost = record(producer_db, 2, commit=False)
+        relay = OutboxRelay(producer_db, probe_worker.tables["outbox"],
+                            EventPublisher(service_env["AMQP_URL"]))
+        assert relay.run_once() == 5
+        effects = eventually(lambda: len(counts(probe_db, probe_worker.effects)) == 5
+                             and counts(probe_db, probe_worker.effects), what="5 effects")
+        assert set(effects) == set(sent) and not set(effects) & set(lost)
+        assert pending_count(producer_db, probe_worker.tables["outbox"]) == 0
+    finally:
+        probe.stop()
+
+
+def test_relay_killed_between_publish_and_mark_publishes_again_and_consumer_applies_once(
+        tmp_path, service_env, producer_db):
+    probe, probe_db = start_probe(tmp_path, service_env)
+    try:
+        sent = record(producer_db, 3)
+        args = [sys.executable, "tests/support/relay_probe.py", str(tmp_path / "producer.db")]
+        crashed = ServiceProcess("relay", "probe", service_env, tmp_path, args=args,
+                                 extra_env={"SUPPLY_FAILPOINTS": "relay_exit_after_publish"}).start()
+        assert crashed.wait_exit() == 75, crashed.log()
+        assert pending_count(producer_db, probe_worker.tables["outbox"]) == 3  # published, not marked
+        eventually(lambda: len(counts(probe_db, probe_worker.deliveries)) == 3, what="first delivery")
+        again = ServiceProcess("relay", "probe", service_env, tmp_path, args=args).start()
+        assert again.wait_exit() == 0, again.log()
+        assert pending_count(producer_db, probe_worker.tables["outbox"]) == 0
+        deliveries = eventually(lambda: sum(counts(probe_db, probe_worker.deliveries).values()) == 6
+                                and counts(probe_db, probe_worker.deliveries), what="redelivery")
+        assert deliveries == {e: 2 for e in sent}  # every event really was delivered twice
+        assert counts(probe_db, probe_worker.effects) == {e: 1 for e in sent}  # applied once
+    finally:
+        probe.stop()
+
+
+def test_worker_killed_after_commit_before_ack_gets_redelivery_and_applies_once(
+        tmp_path, service_env, producer_db):
+    probe, probe_db = start_probe(tmp_path, service_env, failpoints="worker_exit_after_commit")
+    sent = record(producer_db, 1)
+    OutboxRelay(producer_db, probe_worker.tables["outbox"],
+                EventPublisher(service_env["AMQP_URL"])).run_once()
+    assert probe.wait_exit(timeout=30) == 75, probe.log()
+    assert counts(probe_db, probe_worker.effects) == {sent[0]: 1}  # committed before the crash
+    probe2, _ = start_probe(tmp_path, service_env)
+    try:
+        eventually(lambda: counts(probe_db, probe_worker.deliveries).get(sent[0]) == 2,
+                   what="redelivery after the crash")
+        assert counts(probe_db, probe_worker.effects) == {sent[0]: 1}
+    finally:
+        probe2.stop()
+
+
+def test_malformed_event_is_dead_lettered_and_the_consumer_keeps_going(tmp_path, service_env, producer_db):
+    probe, probe_db = start_probe(tmp_path, service_env)
+    try:
+        pub = EventPublisher(service_env["AMQP_URL"])
+        pub.publish("demo.events", "thing_happened", b'{"event_id": "garbage"}', "bad-1")
+        sent = record(producer_db, 1)
+        OutboxRelay(producer_db, probe_worker.tables["outbox"], pub).run_once()
+        eventually(lambda: counts(probe_db, probe_worker.effects) == {sent[0]: 1}, what="good event applied")
+        dead = probe_worker.tables["dead_letters"]
+        with probe_db.connect() as conn:
+            rows = conn.execute(select(dead.c.consumer, dead.c.error)).all()
+        assert len(rows) == 1 and "malformed envelope" in rows[0].error
+        assert probe.alive()
+    finally:
+        probe.stop()

@@ -1,0 +1,101 @@
+"""Isolated resources on the real servers of this machine, one set per test session:
+a RabbitMQ vhost, PostgreSQL databases, an InfluxDB database. Two test runs on one machine do
+not see each other's queues or rows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from urllib.parse import quote
+
+import psycopg
+import requests
+
+RABBIT_HOST = os.environ.get("TEST_RABBIT_HOST", "127.0.0.1")
+PG_ADMIN = os.environ.get("TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+INFLUX_URL = os.environ.get("INFLUX_URL", "http://127.0.0.1:8086")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def require(port: int, name: str) -> None:
+    if not port_open(port):
+        raise RuntimeError(f"{name} is not answering on 127.0.0.1:{port}: run `make up` first")
+
+
+def run_id() -> str:
+    return f"t{os.getpid()}{uuid.uuid4().hex[:6]}"
+
+
+class RabbitVhost:
+    def __init__(self, name: str):
+        self.name = name
+        self.isolated = shutil.which("rabbitmqctl") is not None
+
+    def create(self) -> str:
+        require(5672, "RabbitMQ")
+        if self.isolated:
+            subprocess.run(["rabbitmqctl", "-q", "add_vhost", self.name], check=True,
+                           capture_output=True)
+            subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", self.name, "guest",
+                            ".*", ".*", ".*"], check=True, capture_output=True)
+            return f"amqp://guest:guest@{RABBIT_HOST}:5672/{quote(self.name, safe='')}"
+        return f"amqp://guest:guest@{RABBIT_HOST}:5672/%2F"
+
+    def drop(self) -> None:
+        if self.isolated:
+            subprocess.run(["rabbitmqctl", "-q", "delete_vhost", self.name], capture_output=True)
+
+
+def create_pg_database(name: str) -> str:
+    require(5432, "PostgreSQL")
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    return f"{base}/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def create_influx_database(name: str) -> None:
+    require(8086, "InfluxDB")
+    requests.post(f"{INFLUX_URL}/query", data={"q": f'CREATE DATABASE "{name}"'}, timeout=10).raise_for_status()
+
+
+def drop_influx_database(name: str) -> None:
+    requests.post(f"{INFLUX_URL}/query", data={"q": f'DROP DATABASE "{name}"'}, timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def queue_consumers(amqp_url: str, queue: str) -> int:
+    """How many consumers a queue has (0 if it does not exist yet)."""
+    import pika
+
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        ch = conn.channel()
+        try:
+            return ch.queue_declare(queue, passive=True).method.consumer_count
+        except pika.exceptions.ChannelClosedByBroker:
+            return 0
+    finally:
+        if conn.is_open:
+            conn.close()

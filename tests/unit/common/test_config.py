@@ -1,0 +1,60 @@
+import pytest
+
+from services.common.clock import FixedClock, SimulatedClock, parse_clock
+from services.common.config import DEV_TOKEN, ConfigError, load_settings
+
+
+def test_defaults_are_the_embedded_setup():
+    s = load_settings("intake", {})
+    assert s.database_url.startswith("sqlite:///") and s.database_url.endswith("intake.db")
+    assert s.grpc_port == 50051 and s.grpc_ports["monitoring"] == 50054
+    assert s.auth_tokens == {DEV_TOKEN: ("dev", "admin")}
+    assert str(s.timezone) == "Asia/Shanghai"
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"INTAKE_GRPC_PORT": "http"}, "INTAKE_GRPC_PORT must be an integer"),
+    ({"INTAKE_GRPC_PORT": "70000"}, "between 1 and 65535"),
+    ({"AMQP_URL": "localhost:5672"}, "AMQP_URL must be a URL with scheme amqp"),
+    ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL must be"),
+    ({"SUPPLY_TIMEZONE": "Mars/Base"}, "not a known time zone"),
+    ({"SUPPLY_CLOCK": "fast"}, "SUPPLY_CLOCK must be"),
+    ({"SUPPLY_CLOCK": "sim:2026-11-28T07:00:00"}, "needs a UTC offset"),
+    ({"SUPPLY_AUTH_TOKENS": "abc"}, "token=identity:role"),
+    ({"SUPPLY_AUTH_TOKENS": "short=me:hq"}, "shorter than 16"),
+    ({"SUPPLY_ENV": "production"}, "SUPPLY_AUTH_TOKENS must be set in production"),
+    ({"SUPPLY_LOG_LEVEL": "LOUD"}, "SUPPLY_LOG_LEVEL"),
+])
+def test_bad_values_fail_fast_naming_the_variable(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings("intake", env)
+
+
+def test_service_database_url_overrides_the_shared_one():
+    s = load_settings("logistics", {"DATABASE_URL": "postgresql://a@h/x",
+                                    "LOGISTICS_DATABASE_URL": "postgresql://a@h/logistics"})
+    assert s.database_url == "postgresql+psycopg://a@h/logistics"
+
+
+def test_tokens_map_to_identity_and_role():
+    s = load_settings("intake", {"SUPPLY_AUTH_TOKENS": "aaaaaaaaaaaaaaaa=hq-zhang:hq, bbbbbbbbbbbbbbbb=v1:village"})
+    assert s.auth_tokens["bbbbbbbbbbbbbbbb"] == ("v1", "village")
+
+
+def test_simulated_clocks_agree_across_processes(monkeypatch):
+    import time
+
+    spec = "sim:2026-11-28T07:00:00+08:00;speed=60;anchor=1000"
+    monkeypatch.setattr(time, "time", lambda: 1010.0)
+    a, b = parse_clock(spec), parse_clock(spec)
+    assert isinstance(a, SimulatedClock)
+    assert a.now() == b.now()
+    assert a.now().isoformat() == "2026-11-27T23:10:00+00:00"  # 07:00+08:00 plus 10 s × 60
+
+
+def test_fixed_clock_moves_only_when_told():
+    from datetime import UTC, datetime
+
+    c = FixedClock(datetime(2026, 11, 28, 3, 0, tzinfo=UTC))
+    c.advance(minutes=90)
+    assert c.now().hour == 4 and c.now().minute == 30
