@@ -44,17 +44,21 @@ def _url(env: dict, name: str, default: str, schemes: tuple[str, ...]) -> str:
     return raw
 
 
-def _tokens(raw: str) -> dict[str, tuple[str, str]]:
-    """`token=identity:role,token2=identity2:role2` → {token: (identity, role)}."""
-    tokens: dict[str, tuple[str, str]] = {}
+def _tokens(raw: str) -> dict[str, tuple[str, str, str]]:
+    """`token=identity:role[:scope],…` → {token: (identity, role, scope)}.
+
+    scope ties a village worker or a unit head to their requester id ('' = county-wide).
+    """
+    tokens: dict[str, tuple[str, str, str]] = {}
     for entry in filter(None, (e.strip() for e in raw.split(","))):
         token, _, who = entry.partition("=")
-        identity, _, role = who.partition(":")
+        identity, _, rest = who.partition(":")
+        role, _, scope = rest.partition(":")
         if not token or not identity or not role:
-            raise ConfigError(f"SUPPLY_AUTH_TOKENS entry must be token=identity:role, got {entry!r}")
+            raise ConfigError(f"SUPPLY_AUTH_TOKENS entry must be token=identity:role[:scope], got {entry!r}")
         if len(token) < 16:
             raise ConfigError(f"SUPPLY_AUTH_TOKENS: token for {identity!r} is shorter than 16 characters")
-        tokens[token] = (identity, role)
+        tokens[token] = (identity, role, scope)
     return tokens
 
 
@@ -75,7 +79,7 @@ class Settings:
     grpc_ports: dict[str, int]
     timezone: ZoneInfo
     clock_spec: str
-    auth_tokens: dict[str, tuple[str, str]]
+    auth_tokens: dict[str, tuple[str, str, str]]
     secret: str
     var_dir: Path
     catalogue_path: Path | None
@@ -121,7 +125,7 @@ def load_settings(service: str, env: dict | None = None) -> Settings:
     if not tokens:
         if supply_env == "production":
             raise ConfigError("SUPPLY_AUTH_TOKENS must be set in production")
-        tokens = {DEV_TOKEN: ("dev", "admin")}
+        tokens = {DEV_TOKEN: ("dev", "admin", "")}
     secret = _env(env, "SUPPLY_SECRET", "")
     if not secret:
         if supply_env == "production":

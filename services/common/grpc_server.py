@@ -48,6 +48,7 @@ OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 class Caller:
     identity: str
     role: str
+    scope: str = ""  # the requester id a village worker or unit head acts for; '' = county-wide
 
 
 current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
@@ -98,7 +99,7 @@ def _abort(context: grpc.ServicerContext, exc: DomainError) -> None:
 
 
 class _Interceptor(grpc.ServerInterceptor):
-    def __init__(self, tokens: dict[str, tuple[str, str]]):
+    def __init__(self, tokens: dict[str, tuple[str, str, str]]):
         self.tokens = tokens
 
     def _authenticate(self, metadata: dict[str, str]) -> Caller:

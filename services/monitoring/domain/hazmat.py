@@ -95,18 +95,16 @@ def audit_segregation(zones: Iterable[ZoneContents], catalogue: Catalogue,
 
 def violations_if_added(zone: ZoneContents, lot_id: str, item_code: str, catalogue: Catalogue,
                         policy: SegregationPolicy = SegregationPolicy()) -> list[SegregationViolation]:
-    """What putting a lot into a zone would add (a put-away pre-check)."""
-    before = {(v.code, v.lot_ids) for v in audit_zone(zone, catalogue, policy)}
+    """The violations that putting a lot into a zone would involve it in (a put-away pre-check)."""
     after = ZoneContents(zone.depot, zone.zone, zone.storage_class, zone.lots + ((lot_id, item_code),))
-    return [v for v in audit_zone(after, catalogue, policy)
-            if (v.code, v.lot_ids) not in before]
+    return [v for v in audit_zone(after, catalogue, policy) if lot_id in v.lot_ids]
 
 
 def check_storage_conditions(depot: str, zone: str, storage_class: StorageClass,
                              readings: Iterable[Reading],
-                             policy: AlarmPolicy = AlarmPolicy()) -> list[AlarmTransition]:
+                             policy: AlarmPolicy | None = None) -> list[AlarmTransition]:
     """Replay a zone's readings against its class's rules (the alarm evaluator, not a copy)."""
-    return evaluate_history(depot, zone, storage_class, readings, policy)
+    return evaluate_history(depot, zone, storage_class, readings, policy or AlarmPolicy())
 
 
 def open_conditions(transitions: Iterable[AlarmTransition]) -> dict[str, AlarmTransition]:

@@ -77,8 +77,9 @@ class SensorTransition:
 
 
 def parse_status(topic: str, payload: bytes | str,
-                 policy: IngestPolicy = IngestPolicy()) -> StatusUpdate | Rejected:
+                 policy: IngestPolicy | None = None) -> StatusUpdate | Rejected:
     """`online` / `offline` as plain text, a JSON string, or `{"status": …}`."""
+    policy = policy or IngestPolicy()
     raw = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes | bytearray) else payload
     try:
         ref = parse_topic(topic, policy)

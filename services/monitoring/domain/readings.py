@@ -127,6 +127,8 @@ class _Bad(Exception):
 
 def id_problem(value: Any, name: str, policy: IngestPolicy = IngestPolicy()) -> str | None:
     """Why `value` is not a usable depot/zone/sensor/gateway id, or None when it is."""
+    if value is None:
+        return f"{name} is missing"
     if not isinstance(value, str):
         return f"{name} must be a string, got {type(value).__name__}"
     if not value:

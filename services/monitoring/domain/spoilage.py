@@ -44,10 +44,14 @@ class SpoilagePolicy:
     scale_t_k: float = 298.15
 
 
+def check_model(model: SpoilageModel) -> None:
+    if model.t_ref_c <= model.t_min_c or model.sl_ref_days <= 0:
+        raise ValueError(f"spoilage model needs Tref > Tmin and SL_ref > 0, got {model}")
+
+
 def rrs(temp_c: float, model: SpoilageModel) -> float:
     """Relative rate of spoilage against Tref."""
-    if model.t_ref_c <= model.t_min_c:
-        raise ValueError(f"spoilage model needs Tref > Tmin, got {model.t_ref_c} ≤ {model.t_min_c}")
+    check_model(model)
     if temp_c <= model.t_min_c:
         return 0.0
     return ((temp_c - model.t_min_c) / (model.t_ref_c - model.t_min_c)) ** 2
@@ -114,10 +118,13 @@ class ThermalHistory:
 
     def totals(self, at: datetime, model: SpoilageModel | None = None) -> ThermalTotals:
         """Sums up to `at`, the last temperature held from the last reading to `at`.
-        A model seen for the first time starts its sum at zero now (take entry snapshots through
-        this method, so that the difference is right)."""
+
+        Sums are not kept per instant: an `at` before the last reading counts as the last
+        reading (callers feed readings and lot events in time order, as they happen). A model
+        seen for the first time starts its sum at zero now (take entry snapshots through this
+        method, so that the difference is right)."""
         if model is not None and model not in self._sums.consumed:
-            rrs(0.0, model)  # validates Tref > Tmin
+            check_model(model)
             self._sums.consumed[model] = 0.0
         s = self._sums
         days, kinetic = s.days, s.kinetic

@@ -8,7 +8,7 @@ def test_defaults_are_the_embedded_setup():
     s = load_settings("intake", {})
     assert s.database_url.startswith("sqlite:///") and s.database_url.endswith("intake.db")
     assert s.grpc_port == 50051 and s.grpc_ports["monitoring"] == 50054
-    assert s.auth_tokens == {DEV_TOKEN: ("dev", "admin")}
+    assert s.auth_tokens == {DEV_TOKEN: ("dev", "admin", "")}
     assert str(s.timezone) == "Asia/Shanghai"
 
 
@@ -37,8 +37,9 @@ def test_service_database_url_overrides_the_shared_one():
 
 
 def test_tokens_map_to_identity_and_role():
-    s = load_settings("intake", {"SUPPLY_AUTH_TOKENS": "aaaaaaaaaaaaaaaa=hq-zhang:hq, bbbbbbbbbbbbbbbb=v1:village"})
-    assert s.auth_tokens["bbbbbbbbbbbbbbbb"] == ("v1", "village")
+    s = load_settings("intake", {"SUPPLY_AUTH_TOKENS": "aaaaaaaaaaaaaaaa=hq-zhang:hq, bbbbbbbbbbbbbbbb=v1:village:V-001"})
+    assert s.auth_tokens["aaaaaaaaaaaaaaaa"] == ("hq-zhang", "hq", "")
+    assert s.auth_tokens["bbbbbbbbbbbbbbbb"] == ("v1", "village", "V-001")
 
 
 def test_simulated_clocks_agree_across_processes(monkeypatch):

@@ -1,0 +1,1 @@
+"""Pure domain of the monitoring service: no I/O, no framework imports."""
