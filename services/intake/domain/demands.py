@@ -269,6 +269,40 @@ def cancel_demand(demand: Demand, at: datetime, reason: str = "") -> Demand:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """A bilingual note for the operator about an accepted demand (not an error)."""
+
+    code: str
+    zh: str
+    en: str
+
+
+ROLLED_OVER = "ROLLED_OVER"
+OVER_NORM = "OVER_NORM"
+
+
+def notices(demand: Demand, policy: DemandPolicy) -> tuple[Notice, ...]:
+    """ROLLED_OVER when the requested day's cut-off had passed; OVER_NORM per flagged line."""
+    out = []
+    if demand.rolled_over and demand.requested_day:
+        cut = policy.cutoff_at(demand.requested_day)
+        out.append(Notice(
+            ROLLED_OVER,
+            f"{demand.requested_day}的报需求截止时间{cut:%m-%d %H:%M}已过, 顺延至{demand.delivery_day}",
+            f"the cut-off for {demand.requested_day} ({cut:%m-%d %H:%M} local) had passed; "
+            f"moved to {demand.delivery_day}"))
+    for ln in demand.lines:
+        if ln.flagged:
+            out.append(Notice(
+                OVER_NORM,
+                f"第{ln.line_no}行{ln.item_code}数量{ln.quantity}超过人均定额({ln.norm_quantity})的"
+                f"{policy.over_norm_factor:g}倍, 请按实申领",
+                f"line {ln.line_no} {ln.item_code}: {ln.quantity} is more than "
+                f"{policy.over_norm_factor:g} × the per-capita norm ({ln.norm_quantity})"))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class DeliveryOutcome:
     """`demand`: the closed demand. `carry_over`: the new open demand with the remainder."""
 

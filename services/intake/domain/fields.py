@@ -25,16 +25,40 @@ E = TypeVar("E", bound=Enum)
 
 
 def get(obj: Any, key: str, default: Any = None) -> Any:
-    """A field of a mapping or of an object with attributes (e.g. a protobuf message)."""
+    """A field of a mapping or of an object with attributes.
+
+    Protobuf messages are read by duck typing (no import): a field that is not set and has
+    presence (sub-messages, `optional` scalars) reads as `default`, and an enum reads as its
+    name (``DONOR_KIND_PERSON``), which as_choice understands.
+    """
     if obj is None:
         return default
     if isinstance(obj, Mapping):
         return obj.get(key, default)
-    return getattr(obj, key, default)
+    descriptor = getattr(obj, "DESCRIPTOR", None)
+    fd = getattr(descriptor, "fields_by_name", {}).get(key) if descriptor is not None else None
+    if fd is None:
+        return getattr(obj, key, default)
+    repeated = getattr(fd, "is_repeated", None)
+    if repeated is None:
+        repeated = fd.label == fd.LABEL_REPEATED
+    if not repeated and getattr(fd, "has_presence", False) and not obj.HasField(key):
+        return default
+    value = getattr(obj, key)
+    if fd.enum_type is not None and not repeated:
+        known = fd.enum_type.values_by_number.get(value)
+        return known.name if known is not None else value
+    return value
 
 
 def is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    """None, blank text, or a protobuf enum name for "not set" (``RISK_LEVEL_UNSPECIFIED``)."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        s = value.strip()
+        return not s or s.upper().endswith("_UNSPECIFIED")
+    return False
 
 
 def as_int(value: Any, field: str, *, min_value: int | None = None,
@@ -130,9 +154,14 @@ def as_local_time(value: Any, field: str) -> time:
 
 
 def as_choice(value: Any, field: str, enum: type[E], aliases: Mapping[str, E] | None = None) -> E:
-    """An enum member from a member, its value, or an alias (case-insensitive)."""
+    """An enum member from a member, its value, an alias, or a protobuf enum name that ends
+    with the value (``UNIT_TYPE_FEVER_CLINIC``; the longest matching value wins, so
+    ``DEMAND_STATUS_PARTLY_FULFILLED`` is not ``fulfilled``). Case-insensitive."""
     if isinstance(value, enum):
         return value
+    allowed = ", ".join(m.value for m in enum)
+    if is_blank(value):
+        raise InvalidInput(field, f"is required: one of {allowed}")
     if isinstance(value, str):
         key = value.strip().lower()
         for member in enum:
@@ -140,7 +169,9 @@ def as_choice(value: Any, field: str, enum: type[E], aliases: Mapping[str, E] | 
                 return member
         if aliases and key in aliases:
             return aliases[key]
-    allowed = ", ".join(m.value for m in enum)
+        suffixed = [m for m in enum if key.endswith("_" + m.value)]
+        if suffixed:
+            return max(suffixed, key=lambda m: len(m.value))
     raise InvalidInput(field, f"must be one of {allowed}, got {value!r}")
 
 

@@ -147,7 +147,8 @@ class DemandPolicy:
                      days: int | None = None) -> bool:
         """True when `quantity` exceeds factor × norm. Items without a norm are never flagged."""
         expected = self.norm(per_capita_daily, basis, days)
-        return expected > 0 and quantity > self.over_norm_factor * expected
+        # rounded so that float noise (0.29 × 100 = 28.999999999999996) does not flag the limit
+        return expected > 0 and quantity > round(self.over_norm_factor * expected, 6)
 
 
 def ceil_norm(x: float) -> int:
@@ -171,18 +172,25 @@ class SpecialNeedPolicy:
 class DonationPolicy:
     """Donations (篇6 §二3, 篇9 §四).
 
+    timezone: county time zone (expiry on arrival and the daily summary use local days).
     medical_grade_groups: item groups whose accepted lines must say whether they meet the
       medical standard (医用标准).
-    max_lines: lines per donation.
+    max_lines / max_quantity / max_certificates: input bounds.
     """
 
+    timezone: str = "Asia/Shanghai"
     medical_grade_groups: frozenset[str] = frozenset({"medicine", "ppe"})
     max_lines: int = 200
+    max_quantity: int = 10_000_000
+    max_certificates: int = 20
+
+    def local_day(self, at: datetime) -> date:
+        return require_aware(at).astimezone(ZoneInfo(self.timezone)).date()
 
 
 @dataclass(frozen=True)
 class ImportPolicy:
     """Spreadsheet import bounds (documented in intake.proto ImportSpreadsheetRequest)."""
 
-    max_bytes: int = 8 * 1024 * 1024
-    max_rows: int = 20_000
+    max_bytes: int = 16 * 1024 * 1024
+    max_rows: int = 50_000

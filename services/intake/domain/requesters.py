@@ -1,29 +1,39 @@
 """Requesters: villages and communities (areas) and units (RULES.md §6).
 
 Input is a mapping of field name → value (a parsed gRPC message or a spreadsheet row); the
-field names are those of ``RequesterSpec`` in intake.proto so that an InvalidInput names the
-field the caller sent (``drop_points[1].window_start``).
+field names are those of ``Requester`` in intake.proto so that an InvalidInput names the
+field the caller sent (``drop_points[1].window.start``). A drop point's window may be given as
+``window: {start, end}`` (proto) or as ``window_start`` / ``window_end``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from datetime import datetime, time
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from services.common.errors import Conflict, InvalidInput
+from services.common.errors import InvalidInput
 
 from . import rules
 from .fields import (
-    as_choice, as_float, as_id, as_int, as_local_time, as_text, get, is_blank, require_aware,
+    as_choice,
+    as_float,
+    as_id,
+    as_int,
+    as_local_time,
+    as_text,
+    get,
+    is_blank,
+    require_aware,
 )
 from .policy import DemandPolicy
 
 MAX_NAME_CHARS = 100
 MAX_POPULATION = 5_000_000
 MAX_DROP_POINTS = 50
+ANY_TIME = ("00:00", "23:59")  # a drop point without a receiving window
 
 
 class RequesterKind(StrEnum):
@@ -76,13 +86,15 @@ class GeoPoint:
 
 @dataclass(frozen=True)
 class DropPoint:
-    """A fixed delivery point (物资存放点) and its daily receiving window, local time."""
+    """A fixed delivery point (物资存放点) and its daily receiving window in local time,
+    canonical "HH:MM" strings (00:00-23:59 when registered without one). Strings, not
+    datetime.time, so that the aggregate stores as JSON as it is."""
 
     id: str
     name: str
     location: GeoPoint
-    window_start: time
-    window_end: time
+    window_start: str
+    window_end: str
 
 
 @dataclass(frozen=True)
@@ -141,7 +153,7 @@ class Requester:
         """Where deliveries go: the drop points, else one point at the requester's location."""
         if self.drop_points:
             return self.drop_points
-        return (DropPoint(f"{self.id}:main", self.name, self.location, time(0, 0), time(23, 59)),)
+        return (DropPoint(f"{self.id}:main", self.name, self.location, *ANY_TIME),)
 
 
 AREA_FIELDS = ("population", "households", "risk_level", "vulnerable")
@@ -175,13 +187,16 @@ def _drop_points(value: Any, field: str = "drop_points") -> tuple[DropPoint, ...
         window = get(dp, "window")
         start = get(dp, "window_start", get(window, "start"))
         end = get(dp, "window_end", get(window, "end"))
-        ws = as_local_time(start, f"{f}.window_start")
-        we = as_local_time(end, f"{f}.window_end")
+        if is_blank(start) and is_blank(end):
+            start, end = ANY_TIME
+        ws = as_local_time(start, f"{f}.window.start")
+        we = as_local_time(end, f"{f}.window.end")
         if not ws < we:
-            raise InvalidInput(f"{f}.window_end", f"must be later than window_start ({ws:%H:%M})")
+            raise InvalidInput(f"{f}.window.end", f"must be later than the start ({ws:%H:%M})")
         out.append(DropPoint(
             id=dp_id, name=as_text(get(dp, "name"), f"{f}.name", max_len=MAX_NAME_CHARS),
-            location=_geo(get(dp, "location"), f"{f}.location"), window_start=ws, window_end=we,
+            location=_geo(get(dp, "location"), f"{f}.location"),
+            window_start=f"{ws:%H:%M}", window_end=f"{we:%H:%M}",
         ))
     return tuple(out)
 
@@ -201,11 +216,31 @@ def _vulnerable(value: Any, population: int) -> VulnerableCounts:
     return VulnerableCounts(**counts)
 
 
+def _unit_type_or_none(value: Any) -> UnitType | None:
+    if isinstance(value, UnitType):
+        return value
+    if isinstance(value, str):
+        key = value.strip().lower()
+        return next((u for u in UnitType if u.value == key), None) or UNIT_TYPE_ALIASES.get(key)
+    return None
+
+
 def parse_requester(data: Mapping[str, Any]) -> Requester:
-    """Validate a full requester spec; returns a Requester (version 1, no timestamps)."""
+    """Validate a full requester spec; returns a Requester (version 1, no timestamps).
+
+    `kind` may also be a unit type ("hospital", "敬老院" …), meaning kind unit of that type.
+    """
     unknown = sorted(set(data) - set(SPEC_FIELDS))
     if unknown:
         raise InvalidInput(unknown[0], "unknown field")
+    raw_kind = data.get("kind")
+    unit_type_as_kind = _unit_type_or_none(raw_kind)
+    if unit_type_as_kind is not None:
+        # "hospital" as a kind (as spreadsheets write it) means kind unit of that unit type
+        if not is_blank(data.get("unit_type")) and as_choice(
+                data["unit_type"], "unit_type", UnitType, UNIT_TYPE_ALIASES) is not unit_type_as_kind:
+            raise InvalidInput("unit_type", f"contradicts kind {raw_kind!r}")
+        data = {**data, "kind": RequesterKind.UNIT, "unit_type": unit_type_as_kind}
     kind = as_choice(data.get("kind"), "kind", RequesterKind, KIND_ALIASES)
     req = Requester(
         id=as_id(data.get("id"), "id"),
@@ -262,20 +297,29 @@ def update_requester(current: Requester, changes: Mapping[str, Any], at: datetim
                      expected_version: int | None = None) -> Requester:
     """Apply `changes` (only the fields to change) and re-validate the whole requester.
 
+    A changed list or group (drop_points, vulnerable, location) replaces the old one whole.
+
     `id` and `kind` cannot change (InvalidInput); register a new requester instead.
-    `expected_version`, when given, must equal the current version (Conflict otherwise,
-    rule VERSION_MISMATCH). An update that changes nothing returns `current` unchanged.
+    `expected_version`, when given, must equal the current version (RuleRefused
+    VERSION_MISMATCH otherwise). An update that changes nothing returns `current` unchanged.
     """
     require_aware(at)
     if expected_version is not None and expected_version != current.version:
-        raise Conflict(f"[{rules.VERSION_MISMATCH}] requester {current.id} is at version "
-                       f"{current.version}, not {expected_version}")
+        raise rules.refuse(rules.VERSION_MISMATCH,
+                           f"村居/单位{current.id}已更新为第{current.version}版, 请刷新后再改",
+                           f"requester {current.id} is at version {current.version}, not "
+                           f"{expected_version}; reload and retry")
     immutable = "cannot be changed; register a new requester instead"
     if not is_blank(changes.get("id")) and changes["id"] != current.id:
         raise InvalidInput("id", immutable)
-    if not is_blank(changes.get("kind")) and as_choice(
-            changes["kind"], "kind", RequesterKind, KIND_ALIASES) is not current.kind:
-        raise InvalidInput("kind", immutable)
+    if not is_blank(changes.get("kind")):
+        as_unit = _unit_type_or_none(changes["kind"])
+        kind = RequesterKind.UNIT if as_unit else as_choice(
+            changes["kind"], "kind", RequesterKind, KIND_ALIASES)
+        if kind is not current.kind:
+            raise InvalidInput("kind", immutable)
+        if as_unit and "unit_type" not in changes:
+            changes = {**changes, "unit_type": as_unit}
     spec = requester_spec(current)
     spec.update({k: v for k, v in changes.items() if k not in ("id", "kind")})
     new = parse_requester(spec)

@@ -26,11 +26,20 @@ from services.common.errors import InvalidInput
 
 from . import rules
 from .demands import (
-    Demand, DemandOrigin, RequestedLine, Tier, build_lines, new_demand, parse_lines,
+    Demand,
+    DemandOrigin,
+    RequestedLine,
+    Tier,
+    build_lines,
+    new_demand,
+    parse_lines,
 )
 from .fields import as_choice, as_date, as_int, as_text, is_blank, require_aware
 from .policy import DemandPolicy, SpecialNeedPolicy
 from .requesters import Requester
+
+DEFAULT_SPECIAL_NEED_POLICY = SpecialNeedPolicy()
+PSEUDONYM_PREFIX = "BEN-"
 
 
 class SpecialNeedCategory(StrEnum):
@@ -92,16 +101,17 @@ def mask_phone(phone: str) -> str:
 
 
 def pseudonym(requester_id: str, name: str, phone: str, secret: bytes) -> str:
-    """Stable pseudonymous beneficiary id: ``<requester_id>:<16 hex digits>``.
+    """Stable pseudonymous beneficiary id: ``BEN-`` and 20 hex digits (24 characters).
 
-    HMAC-SHA256(secret, requester_id ␟ normalized name ␟ normalized phone); without the
-    secret the name and phone cannot be recovered or tested. The secret is county
+    HMAC-SHA256(secret, requester_id ␟ normalized name ␟ normalized phone), so the same
+    person registered twice under the same requester gets the same pseudonym, and without the
+    secret the name and phone can be neither recovered nor tested. The secret is county
     configuration (at least 16 bytes); changing it changes every pseudonym.
     """
     if not isinstance(secret, bytes | bytearray) or len(secret) < 16:
         raise ValueError("the pseudonym secret must be at least 16 bytes")
     msg = "\x1f".join((requester_id, normalize_name(name), normalize_phone(phone))).encode()
-    return f"{requester_id}:{hmac.new(bytes(secret), msg, hashlib.sha256).hexdigest()[:16]}"
+    return PSEUDONYM_PREFIX + hmac.new(bytes(secret), msg, hashlib.sha256).hexdigest()[:20]
 
 
 @dataclass(frozen=True)
@@ -181,20 +191,21 @@ def register_special_need(*, need_id: str, requester: Requester, name: str, phon
                           policy: DemandPolicy, secret: bytes, registered_by: str, at: datetime,
                           period_days: Any = None, delivery_day: date | str | None = None,
                           note: str = "",
-                          sn_policy: SpecialNeedPolicy = SpecialNeedPolicy()) -> SpecialNeed:
+                          sn_policy: SpecialNeedPolicy = DEFAULT_SPECIAL_NEED_POLICY) -> SpecialNeed:
     """Validate and create a special need registered by a grid worker at `at`.
 
     The first delivery day follows the demand cut-off rule (DemandPolicy.delivery_target).
     Raises RuleRefused AREA_REQUESTER_ONLY for a unit, NON_ESSENTIAL for a non-essential
-    item, InvalidInput naming name, phone, category, lines[i].…, period_days, delivery_day.
+    item, InvalidInput naming beneficiary.name, beneficiary.phone, category, lines[i].…,
+    period_days, delivery_day, registered_by, note.
     """
     require_aware(at)
     if not requester.is_area:
         raise rules.refuse(rules.AREA_REQUESTER_ONLY,
                            "个性化需求登记在村(社区)名下", "special needs are registered under a "
                            "village or community; units file requisitions", field="requester_id")
-    clear_name = normalize_name(as_text(name, "name", max_len=50))
-    clear_phone = normalize_phone(phone)
+    clear_name = normalize_name(as_text(name, "beneficiary.name", max_len=50))
+    clear_phone = normalize_phone(phone, "beneficiary.phone")
     cat = as_choice(category, "category", SpecialNeedCategory, CATEGORY_ALIASES)
     requested = parse_lines(lines, catalogue, max_lines=sn_policy.max_lines,
                             max_quantity=policy.max_quantity, max_note_chars=policy.max_note_chars)

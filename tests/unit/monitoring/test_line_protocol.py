@@ -86,6 +86,8 @@ def test_nan_and_inf_are_refused(bad):
     (lambda: env_line("D\n1", "Z1", "S1", None, T0, 4.0, 50.0, 1), "line break"),
     (lambda: env_line("D1\\", "Z1", "S1", None, T0, 4.0, 50.0, 1), "backslash"),
     (lambda: alarm_line("D1", "Z1", "R", "k", "open\ned", 1.0, "a", T0), "line break"),
+    (lambda: env_line("D\ud800", "Z1", "S1", None, T0, 4.0, 50.0, 1), "lone surrogate"),
+    (lambda: alarm_line("D1", "Z1", "R", "k", "opened", 1.0, "a\udc80", T0), "lone surrogate"),
     (lambda: encode_line("m", {}, {"f": None}, 1), "at least one field"),
     (lambda: encode_line("m", {}, {"f": [1]}, 1), "unsupported type"),
 ])
@@ -197,7 +199,7 @@ class FakeInflux:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def store(self, lines):
         with self.lock:
@@ -243,7 +245,7 @@ def test_flush_writes_in_batches_of_at_most_batch_lines(fake, tmp_path):
 @pytest.mark.parametrize("mode", ["503", "close", "hang", "nodb"])
 def test_failed_batches_are_spooled_then_replayed_oldest_first_before_new_data(fake, tmp_path, mode):
     w = writer(fake, tmp_path, batch_lines=300, timeout=0.3)
-    fake.hang_s = 1.0
+    fake.hang_s = 5.0  # far beyond the client's timeout: nothing lands during the test
     fake.mode = mode
     w.add(lines(0, 500))
     assert w.flush() == 0
