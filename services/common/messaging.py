@@ -148,7 +148,13 @@ class EventPublisher:
             raise PublishError(f"broker connection failed: {exc!r}") from exc
 
     def ping(self) -> None:
+        """Raises unless the broker answers (a dead connection is noticed and reopened)."""
         self._connect()
+        try:
+            self._conn.process_data_events(0)
+        except AMQPError:
+            self.close()
+            self._connect()
 
     def close(self) -> None:
         try:

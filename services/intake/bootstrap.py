@@ -1,0 +1,37 @@
+"""Build intake's context from settings: the one place that wires adapters to the domain."""
+
+from __future__ import annotations
+
+from services.common.catalogue import load_catalogue
+from services.common.config import ConfigError, Settings
+from services.common.db import make_engine
+from services.common.migrate import check_at_head
+from services.intake import domain as d
+from services.intake.handlers import IntakeContext
+
+
+def build_context(settings: Settings, *, pool_size: int = 10) -> IntakeContext:
+    engine = make_engine(settings.database_url, pool_size=pool_size)
+    check_at_head("intake", engine)
+    policy = demand_policy(settings)
+    return IntakeContext(engine=engine, catalogue=load_catalogue(settings.catalogue_path),
+                         clock=settings.clock(), secret=settings.secret.encode(), policy=policy,
+                         donation_policy=d.DonationPolicy(timezone=str(settings.timezone)))
+
+
+def demand_policy(settings: Settings) -> d.DemandPolicy:
+    """SUPPLY_DEMAND_CUTOFF (HH:MM, default 11:00), SUPPLY_DEMAND_CUTOFF_DAYS_BEFORE (0),
+    SUPPLY_DEMAND_CYCLE_DAYS (1), SUPPLY_OVER_NORM_FACTOR (3.0): RULES.md §2, §6."""
+    from datetime import time
+
+    env = settings.extra
+    try:
+        hh, mm = env.get("SUPPLY_DEMAND_CUTOFF", "11:00").split(":")
+        return d.DemandPolicy(
+            timezone=str(settings.timezone), cutoff=time(int(hh), int(mm)),
+            cutoff_days_before=int(env.get("SUPPLY_DEMAND_CUTOFF_DAYS_BEFORE", "0")),
+            cycle_days=int(env.get("SUPPLY_DEMAND_CYCLE_DAYS", "1")),
+            over_norm_factor=float(env.get("SUPPLY_OVER_NORM_FACTOR", "3.0")),
+        )
+    except ValueError as exc:
+        raise ConfigError(f"demand policy (SUPPLY_DEMAND_*, SUPPLY_OVER_NORM_FACTOR): {exc}") from None

@@ -1,0 +1,351 @@
+"""IntakeService over gRPC: translate messages, call handlers, map answers. No rules here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from supply.v1 import common_pb2 as common
+from supply.v1 import intake_pb2 as pb
+from supply.v1 import intake_pb2_grpc as rpc
+
+from services.common.config import Settings
+from services.common.db import ping, request_fingerprint, run_idempotent
+from services.common.errors import DomainError, InvalidInput, RuleRefused
+from services.common.grpc_server import caller, serve
+from services.common.messaging import EventPublisher
+from services.intake import handlers as h
+from services.intake.bootstrap import build_context
+from services.intake.domain.fields import as_date, get, is_blank
+from services.intake.entrypoints import proto_map as out
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+MAX_IMPORT_BYTES = 32 * 1024 * 1024
+
+
+def _actor() -> h.Actor:
+    c = caller()
+    return h.Actor(c.identity, c.role, c.scope)
+
+
+def _fingerprint(request: Message) -> str:
+    clone = type(request)()
+    clone.CopyFrom(request)
+    clone.ClearField("idempotency_key")
+    return request_fingerprint(clone.SerializeToString(deterministic=True))
+
+
+def _prefixed(prefix: str, fn: Callable):
+    """Run fn; InvalidInput fields get `prefix.` in front (field paths relative to the request)."""
+    try:
+        return fn()
+    except InvalidInput as exc:
+        raise InvalidInput(f"{prefix}.{exc.field}", exc.message.split(": ", 1)[-1]) from None
+
+
+OUTPUT_ONLY = ("version", "registered_at", "updated_at")
+
+
+def _requester_spec(message: pb.Requester, paths: list[str] | None = None) -> dict:
+    """A Requester message as the mapping the domain validates (set fields only)."""
+    data = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    for f in OUTPUT_ONLY:
+        data.pop(f, None)
+    if paths is not None:
+        return {p: data.get(p) for p in paths}
+    return data
+
+
+class IntakeServicer(rpc.IntakeServiceServicer):
+    def __init__(self, ctx: h.IntakeContext):
+        self.ctx = ctx
+
+    def _write(self, method: str, request: Message, response_type: type[Message],
+               work: Callable[[h.Actor, object], Message]) -> Message:
+        actor = _actor()
+        data = run_idempotent(self.ctx.uow(), f"{actor.identity}:{method}", request.idempotency_key,
+                              _fingerprint(request),
+                              lambda uow: work(actor, uow).SerializeToString())
+        return response_type.FromString(data)
+
+    # ---- requesters
+    def RegisterRequester(self, request, context):
+        return self._write("RegisterRequester", request, pb.Requester, lambda a, uow: out.requester(
+            _prefixed("requester", lambda: h.register_requester(self.ctx, uow, a, _requester_spec(request.requester)))))
+
+    def UpdateRequester(self, request, context):
+        paths = list(request.update_mask.paths)
+        if not paths:
+            raise InvalidInput("update_mask", "name the fields to change, e.g. paths: [\"risk_level\"]")
+        changes = _requester_spec(request.requester, paths)
+        return self._write("UpdateRequester", request, pb.Requester, lambda a, uow: out.requester(
+            _prefixed("requester", lambda: h.update_requester(
+                self.ctx, uow, a, request.requester_id, changes, request.expected_version or None))))
+
+    def GetRequester(self, request, context):
+        with self.ctx.uow() as uow:
+            return out.requester(h.get_requester(uow, request.requester_id))
+
+    def ListRequesters(self, request, context):
+        kind = get(request, "kind")
+        risk = get(request, "risk_level")
+        with self.ctx.uow() as uow:
+            items, token = h.list_requesters(
+                uow, township=request.township,
+                kind="" if is_blank(kind) else kind.removeprefix("REQUESTER_KIND_").lower(),
+                risk_level="" if is_blank(risk) else risk.removeprefix("RISK_LEVEL_").lower(),
+                page_size=request.page.page_size, page_token=request.page.page_token)
+        return pb.ListRequestersResponse(requesters=[out.requester(r) for r in items],
+                                         page=common.PageInfo(next_page_token=token))
+
+    # ---- demands
+    def _submit(self, actor: h.Actor, uow, request: pb.SubmitDemandRequest) -> pb.Demand:
+        demand = h.submit_demand(self.ctx, uow, actor, request.requester_id, request.lines,
+                                 request.delivery_day or None)
+        return out.demand(demand, self.ctx.policy)
+
+    def SubmitDemand(self, request, context):
+        return self._write("SubmitDemand", request, pb.Demand,
+                           lambda a, uow: self._submit(a, uow, request))
+
+    def SubmitDemandBatch(self, request, context):
+        n = len(request.demands)
+        if not 1 <= n <= MAX_BATCH:
+            raise InvalidInput("demands", f"1 … {MAX_BATCH} demands per batch, got {n}")
+        keys = [x.idempotency_key for x in request.demands]
+        for i, k in enumerate(keys):
+            if not k:
+                raise InvalidInput(f"demands[{i}].idempotency_key", "required for every demand")
+            if keys.index(k) != i:
+                raise InvalidInput(f"demands[{i}].idempotency_key", f"repeats demands[{keys.index(k)}]")
+        return self._write("SubmitDemandBatch", request, pb.SubmitDemandBatchResponse,
+                           lambda a, uow: self._batch(a, uow, request))
+
+    def _batch(self, actor: h.Actor, uow, request) -> pb.SubmitDemandBatchResponse:
+        """All demands in one transaction; each under its own savepoint and idempotency key, so
+        a refused demand does not undo the others and a repeat of one returns its first result."""
+        from sqlalchemy.exc import IntegrityError
+
+        from services.common.db import utcnow
+
+        idem = uow.tables["idempotency_keys"]
+        scope = f"{actor.identity}:SubmitDemand"
+        results = []
+        accepted = refused = 0
+        for i, one in enumerate(request.demands):
+            result = pb.SubmitDemandResult(index=i, idempotency_key=one.idempotency_key)
+            fp = _fingerprint(one)
+            prior = uow.conn.execute(idem.select().where(idem.c.scope == scope,
+                                                         idem.c.key == one.idempotency_key)).first()
+            if prior is not None and prior.request_hash == fp:
+                result.demand.ParseFromString(prior.response)
+                accepted += 1
+            elif prior is not None:
+                result.error.CopyFrom(common.ErrorDetail(
+                    code="ALREADY_EXISTS", field="idempotency_key",
+                    message="idempotency_key was already used for a different demand"))
+                refused += 1
+            else:
+                sp = uow.conn.begin_nested()
+                try:
+                    m = self._submit(actor, uow, one)
+                    uow.conn.execute(idem.insert().values(scope=scope, key=one.idempotency_key,
+                                                          request_hash=fp, response=m.SerializeToString(),
+                                                          created_at=utcnow()))
+                    sp.commit()
+                    result.demand.CopyFrom(m)
+                    accepted += 1
+                except (DomainError, IntegrityError) as exc:
+                    sp.rollback()
+                    result.error.CopyFrom(_error_detail(exc))
+                    refused += 1
+            results.append(result)
+        return pb.SubmitDemandBatchResponse(results=results, accepted=accepted, refused=refused)
+
+    def CancelDemand(self, request, context):
+        return self._write("CancelDemand", request, pb.Demand, lambda a, uow: out.demand(
+            h.cancel_demand(self.ctx, uow, a, request.demand_id, request.reason), self.ctx.policy))
+
+    def GetDemand(self, request, context):
+        with self.ctx.uow() as uow:
+            return out.demand(h.get_demand(uow, request.demand_id), self.ctx.policy)
+
+    def ListDemands(self, request, context):
+        status = get(request, "status")
+        flagged = request.flagged if request.HasField("flagged") else None
+        day = as_date(request.delivery_day, "delivery_day") if request.delivery_day else None
+        with self.ctx.uow() as uow:
+            items, token = h.list_demands(
+                uow, requester_id=request.requester_id, delivery_day=day,
+                status="" if is_blank(status) else status.removeprefix("DEMAND_STATUS_").lower(),
+                tier=int(request.tier), flagged=flagged,
+                page_size=request.page.page_size, page_token=request.page.page_token)
+        return pb.ListDemandsResponse(demands=[out.demand(x, self.ctx.policy) for x in items],
+                                      page=common.PageInfo(next_page_token=token))
+
+    # ---- special needs
+    def RegisterSpecialNeed(self, request, context):
+        def work(a, uow):
+            need, demand = h.register_special_need(
+                self.ctx, uow, a, requester_id=request.requester_id,
+                name=request.beneficiary.name, phone=request.beneficiary.phone,
+                category=get(request, "category"), lines=request.lines,
+                period_days=request.period_days, delivery_day=request.delivery_day or None,
+                note=request.note)
+            return pb.RegisterSpecialNeedResponse(special_need=out.special_need(need.view()),
+                                                  demand=out.demand(demand, self.ctx.policy))
+        return self._write("RegisterSpecialNeed", request, pb.RegisterSpecialNeedResponse, work)
+
+    def ListSpecialNeeds(self, request, context):
+        category = get(request, "category")
+        with self.ctx.uow() as uow:
+            items, token = h.list_special_needs(
+                uow, requester_id=request.requester_id,
+                category="" if is_blank(category) else category.removeprefix("SPECIAL_NEED_CATEGORY_").lower(),
+                beneficiary=request.beneficiary,
+                page_size=request.page.page_size, page_token=request.page.page_token)
+        return pb.ListSpecialNeedsResponse(special_needs=[out.special_need(v) for v in items],
+                                           page=common.PageInfo(next_page_token=token))
+
+    # ---- requisitions
+    def FileRequisition(self, request, context):
+        return self._write("FileRequisition", request, pb.Requisition, lambda a, uow: out.requisition(
+            h.file_requisition(self.ctx, uow, a, unit_id=request.unit_id, lines=request.lines,
+                               purpose=request.purpose, headcount_basis=request.headcount_basis,
+                               delivery_day=request.delivery_day or None)))
+
+    def ApproveRequisition(self, request, context):
+        step = {pb.APPROVAL_STEP_HEAD: "head", pb.APPROVAL_STEP_HQ: "hq"}.get(request.step)
+        if step is None:
+            raise InvalidInput("step", "APPROVAL_STEP_HEAD (一把手审核) or APPROVAL_STEP_HQ (指挥部审批)")
+
+        def work(a, uow):
+            req, demand = h.approve_requisition(self.ctx, uow, a, request.requisition_id, step,
+                                                request.reason)
+            resp = pb.ApproveRequisitionResponse(requisition=out.requisition(req))
+            if demand is not None:
+                resp.demand.CopyFrom(out.demand(demand, self.ctx.policy))
+            return resp
+        return self._write("ApproveRequisition", request, pb.ApproveRequisitionResponse, work)
+
+    def RejectRequisition(self, request, context):
+        return self._write("RejectRequisition", request, pb.Requisition, lambda a, uow: out.requisition(
+            h.reject_requisition(self.ctx, uow, a, request.requisition_id, request.reason)))
+
+    def GetRequisition(self, request, context):
+        with self.ctx.uow() as uow:
+            return out.requisition(h.get_requisition(uow, request.requisition_id))
+
+    # ---- donations
+    def RegisterDonation(self, request, context):
+        return self._write("RegisterDonation", request, pb.Donation, lambda a, uow: out.donation(
+            h.register_donation(self.ctx, uow, a, donor=request.donor, lines=request.lines,
+                                target_requester_id=request.target_requester_id,
+                                target_use=request.target_use, note=request.note)))
+
+    def InspectDonationLine(self, request, context):
+        decision = get(request, "decision")
+        medical = request.medical_grade if request.HasField("medical_grade") else None
+        return self._write("InspectDonationLine", request, pb.Donation, lambda a, uow: out.donation(
+            h.inspect_donation_line(self.ctx, uow, a, donation_id=request.donation_id,
+                                    line_no=request.line_no, decision=decision,
+                                    reason=request.reason, medical_grade=medical,
+                                    redirect_to=request.redirect_to)))
+
+    def GetDonation(self, request, context):
+        with self.ctx.uow() as uow:
+            return out.donation(h.get_donation(uow, request.donation_id))
+
+    def GetDonationSummary(self, request, context):
+        day = as_date(request.day, "day") if request.day else \
+            self.ctx.donation_policy.local_day(self.ctx.clock.now())
+        with self.ctx.uow() as uow:
+            return out.donation_summary(h.donation_summary(self.ctx, uow, day))
+
+    # ---- spreadsheet import (server streaming: progress, then the report)
+    def ImportSpreadsheet(self, request, context):
+        if not request.content:
+            raise InvalidInput("content", "empty file")
+        if len(request.content) > MAX_IMPORT_BYTES:
+            raise InvalidInput("content", f"larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB; split the file")
+        fmt = {pb.SPREADSHEET_FORMAT_CSV: "csv", pb.SPREADSHEET_FORMAT_XLSX: "xlsx"}.get(request.format)
+        kind = {pb.IMPORT_KIND_REQUESTERS: "requesters", pb.IMPORT_KIND_DEMANDS: "demands"}.get(request.kind)
+        if fmt is None:
+            raise InvalidInput("format", "SPREADSHEET_FORMAT_CSV or SPREADSHEET_FORMAT_XLSX")
+        if kind is None:
+            raise InvalidInput("kind", "IMPORT_KIND_REQUESTERS or IMPORT_KIND_DEMANDS")
+        yield from _stream_import(self, request, fmt, kind)
+
+
+def _stream_import(servicer: IntakeServicer, request, fmt: str, kind: str):
+    """Run the import in a thread and stream its progress; the last message holds the report."""
+    import queue
+    import threading
+
+    updates: queue.Queue = queue.Queue()
+    phases = {"parsing": pb.IMPORT_PHASE_PARSING, "validating": pb.IMPORT_PHASE_VALIDATING}
+    actor = _actor()
+    box: dict = {}
+
+    def work(uow):
+        report = h.import_spreadsheet(
+            servicer.ctx, uow, actor, content=request.content, fmt=fmt, kind=kind,
+            all_or_nothing=request.all_or_nothing,
+            progress=lambda phase, done, total: updates.put(pb.ImportProgress(
+                phase=phases[phase], rows_done=done, rows_total=total)))
+        updates.put(pb.ImportProgress(phase=pb.IMPORT_PHASE_WRITING, rows_done=report.rows_total,
+                                      rows_total=report.rows_total))
+        return pb.ImportReport(
+            rows_total=report.rows_total, rows_accepted=report.rows_accepted,
+            rows_rejected=len({e[0] for e in report.errors}),
+            errors=[pb.RowError(row=r, column=c, reason=m) for r, c, m in report.errors],
+            committed=report.applied, warnings=list(report.warnings), ids=list(report.created_ids),
+        ).SerializeToString()
+
+    def run():
+        try:
+            box["report"] = pb.ImportReport.FromString(run_idempotent(
+                servicer.ctx.uow(), f"{actor.identity}:ImportSpreadsheet", request.idempotency_key,
+                _fingerprint(request), work))
+        except BaseException as exc:  # handed to the RPC thread, which maps it
+            box["error"] = exc
+        updates.put(None)
+
+    threading.Thread(target=run, name="import", daemon=True).start()
+    while (msg := updates.get()) is not None:
+        yield msg
+    if "error" in box:
+        raise box["error"]
+    report = box["report"]
+    yield pb.ImportProgress(phase=pb.IMPORT_PHASE_DONE, rows_done=report.rows_total,
+                            rows_total=report.rows_total, report=report)
+
+
+def _error_detail(exc: Exception) -> common.ErrorDetail:
+    if isinstance(exc, InvalidInput):
+        return common.ErrorDetail(code="INVALID_ARGUMENT", field=exc.field, message=exc.message)
+    if isinstance(exc, RuleRefused):
+        return common.ErrorDetail(code="FAILED_PRECONDITION", rule_code=exc.rule,
+                                  field=getattr(exc, "field", "") or "", message=exc.message)
+    if isinstance(exc, DomainError):
+        code = {"NotFound": "NOT_FOUND", "Conflict": "ALREADY_EXISTS",
+                "PermissionDenied": "PERMISSION_DENIED"}.get(type(exc).__name__, "UNKNOWN")
+        return common.ErrorDetail(code=code, message=exc.message)
+    return common.ErrorDetail(code="ALREADY_EXISTS", message="concurrent duplicate")
+
+
+def run(settings: Settings) -> None:
+    ctx = build_context(settings, pool_size=20)
+    publisher = EventPublisher(settings.amqp_url)
+
+    def register(server: grpc.Server) -> list[str]:
+        rpc.add_IntakeServiceServicer_to_server(IntakeServicer(ctx), server)
+        return [pb.DESCRIPTOR.services_by_name["IntakeService"].full_name]
+
+    serve(settings, register, {"database": lambda: ping(ctx.engine), "broker": publisher.ping},
+          on_stop=publisher.close)

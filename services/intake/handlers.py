@@ -1,0 +1,439 @@
+"""Intake use cases: load, call the domain, save, record events — in one unit of work.
+
+Functions here take an open UnitOfWork and do not commit: the caller (the gRPC servicer through
+run_idempotent, or the worker through consume) commits, so the idempotency key or the
+processed-event record lands in the same transaction as the effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from services.common.catalogue import Catalogue
+from services.common.clock import Clock
+from services.common.db import UnitOfWork, new_id
+from services.common.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from services.common.repository import JsonRepository
+from services.intake import domain as d
+from services.intake.adapters import schema
+from services.intake.domain import events as ev
+from services.intake.spreadsheet import DemandRow, RequesterRow, parse_spreadsheet
+
+READ_ROLES = ("hq", "village", "unit", "unit_head", "grid_worker", "inspector", "depot_keeper",
+              "department")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is calling (from the caller's token): identity, role and scope (requester id)."""
+
+    identity: str
+    role: str
+    scope: str = ""
+
+    def require(self, *roles: str) -> None:
+        if self.role != "admin" and self.role not in roles:
+            raise PermissionDenied(f"role {self.role!r} may not do this; needs one of {', '.join(roles)}")
+
+    def require_for(self, requester_id: str, *roles: str) -> None:
+        """Role check, and a village/unit-scoped caller may act only for its own requester."""
+        self.require(*roles)
+        if self.role in ("admin", "hq"):
+            return
+        if self.scope and self.scope != requester_id:
+            raise PermissionDenied(f"{self.identity} acts for {self.scope}, not {requester_id}")
+
+    def domain_actor(self) -> d.Actor:
+        return d.Actor(id=self.identity, role=self.role, unit_id=self.scope or None)
+
+
+@dataclass
+class IntakeContext:
+    engine: Engine
+    catalogue: Catalogue
+    clock: Clock
+    secret: bytes
+    policy: d.DemandPolicy = d.DemandPolicy()
+    donation_policy: d.DonationPolicy = d.DonationPolicy()
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.engine, schema.tables, "intake", self.clock.now)
+
+
+requesters = JsonRepository(schema.requesters, d.Requester, lambda r: {
+    "kind": r.kind.value, "township": r.township,
+    "risk_level": r.risk_level.value if r.risk_level else None, "version": r.version,
+    "updated_at": r.updated_at or r.registered_at})
+demands = JsonRepository(schema.demands, d.Demand, lambda x: {
+    "requester_id": x.requester_id, "delivery_day": x.delivery_day, "status": x.status.value,
+    "top_tier": int(x.top_tier), "flagged": x.flagged, "origin": x.origin.value,
+    "submitted_at": x.submitted_at})
+special_needs = JsonRepository(schema.special_needs, d.SpecialNeed, lambda n: {
+    "requester_id": n.requester_id, "pseudonym": n.beneficiary.pseudonym,
+    "category": n.category.value, "registered_at": n.registered_at})
+requisitions = JsonRepository(schema.requisitions, d.Requisition, lambda r: {
+    "unit_id": r.unit_id, "status": r.status.value, "updated_at": r.approvals[-1].at})
+donations = JsonRepository(schema.donations, d.Donation, lambda x: {
+    "status": x.status.value, "received_day": d.DonationPolicy().local_day(x.received_at),
+    "updated_at": x.received_at})
+
+
+def _record(uow: UnitOfWork, event: ev.DomainEvent) -> None:
+    uow.record_event(event.event_type, event.payload, schema_version=event.schema_version)
+
+
+def _requester(uow: UnitOfWork, requester_id: str, field: str = "requester_id") -> d.Requester:
+    if not requester_id:
+        raise InvalidInput(field, "required")
+    r = requesters.get(uow.conn, requester_id)
+    if r is None:
+        raise NotFound(f"{field}: no requester {requester_id!r} / 未登记的需求方")
+    return r
+
+
+# ---- requesters -------------------------------------------------------------------------
+def register_requester(ctx: IntakeContext, uow: UnitOfWork, actor: Actor,
+                       data: Mapping[str, Any]) -> d.Requester:
+    actor.require("hq")
+    r = d.register_requester(data, ctx.clock.now())
+    if requesters.get(uow.conn, r.id) is not None:
+        raise Conflict(f"requester {r.id!r} is already registered; use UpdateRequester")
+    requesters.add(uow.conn, r)
+    _record(uow, ev.requester_registered(r))
+    return r
+
+
+def update_requester(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requester_id: str,
+                     changes: Mapping[str, Any], expected_version: int | None) -> d.Requester:
+    actor.require("hq")
+    current = _requester(uow, requester_id, "id")
+    updated = d.update_requester(current, changes, ctx.clock.now(), expected_version)
+    changed = d.changed_fields(current, updated)
+    if changed:
+        requesters.save(uow.conn, updated)
+        _record(uow, ev.requester_updated(updated, changed))
+    return updated
+
+
+def get_requester(uow: UnitOfWork, requester_id: str) -> d.Requester:
+    return _requester(uow, requester_id, "id")
+
+
+def list_requesters(uow: UnitOfWork, *, township: str = "", kind: str = "", risk_level: str = "",
+                    page_size: int = 0, page_token: str = "") -> tuple[list[d.Requester], str]:
+    t = schema.requesters
+    where = []
+    if township:
+        where.append(t.c.township == township)
+    if kind:
+        where.append(t.c.kind == _choice("kind", kind, d.RequesterKind))
+    if risk_level:
+        where.append(t.c.risk_level == _choice("risk_level", risk_level, d.RiskLevel))
+    return requesters.page(uow.conn, where, page_size, page_token)
+
+
+def _choice(field: str, value: str, enum) -> str:
+    try:
+        return enum(value).value
+    except ValueError:
+        raise InvalidInput(field, f"{value!r} is not one of {', '.join(e.value for e in enum)}") from None
+
+
+# ---- demands ----------------------------------------------------------------------------
+def submit_demand(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requester_id: str,
+                  lines: Sequence[Any], delivery_day: date | str | None,
+                  origin: d.DemandOrigin = d.DemandOrigin.DIRECT,
+                  requester_cache: dict[str, d.Requester] | None = None) -> d.Demand:
+    actor.require_for(requester_id, "hq", "village", "unit", "unit_head", "grid_worker")
+    requester = (requester_cache or {}).get(requester_id) or _requester(uow, requester_id)
+    demand = d.submit_demand(demand_id=new_id("D"), requester=requester, lines=lines,
+                             catalogue=ctx.catalogue, policy=ctx.policy, at=ctx.clock.now(),
+                             delivery_day=delivery_day or None, origin=origin)
+    demands.add(uow.conn, demand)
+    _record(uow, ev.demand_registered(demand, requester))
+    return demand
+
+
+def cancel_demand(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, demand_id: str,
+                  reason: str) -> d.Demand:
+    demand = get_demand(uow, demand_id)
+    actor.require_for(demand.requester_id, "hq", "village", "unit", "unit_head", "grid_worker")
+    cancelled = d.cancel_demand(demand, ctx.clock.now(), reason)
+    demands.save(uow.conn, cancelled)
+    _record(uow, ev.demand_cancelled(cancelled))
+    return cancelled
+
+
+def get_demand(uow: UnitOfWork, demand_id: str) -> d.Demand:
+    if not demand_id:
+        raise InvalidInput("demand_id", "required")
+    demand = demands.get(uow.conn, demand_id)
+    if demand is None:
+        raise NotFound(f"demand_id: no demand {demand_id!r}")
+    return demand
+
+
+def list_demands(uow: UnitOfWork, *, requester_id: str = "", delivery_day: date | None = None,
+                 status: str = "", tier: int = 0, flagged: bool | None = None,
+                 page_size: int = 0, page_token: str = "") -> tuple[list[d.Demand], str]:
+    t = schema.demands
+    where = []
+    if requester_id:
+        where.append(t.c.requester_id == requester_id)
+    if delivery_day:
+        where.append(t.c.delivery_day == delivery_day)
+    if status:
+        where.append(t.c.status == _choice("status", status, d.DemandStatus))
+    if tier:
+        if tier not in range(1, 6):
+            raise InvalidInput("tier", "must be 1..5")
+        where.append(t.c.top_tier == tier)
+    if flagged is not None:
+        where.append(t.c.flagged.is_(flagged))
+    return demands.page(uow.conn, where, page_size, page_token)
+
+
+def apply_delivery_results(ctx: IntakeContext, uow: UnitOfWork, payload: Mapping[str, Any]) -> None:
+    """`delivery_confirmed` from logistics: per demand, the delivered quantity per item."""
+    results: dict[str, dict[str, int]] = {}
+    for i, line in enumerate(payload.get("lines") or ()):
+        demand_id = line.get("demand_id")
+        if not demand_id:
+            raise InvalidInput(f"payload.lines[{i}].demand_id", "required")
+        per_item = results.setdefault(demand_id, {})
+        per_item[line["item_code"]] = per_item.get(line["item_code"], 0) + int(line["received"])
+    for demand_id, delivered in sorted(results.items()):
+        demand = get_demand(uow, demand_id)
+        if demand.status is not d.DemandStatus.OPEN:
+            continue  # already closed by an earlier delivery of the same demand
+        outcome = d.apply_delivery_results(demand, delivered, at=ctx.clock.now(), policy=ctx.policy,
+                                           carry_over_id=new_id("D"))
+        demands.save(uow.conn, outcome.demand)
+        _record(uow, ev.demand_closed(outcome.demand))
+        if outcome.carry_over is not None:
+            demands.add(uow.conn, outcome.carry_over)
+            _record(uow, ev.demand_registered(outcome.carry_over,
+                                              _requester(uow, outcome.carry_over.requester_id)))
+
+
+# ---- special needs ----------------------------------------------------------------------
+def register_special_need(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, requester_id: str,
+                          name: str, phone: str, category: Any, lines: Sequence[Any],
+                          period_days: Any, delivery_day: date | str | None, note: str
+                          ) -> tuple[d.SpecialNeed, d.Demand]:
+    actor.require_for(requester_id, "hq", "village", "grid_worker")
+    requester = _requester(uow, requester_id)
+    now = ctx.clock.now()
+    need = d.register_special_need(
+        need_id=new_id("SN"), requester=requester, name=name, phone=phone, category=category,
+        lines=lines, catalogue=ctx.catalogue, policy=ctx.policy, secret=ctx.secret,
+        registered_by=actor.identity, at=now, period_days=period_days or None,
+        delivery_day=delivery_day or None, note=note)
+    demand = d.special_need_demand(need, requester, demand_id=new_id("D"), catalogue=ctx.catalogue,
+                                   policy=ctx.policy, at=now)
+    special_needs.add(uow.conn, need)
+    demands.add(uow.conn, demand)
+    _record(uow, ev.special_need_registered(need))
+    _record(uow, ev.demand_registered(demand, requester))
+    return need, demand
+
+
+def list_special_needs(uow: UnitOfWork, *, requester_id: str = "", category: str = "",
+                       beneficiary: str = "", page_size: int = 0, page_token: str = ""
+                       ) -> tuple[list[d.SpecialNeedView], str]:
+    t = schema.special_needs
+    where = []
+    if beneficiary:
+        where.append(t.c.pseudonym == beneficiary)
+    if requester_id:
+        where.append(t.c.requester_id == requester_id)
+    if category:
+        where.append(t.c.category == _choice("category", category, d.SpecialNeedCategory))
+    needs, token = special_needs.page(uow.conn, where, page_size, page_token)
+    return [n.view() for n in needs], token
+
+
+# ---- unit requisitions ------------------------------------------------------------------
+def file_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, unit_id: str,
+                     lines: Sequence[Any], purpose: str, headcount_basis: Any,
+                     delivery_day: date | str | None) -> d.Requisition:
+    unit = _requester(uow, unit_id, "unit_id")
+    req = d.file_requisition(requisition_id=new_id("RQ"), unit=unit, lines=lines, purpose=purpose,
+                             headcount_basis=headcount_basis, actor=actor.domain_actor(),
+                             catalogue=ctx.catalogue, policy=ctx.policy, at=ctx.clock.now(),
+                             delivery_day=delivery_day or None)
+    requisitions.add(uow.conn, req)
+    _record(uow, ev.requisition_submitted(req, unit))
+    return req
+
+
+def get_requisition(uow: UnitOfWork, requisition_id: str) -> d.Requisition:
+    req = requisitions.get(uow.conn, requisition_id) if requisition_id else None
+    if req is None:
+        raise NotFound(f"requisition_id: no requisition {requisition_id!r}")
+    return req
+
+
+def approve_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requisition_id: str,
+                        step: str, reason: str) -> tuple[d.Requisition, d.Demand | None]:
+    req = get_requisition(uow, requisition_id)
+    now = ctx.clock.now()
+    if step == "head":
+        req = d.approve_head(req, actor.domain_actor(), now, reason)
+        requisitions.save(uow.conn, req)
+        return req, None
+    if step != "hq":
+        raise InvalidInput("step", "must be 'head' (一把手审核) or 'hq' (指挥部审批)")
+    unit = _requester(uow, req.unit_id, "unit_id")
+    req, demand = d.approve_hq(req, actor.domain_actor(), now, unit=unit, demand_id=new_id("D"),
+                               policy=ctx.policy, reason=reason)
+    requisitions.save(uow.conn, req)
+    demands.add(uow.conn, demand)
+    _record(uow, ev.requisition_approved(req, demand))
+    _record(uow, ev.demand_registered(demand, unit))
+    return req, demand
+
+
+def reject_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requisition_id: str,
+                       reason: str) -> d.Requisition:
+    req = d.reject_requisition(get_requisition(uow, requisition_id), actor.domain_actor(),
+                               ctx.clock.now(), reason)
+    requisitions.save(uow.conn, req)
+    _record(uow, ev.requisition_rejected(req))
+    return req
+
+
+# ---- donations --------------------------------------------------------------------------
+def register_donation(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, donor: Any,
+                      lines: Sequence[Any], target_requester_id: str, target_use: str,
+                      note: str) -> d.Donation:
+    actor.require("hq", "depot_keeper", "inspector")
+    if target_requester_id:
+        _requester(uow, target_requester_id, "target_requester_id")
+    donation = d.register_donation(
+        donation_id=new_id("DN"), donor=donor, lines=lines, catalogue=ctx.catalogue,
+        received_at=ctx.clock.now(), registered_by=actor.identity,
+        target_requester_id=target_requester_id or None, target_use=target_use, note=note,
+        policy=ctx.donation_policy)
+    donations.add(uow.conn, donation)
+    _record(uow, ev.donation_registered(donation))
+    return donation
+
+
+def get_donation(uow: UnitOfWork, donation_id: str) -> d.Donation:
+    donation = donations.get(uow.conn, donation_id) if donation_id else None
+    if donation is None:
+        raise NotFound(f"donation_id: no donation {donation_id!r}")
+    return donation
+
+
+def inspect_donation_line(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, donation_id: str,
+                          line_no: int, decision: Any, reason: str, medical_grade: bool | None,
+                          redirect_to: str) -> d.Donation:
+    actor.require("hq", "inspector")
+    donation = d.inspect_line(get_donation(uow, donation_id), line_no, decision=decision,
+                              reason=reason, inspector=actor.identity, at=ctx.clock.now(),
+                              catalogue=ctx.catalogue, medical_grade=medical_grade,
+                              redirect_to=redirect_to, policy=ctx.donation_policy)
+    donations.save(uow.conn, donation)
+    _record(uow, ev.donation_inspected(donation, [line_no]))
+    return donation
+
+
+def donation_summary(ctx: IntakeContext, uow: UnitOfWork, day: date) -> d.DonationDaySummary:
+    t = schema.donations
+    # a donation received on an earlier day may be inspected today: scan a window of days
+    rows = uow.conn.execute(select(t.c.id).where(t.c.received_day >= day.fromordinal(day.toordinal() - 31),
+                                                 t.c.received_day <= day)).all()
+    found = donations.get_many(uow.conn, [r.id for r in rows])
+    return d.daily_summary(found.values(), day, ctx.donation_policy)
+
+
+# ---- spreadsheet import -----------------------------------------------------------------
+@dataclass(frozen=True)
+class ImportReport:
+    rows_total: int
+    rows_accepted: int
+    errors: tuple[tuple[int, str, str], ...]   # (row, column, reason)
+    warnings: tuple[str, ...]
+    applied: bool
+    created_ids: tuple[str, ...] = ()
+
+
+def import_spreadsheet(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, content: bytes,
+                       fmt: str, kind: str, all_or_nothing: bool,
+                       progress: Callable[[str, int, int], None] = lambda *a: None) -> ImportReport:
+    """Parse, validate every row against intake's state, then apply all (or, when told, the
+    good rows). A row refused by a domain rule is reported with its row number."""
+    actor.require("hq", "village", "grid_worker")
+    parsed = parse_spreadsheet(content, fmt, kind, ctx.catalogue,
+                               progress=lambda done, total: progress("parsing", done, total))
+    errors = [(e.row, e.column, e.reason) for e in parsed.errors]
+    created: list[str] = []
+    total = len(parsed.rows)
+    cache: dict[str, d.Requester] = {}
+    for i, row in enumerate(parsed.rows, start=1):
+        savepoint = uow.conn.begin_nested()
+        try:
+            if isinstance(row, RequesterRow):
+                created.append(register_requester(ctx, uow, actor, _requester_data(row)).id)
+            else:
+                assert isinstance(row, DemandRow)
+                if row.requester_id not in cache:
+                    cache[row.requester_id] = _requester(uow, row.requester_id)
+                demand = submit_demand(ctx, uow, actor, row.requester_id,
+                                       [{"item_code": row.item_code, "quantity": row.quantity,
+                                         "note": row.note}], row.delivery_day,
+                                       origin=d.DemandOrigin.IMPORT, requester_cache=cache)
+                created.append(demand.id)
+            savepoint.commit()
+        except (InvalidInput, NotFound, Conflict, PermissionDenied) as exc:
+            savepoint.rollback()
+            errors.append((row.row, getattr(exc, "field", "") or "", exc.message))
+        except d.LineRuleRefused as exc:
+            savepoint.rollback()
+            errors.append((row.row, exc.field, exc.message))
+        except Exception as exc:  # a RuleRefused that is not line-specific
+            from services.common.errors import RuleRefused
+
+            if not isinstance(exc, RuleRefused):
+                raise
+            savepoint.rollback()
+            errors.append((row.row, "", exc.message))
+        if i % 200 == 0 or i == total:
+            progress("validating", i, total)
+    errors.sort()
+    apply = not errors or not all_or_nothing
+    if not apply:
+        uow.rollback()
+        uow.conn.begin()
+        created = []
+    return ImportReport(rows_total=parsed.rows_total, rows_accepted=len(created),
+                        errors=tuple(errors), warnings=tuple(parsed.warnings), applied=apply,
+                        created_ids=tuple(created))
+
+
+def _requester_data(row: RequesterRow) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": row.id, "name": row.name, "kind": row.kind, "township": row.township,
+        "population": row.population, "households": row.households, "risk_level": row.risk_level,
+        "headcount": row.headcount, "beds": row.beds,
+    }
+    if row.lat is not None and row.lon is not None:
+        data["location"] = {"lat": row.lat, "lon": row.lon}
+    if getattr(row, "drop_point", None):
+        data["drop_points"] = [{"id": f"{row.id}-DP1", "name": row.drop_point,
+                                "location": {"lat": row.drop_lat, "lon": row.drop_lon}
+                                if row.drop_lat is not None else None}]
+    vulnerable = {k: getattr(row, k) for k in ("elderly_alone", "disabled", "chronic_patients",
+                                               "infants", "pregnant") if hasattr(row, k)}
+    if any(vulnerable.values()):
+        data["vulnerable"] = vulnerable
+    return {k: v for k, v in data.items() if v is not None}
+
