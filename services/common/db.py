@@ -9,6 +9,7 @@ processes sharing one file queue for the write lock instead of failing half-way.
 from __future__ import annotations
 
 import hashlib
+import threading
 import json
 import uuid
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -102,9 +104,25 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
+        # One writer at a time within the process: threads queue on a lock instead of spinning in
+        # SQLite's busy handler (whose sleeps grow to 100 ms); other processes still wait on
+        # the file lock through busy_timeout.
+        writer = threading.Lock()
+
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            writer.acquire()
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                writer.release()
+                raise
+
+        @event.listens_for(engine, "commit")
+        @event.listens_for(engine, "rollback")
+        def _sqlite_end(conn):
+            if writer.locked():
+                writer.release()
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
@@ -162,17 +180,28 @@ class UnitOfWork:
         envelope = make_envelope(self.source, event_type, payload, correlation_id=correlation_id,
                                  schema_version=schema_version, occurred_at=self.now())
         assert self.conn is not None
-        self.conn.execute(insert(self.tables["outbox"]).values(
-            event_id=envelope["event_id"], exchange=exchange_of(self.source), routing_key=event_type,
-            body=json.dumps(envelope, ensure_ascii=False, separators=(",", ":")),
-            created_at=utcnow(), attempts=0,
-        ))
+        self.conn.execute(insert(self.tables["outbox"]), {
+            "event_id": envelope["event_id"], "exchange": exchange_of(self.source),
+            "routing_key": event_type, "created_at": utcnow(), "attempts": 0,
+            "body": json.dumps(envelope, ensure_ascii=False, separators=(",", ":")),
+        })
         self.recorded.append(envelope)
         return envelope["event_id"]
 
 
 def request_fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+_lookups: dict[int, Any] = {}
+
+
+def _idempotency_lookup(table: Table):
+    """The lookup statement, built once per table (SQLAlchemy then reuses its compiled form)."""
+    if id(table) not in _lookups:
+        _lookups[id(table)] = select(table.c.request_hash, table.c.response).where(
+            table.c.scope == bindparam("scope"), table.c.key == bindparam("key"))
+    return _lookups[id(table)]
 
 
 def run_idempotent(uow: UnitOfWork, scope: str, key: str, fingerprint: str,
@@ -190,10 +219,7 @@ def run_idempotent(uow: UnitOfWork, scope: str, key: str, fingerprint: str,
 
     def stored() -> bytes | None:
         assert uow.conn is not None
-        row = uow.conn.execute(
-            select(table.c.request_hash, table.c.response)
-            .where(table.c.scope == scope, table.c.key == key)
-        ).first()
+        row = uow.conn.execute(_idempotency_lookup(table), {"scope": scope, "key": key}).first()
         if row is None:
             return None
         if row.request_hash != fingerprint:
@@ -207,9 +233,8 @@ def run_idempotent(uow: UnitOfWork, scope: str, key: str, fingerprint: str,
         response = work(uow)
         assert uow.conn is not None
         try:
-            uow.conn.execute(insert(table).values(
-                scope=scope, key=key, request_hash=fingerprint, response=response,
-                created_at=utcnow()))
+            uow.conn.execute(insert(table), {"scope": scope, "key": key, "request_hash": fingerprint,
+                                             "response": response, "created_at": utcnow()})
             uow.commit()
         except IntegrityError:
             uow.rollback()

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from services.common.config import load_settings
 from services.common.db import make_engine, utcnow
-from services.common.messaging import SUBSCRIPTIONS, EventPublisher
+from services.common.messaging import EventPublisher, all_subscriptions
 
 
 def show_or_replay(service: str, replay_id: int | None, console: Console) -> None:
@@ -34,9 +34,9 @@ def show_or_replay(service: str, replay_id: int | None, console: Console) -> Non
         row = conn.execute(select(dead).where(dead.c.id == replay_id)).first()
     if row is None:
         raise SystemExit(f"no dead letter {replay_id} in {service}")
-    sub = next((s for s in SUBSCRIPTIONS if f"{s.consumer}.{s.method}" == row.consumer), None)
+    sub = next((s for s in all_subscriptions() if f"{s.consumer}.{s.method}" == row.consumer), None)
     if sub is None:
-        raise SystemExit(f"consumer {row.consumer} has no queue in SUBSCRIPTIONS")
+        raise SystemExit(f"consumer {row.consumer} has no queue in services/*/subscriptions.py")
     publisher = EventPublisher(settings.amqp_url)
     publisher.publish("", sub.queue, row.body, row.event_id or f"dead-letter-{row.id}")
     publisher.close()

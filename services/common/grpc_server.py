@@ -214,6 +214,7 @@ def serve(settings: Settings, register: Callable[[grpc.Server], list[str]],
           checks: dict[str, Callable[[], None]], *, max_workers: int = 16,
           on_stop: Callable[[], None] | None = None) -> None:
     """Run a gRPC server until SIGTERM/SIGINT. `register` adds servicers, returns full names."""
+    max_workers = int(settings.extra.get("SUPPLY_GRPC_THREADS", max_workers))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         interceptors=[_Interceptor(settings.auth_tokens)],

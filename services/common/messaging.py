@@ -81,10 +81,21 @@ class Subscription:
         return f"evt-{self.source}-{self.event_type}--{self.consumer}.{self.method}"
 
 
-# Who listens to what. The worker entrypoints must match this table (a test checks it).
-SUBSCRIPTIONS: tuple[Subscription, ...] = (
-    Subscription("logistics", "delivery_confirmed", "intake", "on_delivery_confirmed"),
-)
+def all_subscriptions() -> tuple[Subscription, ...]:
+    """Who listens to what: each service declares its own in services/<name>/subscriptions.py
+    (the worker's @event_handlers must match it; a test checks that)."""
+    import importlib
+
+    from services.common.config import SERVICES
+
+    subs: list[Subscription] = []
+    for service in SERVICES:
+        try:
+            module = importlib.import_module(f"services.{service}.subscriptions")
+        except ModuleNotFoundError:
+            continue
+        subs.extend(module.SUBSCRIPTIONS)
+    return tuple(subs)
 
 
 def exchange_of(service: str) -> str:
@@ -92,7 +103,9 @@ def exchange_of(service: str) -> str:
 
 
 def declare_topology(channel, sources: tuple[str, ...] = (),
-                     subscriptions: tuple[Subscription, ...] = SUBSCRIPTIONS) -> None:
+                     subscriptions: tuple[Subscription, ...] | None = None) -> None:
+    if subscriptions is None:
+        subscriptions = all_subscriptions()
     for source in sorted(set(sources) | {s.source for s in subscriptions}):
         channel.exchange_declare(exchange_of(source), exchange_type="topic", durable=True)
     for sub in subscriptions:

@@ -6,7 +6,7 @@ import base64
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.engine import Connection
 
 from services.common.errors import InvalidInput
@@ -35,9 +35,11 @@ class JsonRepository(Generic[T]):
         self.table = table
         self.cls = cls
         self.columns = columns
+        self._insert = insert(table)
+        self._get = select(table.c.data).where(table.c.id == bindparam("key"))
 
     def get(self, conn: Connection, key: str) -> T | None:
-        row = conn.execute(select(self.table.c.data).where(self.table.c.id == key)).first()
+        row = conn.execute(self._get, {"key": key}).first()
         return None if row is None else from_jsonable(self.cls, row.data)
 
     def get_many(self, conn: Connection, keys: Sequence[str]) -> dict[str, T]:
@@ -46,7 +48,7 @@ class JsonRepository(Generic[T]):
         return {r.id: from_jsonable(self.cls, r.data) for r in rows}
 
     def add(self, conn: Connection, obj: T) -> None:
-        conn.execute(insert(self.table).values(id=obj.id, data=to_jsonable(obj), **self.columns(obj)))
+        conn.execute(self._insert, {"id": obj.id, "data": to_jsonable(obj), **self.columns(obj)})
 
     def add_many(self, conn: Connection, objs: Sequence[T]) -> None:
         if objs:

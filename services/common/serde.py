@@ -12,9 +12,19 @@ from functools import cache
 from typing import Any
 
 
+_PLAIN = (str, int, float, bool, type(None))
+_field_names: dict[type, tuple[str, ...]] = {}
+
+
 def to_jsonable(obj: Any) -> Any:
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, _PLAIN) and not isinstance(obj, enum.Enum):
+        return obj
+    cls = type(obj)
+    names = _field_names.get(cls)
+    if names is None and dataclasses.is_dataclass(cls):
+        names = _field_names[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    if names is not None:
+        return {n: to_jsonable(getattr(obj, n)) for n in names}
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, datetime):

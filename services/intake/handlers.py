@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Engine
 
 from services.common.catalogue import Catalogue
@@ -20,6 +20,7 @@ from services.common.clock import Clock
 from services.common.db import UnitOfWork, new_id
 from services.common.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.common.repository import JsonRepository
+from services.common.serde import from_jsonable
 from services.intake import domain as d
 from services.intake.adapters import schema
 from services.intake.domain import events as ev
@@ -88,13 +89,25 @@ def _record(uow: UnitOfWork, event: ev.DomainEvent) -> None:
     uow.record_event(event.event_type, event.payload, schema_version=event.schema_version)
 
 
+_requester_versions = select(schema.requesters.c.version, schema.requesters.c.data).where(
+    schema.requesters.c.id == bindparam("key"))
+_requester_cache: dict[tuple[str, int], d.Requester] = {}
+
+
 def _requester(uow: UnitOfWork, requester_id: str, field: str = "requester_id") -> d.Requester:
+    """The requester, parsed once per version (the hot path of every demand)."""
     if not requester_id:
         raise InvalidInput(field, "required")
-    r = requesters.get(uow.conn, requester_id)
-    if r is None:
+    row = uow.conn.execute(_requester_versions, {"key": requester_id}).first()
+    if row is None:
         raise NotFound(f"{field}: no requester {requester_id!r} / 未登记的需求方")
-    return r
+    key = (requester_id, row.version)
+    found = _requester_cache.get(key)
+    if found is None:
+        if len(_requester_cache) > 100_000:
+            _requester_cache.clear()
+        found = _requester_cache[key] = from_jsonable(d.Requester, row.data)
+    return found
 
 
 # ---- requesters -------------------------------------------------------------------------

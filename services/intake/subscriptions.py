@@ -1,0 +1,7 @@
+"""Events intake consumes (see docs/events.md)."""
+
+from services.common.messaging import Subscription
+
+SUBSCRIPTIONS = (
+    Subscription("logistics", "delivery_confirmed", "intake", "on_delivery_confirmed"),
+)
