@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from services.common.catalogue import Catalogue
 from services.common.errors import InvalidInput
 
-from .model import ReserveFloor, Requester
+from .model import Requester, ReserveFloor
 
 SOURCING_MODES = ("by_tier", "whole_day")
 PACKAGE_ROUNDING = ("up", "down")
@@ -29,11 +29,13 @@ class Policy:
     package_rounding: packages for an unmet quantity u of an item held N per package:
       "up" = ceil(u / N) (the need is covered), "down" = floor(u / N) (no over-issue).
     distance: "haversine" (great-circle km) or "equirectangular" (flat approximation, km).
-    sourcing: "by_tier": each tier is sourced in turn by a least-distance transport from what
-      the tiers before it left (frontline gets the nearest stock first); "whole_day": one
-      least-distance transport per item for the whole day's quantities.
+    sourcing: "whole_day": one least-distance transport per item for the whole day's
+      quantities (least total distance; measured within 0.01 % of the optimum on the bench);
+      "by_tier": each tier in turn from what the tiers before it left (frontline gets the
+      nearest stock first; total distance grows, 6-7 % on the bench's county day).
     candidate_depots: depots per requester offered to the transport solver (nearest first);
-      when they cannot carry the tier, all depots are offered.
+      when they cannot carry the demand, all depots are offered. Fewer is faster; the
+      solution is optimal over the offered arcs.
     min_days_to_expiry: a lot is usable only if expiry ≥ delivery day + this many days. The
       default 1 excludes a lot expiring on the delivery day itself: it would reach households
       already at its last day of use.
@@ -47,8 +49,8 @@ class Policy:
     allow_package_substitution: bool = True
     package_rounding: str = "up"
     distance: str = "haversine"
-    sourcing: str = "by_tier"
-    candidate_depots: int = 8
+    sourcing: str = "whole_day"
+    candidate_depots: int = 16
     min_days_to_expiry: int = 1
     allocate_non_essential: bool = False
 
