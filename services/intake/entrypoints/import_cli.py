@@ -10,10 +10,10 @@ import grpc
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
-
-from services.common.config import DEV_TOKEN, load_settings
 from supply.v1 import intake_pb2 as pb
 from supply.v1 import intake_pb2_grpc as rpc
+
+from services.common.config import DEV_TOKEN, load_settings
 
 PHASES = {pb.IMPORT_PHASE_PARSING: "解析 parsing", pb.IMPORT_PHASE_VALIDATING: "校验 validating",
           pb.IMPORT_PHASE_WRITING: "写入 writing", pb.IMPORT_PHASE_DONE: "完成 done"}
