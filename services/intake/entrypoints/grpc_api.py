@@ -68,9 +68,17 @@ class IntakeServicer(rpc.IntakeServiceServicer):
     def _write(self, method: str, request: Message, response_type: type[Message],
                work: Callable[[h.Actor, object], Message]) -> Message:
         actor = _actor()
+        built: dict[str, tuple[Message, bytes]] = {}
+
+        def run(uow) -> bytes:
+            message = work(actor, uow)
+            built["answer"] = (message, message.SerializeToString())
+            return built["answer"][1]
+
         data = run_idempotent(self.ctx.uow(), f"{actor.identity}:{method}", request.idempotency_key,
-                              _fingerprint(request),
-                              lambda uow: work(actor, uow).SerializeToString())
+                              _fingerprint(request), run)
+        if "answer" in built and built["answer"][1] == data:
+            return built["answer"][0]
         return response_type.FromString(data)
 
     # ---- requesters
