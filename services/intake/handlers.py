@@ -272,6 +272,31 @@ def list_special_needs(uow: UnitOfWork, *, requester_id: str = "", category: str
     return [n.view() for n in needs], token
 
 
+def create_due_special_need_demands(ctx: IntakeContext, uow: UnitOfWork) -> list[d.Demand]:
+    """Periodic needs (chronic medicine every n days, 篇13 §六(二)4) become demands for the next
+    open delivery day on which they are due. The demand id is derived from the need and the day,
+    so running this again, or in two workers at once, creates nothing twice."""
+    now = ctx.clock.now()
+    day = ctx.policy.delivery_target(now).day
+    t = schema.special_needs
+    rows = uow.conn.execute(select(t.c.id)).all()
+    created = []
+    for need in special_needs.get_many(uow.conn, [r.id for r in rows]).values():
+        if not need.period_days or day == need.start_day or not need.is_due(day):
+            continue
+        demand_id = f"D-{need.id}-{day:%Y%m%d}"
+        if demands.get(uow.conn, demand_id) is not None:
+            continue
+        requester = _requester(uow, need.requester_id)
+        demand = d.special_need_demand(need, requester, demand_id=demand_id,
+                                       catalogue=ctx.catalogue, policy=ctx.policy, at=now,
+                                       delivery_day=day)
+        demands.add(uow.conn, demand)
+        _record(uow, ev.demand_registered(demand, requester))
+        created.append(demand)
+    return created
+
+
 # ---- unit requisitions ------------------------------------------------------------------
 def file_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, unit_id: str,
                      lines: Sequence[Any], purpose: str, headcount_basis: Any,

@@ -1,13 +1,20 @@
-"""Intake's nameko worker: closes demands from logistics' delivery results."""
+"""Intake's nameko worker: closes demands from logistics' delivery results, and turns periodic
+special needs (chronic medicine) into demands when they fall due."""
 
 from __future__ import annotations
 
+import logging
+
 from nameko.events import event_handler
+from nameko.timer import timer
+from sqlalchemy.exc import IntegrityError
 
 from services.common.config import Settings
 from services.common.nameko_support import ServiceDatabase, run_worker
 from services.intake import handlers
 from services.intake.bootstrap import build_context
+
+log = logging.getLogger(__name__)
 
 
 def make_service(settings: Settings) -> type:
@@ -21,6 +28,17 @@ def make_service(settings: Settings) -> type:
         def on_delivery_confirmed(self, body):
             self.events.handle("on_delivery_confirmed", body,
                                lambda uow, env: handlers.apply_delivery_results(ctx, uow, env["payload"]))
+
+        @timer(interval=float(settings.extra.get("SUPPLY_PERIODIC_CHECK_SECONDS", "30")))
+        def create_periodic_demands(self):
+            try:
+                with ctx.uow() as uow:
+                    created = handlers.create_due_special_need_demands(ctx, uow)
+                    uow.commit()
+            except IntegrityError:
+                return  # another worker created them first
+            if created:
+                log.info("periodic special-need demands created", extra={"count": len(created)})
 
     return IntakeWorker
 

@@ -1,0 +1,43 @@
+"""Chronic-medicine needs come back as demands every period, once (篇13 §六(二)4)."""
+
+from datetime import UTC, datetime, timedelta
+
+from services.common.catalogue import load_catalogue
+from services.common.clock import FixedClock
+from services.common.db import make_engine
+from services.common.migrate import upgrade
+from services.intake import handlers as h
+
+
+def test_periodic_special_need_becomes_a_demand_once_per_period(tmp_path):
+    url = f"sqlite:///{tmp_path / 'intake.db'}"
+    upgrade("intake", url)
+    clock = FixedClock(datetime(2026, 11, 28, 1, 0, tzinfo=UTC))  # 09:00 Shanghai
+    ctx = h.IntakeContext(engine=make_engine(url), catalogue=load_catalogue(), clock=clock,
+                          secret=b"test-secret-0123456789")
+    hq = h.Actor("hq-1", "hq")
+    with ctx.uow() as uow:
+        h.register_requester(ctx, uow, hq, {
+            "id": "V-1", "kind": "village", "name": "东风村", "township": "城关镇",
+            "location": {"lat": 30.1, "lon": 120.1}, "population": 800, "households": 300,
+            "risk_level": "controlled"})
+        need, first = h.register_special_need(
+            ctx, uow, hq, requester_id="V-1", name="李建国", phone="13987654321",
+            category="chronic_medicine", lines=[{"item_code": "MED-INSULIN-PEN", "quantity": 6}],
+            period_days=7, delivery_day=None, note="")
+        uow.commit()
+    start = first.delivery_day
+    with ctx.uow() as uow:
+        assert h.create_due_special_need_demands(ctx, uow) == []  # the first one exists already
+    clock.current += timedelta(days=7)
+    with ctx.uow() as uow:
+        created = h.create_due_special_need_demands(ctx, uow)
+        uow.commit()
+    assert [(x.delivery_day, x.lines[0].item_code, int(x.lines[0].tier)) for x in created] == [
+        (start + timedelta(days=7), "MED-INSULIN-PEN", 2)]
+    assert created[0].origin_ref == need.id
+    with ctx.uow() as uow:
+        assert h.create_due_special_need_demands(ctx, uow) == []  # not twice
+    clock.current += timedelta(days=3)
+    with ctx.uow() as uow:
+        assert h.create_due_special_need_demands(ctx, uow) == []  # not due mid-period
