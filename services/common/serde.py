@@ -13,18 +13,32 @@ from typing import Any
 
 
 _PLAIN = (str, int, float, bool, type(None))
-_field_names: dict[type, tuple[str, ...]] = {}
+_PLAIN_HINTS = {str, int, float, bool, type(None)}
+_plans: dict[type, tuple[tuple[str, bool], ...] | None] = {}
+
+
+def _plan(cls: type) -> tuple[tuple[str, bool], ...] | None:
+    """For a dataclass: (field name, needs conversion) pairs, from its type hints; None otherwise."""
+    if cls not in _plans:
+        if not dataclasses.is_dataclass(cls):
+            _plans[cls] = None
+        else:
+            hints = _hints(cls)
+            plan = []
+            for f in dataclasses.fields(cls):
+                hint = hints.get(f.name)
+                args = set(typing.get_args(hint)) if typing.get_origin(hint) in (typing.Union, types.UnionType) else {hint}
+                plan.append((f.name, not args <= _PLAIN_HINTS))
+            _plans[cls] = tuple(plan)
+    return _plans[cls]
 
 
 def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, _PLAIN) and not isinstance(obj, enum.Enum):
         return obj
-    cls = type(obj)
-    names = _field_names.get(cls)
-    if names is None and dataclasses.is_dataclass(cls):
-        names = _field_names[cls] = tuple(f.name for f in dataclasses.fields(cls))
-    if names is not None:
-        return {n: to_jsonable(getattr(obj, n)) for n in names}
+    plan = _plan(type(obj))
+    if plan is not None:
+        return {n: to_jsonable(getattr(obj, n)) if convert else getattr(obj, n) for n, convert in plan}
     if isinstance(obj, enum.Enum):
         return obj.value
     if isinstance(obj, datetime):

@@ -113,7 +113,9 @@ class IntakeServicer(rpc.IntakeServiceServicer):
 
     # ---- demands
     def _submit(self, actor: h.Actor, uow, request: pb.SubmitDemandRequest) -> pb.Demand:
-        demand = h.submit_demand(self.ctx, uow, actor, request.requester_id, request.lines,
+        lines = [{"item_code": ln.item_code, "quantity": ln.quantity, "note": ln.note}
+                 for ln in request.lines]
+        demand = h.submit_demand(self.ctx, uow, actor, request.requester_id, lines,
                                  request.delivery_day or None)
         return out.demand(demand, self.ctx.policy)
 
