@@ -9,8 +9,8 @@ processes sharing one file queue for the write lock instead of failing half-way.
 from __future__ import annotations
 
 import hashlib
-import threading
 import json
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime

@@ -11,7 +11,6 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
-
 _PLAIN = (str, int, float, bool, type(None))
 _PLAIN_HINTS = {str, int, float, bool, type(None)}
 _plans: dict[type, tuple[tuple[str, bool], ...] | None] = {}
