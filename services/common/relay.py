@@ -112,12 +112,12 @@ def run_relay(settings, tables: dict[str, Table]) -> None:
     from services.common.db import make_engine
     from services.common.migrate import check_at_head
 
-    engine = make_engine(settings.database_url, pool_size=2)
-    check_at_head(settings.service, engine)
-    publisher = EventPublisher(settings.amqp_url)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    engine = make_engine(settings.database_url, pool_size=2)
+    check_at_head(settings.service, engine)
+    publisher = EventPublisher(settings.amqp_url)
     while not stop.is_set():
         try:
             publisher.declare((settings.service,))
@@ -128,4 +128,4 @@ def run_relay(settings, tables: dict[str, Table]) -> None:
     log.info("relay started", extra={"batch": settings.relay_batch})
     OutboxRelay(engine, tables["outbox"], publisher, batch=settings.relay_batch).run(stop)
     publisher.close()
-    log.info("relay stopped", extra={"published": "see metrics"})
+    log.info("relay stopped")

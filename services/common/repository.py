@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Column, Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.engine import Connection
 
 from services.common.errors import InvalidInput
@@ -15,17 +18,41 @@ from services.common.serde import from_jsonable, to_jsonable
 T = TypeVar("T")
 
 
-def encode_page_token(last_key: str) -> str:
-    return base64.urlsafe_b64encode(last_key.encode()).decode()
+def encode_page_token(values: Sequence[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(values), default=str).encode()).decode()
 
 
-def decode_page_token(token: str) -> str | None:
+def decode_page_token(token: str, columns: Sequence[Column]) -> list[Any] | None:
+    """The keyset values of the last row of the previous page, typed like their columns."""
     if not token:
         return None
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
+        raw = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not isinstance(raw, list) or len(raw) != len(columns):
+            raise ValueError
+        return [None if v is None else _typed(c, v) for c, v in zip(columns, raw, strict=True)]
+    except (ValueError, TypeError, UnicodeDecodeError):
         raise InvalidInput("page.page_token", "not a token returned by a previous page") from None
+
+
+def _typed(column: Column, value: Any) -> Any:
+    kind = column.type.python_type
+    if kind is datetime:
+        return datetime.fromisoformat(value)
+    if kind is date:
+        return date.fromisoformat(value)
+    return kind(value)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_page_token: str
+    total: int
+
+
+DEFAULT_PAGE = 50
+MAX_PAGE = 500
 
 
 class JsonRepository(Generic[T]):
@@ -47,29 +74,33 @@ class JsonRepository(Generic[T]):
                             .where(self.table.c.id.in_(list(keys)))).all()
         return {r.id: from_jsonable(self.cls, r.data) for r in rows}
 
-    def add(self, conn: Connection, obj: T) -> None:
-        conn.execute(self._insert, {"id": obj.id, "data": to_jsonable(obj), **self.columns(obj)})
+    def add(self, conn: Connection, obj: T, **columns: Any) -> None:
+        """Insert; `columns` overrides indexed values the aggregate alone cannot give."""
+        conn.execute(self._insert, {"id": obj.id, "data": to_jsonable(obj), **self.columns(obj),
+                                    **columns})
 
     def add_many(self, conn: Connection, objs: Sequence[T]) -> None:
         if objs:
             conn.execute(insert(self.table), [
                 {"id": o.id, "data": to_jsonable(o), **self.columns(o)} for o in objs])
 
-    def save(self, conn: Connection, obj: T) -> None:
+    def save(self, conn: Connection, obj: T, **columns: Any) -> None:
         conn.execute(update(self.table).where(self.table.c.id == obj.id)
-                     .values(data=to_jsonable(obj), **self.columns(obj)))
+                     .values(data=to_jsonable(obj), **self.columns(obj), **columns))
 
     def page(self, conn: Connection, where: Sequence[Any], page_size: int, page_token: str,
-             max_page: int = 500) -> tuple[list[T], str]:
-        """Keyset paging by id: returns (items, next_page_token or '')."""
-        if page_size < 0:
-            raise InvalidInput("page.page_size", "must be >= 0")
-        size = min(page_size or 100, max_page)
-        after = decode_page_token(page_token)
-        q = select(self.table.c.id, self.table.c.data).where(*where)
+             order: Sequence[Column] = ()) -> Page[T]:
+        """Keyset paging over `order` columns then id; `total` counts every matching row."""
+        if not 0 <= page_size <= MAX_PAGE:
+            raise InvalidInput("page.page_size", f"must be 0 … {MAX_PAGE} (0: {DEFAULT_PAGE}), got {page_size}")
+        size = page_size or DEFAULT_PAGE
+        keys = [*order, self.table.c.id]
+        after = decode_page_token(page_token, keys)
+        q = select(self.table.c.data, *keys).where(*where)
         if after is not None:
-            q = q.where(self.table.c.id > after)
-        rows = conn.execute(q.order_by(self.table.c.id).limit(size + 1)).all()
+            q = q.where(tuple_(*keys) > tuple_(*after))
+        rows = conn.execute(q.order_by(*keys).limit(size + 1)).all()
+        total = conn.execute(select(func.count()).select_from(self.table).where(*where)).scalar_one()
         items = [from_jsonable(self.cls, r.data) for r in rows[:size]]
-        token = encode_page_token(rows[size - 1].id) if len(rows) > size else ""
-        return items, token
+        token = encode_page_token(rows[size - 1][1:]) if len(rows) > size else ""
+        return Page(items, token, total)

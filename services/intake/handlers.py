@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, select
@@ -19,7 +19,7 @@ from services.common.catalogue import Catalogue
 from services.common.clock import Clock
 from services.common.db import UnitOfWork, new_id
 from services.common.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from services.common.repository import JsonRepository
+from services.common.repository import JsonRepository, Page
 from services.common.serde import from_jsonable
 from services.intake import domain as d
 from services.intake.adapters import schema
@@ -67,6 +67,11 @@ class IntakeContext:
         return UnitOfWork(self.engine, schema.tables, "intake", self.clock.now)
 
 
+def tier_mask(demand: d.Demand) -> int:
+    """Bit n set when some line has tier n (ListDemands' tier filter: any line of that tier)."""
+    return sum({1 << int(ln.tier) for ln in demand.lines})
+
+
 requesters = JsonRepository(schema.requesters, d.Requester, lambda r: {
     "kind": r.kind.value, "township": r.township,
     "risk_level": r.risk_level.value if r.risk_level else None, "version": r.version,
@@ -74,15 +79,14 @@ requesters = JsonRepository(schema.requesters, d.Requester, lambda r: {
 demands = JsonRepository(schema.demands, d.Demand, lambda x: {
     "requester_id": x.requester_id, "delivery_day": x.delivery_day, "status": x.status.value,
     "top_tier": int(x.top_tier), "flagged": x.flagged, "origin": x.origin.value,
-    "submitted_at": x.submitted_at})
+    "submitted_at": x.submitted_at, "tier_mask": tier_mask(x)})
 special_needs = JsonRepository(schema.special_needs, d.SpecialNeed, lambda n: {
     "requester_id": n.requester_id, "pseudonym": n.beneficiary.pseudonym,
     "category": n.category.value, "registered_at": n.registered_at})
 requisitions = JsonRepository(schema.requisitions, d.Requisition, lambda r: {
     "unit_id": r.unit_id, "status": r.status.value, "updated_at": r.approvals[-1].at})
 donations = JsonRepository(schema.donations, d.Donation, lambda x: {
-    "status": x.status.value, "received_day": d.DonationPolicy().local_day(x.received_at),
-    "updated_at": x.received_at})
+    "status": x.status.value, "updated_at": x.received_at})  # received_day: county day, by the handler
 
 
 def _record(uow: UnitOfWork, event: ev.DomainEvent) -> None:
@@ -125,7 +129,7 @@ def register_requester(ctx: IntakeContext, uow: UnitOfWork, actor: Actor,
 def update_requester(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requester_id: str,
                      changes: Mapping[str, Any], expected_version: int | None) -> d.Requester:
     actor.require("hq")
-    current = _requester(uow, requester_id, "id")
+    current = _requester(uow, requester_id, "requester_id")
     updated = d.update_requester(current, changes, ctx.clock.now(), expected_version)
     changed = d.changed_fields(current, updated)
     if changed:
@@ -135,11 +139,11 @@ def update_requester(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requeste
 
 
 def get_requester(uow: UnitOfWork, requester_id: str) -> d.Requester:
-    return _requester(uow, requester_id, "id")
+    return _requester(uow, requester_id, "requester_id")
 
 
 def list_requesters(uow: UnitOfWork, *, township: str = "", kind: str = "", risk_level: str = "",
-                    page_size: int = 0, page_token: str = "") -> tuple[list[d.Requester], str]:
+                    page_size: int = 0, page_token: str = "") -> Page[d.Requester]:
     t = schema.requesters
     where = []
     if township:
@@ -194,7 +198,8 @@ def get_demand(uow: UnitOfWork, demand_id: str) -> d.Demand:
 
 def list_demands(uow: UnitOfWork, *, requester_id: str = "", delivery_day: date | None = None,
                  status: str = "", tier: int = 0, flagged: bool | None = None,
-                 page_size: int = 0, page_token: str = "") -> tuple[list[d.Demand], str]:
+                 page_size: int = 0, page_token: str = "") -> Page[d.Demand]:
+    """Ordered by delivery day, most urgent tier, submission time."""
     t = schema.demands
     where = []
     if requester_id:
@@ -206,10 +211,11 @@ def list_demands(uow: UnitOfWork, *, requester_id: str = "", delivery_day: date 
     if tier:
         if tier not in range(1, 6):
             raise InvalidInput("tier", "must be 1..5")
-        where.append(t.c.top_tier == tier)
+        where.append(t.c.tier_mask.op("&")(1 << tier) != 0)
     if flagged is not None:
         where.append(t.c.flagged.is_(flagged))
-    return demands.page(uow.conn, where, page_size, page_token)
+    return demands.page(uow.conn, where, page_size, page_token,
+                        order=(t.c.delivery_day, t.c.top_tier, t.c.submitted_at))
 
 
 def apply_delivery_results(ctx: IntakeContext, uow: UnitOfWork, payload: Mapping[str, Any]) -> None:
@@ -259,7 +265,7 @@ def register_special_need(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, 
 
 def list_special_needs(uow: UnitOfWork, *, requester_id: str = "", category: str = "",
                        beneficiary: str = "", page_size: int = 0, page_token: str = ""
-                       ) -> tuple[list[d.SpecialNeedView], str]:
+                       ) -> Page[d.SpecialNeedView]:
     t = schema.special_needs
     where = []
     if beneficiary:
@@ -268,8 +274,8 @@ def list_special_needs(uow: UnitOfWork, *, requester_id: str = "", category: str
         where.append(t.c.requester_id == requester_id)
     if category:
         where.append(t.c.category == _choice("category", category, d.SpecialNeedCategory))
-    needs, token = special_needs.page(uow.conn, where, page_size, page_token)
-    return [n.view() for n in needs], token
+    page = special_needs.page(uow.conn, where, page_size, page_token)
+    return Page([n.view() for n in page.items], page.next_page_token, page.total)
 
 
 def create_due_special_need_demands(ctx: IntakeContext, uow: UnitOfWork) -> list[d.Demand]:
@@ -350,16 +356,20 @@ def reject_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requis
 # ---- donations --------------------------------------------------------------------------
 def register_donation(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, donor: Any,
                       lines: Sequence[Any], target_requester_id: str, target_use: str,
-                      note: str) -> d.Donation:
+                      note: str, received_at: datetime | None = None) -> d.Donation:
     actor.require("hq", "depot_keeper", "inspector")
     if target_requester_id:
         _requester(uow, target_requester_id, "target_requester_id")
+    now = ctx.clock.now()
+    if received_at is not None and received_at > now:
+        raise InvalidInput("received_at", "is in the future")
     donation = d.register_donation(
         donation_id=new_id("DN"), donor=donor, lines=lines, catalogue=ctx.catalogue,
-        received_at=ctx.clock.now(), registered_by=actor.identity,
+        received_at=received_at or now, registered_by=actor.identity,
         target_requester_id=target_requester_id or None, target_use=target_use, note=note,
         policy=ctx.donation_policy)
-    donations.add(uow.conn, donation)
+    donations.add(uow.conn, donation,
+                  received_day=ctx.donation_policy.local_day(donation.received_at))
     _record(uow, ev.donation_registered(donation))
     return donation
 
@@ -398,21 +408,49 @@ def donation_summary(ctx: IntakeContext, uow: UnitOfWork, day: date) -> d.Donati
 class ImportReport:
     rows_total: int
     rows_accepted: int
-    errors: tuple[tuple[int, str, str], ...]   # (row, column, reason)
+    errors: tuple[tuple[int, str, str, str], ...]   # (row, column as in the file, reason, code)
     warnings: tuple[str, ...]
     applied: bool
     created_ids: tuple[str, ...] = ()
+
+
+# domain field (first path segment) -> the row field whose column the error belongs to
+_ROW_FIELD = {"location": "lat", "drop_points": "drop_point", "vulnerable": "elderly_alone",
+              "lines": "quantity", "item_code": "item_code", "requester_id": "requester_id"}
+_ERROR_ZH = {"INVALID_ARGUMENT": "数据有误", "NOT_FOUND": "未找到", "FAILED_PRECONDITION": "不符合规定",
+             "ALREADY_EXISTS": "已存在", "PERMISSION_DENIED": "无权限"}
+
+
+def _row_error(row: int, exc: Exception, columns: Mapping[str, str]) -> tuple[int, str, str, str]:
+    """A domain refusal as a spreadsheet row error: the column as written in the file, a
+    bilingual reason, the error code (or the rule code for a rule refusal)."""
+    from services.common.errors import RuleRefused
+
+    code = {InvalidInput: "INVALID_ARGUMENT", NotFound: "NOT_FOUND", Conflict: "ALREADY_EXISTS",
+            PermissionDenied: "PERMISSION_DENIED"}.get(type(exc), "FAILED_PRECONDITION")
+    if isinstance(exc, RuleRefused):
+        code = exc.rule
+    field = getattr(exc, "field", "") or ""
+    head = field.split(".")[-1].split("[")[0] if field.startswith("lines") else field.split(".")[0].split("[")[0]
+    column = columns.get(_ROW_FIELD.get(head, head), columns.get(head, field))
+    reason = exc.message
+    if not any("\u4e00" <= ch <= "\u9fff" for ch in reason):
+        reason = f"{_ERROR_ZH.get(code, '不符合规定')} / {reason}"
+    return (row, column, reason, code)
 
 
 def import_spreadsheet(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, content: bytes,
                        fmt: str, kind: str, all_or_nothing: bool,
                        progress: Callable[[str, int, int], None] = lambda *a: None) -> ImportReport:
     """Parse, validate every row against intake's state, then apply all (or, when told, the
-    good rows). A row refused by a domain rule is reported with its row number."""
+    good rows). A requester already registered is updated from its row; a row refused by a
+    domain rule is reported with its row number and the file's column."""
+    from services.common.errors import DomainError
+
     actor.require("hq", "village", "grid_worker")
     parsed = parse_spreadsheet(content, fmt, kind, ctx.catalogue,
                                progress=lambda done, total: progress("parsing", done, total))
-    errors = [(e.row, e.column, e.reason) for e in parsed.errors]
+    errors = [(e.row, e.column, e.reason, "INVALID_ARGUMENT") for e in parsed.errors]
     created: list[str] = []
     total = len(parsed.rows)
     cache: dict[str, d.Requester] = {}
@@ -420,7 +458,12 @@ def import_spreadsheet(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, con
         savepoint = uow.conn.begin_nested()
         try:
             if isinstance(row, RequesterRow):
-                created.append(register_requester(ctx, uow, actor, _requester_data(row)).id)
+                data = _requester_data(row)
+                if requesters.get(uow.conn, row.id) is None:
+                    created.append(register_requester(ctx, uow, actor, data).id)
+                else:
+                    changes = {k: v for k, v in data.items() if k not in ("id", "kind")}
+                    created.append(update_requester(ctx, uow, actor, row.id, changes, None).id)
             else:
                 assert isinstance(row, DemandRow)
                 if row.requester_id not in cache:
@@ -431,19 +474,9 @@ def import_spreadsheet(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, con
                                        origin=d.DemandOrigin.IMPORT, requester_cache=cache)
                 created.append(demand.id)
             savepoint.commit()
-        except (InvalidInput, NotFound, Conflict, PermissionDenied) as exc:
+        except DomainError as exc:
             savepoint.rollback()
-            errors.append((row.row, getattr(exc, "field", "") or "", exc.message))
-        except d.LineRuleRefused as exc:
-            savepoint.rollback()
-            errors.append((row.row, exc.field, exc.message))
-        except Exception as exc:  # a RuleRefused that is not line-specific
-            from services.common.errors import RuleRefused
-
-            if not isinstance(exc, RuleRefused):
-                raise
-            savepoint.rollback()
-            errors.append((row.row, "", exc.message))
+            errors.append(_row_error(row.row, exc, parsed.columns))
         if i % 200 == 0 or i == total:
             progress("validating", i, total)
     errors.sort()
@@ -458,6 +491,8 @@ def import_spreadsheet(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, con
 
 
 def _requester_data(row: RequesterRow) -> dict[str, Any]:
+    """A spreadsheet row as a requester spec. A unit row's area columns (risk level, population,
+    households, vulnerable counts) mean nothing for a unit and are left out, and the reverse."""
     data: dict[str, Any] = {
         "id": row.id, "name": row.name, "kind": row.kind, "township": row.township,
         "population": row.population, "households": row.households, "risk_level": row.risk_level,
@@ -473,5 +508,8 @@ def _requester_data(row: RequesterRow) -> dict[str, Any]:
                                                "infants", "pregnant") if hasattr(row, k)}
     if any(vulnerable.values()):
         data["vulnerable"] = vulnerable
+    area = row.kind in ("village", "community")
+    for f in (("headcount", "beds") if area else ("population", "households", "risk_level", "vulnerable")):
+        data.pop(f, None)
     return {k: v for k, v in data.items() if v is not None}
 

@@ -122,6 +122,7 @@ class ParseResult:
     errors: list[RowError] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     rows_total: int = 0
+    columns: dict[str, str] = field(default_factory=dict)  # row field -> header text in the file
 
     @property
     def ok(self) -> bool:
@@ -697,7 +698,8 @@ def parse_spreadsheet(
             progress(done, total)
     if progress is not None:
         progress(total, total)
-    return ParseResult(rows=out, errors=errors, warnings=warnings, rows_total=total)
+    return ParseResult(rows=out, errors=errors, warnings=warnings, rows_total=total,
+                       columns={name: text for name, (_, text) in header.columns.items()})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -33,8 +33,11 @@ demands = Table(
     Column("origin", String(20), nullable=False),
     Column("submitted_at", UTCDateTime, nullable=False),
     Column("data", Json, nullable=False),
+    Column("tier_mask", Integer, nullable=False, server_default="0"),  # bit n: a line of tier n
 )
 Index("ix_demands_day_status", demands.c.delivery_day, demands.c.status)
+Index("ix_demands_order", demands.c.delivery_day, demands.c.top_tier, demands.c.submitted_at,
+      demands.c.id)
 Index("ix_demands_requester", demands.c.requester_id, demands.c.delivery_day)
 
 special_needs = Table(

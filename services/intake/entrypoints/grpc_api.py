@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC
 
 import grpc
 from google.protobuf import json_format
@@ -17,6 +18,7 @@ from services.common.db import ping, request_fingerprint, run_idempotent
 from services.common.errors import DomainError, InvalidInput, RuleRefused
 from services.common.grpc_server import caller, serve
 from services.common.messaging import EventPublisher
+from services.intake import domain as d
 from services.intake import handlers as h
 from services.intake.bootstrap import build_context
 from services.intake.domain.fields import as_date, get, is_blank
@@ -25,7 +27,9 @@ from services.intake.entrypoints import proto_map as out
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
-MAX_IMPORT_BYTES = 32 * 1024 * 1024
+MAX_IMPORT_BYTES = d.ImportPolicy().max_bytes
+UPDATABLE = ("name", "township", "location", "drop_points", "population", "households",
+             "risk_level", "vulnerable", "unit_type", "headcount", "beds")
 
 
 def _actor() -> h.Actor:
@@ -90,6 +94,10 @@ class IntakeServicer(rpc.IntakeServiceServicer):
         paths = list(request.update_mask.paths)
         if not paths:
             raise InvalidInput("update_mask", "name the fields to change, e.g. paths: [\"risk_level\"]")
+        for i, path in enumerate(paths):
+            if path not in UPDATABLE:
+                raise InvalidInput(f"update_mask.paths[{i}]",
+                                   f"{path!r} cannot be changed; one of {', '.join(UPDATABLE)}")
         changes = _requester_spec(request.requester, paths)
         return self._write("UpdateRequester", request, pb.Requester, lambda a, uow: out.requester(
             _prefixed("requester", lambda: h.update_requester(
@@ -103,13 +111,13 @@ class IntakeServicer(rpc.IntakeServiceServicer):
         kind = get(request, "kind")
         risk = get(request, "risk_level")
         with self.ctx.uow() as uow:
-            items, token = h.list_requesters(
+            page = h.list_requesters(
                 uow, township=request.township,
                 kind="" if is_blank(kind) else kind.removeprefix("REQUESTER_KIND_").lower(),
                 risk_level="" if is_blank(risk) else risk.removeprefix("RISK_LEVEL_").lower(),
                 page_size=request.page.page_size, page_token=request.page.page_token)
-        return pb.ListRequestersResponse(requesters=[out.requester(r) for r in items],
-                                         page=common.PageInfo(next_page_token=token))
+        return pb.ListRequestersResponse(requesters=[out.requester(r) for r in page.items],
+                                         page=_page_info(page))
 
     # ---- demands
     def _submit(self, actor: h.Actor, uow, request: pb.SubmitDemandRequest) -> pb.Demand:
@@ -190,13 +198,13 @@ class IntakeServicer(rpc.IntakeServiceServicer):
         flagged = request.flagged if request.HasField("flagged") else None
         day = as_date(request.delivery_day, "delivery_day") if request.delivery_day else None
         with self.ctx.uow() as uow:
-            items, token = h.list_demands(
+            page = h.list_demands(
                 uow, requester_id=request.requester_id, delivery_day=day,
                 status="" if is_blank(status) else status.removeprefix("DEMAND_STATUS_").lower(),
                 tier=int(request.tier), flagged=flagged,
                 page_size=request.page.page_size, page_token=request.page.page_token)
-        return pb.ListDemandsResponse(demands=[out.demand(x, self.ctx.policy) for x in items],
-                                      page=common.PageInfo(next_page_token=token))
+        return pb.ListDemandsResponse(demands=[out.demand(x, self.ctx.policy) for x in page.items],
+                                      page=_page_info(page))
 
     # ---- special needs
     def RegisterSpecialNeed(self, request, context):
@@ -214,13 +222,13 @@ class IntakeServicer(rpc.IntakeServiceServicer):
     def ListSpecialNeeds(self, request, context):
         category = get(request, "category")
         with self.ctx.uow() as uow:
-            items, token = h.list_special_needs(
+            page = h.list_special_needs(
                 uow, requester_id=request.requester_id,
                 category="" if is_blank(category) else category.removeprefix("SPECIAL_NEED_CATEGORY_").lower(),
                 beneficiary=request.beneficiary,
                 page_size=request.page.page_size, page_token=request.page.page_token)
-        return pb.ListSpecialNeedsResponse(special_needs=[out.special_need(v) for v in items],
-                                           page=common.PageInfo(next_page_token=token))
+        return pb.ListSpecialNeedsResponse(special_needs=[out.special_need(v) for v in page.items],
+                                           page=_page_info(page))
 
     # ---- requisitions
     def FileRequisition(self, request, context):
@@ -256,7 +264,9 @@ class IntakeServicer(rpc.IntakeServiceServicer):
         return self._write("RegisterDonation", request, pb.Donation, lambda a, uow: out.donation(
             h.register_donation(self.ctx, uow, a, donor=request.donor, lines=request.lines,
                                 target_requester_id=request.target_requester_id,
-                                target_use=request.target_use, note=request.note)))
+                                target_use=request.target_use, note=request.note,
+                                received_at=request.received_at.ToDatetime(tzinfo=UTC)
+                                if request.HasField("received_at") else None)))
 
     def InspectDonationLine(self, request, context):
         decision = get(request, "decision")
@@ -313,7 +323,7 @@ def _stream_import(servicer: IntakeServicer, request, fmt: str, kind: str):
         return pb.ImportReport(
             rows_total=report.rows_total, rows_accepted=report.rows_accepted,
             rows_rejected=len({e[0] for e in report.errors}),
-            errors=[pb.RowError(row=r, column=c, reason=m) for r, c, m in report.errors],
+            errors=[pb.RowError(row=r, column=c, reason=m, code=code) for r, c, m, code in report.errors],
             committed=report.applied, warnings=list(report.warnings), ids=list(report.created_ids),
         ).SerializeToString()
 
@@ -334,6 +344,10 @@ def _stream_import(servicer: IntakeServicer, request, fmt: str, kind: str):
     report = box["report"]
     yield pb.ImportProgress(phase=pb.IMPORT_PHASE_DONE, rows_done=report.rows_total,
                             rows_total=report.rows_total, report=report)
+
+
+def _page_info(page) -> common.PageInfo:
+    return common.PageInfo(next_page_token=page.next_page_token, total=page.total)
 
 
 def _error_detail(exc: Exception) -> common.ErrorDetail:

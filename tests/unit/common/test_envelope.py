@@ -2,7 +2,12 @@ import json
 
 import pytest
 
-from services.common.messaging import EnvelopeError, all_subscriptions, make_envelope, parse_envelope
+from services.common.messaging import (
+    EnvelopeError,
+    all_subscriptions,
+    make_envelope,
+    parse_envelope,
+)
 
 
 def test_envelope_has_the_contract_fields():
