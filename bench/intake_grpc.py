@@ -26,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "gen")]
 
 import grpc  # noqa: E402
-
 from supply.v1 import common_pb2 as c  # noqa: E402
 from supply.v1 import intake_pb2 as pb  # noqa: E402
 from supply.v1 import intake_pb2_grpc as rpc  # noqa: E402
@@ -185,6 +184,9 @@ def main() -> None:
         load(target, 1.0, args.clients, args.threads, "warm")  # warm-up, not counted
         load(f"127.0.0.1:{echo_port}", 1.0, args.clients, args.threads, "warm")
         echo_rate, _ = load(f"127.0.0.1:{echo_port}", seconds, args.clients, args.threads, "echo")
+        if os.environ.get("SPY"):
+            subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "-o", os.environ["SPY"], "-d",
+                              str(int(seconds)), "-p", str(procs[0].pid), "-f", "raw", "--threads"])
         cpu0 = [cpu_seconds(p.pid) for p in procs]
         rate, errors = load(target, seconds, args.clients, args.threads, "single")
         cpu1 = [cpu_seconds(p.pid) for p in procs]

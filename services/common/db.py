@@ -273,3 +273,80 @@ __all__ = [
     "UnitOfWork", "make_engine", "platform_tables", "run_idempotent", "mark_processed", "ping",
     "request_fingerprint", "new_id", "utcnow", "is_postgres", "delete", "update",
 ]
+
+
+class GroupCommitter:
+    """Group commit for idempotent writes: concurrent requests are queued and one writer thread
+    applies up to `max_batch` of them in a single transaction, each under its own savepoint
+    (a refused request rolls back alone) and with its own idempotency key, then commits once.
+
+    On SQLite, where writes are serial anyway, this replaces a BEGIN/COMMIT and a lock hand-off
+    per request by one per batch; on PostgreSQL it saves a WAL flush per request. A caller sees
+    exactly what run_idempotent would give it: its answer, or its own exception.
+    """
+
+    def __init__(self, uow_factory: Callable[[], UnitOfWork], max_batch: int = 64):
+        import queue
+
+        self.uow_factory = uow_factory
+        self.max_batch = max_batch
+        self.pending: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="group-commit", daemon=True)
+        self.thread.start()
+
+    def run(self, scope: str, key: str, fingerprint: str,
+            work: Callable[[UnitOfWork], bytes]) -> bytes:
+        from concurrent.futures import Future
+
+        if not key or not key.strip():
+            raise InvalidInput("idempotency_key", "required for every write (any unique string, ≤ 200 chars)")
+        if len(key) > 200:
+            raise InvalidInput("idempotency_key", "longer than 200 characters")
+        done: Future = Future()
+        self.pending.put((scope, key, fingerprint, work, done))
+        return done.result()
+
+    def _loop(self) -> None:
+        import queue
+
+        while True:
+            batch = [self.pending.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self.pending.get_nowait())
+                except queue.Empty:
+                    break
+            self._apply(batch)
+
+    def _apply(self, batch: list) -> None:
+        results: list = []
+        try:
+            with self.uow_factory() as uow:
+                table = uow.tables["idempotency_keys"]
+                lookup = _idempotency_lookup(table)
+                for scope, key, fingerprint, work, _ in batch:
+                    savepoint = uow.conn.begin_nested()
+                    try:
+                        row = uow.conn.execute(lookup, {"scope": scope, "key": key}).first()
+                        if row is not None:
+                            if row.request_hash != fingerprint:
+                                raise Conflict(f"idempotency_key {key!r} was already used for a different request")
+                            results.append(bytes(row.response))
+                        else:
+                            response = work(uow)
+                            uow.conn.execute(insert(table), {
+                                "scope": scope, "key": key, "request_hash": fingerprint,
+                                "response": response, "created_at": utcnow()})
+                            results.append(response)
+                        savepoint.commit()
+                    except Exception as exc:  # noqa: BLE001 - handed to that request's caller
+                        savepoint.rollback()
+                        results.append(exc)
+                uow.commit()
+        except Exception as exc:  # noqa: BLE001 - the whole batch failed to commit
+            results = [exc] * len(batch)
+        for (*_, done), result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                done.set_exception(result)
+            else:
+                done.set_result(result)

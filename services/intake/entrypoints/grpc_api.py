@@ -14,7 +14,7 @@ from supply.v1 import intake_pb2 as pb
 from supply.v1 import intake_pb2_grpc as rpc
 
 from services.common.config import Settings
-from services.common.db import ping, request_fingerprint, run_idempotent
+from services.common.db import GroupCommitter, ping, request_fingerprint, run_idempotent
 from services.common.errors import DomainError, InvalidInput, RuleRefused
 from services.common.grpc_server import caller, serve
 from services.common.messaging import EventPublisher
@@ -68,6 +68,7 @@ def _requester_spec(message: pb.Requester, paths: list[str] | None = None) -> di
 class IntakeServicer(rpc.IntakeServiceServicer):
     def __init__(self, ctx: h.IntakeContext):
         self.ctx = ctx
+        self.committer = GroupCommitter(ctx.uow)
 
     def _write(self, method: str, request: Message, response_type: type[Message],
                work: Callable[[h.Actor, object], Message]) -> Message:
@@ -79,8 +80,8 @@ class IntakeServicer(rpc.IntakeServiceServicer):
             built["answer"] = (message, message.SerializeToString())
             return built["answer"][1]
 
-        data = run_idempotent(self.ctx.uow(), f"{actor.identity}:{method}", request.idempotency_key,
-                              _fingerprint(request), run)
+        data = self.committer.run(f"{actor.identity}:{method}", request.idempotency_key,
+                                  _fingerprint(request), run)
         if "answer" in built and built["answer"][1] == data:
             return built["answer"][0]
         return response_type.FromString(data)
