@@ -62,6 +62,18 @@ def _tokens(raw: str) -> dict[str, tuple[str, str, str]]:
     return tokens
 
 
+def _targets(env: dict) -> dict[str, str]:
+    out = {}
+    for s in SERVICES:
+        raw = _env(env, f"{s.upper()}_GRPC_TARGET", "")
+        if raw:
+            host, _, port = raw.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"{s.upper()}_GRPC_TARGET must be host:port, got {raw!r}")
+            out[s] = raw
+    return out
+
+
 DEV_TOKEN = "dev-token-county-supply-0001"
 
 
@@ -77,6 +89,7 @@ class Settings:
     grpc_host: str
     grpc_port: int
     grpc_ports: dict[str, int]
+    grpc_targets: dict[str, str]
     timezone: ZoneInfo
     clock_spec: str
     auth_tokens: dict[str, tuple[str, str, str]]
@@ -91,6 +104,10 @@ class Settings:
         return parse_clock(self.clock_spec)
 
     def grpc_target(self, service: str) -> str:
+        """Where to call another service: <SERVICE>_GRPC_TARGET (host:port, e.g. logistics-api:50053
+        in containers), else this machine at that service's port."""
+        if service in self.grpc_targets:
+            return self.grpc_targets[service]
         host = "127.0.0.1" if self.grpc_host in ("0.0.0.0", "[::]") else self.grpc_host
         return f"{host}:{self.grpc_ports[service]}"
 
@@ -148,6 +165,7 @@ def load_settings(service: str, env: dict | None = None) -> Settings:
         grpc_host=_env(env, "SUPPLY_GRPC_HOST", "127.0.0.1"),
         grpc_port=ports.get(service, 0),
         grpc_ports=ports,
+        grpc_targets=_targets(env),
         timezone=tz,
         clock_spec=clock_spec,
         auth_tokens=tokens,

@@ -59,3 +59,12 @@ def test_fixed_clock_moves_only_when_told():
     c = FixedClock(datetime(2026, 11, 28, 3, 0, tzinfo=UTC))
     c.advance(minutes=90)
     assert c.now().hour == 4 and c.now().minute == 30
+
+
+def test_grpc_targets_default_to_this_machine_and_can_point_elsewhere():
+    s = load_settings("allocation", {"SUPPLY_GRPC_HOST": "0.0.0.0"})
+    assert s.grpc_target("logistics") == "127.0.0.1:50053"
+    s = load_settings("allocation", {"LOGISTICS_GRPC_TARGET": "logistics-api:50053"})
+    assert s.grpc_target("logistics") == "logistics-api:50053"
+    with pytest.raises(ConfigError, match="LOGISTICS_GRPC_TARGET must be host:port"):
+        load_settings("allocation", {"LOGISTICS_GRPC_TARGET": "logistics-api"})

@@ -1,0 +1,826 @@
+"""Static checks of the deployment artifacts (CI has no Docker engine and no cluster, DESIGN §2).
+
+Dockerfile, docker-compose.yml, deploy/k8s/*.yaml, the broker and database configs and
+docs/operations.md are checked against the code: the processes services/launcher.py can start,
+the ports of services/common/config.py, the environment variables the code reads, the RabbitMQ
+topology of services/common/messaging.py. Each check is a function that returns the problems it
+finds; the tests at the end break a copy of an artifact and expect the check to notice.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.common.config import DEFAULT_GRPC_PORTS, SERVICES
+
+ROOT = Path(__file__).resolve().parents[3]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+K8S = ROOT / "deploy" / "k8s"
+OPERATIONS = ROOT / "docs" / "operations.md"
+IMAGE = "county-supply"
+SERVER_IMAGES = ("postgres:", "rabbitmq:", "eclipse-mosquitto:", "influxdb:", "grafana/")
+
+
+# --------------------------------------------------------------------------- what the code says
+
+@cache
+def processes() -> frozenset[tuple[str, str]]:
+    """(service, kind) for every process services/launcher.py starts, read from its own usage
+    message (`usage: python -m services.<service> api|worker|relay[|ingest]`)."""
+    from services.launcher import main
+
+    found = set()
+    for service in SERVICES:
+        with pytest.raises(SystemExit) as exc:
+            main(service, ["--no-such-kind--"])
+        m = re.fullmatch(rf"usage: python -m services\.{service} ([a-z|]+)", str(exc.value.code))
+        assert m, f"services/launcher.py usage message changed: {exc.value.code!r}"
+        found |= {(service, kind) for kind in m.group(1).split("|")}
+    return frozenset(found)
+
+
+def _names_in(tree: ast.AST) -> set[str]:
+    """Upper-case string constants, and f-strings `{x.upper()}_SUFFIX` expanded per service."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if re.fullmatch(r"[A-Z][A-Z0-9_]*[A-Z0-9]", node.value):
+                names.add(node.value)
+        elif isinstance(node, ast.JoinedStr) and len(node.values) == 2:
+            head, tail = node.values
+            if (isinstance(head, ast.FormattedValue) and isinstance(head.value, ast.Call)
+                    and isinstance(head.value.func, ast.Attribute) and head.value.func.attr == "upper"
+                    and isinstance(tail, ast.Constant) and re.fullmatch(r"_[A-Z0-9_]+", tail.value)):
+                names |= {s.upper() + tail.value for s in SERVICES}
+    return names
+
+
+@cache
+def code_env_names() -> frozenset[str]:
+    """Every name the code could read from the environment (services/ and simulators/)."""
+    names: set[str] = set()
+    for folder in ("services", "simulators"):
+        for path in (ROOT / folder).rglob("*.py"):
+            names |= _names_in(ast.parse(path.read_text(encoding="utf-8")))
+    return frozenset(names)
+
+
+@cache
+def config_env_names() -> frozenset[str]:
+    """The variables services/common/config.py reads: _env/_int/_url(env, NAME, …)."""
+    tree = ast.parse((ROOT / "services/common/config.py").read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in ("_env", "_int", "_url") and len(node.args) >= 2):
+            names |= _names_in(ast.Expression(node.args[1]))
+    return frozenset(names)
+
+
+@cache
+def supply_env_names() -> frozenset[str]:
+    """Every SUPPLY_* name the services read (settings.extra.get("SUPPLY_…"), env.get, …)."""
+    return frozenset(n for n in code_env_names() if n.startswith("SUPPLY_"))
+
+
+def grpc_port(service: str, configured: dict | None = None) -> int:
+    return int((configured or {}).get(f"{service.upper()}_GRPC_PORT", DEFAULT_GRPC_PORTS[service]))
+
+
+# ------------------------------------------------------------------------------ the artifacts
+
+@cache
+def _compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+
+
+def compose() -> dict:
+    return copy.deepcopy(_compose())
+
+
+def k8s_files() -> list[Path]:
+    return sorted(K8S.glob("*.yaml"))
+
+
+@cache
+def _k8s_docs() -> list[dict]:
+    docs = []
+    for path in k8s_files():
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc is not None:
+                doc.setdefault("metadata", {})["_file"] = path.name
+                docs.append(doc)
+    return docs
+
+
+def k8s_docs() -> list[dict]:
+    return copy.deepcopy(_k8s_docs())
+
+
+def env_example() -> dict[str, str]:
+    out = {}
+    for line in (ROOT / "deploy/compose.env.example").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            out[name.strip()] = value
+    return out
+
+
+def _env_of(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.partition("=")[::2] for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def _is_ours(service: dict) -> bool:
+    return str(service.get("image", "")).split(":")[0] == IMAGE or "build" in service
+
+
+def _built_from_dockerfile(service: dict) -> bool:
+    build = service.get("build")
+    if isinstance(build, str):
+        return build in (".", "./") and DOCKERFILE.exists()
+    return (isinstance(build, dict) and build.get("context") in (".", "./")
+            and build.get("dockerfile", "Dockerfile") == "Dockerfile")
+
+
+def _command(service: dict) -> list[str]:
+    cmd = service.get("command") or []
+    return cmd.split() if isinstance(cmd, str) else [str(c) for c in cmd]
+
+
+def _depends(service: dict) -> dict[str, str]:
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):
+        return {d: "service_started" for d in deps}
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
+
+
+def _has_healthcheck(service: dict) -> bool:
+    hc = service.get("healthcheck") or {}
+    return bool(hc.get("test")) and not hc.get("disable") and hc.get("test") != ["NONE"]
+
+
+def _published(spec) -> tuple[str, int]:
+    """(published, container port) of a compose port mapping."""
+    if isinstance(spec, dict):
+        return str(spec.get("published", "")), int(str(spec["target"]).split("/")[0])
+    parts = str(spec).split("/")[0].split(":")
+    return ":".join(parts[:-1]), int(parts[-1])
+
+
+# ------------------------------------------------------------------------- compose checks
+
+def compose_process_problems(doc: dict) -> list[str]:
+    services = doc.get("services", {})
+    problems = []
+    for service, kind in sorted(processes()):
+        name = f"{service}-{kind}"
+        s = services.get(name)
+        if s is None:
+            problems.append(f"compose: no service {name} (python -m services.{service} {kind})")
+            continue
+        if _command(s) != [f"services.{service}", kind]:
+            problems.append(f"compose: {name} runs {_command(s)}, not ['services.{service}', '{kind}']")
+        if "entrypoint" in s:
+            problems.append(f"compose: {name} overrides the image's ENTRYPOINT (python -m)")
+        if not _built_from_dockerfile(s):
+            problems.append(f"compose: {name} is not built from the Dockerfile")
+        deps = _depends(s)
+        if deps.get("migrate") != "service_completed_successfully":
+            problems.append(f"compose: {name} must wait for migrate (service_completed_successfully)")
+        if s.get("restart") in (None, "no"):
+            problems.append(f"compose: {name} is not restarted when it exits")
+    return problems
+
+
+def compose_image_problems(doc: dict) -> list[str]:
+    problems = []
+    process_modules = {f"services.{s}" for s in SERVICES}
+    for name, s in doc.get("services", {}).items():
+        if not _is_ours(s):
+            continue
+        if not _built_from_dockerfile(s):
+            problems.append(f"compose: {name} uses our image but is not built from the Dockerfile")
+        if str(s.get("image", "")).split(":")[0] != IMAGE:
+            problems.append(f"compose: {name} builds an image not named {IMAGE}")
+        cmd = _command(s)
+        module = cmd[0] if cmd else ""
+        if module in process_modules:
+            if (module.split(".")[1], cmd[1] if len(cmd) > 1 else "") not in processes():
+                problems.append(f"compose: {name} runs {cmd}: not a process of services/launcher.py")
+        elif module == "services.cli":
+            if cmd[1:2] != ["migrate"] or not set(cmd[2:]) <= set(SERVICES):
+                problems.append(f"compose: {name} runs supplyctl {cmd[1:]}: only migrate is expected")
+        elif not (ROOT / (module.replace(".", "/") + ".py")).exists():
+            problems.append(f"compose: {name} runs module {module!r}, which does not exist")
+    return problems
+
+
+def compose_migrate_problems(doc: dict) -> list[str]:
+    m = doc.get("services", {}).get("migrate")
+    if m is None:
+        return ["compose: no one-shot `migrate` service"]
+    problems = []
+    if _command(m)[:2] != ["services.cli", "migrate"] or set(_command(m)[2:]) != set(SERVICES):
+        problems.append(f"compose: migrate runs {_command(m)}; expected supplyctl migrate of every service")
+    if m.get("restart", "no") != "no":
+        problems.append("compose: migrate is a one-shot job: restart must be \"no\"")
+    env = _env_of(m)
+    for service in SERVICES:
+        if f"{service.upper()}_DATABASE_URL" not in env:
+            problems.append(f"compose: migrate has no {service.upper()}_DATABASE_URL")
+    return problems
+
+
+def compose_dependency_problems(doc: dict) -> list[str]:
+    services = doc.get("services", {})
+    problems = []
+    for name, s in services.items():
+        for target, condition in _depends(s).items():
+            if target not in services:
+                problems.append(f"compose: {name} depends on {target}, which does not exist")
+                continue
+            t = services[target]
+            if condition == "service_healthy" and not _has_healthcheck(t):
+                problems.append(f"compose: {name} waits for {target} to be healthy; it has no healthcheck")
+            if condition == "service_completed_successfully" and t.get("restart", "no") != "no":
+                problems.append(f"compose: {name} waits for {target} to complete; it restarts forever")
+            if set(t.get("profiles") or []) - set(s.get("profiles") or []):
+                problems.append(f"compose: {name} depends on {target}, which only runs in a profile")
+        mode = str(s.get("network_mode", ""))
+        if mode.startswith("service:") and mode.split(":", 1)[1] not in services:
+            problems.append(f"compose: {name} uses the network of a missing service ({mode})")
+    return problems
+
+
+def compose_health_problems(doc: dict) -> list[str]:
+    services = doc.get("services", {})
+    problems = []
+    servers = {n: s for n, s in services.items() if str(s.get("image", "")).startswith(SERVER_IMAGES)}
+    for prefix in SERVER_IMAGES:
+        if not any(str(s.get("image", "")).startswith(prefix) for s in servers.values()):
+            problems.append(f"compose: no server with image {prefix}…")
+    for name, s in servers.items():
+        if not _has_healthcheck(s):
+            problems.append(f"compose: server {name} has no healthcheck")
+    for service in SERVICES:
+        name = f"{service}-api"
+        s = services.get(name, {})
+        port = grpc_port(service, _env_of(s))
+        test = " ".join(str(t) for t in (s.get("healthcheck") or {}).get("test") or [])
+        if not ("grpc_health" in test and "SERVING" in test and f"127.0.0.1:{port}" in test):
+            problems.append(f"compose: {name} healthcheck must ask grpc.health.v1 on 127.0.0.1:{port} for SERVING")
+        owner = s
+        mode = str(s.get("network_mode", ""))
+        if mode.startswith("service:"):
+            owner = services.get(mode.split(":", 1)[1], {})
+        if port not in [_published(p)[1] for p in owner.get("ports") or []]:
+            problems.append(f"compose: {name} does not publish its gRPC port {port}")
+    return problems
+
+
+def compose_env_problems(doc: dict) -> list[str]:
+    known = code_env_names()
+    problems = []
+    for name, s in doc.get("services", {}).items():
+        if not _is_ours(s):
+            continue
+        for var in _env_of(s):
+            if var not in known:
+                problems.append(f"compose: {name} sets {var}, which no code in services/ or simulators/ reads")
+    return problems
+
+
+def compose_wiring_problems(doc: dict) -> list[str]:
+    """Each process reaches its own service's database and broker user, never another's."""
+    services = doc.get("services", {})
+    problems = []
+    for service, kind in sorted(processes()):
+        env = _env_of(services.get(f"{service}-{kind}", {}))
+        if not env:
+            continue
+        own = f"{service.upper()}_DATABASE_URL"
+        url = env.get(own, "")
+        if not re.fullmatch(rf"postgresql://{service}:.+@postgres:5432/{service}", url):
+            problems.append(f"compose: {service}-{kind} {own} must be postgresql://{service}:…@postgres:5432/{service}")
+        for other in set(SERVICES) - {service}:
+            if f"{other.upper()}_DATABASE_URL" in env:
+                problems.append(f"compose: {service}-{kind} is given {other}'s database")
+        if not re.fullmatch(rf"amqp://supply-{service}:.+@rabbitmq:5672/supply", env.get("AMQP_URL", "")):
+            problems.append(f"compose: {service}-{kind} AMQP_URL must be amqp://supply-{service}:…@rabbitmq:5672/supply")
+        if service == "monitoring":
+            for var in ("MQTT_URL", "INFLUX_URL"):
+                if var not in env:
+                    problems.append(f"compose: monitoring-{kind} has no {var}")
+    return problems
+
+
+def compose_interpolation_problems(doc_text: str, example: dict[str, str]) -> list[str]:
+    used = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", doc_text))
+    problems = [f"compose uses ${{{v}}}, missing from deploy/compose.env.example"
+                for v in sorted(used - set(example))]
+    problems += [f"deploy/compose.env.example has {v}, which docker-compose.yml never uses"
+                 for v in sorted(set(example) - used)]
+    return problems
+
+
+# ------------------------------------------------------------------------- Dockerfile checks
+
+def dockerfile_problems(text: str) -> list[str]:
+    lines = [ln.strip() for ln in re.sub(r"\\\n", " ", text).splitlines()
+             if ln.strip() and not ln.strip().startswith("#")]
+    problems = []
+    froms = [ln for ln in lines if ln.upper().startswith("FROM ")]
+    if len(froms) < 2:
+        problems.append("Dockerfile: not multi-stage (builder + runtime)")
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
+    final = froms[-1].split()[1] if froms else ""
+    final = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), final)
+    if not final.startswith("python:3.11-slim"):
+        problems.append(f"Dockerfile: the runtime stage is {final!r}, not python:3.11-slim")
+    if not any("COPY" in ln and "requirements.lock" in ln for ln in lines):
+        problems.append("Dockerfile: requirements.lock is not copied into the build")
+    if not any(ln.startswith("RUN") and "requirements.lock" in ln
+               and ("uv pip sync" in ln or "pip install" in ln) for ln in lines):
+        problems.append("Dockerfile: dependencies are not installed from requirements.lock")
+    if not any("grpc_tools.protoc" in ln for ln in lines):
+        problems.append("Dockerfile: gRPC code is not generated from proto/")
+    runtime = lines[lines.index(froms[-1]):] if froms else []
+    users = [ln.split(None, 1)[1] for ln in runtime if ln.upper().startswith("USER ")]
+    if not users or users[-1].split(":")[0] in ("root", "0"):
+        problems.append("Dockerfile: the runtime stage must end as a non-root USER")
+    for what in ("services/", "simulators/", "proto/", "gen"):
+        if not any(ln.startswith("COPY") and what in ln for ln in runtime):
+            problems.append(f"Dockerfile: the runtime stage does not copy {what}")
+    env = " ".join(ln for ln in runtime if ln.startswith("ENV"))
+    if not re.search(r"PYTHONPATH=\S*/gen", env):
+        problems.append("Dockerfile: PYTHONPATH lacks the generated code (gen)")
+    if 'ENTRYPOINT ["python", "-m"]' not in lines:
+        problems.append('Dockerfile: ENTRYPOINT must be ["python", "-m"]')
+    return problems
+
+
+def dockerignore_problems(text: str) -> list[str]:
+    entries = {ln.strip().rstrip("/") for ln in text.splitlines() if ln.strip() and not ln.startswith("#")}
+    return [f".dockerignore: {e} is not excluded" for e in (".venv", "var", "gen", ".git", ".pytest_cache")
+            if e not in entries]
+
+
+# ------------------------------------------------------------------------------ k8s checks
+
+WORKLOADS = ("Deployment", "StatefulSet", "Job")
+
+
+def _pod(doc: dict) -> dict:
+    return doc.get("spec", {}).get("template", {}).get("spec", {})
+
+
+def _containers(doc: dict) -> list[dict]:
+    pod = _pod(doc)
+    return list(pod.get("initContainers") or []) + list(pod.get("containers") or [])
+
+
+def _ours(container: dict) -> bool:
+    return str(container.get("image", "")).split(":")[0].split("/")[-1] == IMAGE
+
+
+def _k8s_command(container: dict) -> list[str]:
+    """What the container runs after `python -m` (the image's ENTRYPOINT when command is unset)."""
+    cmd = [str(c) for c in container.get("command") or []]
+    args = [str(a) for a in container.get("args") or []]
+    if not cmd:
+        return args
+    if cmd[:2] == ["python", "-m"]:
+        return cmd[2:] + args
+    return ["<not python -m>", *cmd, *args]
+
+
+def k8s_parse_problems() -> list[str]:
+    problems = []
+    if not k8s_files():
+        return ["deploy/k8s: no manifests"]
+    for doc in _k8s_docs():
+        where = doc["metadata"]["_file"]
+        if not doc.get("apiVersion") or not doc.get("kind"):
+            problems.append(f"{where}: a document without apiVersion/kind")
+        elif doc["kind"] != "Kustomization" and not doc["metadata"].get("name"):
+            problems.append(f"{where}: {doc['kind']} without metadata.name")
+    return problems
+
+
+def configmap_data(docs: list[dict]) -> dict[str, str]:
+    data: dict[str, str] = {}
+    for d in docs:
+        if d.get("kind") == "ConfigMap":
+            data.update({k: str(v) for k, v in (d.get("data") or {}).items()})
+    return data
+
+
+def k8s_process_problems(docs: list[dict]) -> list[str]:
+    problems = []
+    seen: dict[tuple[str, str], str] = {}
+    for d in docs:
+        if d.get("kind") not in WORKLOADS:
+            continue
+        name = d["metadata"]["name"]
+        for c in _containers(d):
+            if not _ours(c):
+                continue
+            cmd = _k8s_command(c)
+            if d["kind"] == "Job":
+                if cmd[:2] != ["services.cli", "migrate"] or not set(cmd[2:]) <= set(SERVICES) or not cmd[2:]:
+                    problems.append(f"k8s: Job {name} runs {cmd}; expected services.cli migrate <service>")
+                continue
+            key = (cmd[0].removeprefix("services.") if cmd else "", cmd[1] if len(cmd) > 1 else "")
+            if len(cmd) != 2 or not cmd[0].startswith("services.") or key not in processes():
+                problems.append(f"k8s: {d['kind']} {name} container {c.get('name')} runs {cmd}: not a process kind")
+            elif key in seen:
+                problems.append(f"k8s: {key[0]} {key[1]} runs in both {seen[key]} and {name}")
+            else:
+                seen[key] = name
+    for service, kind in sorted(processes() - set(seen)):
+        problems.append(f"k8s: no workload runs python -m services.{service} {kind}")
+    jobs = {tuple(_k8s_command(c)[2:]) for d in docs if d.get("kind") == "Job" for c in _containers(d) if _ours(c)}
+    for service in SERVICES:
+        if (service,) not in jobs:
+            problems.append(f"k8s: no migration Job for {service} (services.cli migrate {service})")
+    return problems
+
+
+def k8s_probe_problems(docs: list[dict]) -> list[str]:
+    configured = configmap_data(docs)
+    problems = []
+    for service in SERVICES:
+        if int(configured.get(f"{service.upper()}_GRPC_PORT", DEFAULT_GRPC_PORTS[service])) != DEFAULT_GRPC_PORTS[service]:
+            problems.append(f"k8s: ConfigMap {service.upper()}_GRPC_PORT differs from the documented {DEFAULT_GRPC_PORTS[service]}")
+    apis = {}
+    for d in docs:
+        if d.get("kind") not in ("Deployment", "StatefulSet"):
+            continue
+        for c in _containers(d):
+            cmd = _k8s_command(c)
+            if _ours(c) and len(cmd) == 2 and cmd[1] == "api":
+                apis[cmd[0].removeprefix("services.")] = (d, c)
+    for service, (d, c) in sorted(apis.items()):
+        port = grpc_port(service, configured)
+        name = d["metadata"]["name"]
+        for probe in ("readinessProbe", "livenessProbe"):
+            grpc = (c.get(probe) or {}).get("grpc")
+            if not grpc:
+                problems.append(f"k8s: {name} has no grpc {probe}")
+            elif int(grpc.get("port", -1)) != port:
+                problems.append(f"k8s: {name} {probe} asks port {grpc.get('port')}, the service listens on {port}")
+        ports = {p.get("name"): int(p["containerPort"]) for p in c.get("ports") or []}
+        if port not in ports.values():
+            problems.append(f"k8s: {name} does not declare containerPort {port}")
+        pod_labels = d["spec"]["template"]["metadata"].get("labels", {})
+        svcs = [s for s in docs if s.get("kind") == "Service"
+                and s.get("spec", {}).get("selector")
+                and s["spec"]["selector"].items() <= pod_labels.items()]
+        if not svcs:
+            problems.append(f"k8s: no Service selects the pods of {name}")
+        for s in svcs:
+            for p in s["spec"].get("ports") or []:
+                target = p.get("targetPort", p.get("port"))
+                target = ports.get(target, target) if isinstance(target, str) else target
+                if int(target) != port:
+                    problems.append(f"k8s: Service {s['metadata']['name']} sends to {target}, not {port}")
+        if not any(p.get("kind") == "PodDisruptionBudget"
+                   and p["spec"]["selector"]["matchLabels"].items() <= pod_labels.items() for p in docs):
+            problems.append(f"k8s: no PodDisruptionBudget for {name}")
+    for service in SERVICES:
+        if service not in apis:
+            problems.append(f"k8s: no API workload for {service}")
+    return problems
+
+
+def k8s_resource_problems(docs: list[dict]) -> list[str]:
+    problems = []
+    for d in docs:
+        if d.get("kind") not in WORKLOADS:
+            continue
+        for c in _containers(d):
+            res = c.get("resources") or {}
+            for part in ("requests", "limits"):
+                for what in ("cpu", "memory"):
+                    if not (res.get(part) or {}).get(what):
+                        problems.append(f"k8s: {d['metadata']['name']} container {c.get('name')} has no {part}.{what}")
+    return problems
+
+
+def k8s_selector_problems(docs: list[dict]) -> list[str]:
+    problems = []
+    for d in docs:
+        if d.get("kind") in ("Deployment", "StatefulSet"):
+            sel = d["spec"]["selector"]["matchLabels"]
+            labels = d["spec"]["template"]["metadata"].get("labels", {})
+            if not sel.items() <= labels.items():
+                problems.append(f"k8s: {d['metadata']['name']} selector does not match its pod labels")
+    return problems
+
+
+def k8s_env_problems(docs: list[dict]) -> list[str]:
+    known = code_env_names()
+    problems = []
+    sources = {("ConfigMap", d["metadata"]["name"]) for d in docs if d.get("kind") == "ConfigMap"}
+    sources |= {("Secret", d["metadata"]["name"]) for d in docs if d.get("kind") == "Secret"}
+    for d in docs:
+        keys = []
+        if d.get("kind") == "ConfigMap":
+            keys = list(d.get("data") or {})
+        elif d.get("kind") == "Secret":
+            keys = list(d.get("stringData") or {}) + list(d.get("data") or {})
+        elif d.get("kind") in WORKLOADS:
+            for c in _containers(d):
+                if not _ours(c):
+                    continue
+                keys += [e["name"] for e in c.get("env") or []]
+                for ref in c.get("envFrom") or []:
+                    for kind, field in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+                        if field in ref and (kind, ref[field]["name"]) not in sources:
+                            problems.append(f"k8s: {d['metadata']['name']} reads {kind} {ref[field]['name']}, defined nowhere in deploy/k8s")
+        for key in keys:
+            if key not in known:
+                problems.append(f"k8s: {d['kind']} {d['metadata']['name']} sets {key}, which no code reads")
+    return problems
+
+
+# --------------------------------------------------------------------------------- the tests
+
+def test_compose_parses_and_lists_every_process():
+    assert compose_process_problems(compose()) == []
+
+
+def test_compose_images_of_ours_are_built_from_the_dockerfile():
+    assert compose_image_problems(compose()) == []
+
+
+def test_compose_migrates_once_before_anything_runs():
+    assert compose_migrate_problems(compose()) == []
+
+
+def test_compose_dependencies_exist_and_healthchecks_back_their_conditions():
+    assert compose_dependency_problems(compose()) == []
+
+
+def test_compose_servers_and_apis_have_healthchecks_on_the_right_ports():
+    assert compose_health_problems(compose()) == []
+
+
+def test_compose_sets_only_variables_the_code_reads():
+    assert compose_env_problems(compose()) == []
+
+
+def test_compose_gives_each_process_its_own_database_and_broker_user():
+    assert compose_wiring_problems(compose()) == []
+
+
+def test_compose_variables_and_the_env_file_template_agree():
+    assert compose_interpolation_problems(COMPOSE.read_text(encoding="utf-8"), env_example()) == []
+
+
+def test_dockerfile_installs_the_lock_file_and_runs_as_non_root():
+    assert dockerfile_problems(DOCKERFILE.read_text(encoding="utf-8")) == []
+    assert dockerignore_problems((ROOT / ".dockerignore").read_text(encoding="utf-8")) == []
+
+
+def test_k8s_manifests_parse():
+    assert k8s_parse_problems() == []
+
+
+def test_k8s_runs_every_process_kind_and_a_migration_job_per_service():
+    assert k8s_process_problems(k8s_docs()) == []
+
+
+def test_k8s_grpc_probes_services_and_pdbs_use_the_configured_ports():
+    assert k8s_probe_problems(k8s_docs()) == []
+
+
+def test_k8s_every_container_has_requests_and_limits():
+    assert k8s_resource_problems(k8s_docs()) == []
+
+
+def test_k8s_selectors_match_pod_labels():
+    assert k8s_selector_problems(k8s_docs()) == []
+
+
+def test_k8s_sets_only_variables_the_code_reads():
+    assert k8s_env_problems(k8s_docs()) == []
+
+
+def test_kustomization_lists_every_manifest_but_the_secret_template():
+    kust = yaml.safe_load((K8S / "kustomization.yaml").read_text(encoding="utf-8"))
+    listed = set(kust["resources"])
+    expected = {p.name for p in k8s_files()} - {"kustomization.yaml", "secret.example.yaml"}
+    assert listed == expected
+
+
+def _mentions(text: str, name: str) -> bool:
+    return re.search(rf"(?<![A-Z0-9_]){re.escape(name)}(?![A-Z0-9_])", text) is not None
+
+
+def test_operations_manual_documents_every_variable_of_config_py():
+    names = config_env_names()
+    assert {"DATABASE_URL", "AMQP_URL", "SUPPLY_SECRET", "INTAKE_DATABASE_URL", "MONITORING_GRPC_PORT"} <= names
+    text = OPERATIONS.read_text(encoding="utf-8")
+    assert sorted(n for n in names if not _mentions(text, n)) == []
+
+
+def test_operations_manual_documents_every_supply_variable_the_services_read():
+    text = OPERATIONS.read_text(encoding="utf-8")
+    missing = sorted(n for n in supply_env_names() if not _mentions(text, n))
+    assert missing == [], f"add to docs/operations.md section 3: {missing}"
+
+
+def test_operations_manual_explains_every_alarm_rule_and_alert_code():
+    text = OPERATIONS.read_text(encoding="utf-8")
+    catalogue = yaml.safe_load((ROOT / "services/common/reference/catalogue.yaml").read_text(encoding="utf-8"))
+    codes = {rule["code"] for sc in catalogue["storage_classes"].values() for rule in sc.get("alarms", [])}
+    domain = "".join(p.read_text(encoding="utf-8") for p in (ROOT / "services/monitoring/domain").glob("*.py"))
+    other = {"SENSOR_OFFLINE", "SPOILAGE_RRS", "MKT_LIMIT", "SEG_WRONG_CLASS", "RESERVE_FLOOR",
+             "NEAR_EXPIRY", "PRICE_RISE"}
+    assert sorted(c for c in other if f'"{c}"' not in domain) == [], "alert codes changed in the domain"
+    assert sorted(c for c in codes | other if not _mentions(text, c)) == []
+
+
+# --------------------------------------------------------- servers: broker, database, MQTT
+
+def rabbit_definitions() -> dict:
+    return json.loads((ROOT / "deploy/rabbitmq/definitions.json").read_text(encoding="utf-8"))
+
+
+def rabbit_problems(defs: dict, doc: dict) -> list[str]:
+    """Per-service users whose permissions fit the topology the code declares and uses."""
+    from services.common.messaging import all_subscriptions, exchange_of
+
+    problems = []
+    if "supply" not in {v["name"] for v in defs.get("vhosts", [])}:
+        problems.append("rabbitmq: no vhost supply")
+    perms = {p["user"]: p for p in defs.get("permissions", []) if p.get("vhost") == "supply"}
+    users = {u["name"]: u for u in defs.get("users", [])}
+    subs = all_subscriptions()
+    exchanges = {exchange_of(s) for s in SERVICES}
+    queues = {s.queue for s in subs}
+    for service in SERVICES:
+        user = f"supply-{service}"
+        if user not in users or user not in perms:
+            problems.append(f"rabbitmq: no user {user} with permissions on vhost supply")
+            continue
+        p = {k: re.compile(perms[user][k]) for k in ("configure", "write", "read")}
+        for name in exchanges | queues:  # every relay declares the whole topology (ADR 0001)
+            if not p["configure"].fullmatch(name):
+                problems.append(f"rabbitmq: {user} may not declare {name}")
+        for q in queues:  # binds need write on the queue, read on the exchange
+            if not p["write"].fullmatch(q):
+                problems.append(f"rabbitmq: {user} may not bind {q}")
+        for ex in exchanges:
+            if not p["read"].fullmatch(ex):
+                problems.append(f"rabbitmq: {user} may not bind to {ex}")
+            if (ex == exchange_of(service)) != bool(p["write"].fullmatch(ex)):
+                problems.append(f"rabbitmq: {user} write on {ex} must be {ex == exchange_of(service)}")
+        for sub in subs:
+            if sub.consumer == service and not p["read"].fullmatch(sub.queue):
+                problems.append(f"rabbitmq: {user} may not consume its queue {sub.queue}")
+        if not p["write"].fullmatch("amq.default"):
+            problems.append(f"rabbitmq: {user} cannot replay dead letters (write on amq.default)")
+    # the compose broker fills every password placeholder from its environment
+    rabbit = doc.get("services", {}).get("rabbitmq", {})
+    script = " ".join(_command(rabbit))
+    for u in defs.get("users", []):
+        m = re.fullmatch(r"\$\{(\w+)\}", str(u.get("password", "")))
+        if not m:
+            problems.append(f"rabbitmq: user {u['name']} has no ${{…}} password placeholder")
+        elif m.group(1) not in _env_of(rabbit) or f"$${{{m.group(1)}}}" not in script:
+            problems.append(f"rabbitmq: compose does not fill {m.group(1)} into definitions.json")
+    return problems
+
+
+def test_rabbitmq_users_permissions_fit_the_event_topology():
+    assert rabbit_problems(rabbit_definitions(), compose()) == []
+
+
+def test_rabbitmq_conf_loads_the_rendered_definitions():
+    conf = (ROOT / "deploy/rabbitmq/rabbitmq.conf").read_text(encoding="utf-8")
+    target = re.search(r"^load_definitions\s*=\s*(\S+)", conf, re.M)
+    assert target, "rabbitmq.conf does not load definitions"
+    assert f"> {target.group(1)}" in " ".join(_command(compose()["services"]["rabbitmq"]))
+
+
+def test_postgres_init_creates_a_database_and_role_per_service_from_the_environment():
+    sql = (ROOT / "deploy/postgres/init.sql").read_text(encoding="utf-8")
+    dbs = dict(re.findall(r"CREATE DATABASE (\w+) OWNER (\w+)", sql))
+    assert dbs == {s: s for s in SERVICES}
+    assert set(re.findall(r"CREATE ROLE (\w+) LOGIN", sql)) == set(SERVICES)
+    env_vars = set(re.findall(r"\\getenv \w+ (\w+)", sql))
+    assert env_vars == {f"{s.upper()}_DB_PASSWORD" for s in SERVICES}
+    postgres = compose()["services"]["postgres"]
+    assert env_vars <= set(_env_of(postgres))
+    assert any("deploy/postgres/init.sql:/docker-entrypoint-initdb.d/" in v for v in postgres["volumes"])
+
+
+def test_mosquitto_refuses_anonymous_clients_and_the_acl_knows_every_compose_user():
+    conf = (ROOT / "deploy/mosquitto/mosquitto.conf").read_text(encoding="utf-8")
+    assert re.search(r"^allow_anonymous false$", conf, re.M)
+    assert re.search(r"^password_file /mosquitto/config/passwd$", conf, re.M)
+    assert re.search(r"^acl_file /mosquitto/config/acl$", conf, re.M)
+    acl = (ROOT / "deploy/mosquitto/acl").read_text(encoding="utf-8")
+    rules: dict[str, list[str]] = {}
+    user = None
+    for line in acl.splitlines():
+        words = line.split()
+        if words[:1] == ["user"]:
+            user = words[1]
+        elif words[:1] == ["topic"] and user:
+            rules.setdefault(user, []).append(" ".join(words[1:]))
+    services = compose()["services"]
+    assert any(v.startswith("./deploy/mosquitto:/mosquitto/config") for v in services["mosquitto"]["volumes"])
+    assert "read supply/#" in rules["monitoring"]
+    for name, s in services.items():
+        url = _env_of(s).get("MQTT_URL", "")
+        if url:
+            login = re.match(r"mqtts?://([^:@/]+):", url)
+            assert login and login.group(1) in rules, f"{name}: MQTT user not in deploy/mosquitto/acl"
+    health = " ".join(services["mosquitto"]["healthcheck"]["test"])
+    assert "-u health" in health and "health" in rules
+
+
+# ------------------------------------------------ the checks notice a broken artifact
+
+def test_a_process_missing_from_compose_is_noticed():
+    doc = compose()
+    del doc["services"]["intake-relay"]
+    assert any("intake-relay" in p for p in compose_process_problems(doc))
+    doc = compose()
+    doc["services"]["monitoring-ingest"]["command"] = ["services.monitoring", "injest"]
+    assert compose_process_problems(doc) and compose_image_problems(doc)
+
+
+def test_broken_compose_dependencies_and_healthchecks_are_noticed():
+    doc = compose()
+    doc["services"]["intake-api"]["depends_on"]["rabitmq"] = {"condition": "service_healthy"}
+    assert any("rabitmq" in p for p in compose_dependency_problems(doc))
+    doc = compose()
+    del doc["services"]["postgres"]["healthcheck"]
+    assert compose_dependency_problems(doc) and compose_health_problems(doc)
+    doc = compose()
+    doc["services"]["logistics-api"]["healthcheck"]["test"][-1] = doc["services"]["logistics-api"]["healthcheck"]["test"][-1].replace("50053", "50051")
+    assert any("logistics-api" in p for p in compose_health_problems(doc))
+
+
+def test_a_mistyped_variable_is_noticed():
+    doc = compose()
+    doc["services"]["intake-worker"]["environment"]["SUPPLY_TIMEZOME"] = "Asia/Shanghai"
+    assert any("SUPPLY_TIMEZOME" in p for p in compose_env_problems(doc))
+    docs = k8s_docs()
+    next(d for d in docs if d["kind"] == "ConfigMap")["data"]["SUPPLY_LOGLEVEL"] = "INFO"
+    assert any("SUPPLY_LOGLEVEL" in p for p in k8s_env_problems(docs))
+
+
+def test_wrong_wiring_is_noticed():
+    doc = compose()
+    env = doc["services"]["allocation-relay"]["environment"]
+    env["INTAKE_DATABASE_URL"] = "postgresql://intake:x@postgres:5432/intake"
+    assert any("intake's database" in p for p in compose_wiring_problems(doc))
+    assert compose_interpolation_problems("${NOT_IN_TEMPLATE}", {})
+
+
+def test_a_broken_dockerfile_is_noticed():
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert any("USER" in p for p in dockerfile_problems(text.replace("USER 10001:10001", "USER root")))
+    assert any("requirements.lock" in p for p in dockerfile_problems(
+        text.replace("uv pip sync --python /opt/venv/bin/python requirements.lock", "uv pip install grpcio")))
+
+
+def test_broken_k8s_manifests_are_noticed():
+    docs = k8s_docs()
+    docs = [d for d in docs if d["metadata"].get("name") != "logistics-relay"]
+    assert any("logistics relay" in p for p in k8s_process_problems(docs))
+    docs = k8s_docs()
+    api = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "monitoring-api")
+    api["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"]["port"] = 50051
+    del api["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert any("monitoring-api readinessProbe" in p for p in k8s_probe_problems(docs))
+    assert any("monitoring-api" in p for p in k8s_resource_problems(docs))
+
+
+def test_too_wide_or_too_narrow_broker_permissions_are_noticed():
+    defs = rabbit_definitions()
+    for p in defs["permissions"]:
+        if p["user"] == "supply-intake":
+            p["write"] = ".*"
+        if p["user"] == "supply-logistics":
+            p["read"] = r"^(intake|allocation|logistics|monitoring)\.events$"
+    problems = rabbit_problems(defs, compose())
+    assert any("supply-intake write on logistics.events" in p for p in problems)
+    assert any("supply-logistics may not consume" in p for p in problems)
