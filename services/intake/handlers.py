@@ -219,20 +219,31 @@ def list_demands(uow: UnitOfWork, *, requester_id: str = "", delivery_day: date 
 
 
 def apply_delivery_results(ctx: IntakeContext, uow: UnitOfWork, payload: Mapping[str, Any]) -> None:
-    """`delivery_confirmed` from logistics: per demand, the delivered quantity per item."""
+    """`delivery_confirmed` from logistics: add what each stop delivered to its demands, and close
+    the demands logistics says are complete (every plan line of theirs confirmed); the shortfall
+    of a closed demand is carried to a new demand. A payload without `demands_completed` (one
+    stop serving whole demands) completes every demand it names."""
     results: dict[str, dict[str, int]] = {}
     for i, line in enumerate(payload.get("lines") or ()):
         demand_id = line.get("demand_id")
         if not demand_id:
             raise InvalidInput(f"payload.lines[{i}].demand_id", "required")
+        if "received" not in line or "item_code" not in line:
+            raise InvalidInput(f"payload.lines[{i}]", "item_code and received are required")
         per_item = results.setdefault(demand_id, {})
         per_item[line["item_code"]] = per_item.get(line["item_code"], 0) + int(line["received"])
-    for demand_id, delivered in sorted(results.items()):
+    completed = set(payload["demands_completed"]) if "demands_completed" in payload else set(results)
+    for demand_id in sorted(set(results) | completed):
         demand = get_demand(uow, demand_id)
         if demand.status is not d.DemandStatus.OPEN:
-            continue  # already closed by an earlier delivery of the same demand
-        outcome = d.apply_delivery_results(demand, delivered, at=ctx.clock.now(), policy=ctx.policy,
-                                           carry_over_id=new_id("D"))
+            continue  # closed by an earlier event
+        if demand_id in results:
+            demand = d.record_delivery(demand, results[demand_id])
+        if demand_id not in completed:
+            demands.save(uow.conn, demand)
+            continue
+        outcome = d.apply_delivery_results(demand, d.delivered_so_far(demand), at=ctx.clock.now(),
+                                           policy=ctx.policy, carry_over_id=new_id("D"))
         demands.save(uow.conn, outcome.demand)
         _record(uow, ev.demand_closed(outcome.demand))
         if outcome.carry_over is not None:

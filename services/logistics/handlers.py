@@ -1227,7 +1227,8 @@ def confirm_delivery(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, tr
     view = {"delivery_id": delivery_id, "trip_id": trip_id, "drop_point_id": drop_point_id,
             "requester_id": requester_id, "receiver": result.receiver,
             "received_at": _iso(result.received_at), "proof_ref": result.proof_ref,
-            "lines": view_lines}
+            "lines": view_lines,
+            "demands_completed": _demands_completed(uow, result.lines, plan_lines)}
     uow.conn.execute(insert(d).values(id=delivery_id, trip_id=trip_id, requester_id=requester_id,
                                       drop_point_id=drop_point_id, fingerprint=result.fingerprint,
                                       received_at=_utc(result.received_at),
@@ -1238,6 +1239,28 @@ def confirm_delivery(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, tr
     uow.record_event("delivery_confirmed", view)
     _save_ledger(ctx, uow, ol)
     return view
+
+
+def _demands_completed(uow: UnitOfWork, lines, plan_lines: dict) -> list[str]:
+    """Record what this stop confirmed per plan line; a demand is complete once every plan line
+    of it has had its whole quantity confirmed at some stop (a line may ride on several trips)."""
+    pl = schema.plan_lines
+    touched: set[str] = set()
+    for ln in lines:
+        row = plan_lines.get(ln.plan_line_id)
+        if row is None:
+            continue
+        data = dict(row.data)
+        data["confirmed_shipped"] = int(data.get("confirmed_shipped", 0)) + ln.shipped
+        uow.conn.execute(update(pl).where(pl.c.id == row.id).values(data=data))
+        if row.demand_id:
+            touched.add(row.demand_id)
+    done = []
+    for demand_id in sorted(touched):
+        rows = uow.conn.execute(select(pl.c.quantity, pl.c.data).where(pl.c.demand_id == demand_id)).all()
+        if all(int(r.data.get("confirmed_shipped", 0)) >= r.quantity for r in rows):
+            done.append(demand_id)
+    return done
 
 
 # ---- reserves (RULES.md §4) ------------------------------------------------------------------------

@@ -237,7 +237,8 @@ def test_a_bad_delivery_event_is_dead_lettered_and_the_worker_goes_on(stack):
     assert by_event[unknown["event_id"]].consumer == "intake.on_delivery_confirmed"
     assert "NotFound" in by_event[unknown["event_id"]].error
     assert "D-does-not-exist" in by_event[unknown["event_id"]].error
-    assert "KeyError" in by_event[broken["event_id"]].error
+    assert "InvalidInput" in by_event[broken["event_id"]].error
+    assert "received are required" in by_event[broken["event_id"]].error
     assert stack.get(kept.id).status == pb.DEMAND_STATUS_OPEN  # nothing of the bad event applied
     assert stack.procs["worker"].alive()
 

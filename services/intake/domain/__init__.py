@@ -17,9 +17,11 @@ from .demands import (
     apply_delivery_results,
     build_lines,
     cancel_demand,
+    delivered_so_far,
     derive_tier,
     notices,
     parse_lines,
+    record_delivery,
     submit_demand,
 )
 from .donations import (
@@ -89,7 +91,9 @@ __all__ = [
     "Inspection", "InspectionDecision", "ItemDaySummary", "LineRuleRefused", "Notice", "RequestedLine",
     "Requester", "RequesterKind", "Requisition", "RequisitionStatus", "RiskLevel", "SpecialNeed",
     "SpecialNeedCategory", "SpecialNeedPolicy", "SpecialNeedView", "Tally", "Tier", "UnitType",
-    "VulnerableCounts", "apply_delivery_results", "approve_head", "approve_hq", "build_lines",
+    "VulnerableCounts", "apply_delivery_results",
+    "record_delivery",
+    "delivered_so_far", "approve_head", "approve_hq", "build_lines",
     "cancel_demand", "changed_fields", "daily_summary", "derive_tier", "file_requisition",
     "inspect_line", "mask_contact", "mask_name", "mask_phone", "normalize_phone", "notices", "parse_lines",
     "parse_requester", "pending_step", "pseudonym", "register_donation", "register_requester",

@@ -310,6 +310,24 @@ class DeliveryOutcome:
     carry_over: Demand | None
 
 
+def record_delivery(demand: Demand, delivered: Mapping[str, Any]) -> Demand:
+    """Add one delivery's quantities per item code to an open demand, without closing it: a
+    demand served from two depots or in a cold and an ambient part arrives in several stops."""
+    _require_open(demand)
+    got: dict[str, int] = {}
+    for code, qty in delivered.items():
+        if demand.line(code) is None:
+            raise InvalidInput(f"delivered[{code}]", f"not a line of demand {demand.id}")
+        got[code] = as_int(qty, f"delivered[{code}]", min_value=0)
+    return replace(demand, lines=tuple(
+        replace(ln, delivered=(ln.delivered or 0) + got[ln.item_code]) if ln.item_code in got else ln
+        for ln in demand.lines))
+
+
+def delivered_so_far(demand: Demand) -> dict[str, int]:
+    return {ln.item_code: ln.delivered or 0 for ln in demand.lines}
+
+
 def apply_delivery_results(demand: Demand, delivered: Mapping[str, Any], *, at: datetime,
                            policy: DemandPolicy, carry_over_id: str) -> DeliveryOutcome:
     """Close an open demand with the quantities delivered per item code.
