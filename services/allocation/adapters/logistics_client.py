@@ -1,0 +1,91 @@
+"""StockSource over gRPC: supply.v1.LogisticsService/GetStockSnapshot.
+
+Used by the API process and the cut-off runner (plain threads). Never import this in the nameko
+worker: grpcio does not work in an eventlet-patched process (DESIGN.md §2).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import UTC, date
+
+import grpc
+from supply.v1 import logistics_pb2, logistics_pb2_grpc
+
+from services.allocation.adapters.stock import (
+    DepotInfo,
+    StockSnapshot,
+    StockUnavailable,
+)
+from services.allocation.domain import StockLot
+from services.common.logs import correlation_id
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+class GrpcStockSource:
+    """One channel per source, opened on first use; the caller's correlation id is passed on."""
+
+    def __init__(self, target: str, token: str, *, timeout: float = 30.0):
+        self.target = target
+        self.token = token
+        self.timeout = timeout
+        self._channel: grpc.Channel | None = None
+        self._lock = threading.Lock()
+
+    def _stub(self) -> logistics_pb2_grpc.LogisticsServiceStub:
+        with self._lock:
+            if self._channel is None:
+                self._channel = grpc.insecure_channel(
+                    self.target, options=[("grpc.max_receive_message_length", MAX_MESSAGE)])
+            return logistics_pb2_grpc.LogisticsServiceStub(self._channel)
+
+    def snapshot(self, delivery_day: date, item_codes: Sequence[str]) -> StockSnapshot:
+        request = logistics_pb2.GetStockSnapshotRequest(delivery_day=delivery_day.isoformat(),
+                                                        item_codes=sorted(set(item_codes)))
+        metadata = [("authorization", f"Bearer {self.token}")]
+        if cid := correlation_id.get(""):
+            metadata.append(("x-correlation-id", cid))
+        try:
+            reply = self._stub().GetStockSnapshot(request, metadata=metadata, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            details = exc.details() if hasattr(exc, "details") else str(exc)
+            log.warning("stock snapshot failed", extra={"target": self.target,
+                                                        "code": str(code), "error": details})
+            raise StockUnavailable(f"logistics {self.target} GetStockSnapshot failed: "
+                                   f"{code.name if code else 'ERROR'} {details}") from None
+        return from_proto(reply)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = None
+
+
+def from_proto(reply: logistics_pb2.StockSnapshot) -> StockSnapshot:
+    """The reply as domain values; a lot that cannot be read is set aside with the reason."""
+    depots = tuple(DepotInfo(d.depot_id, d.name, d.location.lat, d.location.lon)
+                   for d in reply.depots)
+    known = {d.id for d in depots}
+    lots: list[StockLot] = []
+    rejected: list[tuple[str, str]] = []
+    for x in reply.lots:
+        if x.depot_id not in known:
+            rejected.append((x.lot_id, f"depot {x.depot_id!r} not in the snapshot's depots"))
+            continue
+        try:
+            expiry = date.fromisoformat(x.expiry)
+        except ValueError:
+            rejected.append((x.lot_id, f"expiry {x.expiry!r} is not YYYY-MM-DD"))
+            continue
+        if x.available <= 0:
+            continue
+        lots.append(StockLot(x.lot_id, x.depot_id, x.item_code, int(x.available), expiry))
+    taken = reply.taken_at.ToDatetime(tzinfo=UTC) if reply.HasField("taken_at") else None
+    return StockSnapshot(depots, tuple(lots), taken, int(reply.ledger_seq), tuple(rejected))

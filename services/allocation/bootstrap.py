@@ -1,0 +1,77 @@
+"""Build allocation's context from settings: the one place that wires adapters to the domain."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from services.allocation.adapters.stock import StockSource
+from services.allocation.domain.county_policy import CountyPolicy, apply_changes
+from services.allocation.handlers import AllocationContext
+from services.common.catalogue import load_catalogue
+from services.common.config import DEV_TOKEN, ConfigError, Settings
+from services.common.db import make_engine
+from services.common.errors import InvalidInput
+from services.common.migrate import check_at_head
+
+log = logging.getLogger(__name__)
+
+
+def build_context(settings: Settings, *, pool_size: int = 10,
+                  stock: StockSource | None = None) -> AllocationContext:
+    """The worker passes no stock source: it never plans itself (see entrypoints/worker.py)."""
+    engine = make_engine(settings.database_url, pool_size=pool_size)
+    check_at_head("allocation", engine)
+    catalogue = load_catalogue(settings.catalogue_path)
+    return AllocationContext(engine=engine, catalogue=catalogue, clock=settings.clock(),
+                             tz=settings.timezone,
+                             default_policy=default_policy(settings, catalogue), stock=stock)
+
+
+def default_policy(settings: Settings, catalogue=None) -> CountyPolicy:
+    """Version 0 of the policy, until HQ sets one: SUPPLY_DEMAND_CUTOFF (HH:MM, 11:00, shared
+    with intake), SUPPLY_DEMAND_CUTOFF_DAYS_BEFORE (0), SUPPLY_DISPATCH_DEADLINE (17:00)."""
+    env = settings.extra
+    changes: dict = {}
+    for name, var in (("cutoff", "SUPPLY_DEMAND_CUTOFF"),
+                      ("dispatch_deadline", "SUPPLY_DISPATCH_DEADLINE")):
+        if var in env:
+            changes[name] = env[var]
+    if "SUPPLY_DEMAND_CUTOFF_DAYS_BEFORE" in env:
+        try:
+            changes["cutoff_days_before"] = int(env["SUPPLY_DEMAND_CUTOFF_DAYS_BEFORE"])
+        except ValueError:
+            raise ConfigError("SUPPLY_DEMAND_CUTOFF_DAYS_BEFORE must be an integer") from None
+    try:
+        policy = apply_changes(CountyPolicy(), changes,
+                               catalogue or load_catalogue(settings.catalogue_path),
+                               by="", at=None, prefix="config")
+    except InvalidInput as exc:
+        raise ConfigError(f"allocation policy from the environment: {exc.message}") from None
+    return replace(policy, version=0, updated_at=None, updated_by="")
+
+
+def service_token(settings: Settings) -> str:
+    """The token allocation presents to logistics: SUPPLY_SERVICE_TOKEN, else (one machine, one
+    token list) the first admin token of SUPPLY_AUTH_TOKENS."""
+    token = settings.extra.get("SUPPLY_SERVICE_TOKEN", "").strip()
+    if token:
+        return token
+    for tok, (_, role, _) in settings.auth_tokens.items():
+        if role == "admin":
+            return tok
+    if settings.env != "production":
+        return DEV_TOKEN
+    raise ConfigError("SUPPLY_SERVICE_TOKEN must be set: allocation calls logistics with it")
+
+
+def grpc_stock_source(settings: Settings):
+    """StockSource over logistics' gRPC API (imported here, never in the worker)."""
+    from services.allocation.adapters.logistics_client import GrpcStockSource
+
+    try:
+        timeout = float(settings.extra.get("SUPPLY_STOCK_TIMEOUT_SECONDS", "30"))
+    except ValueError:
+        raise ConfigError("SUPPLY_STOCK_TIMEOUT_SECONDS must be a number of seconds") from None
+    return GrpcStockSource(settings.grpc_target("logistics"), service_token(settings),
+                           timeout=timeout)

@@ -1,0 +1,203 @@
+"""AllocationService over gRPC: translate messages, call handlers, map answers. No rules here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import date
+
+import grpc
+from google.protobuf.message import Message
+from sqlalchemy import select
+from supply.v1 import allocation_pb2 as pb
+from supply.v1 import allocation_pb2_grpc as rpc
+
+from services.allocation import handlers as h
+from services.allocation.adapters import schema
+from services.allocation.adapters.stock import StockUnavailable
+from services.allocation.bootstrap import build_context, grpc_stock_source
+from services.allocation.domain.county_policy import EDITABLE
+from services.allocation.domain.plan_state import PlanTrigger
+from services.allocation.entrypoints import proto_map as out
+from services.common.config import Settings
+from services.common.db import ping, request_fingerprint, run_idempotent
+from services.common.errors import Conflict, InvalidInput
+from services.common.grpc_server import caller, serve
+from services.common.messaging import EventPublisher
+
+log = logging.getLogger(__name__)
+
+
+def _actor() -> h.Actor:
+    c = caller()
+    return h.Actor(c.identity, c.role, c.scope)
+
+
+def _fingerprint(request: Message) -> str:
+    clone = type(request)()
+    clone.CopyFrom(request)
+    clone.ClearField("idempotency_key")
+    return request_fingerprint(clone.SerializeToString(deterministic=True))
+
+
+def _day(value: str, field: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(field, f"must be a day YYYY-MM-DD, got {value!r}") from None
+
+
+def _policy_changes(request: pb.SetPolicyRequest) -> dict:
+    paths = list(request.update_mask.paths)
+    if not paths:
+        raise InvalidInput("update_mask", f"name the fields to change, e.g. paths: [\"cutoff\"]; "
+                                          f"editable: {', '.join(EDITABLE)}")
+    p = request.policy
+    changes: dict = {}
+    for path in paths:
+        if path not in EDITABLE:
+            raise InvalidInput("update_mask", f"{path!r} is not an editable policy field; one of "
+                                              f"{', '.join(EDITABLE)}")
+        if path in ("tier_order", "below_reserve_tiers"):
+            changes[path] = [int(t) for t in getattr(p, path)]
+        elif path == "reserve_days":
+            changes[path] = dict(p.reserve_days)
+        else:
+            changes[path] = getattr(p, path)
+    return changes
+
+
+class AllocationServicer(rpc.AllocationServiceServicer):
+    def __init__(self, ctx: h.AllocationContext):
+        self.ctx = ctx
+
+    def _write(self, method: str, request: Message, response_type: type[Message],
+               work: Callable[[h.Actor, object], Message]) -> Message:
+        actor = _actor()
+        data = run_idempotent(self.ctx.uow(), f"{actor.identity}:{method}", request.idempotency_key,
+                              _fingerprint(request),
+                              lambda uow: work(actor, uow).SerializeToString())
+        return response_type.FromString(data)
+
+    def _answered(self, scope: str, key: str, fingerprint: str) -> bytes | None:
+        """A stored answer for this key (checked before the slow part of RunAllocation)."""
+        if not key or not key.strip():
+            raise InvalidInput("idempotency_key", "required unless dry_run (any unique string, "
+                                                  "≤ 200 chars)")
+        t = schema.tables["idempotency_keys"]
+        with self.ctx.engine.connect() as conn:
+            row = conn.execute(select(t.c.request_hash, t.c.response)
+                               .where(t.c.scope == scope, t.c.key == key)).first()
+        if row is None:
+            return None
+        if row.request_hash != fingerprint:
+            raise Conflict(f"idempotency_key {key!r} was already used for a different request")
+        return bytes(row.response)
+
+    # ---- plans
+    def RunAllocation(self, request, context):
+        actor = _actor()
+        actor.require(*h.PLAN_ROLES)
+        asked_day = _day(request.delivery_day, "delivery_day")
+        page_size = request.lines_page.page_size
+        if not 0 <= page_size <= h.MAX_LINES_PAGE:
+            raise InvalidInput("lines_page.page_size", f"must be 0 … {h.MAX_LINES_PAGE}")
+        scope = f"{actor.identity}:RunAllocation"
+        fingerprint = _fingerprint(request)
+        if not request.dry_run:
+            prior = self._answered(scope, request.idempotency_key, fingerprint)
+            if prior is not None:
+                return pb.PlanPage.FromString(prior)
+        day = h.planning_day(self.ctx, asked_day)
+        h.check_can_run(self.ctx, day, request.dry_run)
+        try:
+            draft = h.draft_plan(self.ctx, day)
+        except StockUnavailable as exc:
+            context.set_code(grpc.StatusCode.UNAVAILABLE)
+            context.set_details(f"stock snapshot unavailable, nothing stored; try again: {exc} "
+                                f"/ 暂时无法读取库存，请稍后重试")
+            return pb.PlanPage()
+        if request.dry_run:
+            return out.plan_page(h.dry_run_view(self.ctx, draft, page_size))
+        data = run_idempotent(
+            self.ctx.uow(), scope, request.idempotency_key, fingerprint,
+            lambda uow: out.plan_page(h.save_plan(self.ctx, uow, actor, draft, PlanTrigger.MANUAL,
+                                                  page_size)).SerializeToString())
+        return pb.PlanPage.FromString(data)
+
+    def GetPlan(self, request, context):
+        day = _day(request.delivery_day, "delivery_day")
+        with self.ctx.uow() as uow:
+            plan_id = request.plan_id
+            if not plan_id:
+                if day is None:
+                    raise InvalidInput("plan_id", "give plan_id, or delivery_day for the day's "
+                                                  "latest version")
+                plan_id = h.latest_plan_id(uow, day)
+            view = h.get_plan(uow, plan_id, request.lines_page.page_size,
+                              request.lines_page.page_token)
+        return out.plan_page(view)
+
+    def ListPlans(self, request, context):
+        day = _day(request.delivery_day, "delivery_day")
+        if day is None:
+            raise InvalidInput("delivery_day", "required")
+        with self.ctx.uow() as uow:
+            headers = h.list_plans(uow, day)
+        return pb.ListPlansResponse(plans=[out.header(x) for x in headers])
+
+    def ApprovePlan(self, request, context):
+        return self._write("ApprovePlan", request, pb.Plan, lambda a, uow: out.header(
+            h.approve_plan(self.ctx, uow, a, request.plan_id)))
+
+    def RejectPlan(self, request, context):
+        return self._write("RejectPlan", request, pb.Plan, lambda a, uow: out.header(
+            h.reject_plan(self.ctx, uow, a, request.plan_id, request.reason)))
+
+    def ExplainLine(self, request, context):
+        with self.ctx.uow() as uow:
+            e = h.explain_line(self.ctx, uow, plan_id=request.plan_id,
+                               plan_line_id=request.plan_line_id, demand_id=request.demand_id,
+                               line_no=request.demand_line_no)
+        return out.explanation(e)
+
+    # ---- forecast
+    def Forecast(self, request, context):
+        coefficient = request.coefficient if request.HasField("coefficient") else None
+        with self.ctx.uow() as uow:
+            view = h.forecast(self.ctx, uow, item_code=request.item_code,
+                              requester_id=request.requester_id,
+                              until_day=_day(request.until_day, "until_day"),
+                              sample_days=request.sample_days, coefficient=coefficient,
+                              window=request.baseline_window, holdout=request.baseline_holdout)
+        return out.forecast(view)
+
+    # ---- policy
+    def GetPolicy(self, request, context):
+        with self.ctx.uow() as uow:
+            return out.policy(h.current_policy(self.ctx, uow), str(self.ctx.tz))
+
+    def SetPolicy(self, request, context):
+        changes = _policy_changes(request)
+        expected = request.expected_version if request.HasField("expected_version") else None
+        return self._write("SetPolicy", request, pb.AllocationPolicy, lambda a, uow: out.policy(
+            h.set_policy(self.ctx, uow, a, changes, expected), str(self.ctx.tz)))
+
+
+def run(settings: Settings) -> None:
+    stock = grpc_stock_source(settings)
+    ctx = build_context(settings, pool_size=20, stock=stock)
+    publisher = EventPublisher(settings.amqp_url)
+
+    def register(server: grpc.Server) -> list[str]:
+        rpc.add_AllocationServiceServicer_to_server(AllocationServicer(ctx), server)
+        return [pb.DESCRIPTOR.services_by_name["AllocationService"].full_name]
+
+    def stop() -> None:
+        publisher.close()
+        stock.close()
+
+    serve(settings, register, {"database": lambda: ping(ctx.engine), "broker": publisher.ping},
+          on_stop=stop)
