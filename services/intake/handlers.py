@@ -252,6 +252,33 @@ def apply_delivery_results(ctx: IntakeContext, uow: UnitOfWork, payload: Mapping
                                               _requester(uow, outcome.carry_over.requester_id)))
 
 
+def roll_unplanned_demands(ctx: IntakeContext, uow: UnitOfWork, payload: Mapping[str, Any]) -> int:
+    """`plan_approved` from allocation: the day's open demands that got nothing in the approved
+    plan will see no delivery; they are rolled to the next open day now (a new demand carries
+    them), so that no demand is left open and forgotten."""
+    if "delivery_day" not in payload or "lines" not in payload:
+        raise InvalidInput("payload", "delivery_day and lines are required")
+    day = date.fromisoformat(payload["delivery_day"])
+    planned = {ln.get("demand_id") for ln in payload["lines"] if int(ln.get("quantity", 0)) > 0}
+    t = schema.demands
+    rows = uow.conn.execute(select(t.c.id).where(t.c.delivery_day == day,
+                                                 t.c.status == d.DemandStatus.OPEN.value)).all()
+    rolled = 0
+    for row in rows:
+        if row.id in planned:
+            continue
+        demand = get_demand(uow, row.id)
+        outcome = d.apply_delivery_results(demand, {}, at=ctx.clock.now(), policy=ctx.policy,
+                                           carry_over_id=new_id("D"))
+        demands.save(uow.conn, outcome.demand)
+        _record(uow, ev.demand_closed(outcome.demand))
+        if outcome.carry_over is not None:
+            demands.add(uow.conn, outcome.carry_over)
+            _record(uow, ev.demand_registered(outcome.carry_over, _requester(uow, demand.requester_id)))
+        rolled += 1
+    return rolled
+
+
 # ---- special needs ----------------------------------------------------------------------
 def register_special_need(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, requester_id: str,
                           name: str, phone: str, category: Any, lines: Sequence[Any],

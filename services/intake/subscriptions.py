@@ -4,4 +4,5 @@ from services.common.messaging import Subscription
 
 SUBSCRIPTIONS = (
     Subscription("logistics", "delivery_confirmed", "intake", "on_delivery_confirmed"),
+    Subscription("allocation", "plan_approved", "intake", "on_plan_approved"),
 )

@@ -41,3 +41,33 @@ def test_periodic_special_need_becomes_a_demand_once_per_period(tmp_path):
     clock.current += timedelta(days=3)
     with ctx.uow() as uow:
         assert h.create_due_special_need_demands(ctx, uow) == []  # not due mid-period
+
+
+def test_an_approved_plan_rolls_the_demands_it_left_out(tmp_path):
+    url = f"sqlite:///{tmp_path / 'intake.db'}"
+    upgrade("intake", url)
+    clock = FixedClock(datetime(2026, 11, 28, 1, 0, tzinfo=UTC))
+    ctx = h.IntakeContext(engine=make_engine(url), catalogue=load_catalogue(), clock=clock,
+                          secret=b"test-secret-0123456789")
+    hq = h.Actor("hq-1", "hq")
+    with ctx.uow() as uow:
+        for rid in ("V-1", "V-2"):
+            h.register_requester(ctx, uow, hq, {
+                "id": rid, "kind": "village", "name": rid, "township": "城关镇",
+                "location": {"lat": 30.1, "lon": 120.1}, "population": 800, "households": 300,
+                "risk_level": "controlled"})
+        planned = h.submit_demand(ctx, uow, hq, "V-1", [{"item_code": "RICE-10KG", "quantity": 5}], None)
+        left_out = h.submit_demand(ctx, uow, hq, "V-2", [{"item_code": "PORK-KG", "quantity": 9}], None)
+        uow.commit()
+    payload = {"delivery_day": planned.delivery_day.isoformat(),
+               "lines": [{"demand_id": planned.id, "item_code": "RICE-10KG", "quantity": 5}]}
+    with ctx.uow() as uow:
+        assert h.roll_unplanned_demands(ctx, uow, payload) == 1
+        uow.commit()
+    with ctx.uow() as uow:
+        assert h.get_demand(uow, planned.id).status.value == "open"  # waits for its delivery
+        rolled = h.get_demand(uow, left_out.id)
+        assert rolled.status.value == "rolled" and rolled.carry_over_demand_id
+        carried = h.get_demand(uow, rolled.carry_over_demand_id)
+        assert carried.delivery_day > left_out.delivery_day and carried.lines[0].quantity == 9
+        assert h.roll_unplanned_demands(ctx, uow, payload) == 0  # nothing left to roll

@@ -1,5 +1,6 @@
-"""Intake's nameko worker: closes demands from logistics' delivery results, and turns periodic
-special needs (chronic medicine) into demands when they fall due."""
+"""Intake's nameko worker: closes demands from logistics' delivery results, rolls the demands an
+approved plan left out, and turns periodic special needs (chronic medicine) into demands when
+they fall due."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def make_service(settings: Settings) -> type:
         def on_delivery_confirmed(self, body):
             self.events.handle("on_delivery_confirmed", body,
                                lambda uow, env: handlers.apply_delivery_results(ctx, uow, env["payload"]))
+
+        @event_handler("allocation", "plan_approved", requeue_on_error=True)
+        def on_plan_approved(self, body):
+            self.events.handle("on_plan_approved", body,
+                               lambda uow, env: handlers.roll_unplanned_demands(ctx, uow, env["payload"]))
 
         @timer(interval=float(settings.extra.get("SUPPLY_PERIODIC_CHECK_SECONDS", "30")))
         def create_periodic_demands(self):
