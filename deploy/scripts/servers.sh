@@ -2,6 +2,7 @@
 # Servers the county supply system needs: RabbitMQ, Mosquitto, PostgreSQL, InfluxDB.
 #   servers.sh up      use what runs; start what is stopped; install Debian's influxdb if missing;
 #                      with no local servers but a Docker engine, `docker compose up -d` instead
+#                      (with --env-file deploy/compose.env: copy deploy/compose.env.example first)
 #   servers.sh status  one line per server
 #   servers.sh down    stop InfluxDB started by us (ALL=1 also stops RabbitMQ, Mosquitto, PostgreSQL)
 set -euo pipefail
@@ -72,7 +73,15 @@ status() {
 case "${1:-status}" in
   up)
     if ! port_open 5672 && ! have rabbitmq-server && have docker && docker info >/dev/null 2>&1; then
-      docker compose up -d rabbitmq mosquitto postgres influxdb; exit 0
+      # docker-compose.yml takes its passwords from deploy/compose.env (${VAR:?} refuses to start
+      # without them)
+      if [ ! -f deploy/compose.env ]; then
+        echo "error: deploy/compose.env is missing; create it from the template and fill in every empty value:" >&2
+        echo "  cp deploy/compose.env.example deploy/compose.env && chmod 600 deploy/compose.env" >&2
+        echo "  (passwords: e.g. openssl rand -hex 16; MQTT users: deploy/mosquitto/README.md)" >&2
+        exit 1
+      fi
+      docker compose --env-file deploy/compose.env up -d rabbitmq mosquitto postgres influxdb; exit 0
     fi
     up_rabbitmq; up_mosquitto; up_postgres; up_influxdb; status ;;
   status) status ;;

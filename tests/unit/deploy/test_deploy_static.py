@@ -92,6 +92,27 @@ def supply_env_names() -> frozenset[str]:
     return frozenset(n for n in code_env_names() if n.startswith("SUPPLY_"))
 
 
+@cache
+def grpc_calls() -> frozenset[tuple[str, str]]:
+    """(caller, callee): services/<caller>/ calls settings.grpc_target("<callee>") of another
+    service. Its api and worker need <CALLEE>_GRPC_TARGET in containers (the default, this
+    machine, is the caller's own container or pod)."""
+    calls = set()
+    for caller in SERVICES:
+        for path in (ROOT / "services" / caller).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                        and node.func.attr == "grpc_target" and node.args
+                        and isinstance(node.args[0], ast.Constant) and node.args[0].value in SERVICES
+                        and node.args[0].value != caller):
+                    calls.add((caller, node.args[0].value))
+    return frozenset(calls)
+
+
+CALLING_KINDS = ("api", "worker")   # the relay only publishes the outbox
+LISTEN_ALL = ("0.0.0.0", "[::]")
+
+
 def grpc_port(service: str, configured: dict | None = None) -> int:
     return int((configured or {}).get(f"{service.upper()}_GRPC_PORT", DEFAULT_GRPC_PORTS[service]))
 
@@ -281,11 +302,7 @@ def compose_health_problems(doc: dict) -> list[str]:
         test = " ".join(str(t) for t in (s.get("healthcheck") or {}).get("test") or [])
         if not ("grpc_health" in test and "SERVING" in test and f"127.0.0.1:{port}" in test):
             problems.append(f"compose: {name} healthcheck must ask grpc.health.v1 on 127.0.0.1:{port} for SERVING")
-        owner = s
-        mode = str(s.get("network_mode", ""))
-        if mode.startswith("service:"):
-            owner = services.get(mode.split(":", 1)[1], {})
-        if port not in [_published(p)[1] for p in owner.get("ports") or []]:
+        if port not in [_published(p)[1] for p in s.get("ports") or []]:
             problems.append(f"compose: {name} does not publish its gRPC port {port}")
     return problems
 
@@ -323,6 +340,44 @@ def compose_wiring_problems(doc: dict) -> list[str]:
             for var in ("MQTT_URL", "INFLUX_URL"):
                 if var not in env:
                     problems.append(f"compose: monitoring-{kind} has no {var}")
+    return problems
+
+
+def grpc_target_problems(where: str, name: str, env: dict[str, str],
+                         apis: dict[str, tuple[str, int]]) -> list[str]:
+    """SUPPLY_GRPC_HOST only says where an API listens; every <SERVICE>_GRPC_TARGET set names
+    the host (compose service / k8s Service) and port of that service's API. `apis`: service →
+    (host, port) of its API."""
+    problems = []
+    host = env.get("SUPPLY_GRPC_HOST")
+    if host is not None and host not in LISTEN_ALL:
+        problems.append(f"{where}: {name} SUPPLY_GRPC_HOST={host}: in a container it is the listen "
+                        f"address ({' or '.join(LISTEN_ALL)}); calls go to <SERVICE>_GRPC_TARGET")
+    for service in SERVICES:
+        var = f"{service.upper()}_GRPC_TARGET"
+        if var in env and service in apis and env[var] != "%s:%d" % apis[service]:
+            problems.append(f"{where}: {name} {var}={env[var]}, expected {'%s:%d' % apis[service]}")
+    return problems
+
+
+def compose_grpc_problems(doc: dict) -> list[str]:
+    """Every process that calls another service reaches that service's API by its service name."""
+    services = doc.get("services", {})
+    apis = {s: (f"{s}-api", grpc_port(s, _env_of(services.get(f"{s}-api", {})))) for s in SERVICES}
+    problems = []
+    for name, s in services.items():
+        if _is_ours(s):
+            problems += grpc_target_problems("compose", name, _env_of(s), apis)
+    for service in SERVICES:
+        host = _env_of(services.get(f"{service}-api", {})).get("SUPPLY_GRPC_HOST")
+        if host not in LISTEN_ALL:
+            problems.append(f"compose: {service}-api must listen on 0.0.0.0 (SUPPLY_GRPC_HOST), not {host}")
+    for caller, callee in sorted(grpc_calls()):
+        var = f"{callee.upper()}_GRPC_TARGET"
+        for kind in CALLING_KINDS:
+            name = f"{caller}-{kind}"
+            if (caller, kind) in processes() and var not in _env_of(services.get(name, {})):
+                problems.append(f"compose: {name} calls {callee} but has no {var}")
     return problems
 
 
@@ -556,6 +611,58 @@ def k8s_env_problems(docs: list[dict]) -> list[str]:
     return problems
 
 
+def _k8s_env(docs: list[dict], container: dict) -> dict[str, str]:
+    """A container's environment: its ConfigMaps and Secrets (secret.example.yaml), then env."""
+    sources = {}
+    for d in docs:
+        if d.get("kind") == "ConfigMap":
+            sources[("configMapRef", d["metadata"]["name"])] = d.get("data") or {}
+        elif d.get("kind") == "Secret":
+            sources[("secretRef", d["metadata"]["name"])] = d.get("stringData") or {}
+    env: dict[str, str] = {}
+    for ref in container.get("envFrom") or []:
+        for field in ("configMapRef", "secretRef"):
+            if field in ref:
+                env.update({k: str(v) for k, v in sources.get((field, ref[field]["name"]), {}).items()})
+    env.update({e["name"]: str(e.get("value", "")) for e in container.get("env") or []})
+    return env
+
+
+def k8s_grpc_problems(docs: list[dict]) -> list[str]:
+    """Every process that calls another service reaches that service's API by its Service name."""
+    configured = configmap_data(docs)
+    workloads = {}
+    for d in docs:
+        if d.get("kind") in ("Deployment", "StatefulSet"):
+            for c in _containers(d):
+                cmd = _k8s_command(c)
+                if _ours(c) and len(cmd) == 2:
+                    workloads[(cmd[0].removeprefix("services."), cmd[1])] = (d, c)
+    apis = {}
+    for service in SERVICES:
+        if (service, "api") not in workloads:
+            continue
+        labels = workloads[(service, "api")][0]["spec"]["template"]["metadata"].get("labels", {})
+        for s in docs:
+            if (s.get("kind") == "Service" and s.get("spec", {}).get("selector")
+                    and s["spec"]["selector"].items() <= labels.items()):
+                ports = [int(p["port"]) for p in s["spec"].get("ports") or []]
+                port = grpc_port(service, configured)
+                apis[service] = (s["metadata"]["name"], port if port in ports else (ports or [0])[0])
+    problems = []
+    for (service, kind), (d, c) in sorted(workloads.items()):
+        env = _k8s_env(docs, c)
+        problems += grpc_target_problems("k8s", d["metadata"]["name"], env, apis)
+        if kind == "api" and env.get("SUPPLY_GRPC_HOST") not in LISTEN_ALL:
+            problems.append(f"k8s: {d['metadata']['name']} must listen on 0.0.0.0 (SUPPLY_GRPC_HOST)")
+    for caller, callee in sorted(grpc_calls()):
+        var = f"{callee.upper()}_GRPC_TARGET"
+        for kind in CALLING_KINDS:
+            if (caller, kind) in workloads and var not in _k8s_env(docs, workloads[(caller, kind)][1]):
+                problems.append(f"k8s: {workloads[(caller, kind)][0]['metadata']['name']} calls {callee} but has no {var}")
+    return problems
+
+
 # --------------------------------------------------------------------------------- the tests
 
 def test_compose_parses_and_lists_every_process():
@@ -584,6 +691,11 @@ def test_compose_sets_only_variables_the_code_reads():
 
 def test_compose_gives_each_process_its_own_database_and_broker_user():
     assert compose_wiring_problems(compose()) == []
+
+
+def test_compose_processes_reach_other_services_by_their_grpc_target():
+    assert ("allocation", "logistics") in grpc_calls()
+    assert compose_grpc_problems(compose()) == []
 
 
 def test_compose_variables_and_the_env_file_template_agree():
@@ -617,6 +729,10 @@ def test_k8s_selectors_match_pod_labels():
 
 def test_k8s_sets_only_variables_the_code_reads():
     assert k8s_env_problems(k8s_docs()) == []
+
+
+def test_k8s_processes_reach_other_services_by_their_grpc_target():
+    assert k8s_grpc_problems(k8s_docs()) == []
 
 
 def test_kustomization_lists_every_manifest_but_the_secret_template():
@@ -793,6 +909,32 @@ def test_wrong_wiring_is_noticed():
     env["INTAKE_DATABASE_URL"] = "postgresql://intake:x@postgres:5432/intake"
     assert any("intake's database" in p for p in compose_wiring_problems(doc))
     assert compose_interpolation_problems("${NOT_IN_TEMPLATE}", {})
+
+
+def test_wrong_grpc_addresses_are_noticed():
+    doc = compose()
+    del doc["services"]["allocation-worker"]["environment"]["LOGISTICS_GRPC_TARGET"]
+    assert any("allocation-worker calls logistics" in p for p in compose_grpc_problems(doc))
+    doc = compose()
+    doc["services"]["allocation-worker"]["environment"]["SUPPLY_GRPC_HOST"] = "logistics-api"
+    assert any("allocation-worker SUPPLY_GRPC_HOST" in p for p in compose_grpc_problems(doc))
+    doc = compose()
+    doc["services"]["allocation-api"]["environment"]["LOGISTICS_GRPC_TARGET"] = "127.0.0.1:50053"
+    assert any("allocation-api LOGISTICS_GRPC_TARGET" in p for p in compose_grpc_problems(doc))
+    doc = compose()
+    doc["services"]["allocation-api"]["network_mode"] = "service:logistics-api"
+    del doc["services"]["allocation-api"]["ports"]
+    assert any("allocation-api does not publish" in p for p in compose_health_problems(doc))
+    docs = k8s_docs()
+    worker = next(d for d in docs if d["metadata"].get("name") == "allocation-worker" and d["kind"] == "Deployment")
+    worker["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "SUPPLY_GRPC_HOST", "value": "logistics-api"}]
+    problems = k8s_grpc_problems(docs)
+    assert any("allocation-worker calls logistics" in p for p in problems)
+    assert any("allocation-worker SUPPLY_GRPC_HOST" in p for p in problems)
+    docs = k8s_docs()
+    api = next(d for d in docs if d["metadata"].get("name") == "allocation-api" and d["kind"] == "Deployment")
+    api["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "LOGISTICS_GRPC_TARGET", "value": "logistics:50053"}]
+    assert any("allocation-api LOGISTICS_GRPC_TARGET" in p for p in k8s_grpc_problems(docs))
 
 
 def test_a_broken_dockerfile_is_noticed():
