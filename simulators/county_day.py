@@ -9,6 +9,7 @@ under var/reports/<day>/. Exits non-zero if anything did not happen.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -29,9 +30,13 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from supply.v1 import allocation_pb2 as apb
+from supply.v1 import allocation_pb2_grpc as arpc
 from supply.v1 import common_pb2 as c
 from supply.v1 import intake_pb2 as ipb
 from supply.v1 import intake_pb2_grpc as irpc
+from supply.v1 import logistics_pb2 as lpb
+from supply.v1 import logistics_pb2_grpc as lrpc
 
 from services.common.clock import SimulatedClock
 from services.common.config import DEFAULT_GRPC_PORTS, ROOT
@@ -45,7 +50,7 @@ RISK = {"sealed": c.RISK_LEVEL_SEALED, "controlled": c.RISK_LEVEL_CONTROLLED,
 UNIT = {"hospital": ipb.UNIT_TYPE_HOSPITAL, "fever_clinic": ipb.UNIT_TYPE_FEVER_CLINIC,
         "isolation_site": ipb.UNIT_TYPE_ISOLATION_SITE, "school": ipb.UNIT_TYPE_SCHOOL,
         "nursing_home": ipb.UNIT_TYPE_NURSING_HOME, "enterprise": ipb.UNIT_TYPE_ENTERPRISE}
-SERVICES = ("intake",)
+SERVICES = ("intake", "logistics", "allocation")
 
 
 @dataclass
@@ -333,6 +338,184 @@ def act_morning(d: Day, intake: irpc.IntakeServiceStub) -> None:
     d.facts["lines_today"] = sum(len(x.lines) for x in open_today.demands)
 
 
+def act_depots(d: Day, logistics: lrpc.LogisticsServiceStub) -> None:
+    d.console.rule("06:30 仓库、车辆与库存 · depots, vehicles, opening stock")
+    sc = d.scenario
+    for dep in sc["depots"]:
+        logistics.RegisterDepot(lpb.RegisterDepotRequest(idempotency_key=f"depot-{dep['id']}", depot=lpb.Depot(
+            id=dep["id"], name=dep["name"], location=c.GeoPoint(lat=dep["lat"], lon=dep["lon"]),
+            loading_hours=c.LocalTimeWindow(start="06:00", end="22:00"))), metadata=md())
+        for z in dep["zones"]:
+            logistics.RegisterZone(lpb.RegisterZoneRequest(idempotency_key=f"zone-{z['id']}", zone=lpb.Zone(
+                id=z["id"], depot_id=dep["id"], name=z["name"], storage_class=z["storage_class"],
+                capacity_l=z["capacity_l"])), metadata=md())
+    slots = [c.LocalTimeWindow(start=w.split("-")[0], end=w.split("-")[1]) for w in sc["slots"]]
+    fleet = 0
+    for v in sc["vehicles"]:
+        prefix = v["id"].rsplit("-", 1)[0]
+        for k in range(v["count"]):
+            fleet += 1
+            logistics.RegisterVehicle(lpb.RegisterVehicleRequest(idempotency_key=f"veh-{prefix}-{k}", vehicle=lpb.Vehicle(
+                id=f"{prefix}-{k + 1:02d}", pass_number=f"{v['pass']}-{k + 1}", driver=f"drv-{prefix}-{k + 1}",
+                clerk=f"clk-{prefix}-{k + 1}", capacity_kg=v["capacity_kg"], capacity_l=v["capacity_l"],
+                refrigerated=v["refrigerated"], depot_id=v["depot"], slots=slots)), metadata=md())
+    today = d.day
+    by_depot: dict[str, list] = {}
+    for i, line in enumerate(sc["stock"]):
+        by_depot.setdefault(line["depot"], []).append(lpb.ReceiptLineSpec(
+            item_code=line["item"], quantity=line["quantity"], zone_id=line["zone"],
+            lot_number=line.get("lot", f"P-{i:03d}"), lot_id=line.get("lot", ""),
+            expiry=date.fromordinal(today.toordinal() + line["expiry_days"]).isoformat()))
+    refused = []
+    for depot, lines in by_depot.items():
+        receipt = logistics.ReceiveStock(lpb.ReceiveStockRequest(
+            idempotency_key=f"opening-{depot}", kind=lpb.RECEIPT_KIND_PURCHASE, depot_id=depot,
+            origin_ref=f"采购单 PO-{depot}-opening", lines=lines), metadata=md())
+        if receipt.status != "accepted":
+            refused.append(f"{depot}: {receipt.rule_code} {receipt.message}")
+    d.check(f"{len(sc['depots'])} depots, {sum(len(x['zones']) for x in sc['depots'])} zones, "
+            f"{fleet} vehicles registered; opening stock received", not refused, "; ".join(refused))
+    try:
+        logistics.ReceiveStock(lpb.ReceiveStockRequest(
+            idempotency_key="wrong-zone", kind=lpb.RECEIPT_KIND_PURCHASE, depot_id="wh01", origin_ref="PO-mistake",
+            lines=[lpb.ReceiptLineSpec(item_code="ETHANOL-75-500ML", quantity=50, zone_id="wh01-oxd", lot_number="ETH-X",
+                                       expiry=date.fromordinal(today.toordinal() + 300).isoformat())]), metadata=md())
+        d.check("alcohol put into the oxidizer cage is refused (segregation, 篇11)", False, "it was accepted")
+    except grpc.RpcError as exc:
+        d.check("alcohol put into the oxidizer cage is refused (segregation, 篇11)",
+                exc.code() == grpc.StatusCode.FAILED_PRECONDITION and "SEGREGATION" in exc.details(), "SEGREGATION")
+
+
+def act_plan(d: Day, allocation: arpc.AllocationServiceStub, logistics: lrpc.LogisticsServiceStub) -> None:
+    d.console.rule("11:00 调配方案 · the daily plan at the cut-off")
+    deadline = time.monotonic() + 90
+    plan = None
+    while time.monotonic() < deadline:
+        plans = allocation.ListPlans(apb.ListPlansRequest(delivery_day=d.scenario["day"]), metadata=md()).plans
+        proposed = [p for p in plans if p.status == apb.PLAN_STATUS_PROPOSED]
+        if proposed:
+            plan = max(proposed, key=lambda p: p.version)
+            break
+        time.sleep(0.2)
+    d.check("a plan was proposed by itself at the 11:00 cut-off", plan is not None,
+            f"at {d.local_now():%H:%M} county time")
+    if plan is None:
+        return
+    lines, token = [], ""
+    while True:
+        page = allocation.GetPlan(apb.GetPlanRequest(plan_id=plan.plan_id, lines_page=c.PageRequest(
+            page_size=500, page_token=token)), metadata=md())
+        lines.extend(page.lines)
+        plan = page.plan
+        token = page.page.next_page_token
+        if not token:
+            break
+    d.facts["plan"] = {"plan_id": plan.plan_id, "lines": plan.totals.lines, "asked": plan.totals.asked,
+                       "allocated": plan.totals.allocated, "unmet": plan.totals.unmet,
+                       "packages": plan.totals.substituted_packages,
+                       "tiers": {int(t.tier): (t.asked, t.allocated) for t in plan.tiers}}
+    t1 = next((t for t in plan.tiers if t.tier == c.TIER_FRONTLINE_MEDICAL), None)
+    d.check("frontline medical (tier 1) is served in full first (急用优先, 首先保障医疗救护)",
+            t1 is not None and t1.allocated == t1.asked, f"{t1.allocated}/{t1.asked}" if t1 else "")
+    vulnerable = next((t for t in plan.tiers if t.tier == c.TIER_VULNERABLE), None)
+    d.check("vulnerable people's special needs (tier 2) are served in full",
+            vulnerable is not None and vulnerable.allocated == vulnerable.asked)
+    codes = {r.code for ln in lines for r in ln.reasons}
+    d.check("under shortage ordinary tiers stop at the reserve floor (储备底线) and say so",
+            "RESERVE_FLOOR" in codes, ", ".join(sorted(codes & {"RESERVE_FLOOR", "FAIR_SHARE", "NO_STOCK"})))
+    d.check("the standard vegetable package stands in for short cabbage (标准化蔬菜包)",
+            plan.totals.substituted_packages > 0, f"{plan.totals.substituted_packages} packages")
+    d.check("every line says why, in Chinese and English", all(ln.reasons and ln.reasons[0].zh and ln.reasons[0].en
+                                                                 for ln in lines))
+    d.facts["plan_lines"] = lines
+    d.wait_until("11:30")
+    approved = allocation.ApprovePlan(apb.ApprovePlanRequest(idempotency_key=f"approve-{plan.plan_id}",
+                                                             plan_id=plan.plan_id), metadata=md())
+    d.check("HQ approved the plan (报指挥部批准) before the 17:00 dispatch deadline",
+            approved.status == apb.PLAN_STATUS_APPROVED and not approved.late)
+
+
+def act_dispatch(d: Day, logistics: lrpc.LogisticsServiceStub) -> None:
+    d.console.rule("12:00 配送 · trips and proof of delivery")
+    deadline = time.monotonic() + 120
+    trips = []
+    while time.monotonic() < deadline:
+        trips = logistics.ListTrips(lpb.ListTripsRequest(delivery_day=d.scenario["day"]), metadata=md()).trips
+        if trips:
+            break
+        time.sleep(0.3)
+    stops = sum(len(t.stops) for t in trips)
+    d.check(f"trips built: {len(trips)} trips, {stops} stops, {sum(t.distance_m for t in trips) / 1000:.0f} km",
+            bool(trips))
+    cold_ok = all(t.refrigerated or not any(ln.cold for s in t.stops for ln in s.lines) for t in trips)
+    d.check("cold goods ride only in refrigerated vehicles", cold_ok)
+    bad_lot = d.scenario.get("compressor_failure", {}).get("lot")
+    shipped_lots = {ln.lot_id for t in trips for s in t.stops for ln in s.lines}
+    d.facts["trips"] = {"trips": len(trips), "stops": stops, "km": round(sum(t.distance_m for t in trips) / 1000)}
+    d.wait_until("13:00")
+    disc = d.scenario["deliveries"]["discrepancy"]
+    disc_done = False
+    confirmed = 0
+    for trip in trips:
+        for stop in trip.stops:
+            received = []
+            for ln in stop.lines:
+                if not disc_done and ln.item_code == disc["item"] and ln.quantity > disc["quantity"]:
+                    received.append(lpb.ReceivedLine(plan_line_id=ln.plan_line_id, lot_id=ln.lot_id,
+                                                     received=ln.quantity - disc["quantity"],
+                                                     discrepancies=[lpb.Discrepancy(reason=disc["reason"],
+                                                                                    quantity=disc["quantity"],
+                                                                                    note=disc["note"])]))
+                    disc_done = True
+                else:
+                    received.append(lpb.ReceivedLine(plan_line_id=ln.plan_line_id, lot_id=ln.lot_id,
+                                                     received=ln.quantity))
+            at = d.clock.now()
+            ts = ipb.Demand().submitted_at.__class__()
+            ts.FromDatetime(at)
+            logistics.ConfirmDelivery(lpb.ConfirmDeliveryRequest(
+                idempotency_key=f"pod-{trip.trip_id}-{stop.seq}", trip_id=trip.trip_id,
+                requester_id=stop.requester_id, drop_point_id=stop.drop_point_id,
+                receiver=f"{stop.requester_id}专班", received_at=ts,
+                proof_ref="signature:" + hashlib.sha256(f"{trip.trip_id}/{stop.seq}".encode()).hexdigest(),
+                lines=received), metadata=md())
+            confirmed += 1
+    d.check(f"every stop signed for its goods (无接触配送, {confirmed} proofs of delivery), one with a discrepancy",
+            confirmed == stops and disc_done)
+    if bad_lot:
+        d.check(f"the quarantined pork lot {bad_lot} never shipped", bad_lot not in shipped_lots)
+
+
+def act_close(d: Day, intake: irpc.IntakeServiceStub, logistics: lrpc.LogisticsServiceStub) -> None:
+    d.console.rule("17:00 闭环 · closing the loop")
+    deadline = time.monotonic() + 60
+    statuses: dict[int, int] = {}
+    while time.monotonic() < deadline:
+        demands, token = [], ""
+        while True:
+            page = intake.ListDemands(ipb.ListDemandsRequest(delivery_day=d.scenario["day"], page=c.PageRequest(
+                page_size=500, page_token=token)), metadata=md())
+            demands.extend(page.demands)
+            token = page.page.next_page_token
+            if not token:
+                break
+        statuses = {}
+        for x in demands:
+            statuses[x.status] = statuses.get(x.status, 0) + 1
+        if demands and ipb.DEMAND_STATUS_OPEN not in statuses:
+            break
+        time.sleep(0.3)
+    names = {ipb.DEMAND_STATUS_FULFILLED: "fulfilled", ipb.DEMAND_STATUS_PARTLY_FULFILLED: "partly_fulfilled",
+             ipb.DEMAND_STATUS_ROLLED: "rolled", ipb.DEMAND_STATUS_OPEN: "open", ipb.DEMAND_STATUS_CANCELLED: "cancelled"}
+    d.facts["demand_status"] = {names[k]: v for k, v in statuses.items()}
+    d.check("every demand of the day is fulfilled, partly fulfilled (rest carried over) or rolled over",
+            ipb.DEMAND_STATUS_OPEN not in statuses, ", ".join(f"{names[k]} {v}" for k, v in statuses.items()))
+    report = logistics.ReconcileLedger(lpb.ReconcileLedgerRequest(), metadata=md())
+    d.facts["ledger"] = {"lines": report.lines_checked, "lots": report.lots_checked, "ok": report.ok}
+    d.check(f"the ledger reconciles and its hash chain holds ({report.lines_checked} lines, {report.lots_checked} lots)",
+            report.ok)
+
+
 # ---- the end of the day ---------------------------------------------------------------------
 def summarize(d: Day, started: float) -> int:
     table = Table(title=f"{d.scenario['name']} · {d.scenario['day']}")
@@ -344,6 +527,17 @@ def summarize(d: Day, started: float) -> int:
     table.add_row("demand lines / 需求行", str(d.facts.get("lines_today", 0)))
     for t, n in sorted(d.facts.get("tiers", {}).items()):
         table.add_row(f"  demands with top tier {t} {tier_names.get(t, '')}", str(n))
+    plan = d.facts.get("plan")
+    if plan:
+        table.add_row("plan: asked / allocated / unmet", f"{plan['asked']} / {plan['allocated']} / {plan['unmet']}")
+        table.add_row("standard packages substituted / 标准化物资包", str(plan["packages"]))
+    if "trips" in d.facts:
+        tr = d.facts["trips"]
+        table.add_row("trips / stops / km", f"{tr['trips']} / {tr['stops']} / {tr['km']}")
+    if "demand_status" in d.facts:
+        table.add_row("demands closed / 需求闭环", ", ".join(f"{k} {v}" for k, v in d.facts["demand_status"].items()))
+    if "ledger" in d.facts:
+        table.add_row("ledger lines reconciled / 台账核对", f"{d.facts['ledger']['lines']} ({'ok' if d.facts['ledger']['ok'] else 'MISMATCH'})")
     dn = d.facts.get("donations", {})
     table.add_row("donation lines accepted / returned", f"{dn.get('accepted', 0)} / {dn.get('returned', 0)}")
     table.add_row("spreadsheet rows refused / 表格错误行", str(len(d.facts.get("import_errors", []))))
@@ -355,7 +549,7 @@ def summarize(d: Day, started: float) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "demo-checks.json").write_text(json.dumps(
         {"scenario": d.scenario["name"], "day": d.scenario["day"], "facts":
-         {k: v for k, v in d.facts.items() if k != "villages"},
+         {k: v for k, v in d.facts.items() if k not in ("villages", "plan_lines")},
          "checks": [{"what": ch.what, "ok": ch.ok, "detail": ch.detail} for ch in d.checks]},
         ensure_ascii=False, indent=2))
     d.console.print(f"outputs in {out.relative_to(ROOT)}/")
@@ -385,7 +579,8 @@ def main(argv: list[str] | None = None) -> int:
     clock = SimulatedClock(start=start.astimezone(UTC), speed=float(scenario["speed"]),
                            anchor_wall=time.time() + 5)  # 5 s for the services to start
     env = {**os.environ, "SUPPLY_VAR_DIR": str(var), "SUPPLY_CLOCK": clock.spec(),
-           "SUPPLY_AUTH_TOKENS": TOKENS, "SUPPLY_LOG_LEVEL": "INFO"}
+           "SUPPLY_AUTH_TOKENS": TOKENS, "SUPPLY_LOG_LEVEL": "INFO", "SUPPLY_ROUTING_SECONDS": "3",
+           "SUPPLY_ALLOCATION_TICK_SECONDS": "0.5", "SUPPLY_DELIVERY_STAFF_PER_DROP_POINT": "3"}
     for service, port in DEFAULT_GRPC_PORTS.items():
         env.setdefault(f"{service.upper()}_GRPC_PORT", str(port))
     d = Day(scenario, console, var, clock, env)
@@ -396,10 +591,18 @@ def main(argv: list[str] | None = None) -> int:
         start_services(d)
         progress.update(task, completed=1, total=1)
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{env['INTAKE_GRPC_PORT']}") as ch:
-            intake = irpc.IntakeServiceStub(ch)
+        with grpc.insecure_channel(f"127.0.0.1:{env['INTAKE_GRPC_PORT']}") as ich, \
+                grpc.insecure_channel(f"127.0.0.1:{env['LOGISTICS_GRPC_PORT']}") as lch, \
+                grpc.insecure_channel(f"127.0.0.1:{env['ALLOCATION_GRPC_PORT']}") as ach:
+            intake = irpc.IntakeServiceStub(ich)
+            logistics = lrpc.LogisticsServiceStub(lch)
+            allocation = arpc.AllocationServiceStub(ach)
+            act_depots(d, logistics)
             act_register(d, intake)
             act_morning(d, intake)
+            act_plan(d, allocation, logistics)
+            act_dispatch(d, logistics)
+            act_close(d, intake, logistics)
     except grpc.RpcError as exc:
         d.check("the day ran without an unexpected error", False, f"{exc.code().name}: {exc.details()}")
     finally:

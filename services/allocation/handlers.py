@@ -174,7 +174,7 @@ def apply_demand_registered(ctx: AllocationContext, uow: UnitOfWork,
     for i, ln in enumerate(payload.get("lines") or ()):
         f = f"payload.lines[{i}]"
         lines.append({
-            "line_no": _int(ln.get("line_no"), f"{f}.line_no", 1),
+            "line_no": _int(ln.get("line_no"), f"{f}.line_no", 0),
             "item_code": str(_required(ln, "item_code")),
             "quantity": _int(ln.get("quantity"), f"{f}.quantity", 1),
             "tier": _int(ln.get("tier"), f"{f}.tier", 1, 5),
@@ -220,7 +220,7 @@ def apply_demand_closed(ctx: AllocationContext, uow: UnitOfWork,
     rows = []
     for i, ln in enumerate(payload.get("lines") or ()):
         f = f"payload.lines[{i}]"
-        rows.append({"demand_id": did, "line_no": _int(ln.get("line_no", i + 1), f"{f}.line_no", 1),
+        rows.append({"demand_id": did, "line_no": _int(ln.get("line_no", i), f"{f}.line_no", 0),
                      "requester_id": rid, "item_code": str(_required(ln, "item_code")),
                      "delivery_day": day, "quantity": _int(ln.get("quantity", 0), f"{f}.quantity", 0),
                      "delivered": _int(ln.get("delivered", 0), f"{f}.delivered", 0)})
@@ -638,8 +638,8 @@ def explain_line(ctx: AllocationContext, uow: UnitOfWork, *, plan_id: str, plan_
     elif demand_id:
         if not plan_id:
             raise InvalidInput("plan_id", "required with demand_id (which version to explain)")
-        if line_no < 1:
-            raise InvalidInput("demand_line_no", "must be ≥ 1")
+        if line_no < 0:
+            raise InvalidInput("demand_line_no", "must be ≥ 0 (0-based, as intake numbers lines)")
         where = [t.c.plan_id == plan_id, t.c.demand_id == demand_id, t.c.line_no == line_no]
         what = f"demand_id: no line {demand_id!r} #{line_no} in plan {plan_id!r}"
     else:

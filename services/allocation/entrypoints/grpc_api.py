@@ -23,6 +23,7 @@ from services.common.config import Settings
 from services.common.db import ping, request_fingerprint, run_idempotent
 from services.common.errors import Conflict, InvalidInput
 from services.common.grpc_server import caller, serve
+from services.common.logs import correlation_id
 from services.common.messaging import EventPublisher
 
 log = logging.getLogger(__name__)
@@ -70,8 +71,9 @@ def _policy_changes(request: pb.SetPolicyRequest) -> dict:
 
 
 class AllocationServicer(rpc.AllocationServiceServicer):
-    def __init__(self, ctx: h.AllocationContext):
+    def __init__(self, ctx: h.AllocationContext, settings: Settings | None = None):
         self.ctx = ctx
+        self.settings = settings  # where the other services are (GetDailyReport)
 
     def _write(self, method: str, request: Message, response_type: type[Message],
                work: Callable[[h.Actor, object], Message]) -> Message:
@@ -185,6 +187,57 @@ class AllocationServicer(rpc.AllocationServiceServicer):
         return self._write("SetPolicy", request, pb.AllocationPolicy, lambda a, uow: out.policy(
             h.set_policy(self.ctx, uow, a, changes, expected), str(self.ctx.tz)))
 
+    # ---- daily report and public disclosure (services/reports)
+    def GetDailyReport(self, request, context):
+        from services.reports import collect, render
+
+        _actor().require(*REPORT_ROLES)
+        fmt = REPORT_FORMATS.get(request.format)
+        if fmt is None:
+            raise InvalidInput("format", "REPORT_FORMAT_MARKDOWN, _XLSX or _DISCLOSURE_HTML")
+        day = _day(request.day, "day") or self.ctx.clock.now().astimezone(self.ctx.tz).date()
+        if self.settings is None:
+            raise RuntimeError("GetDailyReport needs the settings (service targets)")
+        token = dict(context.invocation_metadata()).get("authorization", "")
+        metadata = [("authorization", token)]  # the caller's own token, not the service's
+        if cid := correlation_id.get(""):
+            metadata.append(("x-correlation-id", cid))
+        targets = {s: self.settings.grpc_target(s) for s in ("intake", "logistics", "monitoring")}
+        try:
+            with collect.connect(targets) as stubs:
+                stubs.allocation = collect.LocalStub(self)  # own plans: no call to ourselves
+                facts = collect.collect_day(day, stubs, metadata=metadata, tz=self.ctx.tz,
+                                            catalogue=self.ctx.catalogue, now=self.ctx.clock.now())
+        except collect.CollectError as exc:
+            log.warning("daily report failed", extra={"error": str(exc)})
+            context.set_code(exc.code)
+            context.set_details(f"{exc} / 无法生成日报")
+            return pb.DailyReport()
+        content, content_type, filename = render.render(facts, fmt)
+        total, r = facts.total_fill(), facts.reconciliation
+        reply = pb.DailyReport(
+            day=day.isoformat(), format=request.format, content=content,
+            content_type=content_type, filename=filename, demands=total.demands,
+            lines=total.lines, asked=total.asked, delivered=total.delivered,
+            fill_rate=total.fill_rate, alerts=len(facts.alerts or ()),
+            alerts_available=facts.alerts is not None,
+            plan_id=facts.plan.plan_id if facts.plan else "",
+            plan_status=pb.PlanStatus.Value(f"PLAN_STATUS_{facts.plan.status.upper()}")
+            if facts.plan else pb.PLAN_STATUS_UNSPECIFIED,
+            notes=facts.notes,
+            tiers=[pb.TierFill(tier=f.tier, demands=f.demands, lines=f.lines, asked=f.asked,
+                               delivered=f.delivered, fill_rate=f.fill_rate, allocated=f.allocated)
+                   for f in facts.tier_fills()])
+        reply.generated_at.FromDatetime(facts.generated_at)
+        if r is not None:
+            reply.ledger_ok = r.ok
+        return reply
+
+
+REPORT_ROLES = ("hq", "auditor")
+REPORT_FORMATS = {pb.REPORT_FORMAT_MARKDOWN: "markdown", pb.REPORT_FORMAT_XLSX: "xlsx",
+                  pb.REPORT_FORMAT_DISCLOSURE_HTML: "disclosure_html"}
+
 
 def run(settings: Settings) -> None:
     stock = grpc_stock_source(settings)
@@ -192,7 +245,7 @@ def run(settings: Settings) -> None:
     publisher = EventPublisher(settings.amqp_url)
 
     def register(server: grpc.Server) -> list[str]:
-        rpc.add_AllocationServiceServicer_to_server(AllocationServicer(ctx), server)
+        rpc.add_AllocationServiceServicer_to_server(AllocationServicer(ctx, settings), server)
         return [pb.DESCRIPTOR.services_by_name["AllocationService"].full_name]
 
     def stop() -> None:

@@ -1,0 +1,5 @@
+import sys
+
+from services.reports.cli import main
+
+sys.exit(main())
