@@ -230,8 +230,11 @@ def apply_delivery_results(ctx: IntakeContext, uow: UnitOfWork, payload: Mapping
             raise InvalidInput(f"payload.lines[{i}].demand_id", "required")
         if "received" not in line or "item_code" not in line:
             raise InvalidInput(f"payload.lines[{i}]", "item_code and received are required")
+        item, received = line["item_code"], int(line["received"])
+        if line.get("substitute_for"):  # a standard package delivered in place of a short item
+            item, received = line["substitute_for"], received * _units_per_package(ctx, line)
         per_item = results.setdefault(demand_id, {})
-        per_item[line["item_code"]] = per_item.get(line["item_code"], 0) + int(line["received"])
+        per_item[item] = per_item.get(item, 0) + received
     completed = set(payload["demands_completed"]) if "demands_completed" in payload else set(results)
     for demand_id in sorted(set(results) | completed):
         demand = get_demand(uow, demand_id)
@@ -250,6 +253,16 @@ def apply_delivery_results(ctx: IntakeContext, uow: UnitOfWork, payload: Mapping
             demands.add(uow.conn, outcome.carry_over)
             _record(uow, ev.demand_registered(outcome.carry_over,
                                               _requester(uow, outcome.carry_over.requester_id)))
+
+
+def _units_per_package(ctx: IntakeContext, line: Mapping[str, Any]) -> int:
+    """How many units of the short item one package covers (its recipe in the catalogue)."""
+    package = ctx.catalogue.item(line["item_code"])
+    for comp in package.components:
+        if comp.item_code == line["substitute_for"]:
+            return comp.quantity
+    raise InvalidInput("payload.lines.substitute_for",
+                       f"{line['item_code']} does not contain {line['substitute_for']}")
 
 
 def roll_unplanned_demands(ctx: IntakeContext, uow: UnitOfWork, payload: Mapping[str, Any]) -> int:

@@ -1220,6 +1220,7 @@ def confirm_delivery(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, tr
         view_lines.append({
             "plan_line_id": ln.plan_line_id, "demand_id": pl.demand_id if pl else None,
             "demand_line_no": pl.demand_line_no if pl else None, "item_code": ln.item_code,
+            "substitute_for": (pl.data.get("line") or {}).get("substitute_for") if pl else None,
             "lot_id": ln.lot_id, "shipped": ln.shipped, "received": ln.received,
             "short": ln.short, "damaged": ln.damaged, "refused": ln.refused, "status": ln.status,
             "discrepancy": kinds[0] if len(kinds) == 1 else (",".join(kinds) or None),

@@ -1,4 +1,5 @@
-"""Chronic-medicine needs come back as demands every period, once (篇13 §六(二)4)."""
+"""Intake use cases against a real SQLite database: periodic special needs, plans that leave
+demands out, deliveries in several stops and by standard packages."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -71,3 +72,41 @@ def test_an_approved_plan_rolls_the_demands_it_left_out(tmp_path):
         carried = h.get_demand(uow, rolled.carry_over_demand_id)
         assert carried.delivery_day > left_out.delivery_day and carried.lines[0].quantity == 9
         assert h.roll_unplanned_demands(ctx, uow, payload) == 0  # nothing left to roll
+
+
+def test_deliveries_in_two_stops_and_by_package_close_the_demand_once_complete(tmp_path):
+    url = f"sqlite:///{tmp_path / 'intake.db'}"
+    upgrade("intake", url)
+    clock = FixedClock(datetime(2026, 11, 28, 1, 0, tzinfo=UTC))
+    ctx = h.IntakeContext(engine=make_engine(url), catalogue=load_catalogue(), clock=clock,
+                          secret=b"test-secret-0123456789")
+    hq = h.Actor("hq-1", "hq")
+    with ctx.uow() as uow:
+        h.register_requester(ctx, uow, hq, {
+            "id": "V-1", "kind": "village", "name": "V-1", "township": "城关镇",
+            "location": {"lat": 30.1, "lon": 120.1}, "population": 800, "households": 300,
+            "risk_level": "sealed"})
+        demand = h.submit_demand(ctx, uow, hq, "V-1", [{"item_code": "CABBAGE-KG", "quantity": 100},
+                                                        {"item_code": "PORK-KG", "quantity": 20}], None)
+        uow.commit()
+    first_stop = {"lines": [{"demand_id": demand.id, "item_code": "CABBAGE-KG", "received": 60}],
+                  "demands_completed": []}
+    with ctx.uow() as uow:  # the cold part arrives first; the demand stays open
+        h.apply_delivery_results(ctx, uow, first_stop)
+        uow.commit()
+    with ctx.uow() as uow:
+        assert h.get_demand(uow, demand.id).status.value == "open"
+    second_stop = {"lines": [
+        {"demand_id": demand.id, "item_code": "VEG-PACK-STD", "substitute_for": "CABBAGE-KG", "received": 10},
+        {"demand_id": demand.id, "item_code": "PORK-KG", "received": 15}],
+        "demands_completed": [demand.id]}
+    with ctx.uow() as uow:
+        h.apply_delivery_results(ctx, uow, second_stop)
+        uow.commit()
+    with ctx.uow() as uow:
+        closed = h.get_demand(uow, demand.id)
+        delivered = {ln.item_code: ln.delivered for ln in closed.lines}
+        assert delivered == {"CABBAGE-KG": 60 + 10 * 2, "PORK-KG": 15}  # a package holds 2 kg cabbage
+        assert closed.status.value == "partly_fulfilled"
+        rest = h.get_demand(uow, closed.carry_over_demand_id)
+        assert {ln.item_code: ln.quantity for ln in rest.lines} == {"CABBAGE-KG": 20, "PORK-KG": 5}
