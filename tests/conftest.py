@@ -1,5 +1,6 @@
-"""Shared fixtures. Integration and e2e tests use the real servers of this machine, isolated per
-test session: a RabbitMQ vhost, PostgreSQL databases and an InfluxDB database of their own."""
+"""Shared fixtures. Integration and end-to-end tests use the real servers of this machine,
+isolated: a RabbitMQ vhost per test module, PostgreSQL databases and an InfluxDB database per
+test session."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ def run_id() -> str:
     return infra.run_id()
 
 
-@pytest.fixture(scope="session")
-def amqp_url(run_id):
-    vhost = infra.RabbitVhost(f"supply-{run_id}")
+@pytest.fixture(scope="module")
+def amqp_url(run_id, request):
+    """A RabbitMQ vhost of the test module's own: the relays declare every consumer's queue, so a
+    shared vhost would fill one module's queues with another module's events."""
+    vhost = infra.RabbitVhost(f"supply-{run_id}-{request.module.__name__.rsplit('.', 1)[-1]}")
     url = vhost.create()
     yield url
     vhost.drop()
