@@ -1,0 +1,221 @@
+"""MonitoringService over gRPC: translate messages, call handlers, map answers. No rules here."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.message import Message
+from supply.v1 import common_pb2 as common
+from supply.v1 import monitoring_pb2 as pb
+from supply.v1 import monitoring_pb2_grpc as rpc
+
+from services.common.config import Settings
+from services.common.db import ping, request_fingerprint, run_idempotent
+from services.common.errors import InvalidInput
+from services.common.grpc_server import caller, serve
+from services.common.messaging import EventPublisher
+from services.monitoring import handlers as h
+from services.monitoring.adapters.influx import InfluxError, quote_ident
+from services.monitoring.adapters.influx_query import InfluxReader
+from services.monitoring.bootstrap import build_context
+from services.monitoring.entrypoints import proto_map as out
+
+log = logging.getLogger(__name__)
+
+MAX_PRICES = 500
+MAX_HISTORY_RANGE = timedelta(days=90)
+WATCH_POLL_S = 0.25
+GAP_PATIENCE_S = 30.0
+MAX_GAPS = 1000  # how long a skipped history id may still turn up (a transaction not yet committed)
+
+
+def _actor() -> h.Actor:
+    c = caller()
+    return h.Actor(c.identity, c.role)
+
+
+def _fingerprint(request: Message) -> str:
+    clone = type(request)()
+    clone.CopyFrom(request)
+    clone.ClearField("idempotency_key")
+    return request_fingerprint(clone.SerializeToString(deterministic=True))
+
+
+def _instant(msg, field: str) -> datetime | None:
+    if not msg.HasField(field):
+        return None
+    return getattr(msg, field).ToDatetime(tzinfo=UTC)
+
+
+def _enum_names(values, names: dict, field: str) -> tuple[str, ...]:
+    out = []
+    for i, v in enumerate(values):
+        if v not in names:
+            raise InvalidInput(f"{field}[{i}]", "unspecified or unknown value")
+        out.append(names[v])
+    return tuple(out)
+
+
+class MonitoringServicer(rpc.MonitoringServiceServicer):
+    def __init__(self, ctx: h.MonitoringContext, influx: InfluxReader, stopping: threading.Event):
+        self.ctx = ctx
+        self.influx = influx
+        self.stopping = stopping
+
+    def _write(self, method: str, request: Message, response_type: type[Message],
+               work: Callable[[h.Actor, object], Message]) -> Message:
+        actor = _actor()
+        data = run_idempotent(self.ctx.uow(), f"{actor.identity}:{method}", request.idempotency_key,
+                              _fingerprint(request), lambda uow: work(actor, uow).SerializeToString())
+        return response_type.FromString(data)
+
+    # ---- alerts
+    def _filter(self, request) -> h.AlertFilter:
+        return h.AlertFilter(
+            states=_enum_names(getattr(request, "states", ()), out.STATE_NAME, "states"),
+            kinds=_enum_names(request.kinds, out.KIND_NAME, "kinds"),
+            severities=_enum_names(request.severities, out.SEVERITY_NAME, "severities"),
+            depot=request.depot, zone=request.zone,
+            opened_after=_instant(request, "opened_after") if hasattr(request, "opened_after") else None,
+            opened_before=_instant(request, "opened_before") if hasattr(request, "opened_before") else None,
+            spoilage_only=getattr(request, "spoilage_only", False))
+
+    def ListAlerts(self, request, context):
+        f = self._filter(request)
+        if f.zone and not f.depot:
+            raise InvalidInput("depot", "required when zone is given (zone ids are per depot)")
+        with self.ctx.uow() as uow:
+            items, token, total = h.list_alerts(uow, f, request.page.page_size, request.page.page_token)
+        return pb.ListAlertsResponse(alerts=[out.alert(a) for a in items],
+                                     page=common.PageInfo(next_page_token=token, total=total))
+
+    def WatchAlerts(self, request, context):
+        f = self._filter(request)
+        with self.ctx.uow() as uow:
+            cursor = request.after_cursor if request.HasField("after_cursor") else h.last_history_id(uow)
+        if cursor < 0:
+            raise InvalidInput("after_cursor", "must be ≥ 0")
+        # the starting point, before any transition: a client knows from here on nothing is missed
+        context.send_initial_metadata((("x-watch-cursor", str(cursor)),))
+        gaps: dict[int, float] = {}  # history ids skipped (not committed yet) → when first noticed
+        while context.is_active() and not self.stopping.is_set():
+            with self.ctx.uow() as uow:
+                rows = h.history_since(uow, cursor, list(gaps), f)
+            now = time.monotonic()
+            for row in rows:
+                gaps.pop(row.id, None)
+                if row.id > cursor:
+                    if row.id - cursor <= MAX_GAPS:
+                        gaps.update({i: now for i in range(cursor + 1, row.id) if i not in gaps})
+                    cursor = row.id
+                yield out.transition(row)
+            for i in [i for i, t in gaps.items() if now - t > GAP_PATIENCE_S]:
+                del gaps[i]  # a rolled-back transaction: that id never comes
+            if len(rows) < 500:
+                self.stopping.wait(WATCH_POLL_S)
+
+    def AcknowledgeAlert(self, request, context):
+        return self._write("AcknowledgeAlert", request, pb.Alert, lambda a, uow: out.alert(
+            h.acknowledge_alert(self.ctx, uow, a, request.alert_id, request.note)))
+
+    # ---- zones and sensors
+    def GetZoneStatus(self, request, context):
+        with self.ctx.uow() as uow:
+            z = h.zone_status(self.ctx, uow, request.depot, request.zone)
+        return out.zone_status(z, self.ctx.storage_class(z.storage_class))
+
+    def GetSensorHistory(self, request, context):
+        if not request.depot:
+            raise InvalidInput("depot", "required")
+        if not request.zone:
+            raise InvalidInput("zone", "required")
+        start, end = _instant(request, "start"), _instant(request, "end")
+        if start is None:
+            raise InvalidInput("start", "required")
+        if end is None:
+            raise InvalidInput("end", "required")
+        if end <= start:
+            raise InvalidInput("end", "must be after start")
+        if end - start > MAX_HISTORY_RANGE:
+            raise InvalidInput("end", f"range longer than {MAX_HISTORY_RANGE.days} days")
+        max_points = request.max_points or 500
+        if not 1 <= max_points <= 10_000:
+            raise InvalidInput("max_points", f"must be 1 … 10000, got {max_points}")
+        span_s = (end - start).total_seconds()
+        if request.HasField("interval"):
+            iv = request.interval
+            if iv.nanos or iv.seconds < 1:
+                raise InvalidInput("interval", "whole seconds, at least 1 s")
+            seconds = iv.seconds
+            if math.ceil(span_s / seconds) > max_points:
+                raise InvalidInput("interval", f"{seconds} s buckets give more than {max_points} points "
+                                               f"over {span_s:.0f} s; widen it or raise max_points")
+        else:
+            seconds = max(1, math.ceil(span_s / max_points))
+        params = {"depot": request.depot, "zone": request.zone}
+        where = f"{quote_ident('depot')} = $depot AND {quote_ident('zone')} = $zone"
+        if request.sensor:
+            where += f" AND {quote_ident('sensor')} = $sensor"
+            params["sensor"] = request.sensor
+        start_ms = int(start.timestamp() * 1000)
+        end_ms = int(end.timestamp() * 1000)
+        q = (f"SELECT mean(temp_c), min(temp_c), max(temp_c), mean(rh), count(temp_c) FROM env "
+             f"WHERE {where} AND time >= {start_ms}ms AND time < {end_ms}ms "
+             f"GROUP BY time({seconds}s, {(start_ms // 1000) % seconds}s), {quote_ident('sensor')} fill(none)")
+        try:
+            series = self.influx.query(q, params)
+        except InfluxError as exc:
+            log.warning("sensor history: influxdb failed", extra={"error": str(exc)})
+            context.set_code(grpc.StatusCode.UNAVAILABLE)
+            context.set_details("InfluxDB is not answering; try again / 时序数据库暂不可用")
+            return pb.GetSensorHistoryResponse()
+        resp = pb.GetSensorHistoryResponse(interval=Duration(seconds=seconds))
+        for s in sorted(series, key=lambda s: s.get("tags", {}).get("sensor", "")):
+            sm = pb.SensorHistorySeries(sensor=s.get("tags", {}).get("sensor", ""))
+            for t_ms, mean, lo, hi, rh, n in s["values"]:
+                p = pb.SensorHistoryPoint(time=out.ts(datetime.fromtimestamp(t_ms / 1000, UTC)),
+                                          temp_mean_c=mean, temp_min_c=lo, temp_max_c=hi, count=n)
+                if rh is not None:
+                    p.rh_mean = rh
+                sm.points.append(p)
+            resp.series.append(sm)
+        return resp
+
+    # ---- prices
+    def SubmitPrices(self, request, context):
+        n = len(request.prices)
+        if not 1 <= n <= MAX_PRICES:
+            raise InvalidInput("prices", f"1 … {MAX_PRICES} prices per call, got {n}")
+        items = [{"product": p.product, "market": p.market, "day": p.day, "price_yuan": p.price_yuan}
+                 for p in request.prices]
+        for i, p in enumerate(request.prices):
+            if not p.price_yuan:
+                raise InvalidInput(f"prices[{i}].price_yuan", "required, e.g. \"12.50\"")
+        return self._write("SubmitPrices", request, pb.SubmitPricesResponse, lambda a, uow:
+                           pb.SubmitPricesResponse(results=[
+                               out.price_result(r) for r in h.submit_prices(self.ctx, uow, a, items)]))
+
+
+def run(settings: Settings) -> None:
+    ctx = build_context(settings, pool_size=20)
+    publisher = EventPublisher(settings.amqp_url)
+    stopping = threading.Event()
+    influx = InfluxReader(settings.influx_url, settings.influx_db)
+
+    def register(server: grpc.Server) -> list[str]:
+        rpc.add_MonitoringServiceServicer_to_server(MonitoringServicer(ctx, influx, stopping), server)
+        return [pb.DESCRIPTOR.services_by_name["MonitoringService"].full_name]
+
+    def on_stop() -> None:
+        stopping.set()
+        publisher.close()
+
+    serve(settings, register, {"database": lambda: ping(ctx.engine), "broker": publisher.ping},
+          on_stop=on_stop)

@@ -1,0 +1,139 @@
+"""`python -m services.monitoring ingest`: MQTT → validation → alarm evaluation → InfluxDB.
+
+One pipeline thread takes a group of messages (ingest.Ingest), commits it, writes (or spools)
+its lines, then acks the group's messages; it retries a failed step with back-off without acking,
+so nothing is acknowledged that is not stored. Logs the MQTT connection state on every change
+and a stats line every SUPPLY_INGEST_STATS_S (default 30 s); also writes them to
+var/monitoring/ingest-<client id>.json for `supplyctl status` and operators.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+
+from services.common.config import Settings
+from services.common.failpoints import failpoint
+from services.monitoring.adapters.influx import InfluxWriter
+from services.monitoring.adapters.mqtt import MqttConsumer
+from services.monitoring.bootstrap import build_context, spool_dir
+from services.monitoring.ingest import Ingest, topic_filters
+
+log = logging.getLogger(__name__)
+
+BYTES_PER_READING = 110  # a batch entry's JSON, to size a group before parsing it
+
+
+class IngestProcess:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.ctx = build_context(settings, pool_size=4)
+        cfg = self.ctx.config
+        self.client_id = cfg.client_id
+        self.writer = InfluxWriter(settings.influx_url, settings.influx_db,
+                                   spool_dir(settings, self.client_id), batch_lines=cfg.influx_batch)
+        self.ingest = Ingest(self.ctx, self._write_lines, self.client_id)
+        self.mqtt = MqttConsumer(settings.mqtt_url, self.client_id,
+                                 topic_filters(cfg.mqtt_root, cfg.share_group),
+                                 session_expiry_s=cfg.session_expiry_s, receive_max=cfg.receive_max)
+        self.stop_event = threading.Event()
+        self.stats_every = float(settings.extra.get("SUPPLY_INGEST_STATS_S", "30"))
+        self.status_path = settings.var_dir / "monitoring" / f"ingest-{self.client_id}.json"
+        self.acked = 0
+        self.groups = 0
+        self._db_ready = False
+        self._next_ensure = 0.0
+
+    def _write_lines(self, lines: list[str]) -> None:
+        if not self._db_ready and time.monotonic() >= self._next_ensure:
+            self._ensure_database()
+        self.writer.add(lines)
+        self.writer.flush(force=False)  # written, or spooled to fsync'd files: durable either way
+
+    def _ensure_database(self) -> None:
+        try:
+            self.writer.ensure_database()
+            self._db_ready = True
+        except Exception as exc:  # noqa: BLE001 - InfluxDB down: the writer spools meanwhile
+            self._next_ensure = time.monotonic() + 10  # not one timeout per batch group
+            log.warning("influxdb not reachable to create the database; spooling",
+                        extra={"error": str(exc)})
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
+        self._ensure_database()
+        self.ingest.refresh_zones(force=True)
+        self.mqtt.start()
+        log.info("ingest started", extra={"client_id": self.client_id, "topics": self.mqtt.topics,
+                                          "influx": f"{self.settings.influx_url}/{self.settings.influx_db}"})
+        cfg = self.ctx.config
+        max_bytes = cfg.group_readings * BYTES_PER_READING
+        next_stats = time.monotonic() + self.stats_every
+        last_state = None
+        while not self.stop_event.is_set():
+            group = self.mqtt.take(max_bytes, cfg.group_wait_s, timeout=0.5)
+            if group:
+                self._handle(group)
+            else:
+                try:
+                    self.writer.flush(force=False)  # replay the spool once InfluxDB is back
+                except Exception:
+                    log.exception("spool replay failed")
+            if self.mqtt.state != last_state:
+                last_state = self.mqtt.state
+                self._write_status()
+            if time.monotonic() >= next_stats:
+                next_stats = time.monotonic() + self.stats_every
+                self._write_status(log_it=True)
+        self._shutdown()
+
+    def _handle(self, group) -> None:
+        work = self.ingest.prepare(group)
+        backoff = 0.2
+        while True:
+            try:
+                if not work.committed:
+                    self.ingest.commit(work)
+                    failpoint("ingest_exit_after_commit")
+                if not work.written:
+                    self.ingest.write(work)
+                break
+            except Exception:
+                log.exception("ingest group failed; retrying without acking",
+                              extra={"messages": len(group), "committed": work.committed})
+                if self.stop_event.wait(backoff):
+                    return  # not acked: the broker redelivers after the restart
+                backoff = min(backoff * 2, 10.0)
+        failpoint("ingest_exit_before_ack")
+        self.acked += self.mqtt.ack(group)
+        self.groups += 1
+
+    def _write_status(self, log_it: bool = False) -> None:
+        data = {"client_id": self.client_id, "mqtt": self.mqtt.state, "pid": os.getpid(),
+                "groups": self.groups, "acked": self.acked, **dict(self.ingest.stats),
+                "influx": self.writer.stats(), "influx_error": self.writer.last_error,
+                "queue": self.mqtt.queue.qsize(), "at": time.time()}
+        if log_it:
+            log.info("ingest stats", extra=data)
+        try:
+            self.status_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.status_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, default=str))
+            tmp.replace(self.status_path)
+        except OSError:
+            pass
+
+    def _shutdown(self) -> None:
+        log.info("ingest stopping")
+        self.mqtt.stop()
+        self.writer.close()
+        self._write_status(log_it=True)
+
+
+def run(settings: Settings) -> None:
+    IngestProcess(settings).run()
