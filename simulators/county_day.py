@@ -37,12 +37,16 @@ from supply.v1 import intake_pb2 as ipb
 from supply.v1 import intake_pb2_grpc as irpc
 from supply.v1 import logistics_pb2 as lpb
 from supply.v1 import logistics_pb2_grpc as lrpc
+from supply.v1 import monitoring_pb2 as mpb
+from supply.v1 import monitoring_pb2_grpc as mrpc
 
+from services.common.catalogue import load_catalogue
 from services.common.clock import SimulatedClock
 from services.common.config import DEFAULT_GRPC_PORTS, ROOT
 from services.intake.entrypoints.import_cli import import_file
 
 TZ = ZoneInfo("Asia/Shanghai")
+STARTUP_BUDGET_S = 40  # real seconds for every process to come up before the county day starts
 TOKEN = "demo-hq-token-0000000001"
 TOKENS = f"{TOKEN}=county-hq:admin"
 RISK = {"sealed": c.RISK_LEVEL_SEALED, "controlled": c.RISK_LEVEL_CONTROLLED,
@@ -50,7 +54,8 @@ RISK = {"sealed": c.RISK_LEVEL_SEALED, "controlled": c.RISK_LEVEL_CONTROLLED,
 UNIT = {"hospital": ipb.UNIT_TYPE_HOSPITAL, "fever_clinic": ipb.UNIT_TYPE_FEVER_CLINIC,
         "isolation_site": ipb.UNIT_TYPE_ISOLATION_SITE, "school": ipb.UNIT_TYPE_SCHOOL,
         "nursing_home": ipb.UNIT_TYPE_NURSING_HOME, "enterprise": ipb.UNIT_TYPE_ENTERPRISE}
-SERVICES = ("intake", "logistics", "allocation")
+SERVICES = ("intake", "logistics", "allocation", "monitoring")
+KINDS = {"monitoring": ("api", "worker", "relay", "ingest")}
 
 
 @dataclass
@@ -151,7 +156,7 @@ def start_services(d: Day) -> None:
     log_dir = d.var / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     for service in SERVICES:
-        for kind in ("api", "worker", "relay"):
+        for kind in KINDS.get(service, ("api", "worker", "relay")):
             log = (log_dir / f"{service}-{kind}.log").open("wb")
             d.procs.append(subprocess.Popen([sys.executable, "-m", f"services.{service}", kind],
                                             env=d.env, cwd=ROOT, stdout=log,
@@ -212,7 +217,7 @@ def act_register(d: Day, intake: irpc.IntakeServiceStub) -> None:
             f"{len(listed.requesters)} requesters")
 
 
-def act_morning(d: Day, intake: irpc.IntakeServiceStub) -> None:
+def act_morning(d: Day, intake: irpc.IntakeServiceStub, at_1030) -> None:
     d.console.rule("08:00–10:45 报需求 · the morning's demands")
     m = d.scenario["morning"]
     rows = d.facts["villages"]
@@ -292,6 +297,7 @@ def act_morning(d: Day, intake: irpc.IntakeServiceStub) -> None:
             report.committed and len(report.errors) == m["spreadsheet_bad_rows"] and report.rows_accepted == 8,
             "; ".join(f"row {e.row} {e.column}: {e.reason}" for e in report.errors))
 
+    at_1030()
     d.console.rule("10:30 捐赠登记与检验 · a donation arrives and is inspected")
     d.wait_until("10:30")
     dn = m["donation"]
@@ -386,6 +392,42 @@ def act_depots(d: Day, logistics: lrpc.LogisticsServiceStub) -> None:
                 exc.code() == grpc.StatusCode.FAILED_PRECONDITION and "SEGREGATION" in exc.details(), "SEGREGATION")
 
 
+def start_sensors(d: Day) -> None:
+    """The cold stores' and warehouses' sensor gateways, on the county clock."""
+    log = (d.var / "log" / "sensor-gateways.log").open("wb")
+    d.procs.append(subprocess.Popen(
+        [sys.executable, "-m", "simulators.gateway", "--scenario",
+         str(ROOT / d.scenario["sensors"]), "--clock", "env", "--duration-min", "300", "--batch", "200"],
+        env=d.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+
+
+def act_cold_store(d: Day, monitoring: mrpc.MonitoringServiceStub, logistics: lrpc.LogisticsServiceStub) -> None:
+    cf = d.scenario["compressor_failure"]
+    d.console.rule("08:30 冷库压缩机故障 · the cold store's compressor fails")
+    deadline = time.monotonic() + 60
+    alerts = []
+    while time.monotonic() < deadline:
+        alerts = monitoring.ListAlerts(mpb.ListAlertsRequest(depot=cf["depot"], zone=cf["zone"]),
+                                       metadata=md()).alerts
+        if any(a.spoilage for a in alerts):
+            break
+        time.sleep(0.3)
+    spoil = [a for a in alerts if a.spoilage]
+    d.facts["alerts"] = [(a.rule_code, a.title_en) for a in alerts]
+    d.check(f"the chilled room's temperature alarm opened ({', '.join(sorted({a.rule_code for a in alerts})) or 'none'})",
+            bool(spoil), spoil[0].title_zh if spoil else "")
+    lot = None
+    while time.monotonic() < deadline:
+        lots = logistics.ListLots(lpb.ListLotsRequest(lot_id=cf["lot"], include_empty=True), metadata=md()).lots
+        lot = lots[0] if lots else None
+        if lot is not None and lot.status == lpb.LOT_STATUS_QUARANTINED:
+            break
+        time.sleep(0.3)
+    d.check(f"the pork lot {cf['lot']} in that room was quarantined automatically before the cut-off",
+            lot is not None and lot.status == lpb.LOT_STATUS_QUARANTINED and d.local_now().hour < 11,
+            f"at {d.local_now():%H:%M}")
+
+
 def act_plan(d: Day, allocation: arpc.AllocationServiceStub, logistics: lrpc.LogisticsServiceStub) -> None:
     d.console.rule("11:00 调配方案 · the daily plan at the cut-off")
     deadline = time.monotonic() + 90
@@ -470,6 +512,8 @@ def act_dispatch(d: Day, logistics: lrpc.LogisticsServiceStub) -> None:
                 else:
                     received.append(lpb.ReceivedLine(plan_line_id=ln.plan_line_id, lot_id=ln.lot_id,
                                                      received=ln.quantity))
+            d.facts["signed_units"] = d.facts.get("signed_units", 0) + sum(
+                r.received * _units_covered(ln.item_code) for r, ln in zip(received, stop.lines, strict=True))
             at = d.clock.now()
             ts = ipb.Demand().submitted_at.__class__()
             ts.FromDatetime(at)
@@ -484,6 +528,13 @@ def act_dispatch(d: Day, logistics: lrpc.LogisticsServiceStub) -> None:
             confirmed == stops and disc_done)
     if bad_lot:
         d.check(f"the quarantined pork lot {bad_lot} never shipped", bad_lot not in shipped_lots)
+
+
+def _units_covered(item_code: str) -> int:
+    """Units of demand one delivered unit counts for: a standard package (asked for by nobody in
+    this scenario, so only ever a substitute) counts as its recipe's quantity of the short item."""
+    item = load_catalogue().item(item_code)
+    return item.components[0].quantity if item.is_package else 1
 
 
 def act_close(d: Day, intake: irpc.IntakeServiceStub, logistics: lrpc.LogisticsServiceStub) -> None:
@@ -514,6 +565,37 @@ def act_close(d: Day, intake: irpc.IntakeServiceStub, logistics: lrpc.LogisticsS
     d.facts["ledger"] = {"lines": report.lines_checked, "lots": report.lots_checked, "ok": report.ok}
     d.check(f"the ledger reconciles and its hash chain holds ({report.lines_checked} lines, {report.lots_checked} lots)",
             report.ok)
+
+
+def act_report(d: Day, allocation: arpc.AllocationServiceStub) -> None:
+    """17:30: the daily report to HQ and the discipline commission (报指挥部和纪委备案), and the
+    public disclosure lists (定期公开), from the services' own APIs."""
+    d.console.rule("17:30 日报与公开 · the daily report and the public lists")
+    d.wait_until("17:30")
+    from services.reports import render
+    from services.reports.cli import write_files
+    from services.reports.collect import bearer, collect_day, connect
+
+    targets = {s: f"127.0.0.1:{d.env[f'{s.upper()}_GRPC_PORT']}" for s in SERVICES}
+    with connect(targets) as stubs:
+        facts = collect_day(d.day, stubs, metadata=bearer(TOKEN), tz=TZ, catalogue=load_catalogue(),
+                            now=d.clock.now(), timeout=60)
+    out = ROOT / "var" / "reports" / d.scenario["day"]
+    written = write_files(facts, out)
+    d.facts["report_files"] = [p.name for p in written]
+    markdown = (out / "daily-report.md").read_text(encoding="utf-8")
+    disclosure = (out / "disclosure.html").read_text(encoding="utf-8")
+    names = [n["name"] for n in d.scenario["morning"]["special_needs"]]
+    phones = [n["phone"] for n in d.scenario["morning"]["special_needs"]]
+    d.check(f"the 17:30 daily report written ({', '.join(p.name for p in written)})",
+            "daily-report.md" in d.facts["report_files"] and "daily-report.xlsx" in d.facts["report_files"])
+    delivered = sum(x.delivered for x in facts.tier_fills())
+    d.check("the report's delivered total matches what was signed for at the drop points",
+            delivered is not None and delivered == d.facts.get("signed_units", -1),
+            f"report {delivered}, signed {d.facts.get('signed_units')}")
+    d.check("the public lists carry no beneficiary names or phone numbers",
+            not any(x in disclosure or x in markdown for x in names + phones))
+    d.console.print(render.to_markdown(facts).split("\n## ")[0][:600] if hasattr(render, "to_markdown") else "")
 
 
 # ---- the end of the day ---------------------------------------------------------------------
@@ -577,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     hh, mm = map(int, scenario["start"].split(":"))
     start = datetime.combine(date.fromisoformat(scenario["day"]), dtime(hh, mm), TZ)
     clock = SimulatedClock(start=start.astimezone(UTC), speed=float(scenario["speed"]),
-                           anchor_wall=time.time() + 5)  # 5 s for the services to start
+                           anchor_wall=time.time() + STARTUP_BUDGET_S)
     env = {**os.environ, "SUPPLY_VAR_DIR": str(var), "SUPPLY_CLOCK": clock.spec(),
            "SUPPLY_AUTH_TOKENS": TOKENS, "SUPPLY_LOG_LEVEL": "INFO", "SUPPLY_ROUTING_SECONDS": "3",
            "SUPPLY_ALLOCATION_TICK_SECONDS": "0.5", "SUPPLY_DELIVERY_STAFF_PER_DROP_POINT": "3"}
@@ -593,16 +675,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with grpc.insecure_channel(f"127.0.0.1:{env['INTAKE_GRPC_PORT']}") as ich, \
                 grpc.insecure_channel(f"127.0.0.1:{env['LOGISTICS_GRPC_PORT']}") as lch, \
-                grpc.insecure_channel(f"127.0.0.1:{env['ALLOCATION_GRPC_PORT']}") as ach:
+                grpc.insecure_channel(f"127.0.0.1:{env['ALLOCATION_GRPC_PORT']}") as ach, \
+                grpc.insecure_channel(f"127.0.0.1:{env['MONITORING_GRPC_PORT']}") as mch:
             intake = irpc.IntakeServiceStub(ich)
             logistics = lrpc.LogisticsServiceStub(lch)
             allocation = arpc.AllocationServiceStub(ach)
+            monitoring = mrpc.MonitoringServiceStub(mch)
+            if d.local_now() > datetime.combine(d.day, dtime(6, 30), TZ):
+                d.check("the services started within the start-up budget", False,
+                        f"the county clock already reads {d.local_now():%H:%M}")
+            d.wait_until("06:30")
+            start_sensors(d)
             act_depots(d, logistics)
             act_register(d, intake)
-            act_morning(d, intake)
+            act_morning(d, intake, lambda: act_cold_store(d, monitoring, logistics))
             act_plan(d, allocation, logistics)
             act_dispatch(d, logistics)
             act_close(d, intake, logistics)
+            act_report(d, allocation)
     except grpc.RpcError as exc:
         d.check("the day ran without an unexpected error", False, f"{exc.code().name}: {exc.details()}")
     finally:
