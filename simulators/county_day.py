@@ -77,6 +77,10 @@ class Day:
     procs: list[subprocess.Popen] = field(default_factory=list)
 
     @property
+    def reports_dir(self) -> Path:
+        return Path(os.environ.get("SUPPLY_REPORTS_DIR", ROOT / "var" / "reports")) / self.scenario["day"]
+
+    @property
     def day(self) -> date:
         return date.fromisoformat(self.scenario["day"])
 
@@ -397,7 +401,8 @@ def start_sensors(d: Day) -> None:
     log = (d.var / "log" / "sensor-gateways.log").open("wb")
     d.procs.append(subprocess.Popen(
         [sys.executable, "-m", "simulators.gateway", "--scenario",
-         str(ROOT / d.scenario["sensors"]), "--clock", "env", "--duration-min", "300", "--batch", "200"],
+         str(ROOT / d.scenario["sensors"]), "--clock", "env", "--duration-min", "300", "--batch", "200",
+         "--root", d.env.get("SUPPLY_MQTT_ROOT", "supply")],
         env=d.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
 
@@ -580,7 +585,7 @@ def act_report(d: Day, allocation: arpc.AllocationServiceStub) -> None:
     with connect(targets) as stubs:
         facts = collect_day(d.day, stubs, metadata=bearer(TOKEN), tz=TZ, catalogue=load_catalogue(),
                             now=d.clock.now(), timeout=60)
-    out = ROOT / "var" / "reports" / d.scenario["day"]
+    out = d.reports_dir
     written = write_files(facts, out)
     d.facts["report_files"] = [p.name for p in written]
     markdown = (out / "daily-report.md").read_text(encoding="utf-8")
@@ -627,14 +632,14 @@ def summarize(d: Day, started: float) -> int:
     table.add_row("checks passed / 核验通过", f"{passed}/{len(d.checks)}")
     table.add_row("wall time / 用时", f"{time.monotonic() - started:.1f} s")
     d.console.print(table)
-    out = ROOT / "var" / "reports" / d.scenario["day"]
+    out = d.reports_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "demo-checks.json").write_text(json.dumps(
         {"scenario": d.scenario["name"], "day": d.scenario["day"], "facts":
          {k: v for k, v in d.facts.items() if k not in ("villages", "plan_lines")},
          "checks": [{"what": ch.what, "ok": ch.ok, "detail": ch.detail} for ch in d.checks]},
         ensure_ascii=False, indent=2))
-    d.console.print(f"outputs in {out.relative_to(ROOT)}/")
+    d.console.print(f"outputs in {out}/")
     failed = [ch for ch in d.checks if not ch.ok]
     if failed:
         d.console.print(f"[red]{len(failed)} check(s) failed / 未通过:[/]")
@@ -653,7 +658,7 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     scenario = yaml.safe_load(Path(args.scenario).read_text(encoding="utf-8"))
     started = time.monotonic()
-    var = ROOT / "var" / "demo"
+    var = Path(os.environ.get("SUPPLY_DEMO_DIR", ROOT / "var" / "demo"))
     shutil.rmtree(var, ignore_errors=True)
     var.mkdir(parents=True)
     hh, mm = map(int, scenario["start"].split(":"))
