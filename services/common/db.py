@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     Column,
     DateTime,
     Index,
@@ -36,12 +37,14 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from services.common.errors import Conflict, InvalidInput
 
 UTCDateTime = DateTime(timezone=True)
+Json = JSON().with_variant(JSONB(), "postgresql")  # aggregates stored whole; JSONB on PostgreSQL
 
 
 def platform_tables(metadata: MetaData) -> dict[str, Table]:

@@ -6,7 +6,6 @@ Aggregates are stored whole as JSON (`data`, via services.common.serde); the col
 are the ones queries filter and sort on."""
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -19,11 +18,9 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 
-from services.common.db import UTCDateTime, platform_tables
+from services.common.db import Json, UTCDateTime, platform_tables
 
-Json = JSON().with_variant(JSONB(), "postgresql")
 metadata = MetaData()
 tables = platform_tables(metadata)
 

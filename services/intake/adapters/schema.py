@@ -1,12 +1,10 @@
 """Intake's tables. Aggregates are stored whole as JSON (`data`, via services.common.serde);
 the columns beside it are the ones lists filter and sort on."""
 
-from sqlalchemy import JSON, Boolean, Column, Date, Index, Integer, MetaData, String, Table
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Boolean, Column, Date, Index, Integer, MetaData, String, Table
 
-from services.common.db import UTCDateTime, platform_tables
+from services.common.db import Json, UTCDateTime, platform_tables
 
-Json = JSON().with_variant(JSONB(), "postgresql")
 metadata = MetaData()
 tables = platform_tables(metadata)
 

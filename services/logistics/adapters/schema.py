@@ -12,7 +12,6 @@ JSON (`data`, via services.common.serde) beside the columns lists filter on.
 """
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -26,11 +25,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 
-from services.common.db import UTCDateTime, platform_tables
+from services.common.db import Json, UTCDateTime, platform_tables
 
-Json = JSON().with_variant(JSONB(), "postgresql")
 metadata = MetaData()
 tables = platform_tables(metadata)
 

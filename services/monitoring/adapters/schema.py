@@ -8,7 +8,6 @@ records alert transitions and their outbox events.
 """
 
 from sqlalchemy import (
-    JSON,
     Boolean,
     Column,
     Date,
@@ -20,11 +19,9 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 
-from services.common.db import UTCDateTime, platform_tables
+from services.common.db import Json, UTCDateTime, platform_tables
 
-Json = JSON().with_variant(JSONB(), "postgresql")
 metadata = MetaData()
 tables = platform_tables(metadata)
 

@@ -1,8 +1,11 @@
 """`python -m services.monitoring ingest`: MQTT → validation → alarm evaluation → InfluxDB.
 
-One pipeline thread takes a group of messages (ingest.Ingest), commits it, writes (or spools)
-its lines, then acks the group's messages; it retries a failed step with back-off without acking,
-so nothing is acknowledged that is not stored. Logs the MQTT connection state on every change
+Two stages: the main thread takes a group of messages (ingest.Ingest), validates and evaluates
+it and commits (alerts and their outbox events included), then hands it to the write stage,
+which writes (or spools) its lines to InfluxDB in commit order and only then acks the group's
+messages. A failed step is retried with back-off without acking, so nothing is acknowledged that
+is not stored; a slow InfluxDB does not delay alerts (up to SUPPLY_INGEST_WRITE_QUEUE groups
+wait for it, then commits wait too). Logs the MQTT connection state on every change
 and a stats line every SUPPLY_INGEST_STATS_S (default 30 s); also writes them to
 var/monitoring/ingest-<client id>.json for `supplyctl status` and operators.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import signal
 import threading
 import time
@@ -46,6 +50,7 @@ class IngestProcess:
         self.acked = 0
         self.groups = 0
         self._db_ready = False
+        self.pending: queue.Queue = queue.Queue(maxsize=self.ctx.config.write_queue)
         self._next_ensure = 0.0
 
     def _write_lines(self, lines: list[str]) -> None:
@@ -68,6 +73,8 @@ class IngestProcess:
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
         self._ensure_database()
         self.ingest.refresh_zones(force=True)
+        writer_thread = threading.Thread(target=self._write_loop, name="influx-write-ack", daemon=True)
+        writer_thread.start()
         self.mqtt.start()
         log.info("ingest started", extra={"client_id": self.client_id, "topics": self.mqtt.topics,
                                           "influx": f"{self.settings.influx_url}/{self.settings.influx_db}"})
@@ -78,40 +85,63 @@ class IngestProcess:
         while not self.stop_event.is_set():
             group = self.mqtt.take(max_bytes, cfg.group_wait_s, timeout=0.5)
             if group:
-                self._handle(group)
-            else:
-                try:
-                    self.writer.flush(force=False)  # replay the spool once InfluxDB is back
-                except Exception:
-                    log.exception("spool replay failed")
+                self._commit(group)
             if self.mqtt.state != last_state:
                 last_state = self.mqtt.state
                 self._write_status()
             if time.monotonic() >= next_stats:
                 next_stats = time.monotonic() + self.stats_every
                 self._write_status(log_it=True)
+        self.pending.put(None)  # the write stage finishes what is committed, then stops
+        writer_thread.join(timeout=60)
         self._shutdown()
 
-    def _handle(self, group) -> None:
-        work = self.ingest.prepare(group)
+    def _retry(self, step, what: str, messages: int) -> bool:
+        """Run `step` until it succeeds (True) or the process is stopping (False)."""
         backoff = 0.2
         while True:
             try:
-                if not work.committed:
-                    self.ingest.commit(work)
-                    failpoint("ingest_exit_after_commit")
-                if not work.written:
-                    self.ingest.write(work)
-                break
+                step()
+                return True
             except Exception:
-                log.exception("ingest group failed; retrying without acking",
-                              extra={"messages": len(group), "committed": work.committed})
+                log.exception(f"ingest {what} failed; retrying without acking", extra={"messages": messages})
                 if self.stop_event.wait(backoff):
-                    return  # not acked: the broker redelivers after the restart
+                    return False  # not acked: the broker redelivers after the restart
                 backoff = min(backoff * 2, 10.0)
-        failpoint("ingest_exit_before_ack")
-        self.acked += self.mqtt.ack(group)
-        self.groups += 1
+
+    def _commit(self, group) -> None:
+        """Stage 1 (this thread): validate, evaluate, commit (alerts and their events included),
+        then hand the group to the write stage. Alerts do not wait for InfluxDB."""
+        work = self.ingest.prepare(group)
+        if not self._retry(lambda: self.ingest.commit(work), "commit", len(group)):
+            return
+        failpoint("ingest_exit_after_commit")
+        while not self.stop_event.is_set():
+            try:
+                self.pending.put(work, timeout=0.5)  # bounded: InfluxDB slow → commits wait too
+                return
+            except queue.Full:
+                continue
+
+    def _write_loop(self) -> None:
+        """Stage 2: write (or spool) each committed group's lines in commit order, then ack its
+        messages; when idle, replay the spool once InfluxDB is back."""
+        while True:
+            try:
+                work = self.pending.get(timeout=0.5)
+            except queue.Empty:
+                try:
+                    self.writer.flush(force=False)
+                except Exception:
+                    log.exception("spool replay failed")
+                continue
+            if work is None:
+                return
+            if not self._retry(lambda w=work: self.ingest.write(w), "write", len(work.messages)):
+                return
+            failpoint("ingest_exit_before_ack")
+            self.acked += self.mqtt.ack(work.messages)
+            self.groups += 1
 
     def _write_status(self, log_it: bool = False) -> None:
         data = {"client_id": self.client_id, "mqtt": self.mqtt.state, "pid": os.getpid(),
