@@ -186,7 +186,7 @@ def main() -> None:
         echo_rate, _ = load(f"127.0.0.1:{echo_port}", seconds, args.clients, args.threads, "echo")
         if os.environ.get("SPY"):
             subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "-o", os.environ["SPY"], "-d",
-                              str(int(seconds)), "-p", str(procs[0].pid), "-f", "raw", "--threads"])
+                              str(int(seconds)), "-p", str(procs[0].pid), "-f", "raw", "--gil"])
         cpu0 = [cpu_seconds(p.pid) for p in procs]
         rate, errors = load(target, seconds, args.clients, args.threads, "single")
         cpu1 = [cpu_seconds(p.pid) for p in procs]
