@@ -116,6 +116,8 @@ def test_compressor_failure_raises_a_spoilage_alert_with_the_lots_of_the_zone(en
         assert p["alert_id"] in {v[3] for v in points}
 
         runner.close(mark_offline=True)  # retained "offline" on the gateway and every sensor
+        for link in runner.links.values():
+            drop_session(link.client_id)
         def offline():
             got = {(x["zone"], x["subject"], x["evidence"]["reason"])
                    for x in probe_effects(probe_db, "alert_raised")

@@ -76,6 +76,8 @@ def test_simulated_gateways_readings_reach_influxdb_exactly_once(env, tmp_path, 
         runner.connect()
         stats = runner.run(duration_min=180)
         runner.close(mark_offline=False)
+        for link in runner.links.values():
+            drop_session(link.client_id)
         assert stats.unacked == 0 and stats.duplicates > 0 and sim.stats.delayed > 0
         distinct = stats.readings - stats.duplicates
         where = f"depot = '{depot}' OR depot = '{depot}2'"
