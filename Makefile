@@ -5,7 +5,6 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SITE = $(shell $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 PROTOS := $(wildcard proto/supply/v1/*.proto)
 SCENARIO ?= simulators/scenarios/county_day.yaml
 PYTEST_ARGS ?=
@@ -18,7 +17,7 @@ $(VENV)/.deps: requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q uv==0.13.9
 	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
-	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen" > "$(SITE)/county-supply.pth"
+	$(BIN)/python -c 'import sysconfig; open(sysconfig.get_paths()["purelib"] + "/county-supply.pth", "w").write("$(CURDIR)\n$(CURDIR)/gen\n")'  # processes import services/ and gen/ from anywhere
 	touch $@
 
 proto gen/.stamp: $(PROTOS) $(VENV)/.deps
