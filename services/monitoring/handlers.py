@@ -754,9 +754,13 @@ def stock_changed(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[str
 
 
 def lot_status(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[str, Any], status: str) -> None:
-    """lot_quarantined / lot_released: the lot's status (a quarantined lot is not alerted again)."""
+    """lot_quarantined / lot_released: the lot's status (a quarantined lot is not alerted again).
+    A `lot_released` that reports a write-off carries the lot's resulting status (a partial
+    write-off of quarantined stock leaves it quarantined): that status wins."""
     p = envelope["payload"]
     lot_id = _req(p, "lot_id")
+    if p.get("outcome") == "written_off" and p.get("status") in ("quarantined", "available", "written_off"):
+        status = p["status"]
     lt = schema.lots
     row = uow.conn.execute(select(lt.c.status).where(lt.c.lot_id == lot_id).with_for_update()).first()
     if row is None or row.status in ("gone", "written_off"):

@@ -412,10 +412,6 @@ def test_zone_registered_gives_monitoring_the_zones_storage_class(make_county):
         "D1/D1-CHL": ("D1", "D1-CHL", "chilled", "event")}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "CONTRACT: logistics publishes zone_registered.capacity_l (services/logistics/handlers.py "
-    "register_zone, docs/events.md) but monitoring's worker reads payload['capacity'] "
-    "(services/monitoring/entrypoints/worker.py on_zone_registered): the capacity is dropped"))
 @contract(("logistics", "zone_registered", "monitoring"))
 def test_zone_registered_capacity_reaches_monitoring(make_county):
     c = make_county("logistics", "monitoring")
@@ -477,12 +473,6 @@ def test_lot_quarantined_and_released_set_the_lots_status_in_monitoring(make_cou
     assert c.monitoring.row("lots", lt.c.lot_id == pork).status == "available"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "CONTRACT: logistics publishes lot_released for a write-off too (outcome 'written_off', "
-    "status of the lot after it: still 'quarantined' when part of the quarantined stock is "
-    "written off), but monitoring's on_lot_released sets the lot 'available' whatever the "
-    "payload says; when it is handled after the write-off's stock_changed, monitoring holds a "
-    "quarantined lot as available (and alerts on it again)"))
 @contract(("logistics", "lot_released", "monitoring"))
 def test_partial_write_off_of_a_quarantined_lot_leaves_it_quarantined_in_monitoring(make_county):
     c = make_county("logistics", "monitoring")

@@ -58,7 +58,7 @@ def make_service(settings: Settings) -> type:
             def apply(uow, env):
                 p = env["payload"]
                 depot, zone = handlers._req(p, "depot_id"), handlers._req(p, "zone_id")
-                cap = p.get("capacity")
+                cap = p.get("capacity_l")
                 handlers.register_zone(ctx, uow, depot, zone, handlers._req(p, "storage_class"),
                                        capacity=cap if isinstance(cap, int) else None,
                                        source="event", field_prefix="payload.")
