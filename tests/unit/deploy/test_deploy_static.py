@@ -355,8 +355,9 @@ def grpc_target_problems(where: str, name: str, env: dict[str, str],
                         f"address ({' or '.join(LISTEN_ALL)}); calls go to <SERVICE>_GRPC_TARGET")
     for service in SERVICES:
         var = f"{service.upper()}_GRPC_TARGET"
-        if var in env and service in apis and env[var] != "%s:%d" % apis[service]:
-            problems.append(f"{where}: {name} {var}={env[var]}, expected {'%s:%d' % apis[service]}")
+        expected = "{}:{}".format(*apis[service]) if service in apis else None
+        if var in env and expected and env[var] != expected:
+            problems.append(f"{where}: {name} {var}={env[var]}, expected {expected}")
     return problems
 
 
@@ -650,7 +651,7 @@ def k8s_grpc_problems(docs: list[dict]) -> list[str]:
                 port = grpc_port(service, configured)
                 apis[service] = (s["metadata"]["name"], port if port in ports else (ports or [0])[0])
     problems = []
-    for (service, kind), (d, c) in sorted(workloads.items()):
+    for (_service, kind), (d, c) in sorted(workloads.items()):
         env = _k8s_env(docs, c)
         problems += grpc_target_problems("k8s", d["metadata"]["name"], env, apis)
         if kind == "api" and env.get("SUPPLY_GRPC_HOST") not in LISTEN_ALL:
