@@ -6,7 +6,7 @@ stops the process with a message that names the variable.
 |---|---|---|
 | SUPPLY_MQTT_ROOT | supply | topic root: `<root>/<depot>/gw/<gateway>/batch` … |
 | SUPPLY_MQTT_CLIENT_ID | monitoring-ingest-1 | fixed client id of this ingest process (its persistent session); give each process its own |
-| SUPPLY_MQTT_SHARE_GROUP | monitoring | shared subscription group `$share/<group>/…` |
+| SUPPLY_MQTT_SHARE_GROUP | (empty) | empty: plain subscriptions (one ingest process; survives a broker restart on Mosquitto 2.0); a name: shared subscriptions `$share/<name>/…` for several ingest processes (needs a broker that persists shared subscriptions, ADR 0003) |
 | SUPPLY_MQTT_SESSION_EXPIRY_S | 86400 | how long the broker keeps the session (and queues QoS 1 messages) while the process is away |
 | SUPPLY_MQTT_RECEIVE_MAX | 500 | MQTT 5 Receive Maximum: unacknowledged messages the broker may have in flight to us |
 | SUPPLY_ZONES_FILE | (none) | YAML mapping of zones to storage classes (and their sensors) |
@@ -66,7 +66,7 @@ class ZoneSpec:
 class MonitoringConfig:
     mqtt_root: str = "supply"
     client_id: str = "monitoring-ingest-1"
-    share_group: str = "monitoring"
+    share_group: str = ""  # "": plain subscriptions (ADR 0003)
     session_expiry_s: int = 86_400
     receive_max: int = 500
     zones_file: Path | None = None
@@ -124,7 +124,7 @@ def monitoring_config(settings: Settings) -> MonitoringConfig:
     return MonitoringConfig(
         mqtt_root=root,
         client_id=client_id,
-        share_group=_ident(env, "SUPPLY_MQTT_SHARE_GROUP", "monitoring"),
+        share_group=_ident(env, "SUPPLY_MQTT_SHARE_GROUP", "") if env.get("SUPPLY_MQTT_SHARE_GROUP", "").strip() else "",
         session_expiry_s=_num(env, "SUPPLY_MQTT_SESSION_EXPIRY_S", 86_400, 0, 2**32 - 1, int),
         receive_max=_num(env, "SUPPLY_MQTT_RECEIVE_MAX", 500, 1, 65_535, int),
         zones_file=Path(zones_file) if zones_file else None,

@@ -45,8 +45,9 @@ def domain_topic(topic: str, root: str) -> str | None:
 def topic_filters(root: str, share_group: str) -> list[tuple[str, int]]:
     """(topic filter, QoS) of the ingest's subscriptions.
 
-    Telemetry: QoS 1 through shared subscriptions, split between ingest processes, acked only
-    once stored. Statuses (`<root>/<depot>/<zone>/<sensor>/status` and the gateways'
+    Telemetry: QoS 1, acked only once stored; a plain subscription by default (one ingest
+    process, kept by the broker across its restarts), or shared subscriptions split between
+    several ingest processes when a share group is configured (ADR 0003). Statuses (`<root>/<depot>/<zone>/<sensor>/status` and the gateways'
     `<root>/<depot>/gw/<gateway>/status`, which the same filter matches): a plain subscription in
     every process at QoS 0. Shared subscriptions get no retained messages, and a status is
     retained and idempotent: every (re)connect re-subscribes and so receives the current
@@ -54,8 +55,9 @@ def topic_filters(root: str, share_group: str) -> list[tuple[str, int]]:
     missed while away. QoS 0 keeps a reconnect's burst of thousands of retained statuses out of
     the broker's per-client queue of unacked QoS 1 messages (max_queued_messages), where it
     would crowd out, and make the broker drop, telemetry."""
-    return [(f"$share/{share_group}/{root}/+/gw/+/batch", 1),
-            (f"$share/{share_group}/{root}/+/+/+/telemetry", 1),
+    share = f"$share/{share_group}/" if share_group else ""
+    return [(f"{share}{root}/+/gw/+/batch", 1),
+            (f"{share}{root}/+/+/+/telemetry", 1),
             (f"{root}/+/+/+/status", 0)]
 
 

@@ -23,7 +23,7 @@ def config(**env):
 
 def test_defaults_and_overrides():
     c = config()
-    assert (c.mqtt_root, c.client_id, c.share_group, c.receive_max) == ("supply", "monitoring-ingest-1", "monitoring", 500)
+    assert (c.mqtt_root, c.client_id, c.share_group, c.receive_max) == ("supply", "monitoring-ingest-1", "", 500)  # plain subscription by default (ADR 0003)
     assert c.offline_policy.timeout(None) == timedelta(minutes=3)
     c = config(SUPPLY_MQTT_ROOT="/test/abc/", SUPPLY_SENSOR_INTERVAL_S="30", SUPPLY_PRICE_RISE_PCT="15",
                SUPPLY_LATE_WINDOW_S="120")
