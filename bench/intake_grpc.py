@@ -158,7 +158,11 @@ def main() -> None:
     var = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     port = free_port()
     db_url = args.database_url or f"sqlite:///{var / 'intake.db'}"
-    env = {**os.environ, "SUPPLY_VAR_DIR": str(var), "INTAKE_GRPC_PORT": str(port),
+    from services.common.broker_admin import fresh_vhost
+    from services.common.config import load_settings
+
+    env = {**os.environ, "AMQP_URL": fresh_vhost(load_settings("tools").amqp_url, "supply-bench"),
+           "SUPPLY_VAR_DIR": str(var), "INTAKE_GRPC_PORT": str(port),
            "INTAKE_DATABASE_URL": db_url, "SUPPLY_LOG_LEVEL": "WARNING",
            "SUPPLY_AUTH_TOKENS": "bench-admin-token-00001=bench:admin"}
     subprocess.run([sys.executable, "-m", "services.cli", "migrate", "intake"], env=env, cwd=ROOT,

@@ -40,9 +40,10 @@ from supply.v1 import logistics_pb2_grpc as lrpc
 from supply.v1 import monitoring_pb2 as mpb
 from supply.v1 import monitoring_pb2_grpc as mrpc
 
+from services.common.broker_admin import fresh_vhost
 from services.common.catalogue import load_catalogue
 from services.common.clock import SimulatedClock
-from services.common.config import DEFAULT_GRPC_PORTS, ROOT
+from services.common.config import DEFAULT_GRPC_PORTS, ROOT, load_settings
 from services.intake.entrypoints.import_cli import import_file
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -670,6 +671,8 @@ def main(argv: list[str] | None = None) -> int:
            "SUPPLY_ALLOCATION_TICK_SECONDS": "0.5", "SUPPLY_DELIVERY_STAFF_PER_DROP_POINT": "3"}
     for service, port in DEFAULT_GRPC_PORTS.items():
         env.setdefault(f"{service.upper()}_GRPC_PORT", str(port))
+    if "AMQP_URL" not in os.environ:  # a clean broker for the day: no events left from other runs
+        env["AMQP_URL"] = fresh_vhost(load_settings("tools").amqp_url, "supply-demo")
     d = Day(scenario, console, var, clock, env)
     console.print(f"[bold]{scenario['name']}[/] — delivery day {scenario['day']}, simulated clock ×{scenario['speed']:g}")
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
