@@ -61,6 +61,16 @@ def caller() -> Caller:
     return c
 
 
+def write_fingerprint(request) -> str:
+    """What makes two write requests the same request: every field but the idempotency key."""
+    from services.common.db import request_fingerprint
+
+    clone = type(request)()
+    clone.CopyFrom(request)
+    clone.ClearField("idempotency_key")
+    return request_fingerprint(clone.SerializeToString(deterministic=True))
+
+
 def require_role(*roles: str) -> Caller:
     """The current caller, if its role is one of `roles` (admin may do anything)."""
     c = caller()

@@ -20,9 +20,9 @@ from services.allocation.domain.county_policy import EDITABLE
 from services.allocation.domain.plan_state import PlanTrigger
 from services.allocation.entrypoints import proto_map as out
 from services.common.config import Settings
-from services.common.db import ping, request_fingerprint, run_idempotent
+from services.common.db import ping, run_idempotent
 from services.common.errors import Conflict, InvalidInput
-from services.common.grpc_server import caller, serve
+from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.logs import correlation_id
 from services.common.messaging import EventPublisher
 
@@ -33,12 +33,6 @@ def _actor() -> h.Actor:
     c = caller()
     return h.Actor(c.identity, c.role, c.scope)
 
-
-def _fingerprint(request: Message) -> str:
-    clone = type(request)()
-    clone.CopyFrom(request)
-    clone.ClearField("idempotency_key")
-    return request_fingerprint(clone.SerializeToString(deterministic=True))
 
 
 def _day(value: str, field: str) -> date | None:
@@ -79,7 +73,7 @@ class AllocationServicer(rpc.AllocationServiceServicer):
                work: Callable[[h.Actor, object], Message]) -> Message:
         actor = _actor()
         data = run_idempotent(self.ctx.uow(), f"{actor.identity}:{method}", request.idempotency_key,
-                              _fingerprint(request),
+                              write_fingerprint(request),
                               lambda uow: work(actor, uow).SerializeToString())
         return response_type.FromString(data)
 
@@ -107,7 +101,7 @@ class AllocationServicer(rpc.AllocationServiceServicer):
         if not 0 <= page_size <= h.MAX_LINES_PAGE:
             raise InvalidInput("lines_page.page_size", f"must be 0 … {h.MAX_LINES_PAGE}")
         scope = f"{actor.identity}:RunAllocation"
-        fingerprint = _fingerprint(request)
+        fingerprint = write_fingerprint(request)
         if not request.dry_run:
             prior = self._answered(scope, request.idempotency_key, fingerprint)
             if prior is not None:

@@ -14,9 +14,9 @@ from supply.v1 import intake_pb2 as pb
 from supply.v1 import intake_pb2_grpc as rpc
 
 from services.common.config import Settings
-from services.common.db import GroupCommitter, ping, request_fingerprint, run_idempotent
+from services.common.db import GroupCommitter, ping, run_idempotent
 from services.common.errors import DomainError, InvalidInput, RuleRefused
-from services.common.grpc_server import caller, serve
+from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.messaging import EventPublisher
 from services.intake import domain as d
 from services.intake import handlers as h
@@ -36,12 +36,6 @@ def _actor() -> h.Actor:
     c = caller()
     return h.Actor(c.identity, c.role, c.scope)
 
-
-def _fingerprint(request: Message) -> str:
-    clone = type(request)()
-    clone.CopyFrom(request)
-    clone.ClearField("idempotency_key")
-    return request_fingerprint(clone.SerializeToString(deterministic=True))
 
 
 def _prefixed(prefix: str, fn: Callable):
@@ -81,7 +75,7 @@ class IntakeServicer(rpc.IntakeServiceServicer):
             return built["answer"][1]
 
         data = self.committer.run(f"{actor.identity}:{method}", request.idempotency_key,
-                                  _fingerprint(request), run)
+                                  write_fingerprint(request), run)
         if "answer" in built and built["answer"][1] == data:
             return built["answer"][0]
         return response_type.FromString(data)
@@ -158,7 +152,7 @@ class IntakeServicer(rpc.IntakeServiceServicer):
         accepted = refused = 0
         for i, one in enumerate(request.demands):
             result = pb.SubmitDemandResult(index=i, idempotency_key=one.idempotency_key)
-            fp = _fingerprint(one)
+            fp = write_fingerprint(one)
             prior = uow.conn.execute(idem.select().where(idem.c.scope == scope,
                                                          idem.c.key == one.idempotency_key)).first()
             if prior is not None and prior.request_hash == fp:
@@ -332,7 +326,7 @@ def _stream_import(servicer: IntakeServicer, request, fmt: str, kind: str):
         try:
             box["report"] = pb.ImportReport.FromString(run_idempotent(
                 servicer.ctx.uow(), f"{actor.identity}:ImportSpreadsheet", request.idempotency_key,
-                _fingerprint(request), work))
+                write_fingerprint(request), work))
         except BaseException as exc:  # handed to the RPC thread, which maps it
             box["error"] = exc
         updates.put(None)

@@ -14,9 +14,9 @@ from supply.v1 import logistics_pb2 as pb
 from supply.v1 import logistics_pb2_grpc as rpc
 
 from services.common.config import Settings
-from services.common.db import ping, request_fingerprint, run_idempotent, utcnow
+from services.common.db import ping, run_idempotent, utcnow
 from services.common.errors import InvalidInput
-from services.common.grpc_server import caller, serve
+from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.messaging import EventPublisher
 from services.logistics import audit
 from services.logistics import handlers as h
@@ -36,12 +36,6 @@ def _actor() -> h.Actor:
     return h.Actor(c.identity, c.role, c.scope)
 
 
-def _fingerprint(request: Message) -> str:
-    clone = type(request)()
-    clone.CopyFrom(request)
-    clone.ClearField("idempotency_key")
-    return request_fingerprint(clone.SerializeToString(deterministic=True))
-
 
 def _day_or_today(ctx: h.LogisticsContext, value: str, f: str):
     return h.parse_day(value, f) if value else ctx.today()
@@ -55,7 +49,7 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
                work: Callable[[h.Actor, object], Message]) -> Message:
         actor = _actor()
         data = run_idempotent(self.ctx.uow(), f"{actor.identity}:{method}", request.idempotency_key,
-                              _fingerprint(request),
+                              write_fingerprint(request),
                               lambda uow: work(actor, uow).SerializeToString())
         return response_type.FromString(data)
 

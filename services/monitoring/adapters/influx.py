@@ -445,18 +445,7 @@ class InfluxWriter:
                 r = self._query_session.post(f"{self.url}/query", data=form, timeout=self.timeout)
             except requests.RequestException as e:
                 raise InfluxError(f"query failed: {e}") from e
-        try:
-            body = r.json()
-        except ValueError:
-            raise InfluxError(f"query: HTTP {r.status_code}: {r.text[:500]}", r.status_code) from None
-        if r.status_code >= 300 or "error" in body:
-            raise InfluxError(f"query: {body.get('error', r.text[:500])}", r.status_code)
-        series: list[dict] = []
-        for result in body.get("results", []):
-            if "error" in result:
-                raise InfluxError(f"query: {result['error']}", r.status_code)
-            series.extend(result.get("series", []))
-        return series
+        return query_series(r)
 
     # -- flushing -----------------------------------------------------------------------------
 
@@ -644,3 +633,19 @@ class InfluxWriter:
                 os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def query_series(r: requests.Response) -> list[dict]:
+    """The series of a /query answer, or InfluxError with the server's own message."""
+    try:
+        body = r.json()
+    except ValueError:
+        raise InfluxError(f"query: HTTP {r.status_code}: {r.text[:500]}", r.status_code) from None
+    if r.status_code >= 300 or "error" in body:
+        raise InfluxError(f"query: {body.get('error', r.text[:500])}", r.status_code)
+    series: list[dict] = []
+    for result in body.get("results", []):
+        if "error" in result:
+            raise InfluxError(f"query: {result['error']}", r.status_code)
+        series.extend(result.get("series", []))
+    return series

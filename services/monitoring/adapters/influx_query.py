@@ -10,7 +10,7 @@ from typing import Any
 
 import requests
 
-from services.monitoring.adapters.influx import InfluxError
+from services.monitoring.adapters.influx import InfluxError, query_series
 
 
 class InfluxReader:
@@ -35,15 +35,4 @@ class InfluxReader:
             r = self._session().post(f"{self.url}/query", data=form, timeout=self.timeout)
         except requests.RequestException as e:
             raise InfluxError(f"query failed: {e}") from e
-        try:
-            body = r.json()
-        except ValueError:
-            raise InfluxError(f"query: HTTP {r.status_code}: {r.text[:300]}", r.status_code) from None
-        if r.status_code >= 300 or "error" in body:
-            raise InfluxError(f"query: {body.get('error', r.text[:300])}", r.status_code)
-        series: list[dict] = []
-        for result in body.get("results", []):
-            if "error" in result:
-                raise InfluxError(f"query: {result['error']}", r.status_code)
-            series.extend(result.get("series", []))
-        return series
+        return query_series(r)

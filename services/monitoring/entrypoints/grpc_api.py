@@ -17,9 +17,9 @@ from supply.v1 import monitoring_pb2 as pb
 from supply.v1 import monitoring_pb2_grpc as rpc
 
 from services.common.config import Settings
-from services.common.db import ping, request_fingerprint, run_idempotent
+from services.common.db import ping, run_idempotent
 from services.common.errors import InvalidInput
-from services.common.grpc_server import caller, serve
+from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.messaging import EventPublisher
 from services.monitoring import handlers as h
 from services.monitoring.adapters.influx import InfluxError, quote_ident
@@ -40,12 +40,6 @@ def _actor() -> h.Actor:
     c = caller()
     return h.Actor(c.identity, c.role)
 
-
-def _fingerprint(request: Message) -> str:
-    clone = type(request)()
-    clone.CopyFrom(request)
-    clone.ClearField("idempotency_key")
-    return request_fingerprint(clone.SerializeToString(deterministic=True))
 
 
 def _instant(msg, field: str) -> datetime | None:
@@ -73,7 +67,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
                work: Callable[[h.Actor, object], Message]) -> Message:
         actor = _actor()
         data = run_idempotent(self.ctx.uow(), f"{actor.identity}:{method}", request.idempotency_key,
-                              _fingerprint(request), lambda uow: work(actor, uow).SerializeToString())
+                              write_fingerprint(request), lambda uow: work(actor, uow).SerializeToString())
         return response_type.FromString(data)
 
     # ---- alerts
