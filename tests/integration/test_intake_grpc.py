@@ -795,3 +795,18 @@ def test_donation_summary_uses_the_county_day(evening_api):
         lines=[pb.DonationLineSpec(item_code="RICE-10KG", quantity=20, lot="R1", expiry="2027-06-01")]))
     summary = api.GetDonationSummary(pb.GetDonationSummaryRequest(day=SIM_DAY))
     assert summary.donations_received == 1
+
+
+def test_the_python_example_in_the_integration_guide_runs(api):
+    """docs/examples/intake_client.py is what docs/integration.md tells departments to run."""
+    import subprocess
+    import sys
+
+    from tests.support.intake import target
+
+    out = subprocess.run([sys.executable, str(ROOT / "docs" / "examples" / "intake_client.py"),
+                          target(api.env), ADMIN], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, again = out.stdout.split("demand ", 1)[1].split(";")[0].split()[0], out.stdout.split("retry gave ")[1].split()[0]
+    assert first == again  # the retry with the same key answered the same demand
+    assert "refused: INVALID_ARGUMENT field=lines[0].quantity" in out.stdout
