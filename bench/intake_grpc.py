@@ -153,6 +153,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--database-url", default="")
+    ap.add_argument("--api-processes", type=int, default=1,
+                    help="API processes sharing the port (SO_REUSEPORT); use with PostgreSQL")
     args = ap.parse_args()
     seconds = 3.0 if args.quick else args.seconds
     var = Path(tempfile.mkdtemp(prefix="bench-intake-"))
@@ -164,12 +166,14 @@ def main() -> None:
     env = {**os.environ, "AMQP_URL": fresh_vhost(load_settings("tools").amqp_url, "supply-bench"),
            "SUPPLY_VAR_DIR": str(var), "INTAKE_GRPC_PORT": str(port),
            "INTAKE_DATABASE_URL": db_url, "SUPPLY_LOG_LEVEL": "WARNING",
-           "SUPPLY_AUTH_TOKENS": "bench-admin-token-00001=bench:admin"}
+           "SUPPLY_AUTH_TOKENS": "bench-admin-token-00001=bench:admin",
+           "SUPPLY_GRPC_REUSEPORT": "1" if args.api_processes > 1 else "0"}
     subprocess.run([sys.executable, "-m", "services.cli", "migrate", "intake"], env=env, cwd=ROOT,
                    check=True, capture_output=True)
     logs = open(var / "intake.log", "wb")
     procs = [subprocess.Popen([sys.executable, "-m", "services.intake", kind], env=env, cwd=ROOT,
-                              stdout=logs, stderr=subprocess.STDOUT) for kind in ("api", "relay")]
+                              stdout=logs, stderr=subprocess.STDOUT)
+             for kind in ["api"] * args.api_processes + ["relay"]]
     echo_port = free_port()
     ready = mp.Event()
     echo = mp.Process(target=serve_echo, args=(echo_port, ready), daemon=True)
@@ -194,8 +198,8 @@ def main() -> None:
         cpu0 = [cpu_seconds(p.pid) for p in procs]
         rate, errors = load(target, seconds, args.clients, args.threads, "single")
         cpu1 = [cpu_seconds(p.pid) for p in procs]
-        api_cpu_ms = (cpu1[0] - cpu0[0]) / (rate * seconds) * 1000
-        relay_cpu_ms = (cpu1[1] - cpu0[1]) / (rate * seconds) * 1000
+        api_cpu_ms = sum(cpu1[i] - cpu0[i] for i in range(args.api_processes)) / (rate * seconds) * 1000
+        relay_cpu_ms = (cpu1[-1] - cpu0[-1]) / (rate * seconds) * 1000
         t_end = time.monotonic()
         deadline = t_end + 120
         while outbox_pending(db_url) and time.monotonic() < deadline:
@@ -213,7 +217,8 @@ def main() -> None:
             assert resp.accepted == 500, resp.results[0]
         batch_rate = batches * lines_per_batch / (time.monotonic() - t0)
         db_kind = "PostgreSQL" if db_url.startswith("postgres") else "SQLite (embedded default)"
-        print(f"intake write path — {db_kind}, {args.clients} client processes × {args.threads} threads, "
+        print(f"intake write path — {db_kind}, {args.api_processes} API process(es), "
+              f"{args.clients} client processes × {args.threads} threads, "
               f"{seconds:.0f} s per phase, {os.cpu_count()} cores")
         print(f"  bare grpcio echo (same messages)     {echo_rate:10.0f} RPC/s")
         print(f"  SubmitDemand, durable + outbox       {rate:10.0f} demands/s   errors {errors}")

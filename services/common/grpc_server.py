@@ -229,7 +229,8 @@ def serve(settings: Settings, register: Callable[[grpc.Server], list[str]],
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
         interceptors=[_Interceptor(settings.auth_tokens)],
         options=[("grpc.max_receive_message_length", 32 * 1024 * 1024),
-                 ("grpc.so_reuseport", 0)],
+                 # several API processes of a service may share its port (SUPPLY_GRPC_REUSEPORT=1)
+                 ("grpc.so_reuseport", 1 if settings.extra.get("SUPPLY_GRPC_REUSEPORT") == "1" else 0)],
     )
     names = register(server)
     health_servicer = health.HealthServicer()
