@@ -207,6 +207,33 @@ def _idempotency_lookup(table: Table):
     return _lookups[id(table)]
 
 
+def check_idempotency_key(key: str) -> None:
+    if not key or not key.strip():
+        raise InvalidInput("idempotency_key", "required for every write (any unique string, ≤ 200 chars)")
+    if len(key) > 200:
+        raise InvalidInput("idempotency_key", "longer than 200 characters")
+
+
+def stored_response(uow: UnitOfWork, scope: str, key: str, fingerprint: str) -> bytes | None:
+    """The answer already given under (scope, key), None if none; Conflict if the key was used
+    for a different request."""
+    assert uow.conn is not None
+    row = uow.conn.execute(_idempotency_lookup(uow.tables["idempotency_keys"]),
+                           {"scope": scope, "key": key}).first()
+    if row is None:
+        return None
+    if row.request_hash != fingerprint:
+        raise Conflict(f"idempotency_key {key!r} was already used for a different request")
+    return bytes(row.response)
+
+
+def store_response(uow: UnitOfWork, scope: str, key: str, fingerprint: str, response: bytes) -> None:
+    assert uow.conn is not None
+    uow.conn.execute(insert(uow.tables["idempotency_keys"]), {
+        "scope": scope, "key": key, "request_hash": fingerprint, "response": response,
+        "created_at": utcnow()})
+
+
 def run_idempotent(uow: UnitOfWork, scope: str, key: str, fingerprint: str,
                    work: Callable[[UnitOfWork], bytes]) -> bytes:
     """Run `work` once per (scope, key); a repeat returns the stored response unchanged.
@@ -214,37 +241,21 @@ def run_idempotent(uow: UnitOfWork, scope: str, key: str, fingerprint: str,
     The key is stored in the same transaction as the effect, so a crash leaves either both or
     neither. Reusing a key for a different request is a Conflict.
     """
-    if not key or not key.strip():
-        raise InvalidInput("idempotency_key", "required for every write (any unique string, ≤ 200 chars)")
-    if len(key) > 200:
-        raise InvalidInput("idempotency_key", "longer than 200 characters")
-    table = uow.tables["idempotency_keys"]
-
-    def stored() -> bytes | None:
-        assert uow.conn is not None
-        row = uow.conn.execute(_idempotency_lookup(table), {"scope": scope, "key": key}).first()
-        if row is None:
-            return None
-        if row.request_hash != fingerprint:
-            raise Conflict(f"idempotency_key {key!r} was already used for a different request")
-        return bytes(row.response)
-
+    check_idempotency_key(key)
     with uow:
-        previous = stored()
+        previous = stored_response(uow, scope, key, fingerprint)
         if previous is not None:
             return previous
         response = work(uow)
-        assert uow.conn is not None
         try:
-            uow.conn.execute(insert(table), {"scope": scope, "key": key, "request_hash": fingerprint,
-                                             "response": response, "created_at": utcnow()})
+            store_response(uow, scope, key, fingerprint, response)
             uow.commit()
         except IntegrityError:
             uow.rollback()
         else:
             return response
     with uow:  # a concurrent duplicate won the race: answer with its response
-        previous = stored()
+        previous = stored_response(uow, scope, key, fingerprint)
     if previous is None:
         raise Conflict(f"idempotency_key {key!r}: concurrent request did not complete")
     return previous
@@ -301,10 +312,7 @@ class GroupCommitter:
             work: Callable[[UnitOfWork], bytes]) -> bytes:
         from concurrent.futures import Future
 
-        if not key or not key.strip():
-            raise InvalidInput("idempotency_key", "required for every write (any unique string, ≤ 200 chars)")
-        if len(key) > 200:
-            raise InvalidInput("idempotency_key", "longer than 200 characters")
+        check_idempotency_key(key)
         done: Future = Future()
         self.pending.put((scope, key, fingerprint, work, done))
         return done.result()
@@ -325,22 +333,14 @@ class GroupCommitter:
         results: list = []
         try:
             with self.uow_factory() as uow:
-                table = uow.tables["idempotency_keys"]
-                lookup = _idempotency_lookup(table)
                 for scope, key, fingerprint, work, _ in batch:
                     savepoint = uow.conn.begin_nested()
                     try:
-                        row = uow.conn.execute(lookup, {"scope": scope, "key": key}).first()
-                        if row is not None:
-                            if row.request_hash != fingerprint:
-                                raise Conflict(f"idempotency_key {key!r} was already used for a different request")
-                            results.append(bytes(row.response))
-                        else:
+                        response = stored_response(uow, scope, key, fingerprint)
+                        if response is None:
                             response = work(uow)
-                            uow.conn.execute(insert(table), {
-                                "scope": scope, "key": key, "request_hash": fingerprint,
-                                "response": response, "created_at": utcnow()})
-                            results.append(response)
+                            store_response(uow, scope, key, fingerprint, response)
+                        results.append(response)
                         savepoint.commit()
                     except Exception as exc:  # noqa: BLE001 - handed to that request's caller
                         savepoint.rollback()

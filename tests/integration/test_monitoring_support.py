@@ -229,11 +229,13 @@ def clear_retained(root: str, port: int = PORT) -> None:
         elif msg.retain and msg.payload:
             topics.add(msg.topic)
 
+    subscribed = threading.Event()
     c.on_message = on_message
+    c.on_subscribe = lambda *args: subscribed.set()
     c.connect(HOST, port)
     c.loop_start()
     c.subscribe(f"{root}/#", qos=0)  # QoS 0: a burst of retained messages is never dropped
-    time.sleep(0.2)
+    subscribed.wait(5)  # SUBACK: the retained messages come before the marker
     c.publish(marker, b"x", qos=1)
     seen.wait(5)
     for t in topics:

@@ -9,12 +9,13 @@ from datetime import UTC
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from sqlalchemy.exc import IntegrityError
 from supply.v1 import common_pb2 as common
 from supply.v1 import intake_pb2 as pb
 from supply.v1 import intake_pb2_grpc as rpc
 
 from services.common.config import Settings
-from services.common.db import GroupCommitter, ping, run_idempotent
+from services.common.db import GroupCommitter, ping, run_idempotent, store_response, stored_response
 from services.common.errors import DomainError, InvalidInput, RuleRefused
 from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.messaging import EventPublisher
@@ -142,41 +143,27 @@ class IntakeServicer(rpc.IntakeServiceServicer):
     def _batch(self, actor: h.Actor, uow, request) -> pb.SubmitDemandBatchResponse:
         """All demands in one transaction; each under its own savepoint and idempotency key, so
         a refused demand does not undo the others and a repeat of one returns its first result."""
-        from sqlalchemy.exc import IntegrityError
-
-        from services.common.db import utcnow
-
-        idem = uow.tables["idempotency_keys"]
         scope = f"{actor.identity}:SubmitDemand"
         results = []
         accepted = refused = 0
         for i, one in enumerate(request.demands):
             result = pb.SubmitDemandResult(index=i, idempotency_key=one.idempotency_key)
             fp = write_fingerprint(one)
-            prior = uow.conn.execute(idem.select().where(idem.c.scope == scope,
-                                                         idem.c.key == one.idempotency_key)).first()
-            if prior is not None and prior.request_hash == fp:
-                result.demand.ParseFromString(prior.response)
-                accepted += 1
-            elif prior is not None:
-                result.error.CopyFrom(common.ErrorDetail(
-                    code="ALREADY_EXISTS", field="idempotency_key",
-                    message="idempotency_key was already used for a different demand"))
-                refused += 1
-            else:
-                sp = uow.conn.begin_nested()
-                try:
+            sp = uow.conn.begin_nested()
+            try:
+                prior = stored_response(uow, scope, one.idempotency_key, fp)
+                if prior is not None:
+                    result.demand.ParseFromString(prior)
+                else:
                     m = self._submit(actor, uow, one)
-                    uow.conn.execute(idem.insert().values(scope=scope, key=one.idempotency_key,
-                                                          request_hash=fp, response=m.SerializeToString(),
-                                                          created_at=utcnow()))
-                    sp.commit()
+                    store_response(uow, scope, one.idempotency_key, fp, m.SerializeToString())
                     result.demand.CopyFrom(m)
-                    accepted += 1
-                except (DomainError, IntegrityError) as exc:
-                    sp.rollback()
-                    result.error.CopyFrom(_error_detail(exc))
-                    refused += 1
+                sp.commit()
+                accepted += 1
+            except (DomainError, IntegrityError) as exc:
+                sp.rollback()
+                result.error.CopyFrom(_error_detail(exc))
+                refused += 1
             results.append(result)
         return pb.SubmitDemandBatchResponse(results=results, accepted=accepted, refused=refused)
 
@@ -354,7 +341,8 @@ def _error_detail(exc: Exception) -> common.ErrorDetail:
     if isinstance(exc, DomainError):
         code = {"NotFound": "NOT_FOUND", "Conflict": "ALREADY_EXISTS",
                 "PermissionDenied": "PERMISSION_DENIED"}.get(type(exc).__name__, "UNKNOWN")
-        return common.ErrorDetail(code=code, message=exc.message)
+        field = "idempotency_key" if code == "ALREADY_EXISTS" else ""
+        return common.ErrorDetail(code=code, field=field, message=exc.message)
     return common.ErrorDetail(code="ALREADY_EXISTS", message="concurrent duplicate")
 
 
