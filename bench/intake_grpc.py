@@ -4,10 +4,13 @@ the events to RabbitMQ with confirms — next to a bare grpcio echo server answe
 messages from the same client, in the same run (the ratio is what our code costs).
 
     python bench/intake_grpc.py [--quick] [--database-url URL] [--seconds N] [--clients N]
+                                [--threads N] [--api-processes N] [--no-relay]
 
-Figures: single SubmitDemand/s (3 lines each), SubmitDemandBatch lines/s (500 demands × 40
+Figures: single SubmitDemand/s (3 lines each), SubmitDemandBatch lines/s (500 demands × 39
 lines per call), echo RPC/s, relay lag (time from the last accepted demand until every event
-is confirmed by the broker).
+is confirmed by the broker), CPU per demand of the API and the relay, how busy the machine was
+and its busiest processes during the single-submission phase. Profiling: SPY=/tmp/p.txt
+(py-spy raw output of the API; SPY_FLAGS, default --gil).
 """
 
 from __future__ import annotations
@@ -68,31 +71,33 @@ def serve_echo(port: int, ready) -> None:
 
 
 # ---- load generation: several client processes, each with threads --------------------------
-def _client(target: str, seconds: float, threads: int, tag: str, out) -> None:
-    import threading
+def _client(target: str, seconds: float, concurrency: int, tag: str, out) -> None:
+    """One load-generating process: `concurrency` calls in flight on one asyncio channel (an
+    asyncio client costs less CPU per call than threads, leaving more of the 2 cores to the
+    server under test; both servers get the same client)."""
+    import asyncio
 
-    channel = grpc.insecure_channel(target)
-    stub = rpc.IntakeServiceStub(channel)
-    counts = [0] * threads
-    errors = [0] * threads
-    stop_at = time.monotonic() + seconds
+    async def run() -> tuple[int, int]:
+        counts = [0, 0]
+        stop_at = time.monotonic() + seconds
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = rpc.IntakeServiceStub(channel)
 
-    def loop(t: int) -> None:
-        i = 0
-        while time.monotonic() < stop_at:
-            try:
-                stub.SubmitDemand(demand(i * threads + t, 3, f"{tag}-{t}"), metadata=TOKEN, timeout=10)
-                counts[t] += 1
-            except grpc.RpcError:
-                errors[t] += 1
-            i += 1
+            async def loop(t: int) -> None:
+                i = 0
+                while time.monotonic() < stop_at:
+                    try:
+                        await stub.SubmitDemand(demand(i * concurrency + t, 3, f"{tag}-{t}"),
+                                                metadata=TOKEN, timeout=10)
+                        counts[0] += 1
+                    except grpc.RpcError:
+                        counts[1] += 1
+                    i += 1
 
-    workers = [threading.Thread(target=loop, args=(t,)) for t in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    out.put((sum(counts), sum(errors)))
+            await asyncio.gather(*(loop(t) for t in range(concurrency)))
+        return counts[0], counts[1]
+
+    out.put(asyncio.run(run()))
 
 
 def load(target: str, seconds: float, clients: int, threads: int, tag: str) -> tuple[float, int]:
@@ -113,6 +118,26 @@ def load(target: str, seconds: float, clients: int, threads: int, tag: str) -> t
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> tuple[int, int]:
+    """(busy, total) clock ticks of every core so far, from /proc/stat."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
+
+
+def cpu_by_process() -> dict[str, float]:
+    """CPU seconds so far of every process on the machine, keyed "pid name"."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        name = " ".join(a.decode(errors="replace").rsplit("/", 1)[-1] for a in args[:4] if a)[:60]
+        found[f"{pid} {name}"] = cpu_seconds(int(pid)) if stat else 0.0
+    return found
 
 
 def free_port() -> int:
@@ -151,7 +176,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--clients", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=8, help="calls in flight per client process")
+    ap.add_argument("--no-relay", action="store_true",
+                    help="diagnostic: no relay process (events stay in the outbox; not the target figure)")
     ap.add_argument("--database-url", default="")
     ap.add_argument("--api-processes", type=int, default=1,
                     help="API processes sharing the port (SO_REUSEPORT); use with PostgreSQL")
@@ -173,7 +200,7 @@ def main() -> None:
     logs = open(var / "intake.log", "wb")
     procs = [subprocess.Popen([sys.executable, "-m", "services.intake", kind], env=env, cwd=ROOT,
                               stdout=logs, stderr=subprocess.STDOUT)
-             for kind in ["api"] * args.api_processes + ["relay"]]
+             for kind in ["api"] * args.api_processes + ([] if args.no_relay else ["relay"])]
     echo_port = free_port()
     ready = mp.Event()
     echo = mp.Process(target=serve_echo, args=(echo_port, ready), daemon=True)
@@ -194,15 +221,21 @@ def main() -> None:
         echo_rate, _ = load(f"127.0.0.1:{echo_port}", seconds, args.clients, args.threads, "echo")
         if os.environ.get("SPY"):
             subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "-o", os.environ["SPY"], "-d",
-                              str(int(seconds)), "-p", str(procs[0].pid), "-f", "raw", "--gil"])
+                              str(int(seconds)), "-p", str(procs[0].pid), "-f", "raw",
+                              *os.environ.get("SPY_FLAGS", "--gil").split()])
         cpu0 = [cpu_seconds(p.pid) for p in procs]
+        busy0, by0 = machine_busy(), cpu_by_process()
         rate, errors = load(target, seconds, args.clients, args.threads, "single")
+        busy1, by1 = machine_busy(), cpu_by_process()
+        # the load generator's processes have exited by now: they are the missing remainder
+        top = sorted(((by1[k] - by0[k]) / seconds, k) for k in by1 if k in by0)[-5:]
         cpu1 = [cpu_seconds(p.pid) for p in procs]
+        busy = (busy1[0] - busy0[0]) / (busy1[1] - busy0[1]) * 100
         api_cpu_ms = sum(cpu1[i] - cpu0[i] for i in range(args.api_processes)) / (rate * seconds) * 1000
-        relay_cpu_ms = (cpu1[-1] - cpu0[-1]) / (rate * seconds) * 1000
+        relay_cpu_ms = 0.0 if args.no_relay else (cpu1[-1] - cpu0[-1]) / (rate * seconds) * 1000
         t_end = time.monotonic()
         deadline = t_end + 120
-        while outbox_pending(db_url) and time.monotonic() < deadline:
+        while not args.no_relay and outbox_pending(db_url) and time.monotonic() < deadline:
             time.sleep(0.05)
         relay_lag = time.monotonic() - t_end
 
@@ -223,7 +256,10 @@ def main() -> None:
         print(f"  bare grpcio echo (same messages)     {echo_rate:10.0f} RPC/s")
         print(f"  SubmitDemand, durable + outbox       {rate:10.0f} demands/s   errors {errors}")
         print(f"  ratio intake / echo                  {rate / echo_rate:10.2f}")
-        print(f"  CPU per demand: api {api_cpu_ms:.2f} ms, relay {relay_cpu_ms:.2f} ms")
+        print(f"  CPU per demand: api {api_cpu_ms:.2f} ms, relay {relay_cpu_ms:.2f} ms; "
+              f"machine {busy:.0f} % busy (all cores, clients and broker included)")
+        print("  busiest processes (cores): " + ", ".join(f"{k.split(' ', 1)[1]} {v:.2f}"
+                                                         for v, k in reversed(top) if v > 0.01))
         print(f"  relay lag after load (all confirmed) {relay_lag:10.2f} s")
         print(f"  SubmitDemandBatch (500 × 39 lines)   {batch_rate:10.0f} lines/s")
         print(f"  targets: ≥ 1 000 demands/s {'MET' if rate >= 1000 else 'NOT MET'}; "

@@ -3,8 +3,9 @@ marks them published. A crash between the two publishes the row again on restart
 idempotent by event_id, so the effect happens once.
 
 On PostgreSQL several relays may run: each claims rows with FOR UPDATE SKIP LOCKED. On SQLite
-(one machine, the embedded default) rows are read, published, then marked in short transactions
-so that the relay never holds the database's write lock while it talks to the broker.
+(one machine, the embedded default) rows are read (a snapshot that takes no write lock), published,
+then marked in a short write transaction, so that the relay never holds the database's write lock
+while it talks to the broker.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.schema import Table
 
-from services.common.db import is_postgres, utcnow
+from services.common.db import READ_ONLY, is_postgres, utcnow
 from services.common.failpoints import failpoint
 from services.common.messaging import EventPublisher, PublishError
 
@@ -63,11 +64,11 @@ class OutboxRelay:
                     self._mark(conn, [r.id for r in rows])
         else:
             with self.engine.connect() as conn:
-                with conn.begin():
+                with conn.execution_options(**{READ_ONLY: True}).begin():
                     rows = self._pending(conn, lock=False)
                 if rows:
                     self._publish(rows)
-                    with conn.begin():
+                    with conn.execution_options(**{READ_ONLY: False}).begin():
                         self._mark(conn, [r.id for r in rows])
         self.published_total += len(rows)
         return len(rows)

@@ -81,7 +81,7 @@ class JsonRepository(Generic[T]):
 
     def add_many(self, conn: Connection, objs: Sequence[T]) -> None:
         if objs:
-            conn.execute(insert(self.table), [
+            conn.execute(self._insert, [
                 {"id": o.id, "data": to_jsonable(o), **self.columns(o)} for o in objs])
 
     def save(self, conn: Connection, obj: T, **columns: Any) -> None:

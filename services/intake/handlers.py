@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from services.common.catalogue import Catalogue
 from services.common.clock import Clock
-from services.common.db import UnitOfWork, new_id
+from services.common.db import UnitOfWork, new_id, run_idempotent_many
 from services.common.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from services.common.repository import JsonRepository, Page
 from services.common.serde import from_jsonable
@@ -93,25 +93,38 @@ def _record(uow: UnitOfWork, event: ev.DomainEvent) -> None:
     uow.record_event(event.event_type, event.payload, schema_version=event.schema_version)
 
 
-_requester_versions = select(schema.requesters.c.version, schema.requesters.c.data).where(
-    schema.requesters.c.id == bindparam("key"))
+_requester_versions = select(schema.requesters.c.id, schema.requesters.c.version,
+                             schema.requesters.c.data)
+_requester_by_id = _requester_versions.where(schema.requesters.c.id == bindparam("key"))
+_requesters_in = _requester_versions.where(schema.requesters.c.id.in_(bindparam("ids", expanding=True)))
 _requester_cache: dict[tuple[str, int], d.Requester] = {}
 
 
-def _requester(uow: UnitOfWork, requester_id: str, field: str = "requester_id") -> d.Requester:
-    """The requester, parsed once per version (the hot path of every demand)."""
-    if not requester_id:
-        raise InvalidInput(field, "required")
-    row = uow.conn.execute(_requester_versions, {"key": requester_id}).first()
-    if row is None:
-        raise NotFound(f"{field}: no requester {requester_id!r} / 未登记的需求方")
-    key = (requester_id, row.version)
+def _parsed(row) -> d.Requester:
+    """The requester of a row, parsed once per version (the hot path of every demand)."""
+    key = (row.id, row.version)
     found = _requester_cache.get(key)
     if found is None:
         if len(_requester_cache) > 100_000:
             _requester_cache.clear()
         found = _requester_cache[key] = from_jsonable(d.Requester, row.data)
     return found
+
+
+def _requester(uow: UnitOfWork, requester_id: str, field: str = "requester_id") -> d.Requester:
+    if not requester_id:
+        raise InvalidInput(field, "required")
+    row = uow.conn.execute(_requester_by_id, {"key": requester_id}).first()
+    if row is None:
+        raise NotFound(f"{field}: no requester {requester_id!r} / 未登记的需求方")
+    return _parsed(row)
+
+
+def _requesters(uow: UnitOfWork, requester_ids: set[str]) -> dict[str, d.Requester]:
+    """The requesters that exist among these ids, in one query."""
+    ids = sorted(i for i in requester_ids if i)
+    rows = uow.conn.execute(_requesters_in, {"ids": ids}) if ids else []
+    return {r.id: _parsed(r) for r in rows}
 
 
 # ---- requesters -------------------------------------------------------------------------
@@ -175,6 +188,49 @@ def submit_demand(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requester_i
     demands.add(uow.conn, demand)
     _record(uow, ev.demand_registered(demand, requester))
     return demand
+
+
+@dataclass(frozen=True)
+class DemandSubmission:
+    """One demand of submit_demands, with the idempotency key it was sent under."""
+
+    actor: Actor
+    scope: str
+    idempotency_key: str
+    fingerprint: str
+    requester_id: str
+    lines: Sequence[Any]
+    delivery_day: str | None = None
+
+
+def submit_demands(ctx: IntakeContext, uow: UnitOfWork, submissions: Sequence[DemandSubmission],
+                   answer: Callable[[d.Demand], bytes]) -> list[bytes | Exception]:
+    """submit_demand for many demands at once (concurrent single submissions gathered by the
+    group commit, or a batch): one requester query, one insert per table. Each gets its own
+    result: the stored answer (answer(demand), or the first answer given under its key) or
+    its own error; one refused demand does not hold up the others."""
+    requesters = _requesters(uow, {s.requester_id for s in submissions})
+
+    def prepare(i: int) -> tuple[bytes, tuple[d.Demand, d.Requester]]:
+        s = submissions[i]
+        s.actor.require_for(s.requester_id, "hq", "village", "unit", "unit_head", "grid_worker")
+        requester = requesters.get(s.requester_id)
+        if requester is None:
+            if not s.requester_id:
+                raise InvalidInput("requester_id", "required")
+            raise NotFound(f"requester_id: no requester {s.requester_id!r} / 未登记的需求方")
+        demand = d.submit_demand(demand_id=new_id("D"), requester=requester, lines=s.lines,
+                                 catalogue=ctx.catalogue, policy=ctx.policy, at=ctx.clock.now(),
+                                 delivery_day=s.delivery_day or None)
+        return answer(demand), (demand, requester)
+
+    def write(placed: list[tuple[d.Demand, d.Requester]]) -> None:
+        demands.add_many(uow.conn, [demand for demand, _ in placed])
+        uow.record_events([(e.event_type, e.payload, e.schema_version)
+                           for e in (ev.demand_registered(dm, r) for dm, r in placed)])
+
+    return run_idempotent_many(
+        uow, [(s.scope, s.idempotency_key, s.fingerprint) for s in submissions], prepare, write)
 
 
 def cancel_demand(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, demand_id: str,

@@ -1,12 +1,19 @@
 """Group commit keeps run_idempotent's promises: each request gets its own answer or its own
-error, a refused request rolls back alone, a repeated key answers the first result."""
+error, a refused request rolls back alone, a repeated key answers the first result — for
+one-by-one writes (run) and for bulk writes (run_many with run_idempotent_many)."""
 
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
-from services.common.db import GroupCommitter, UnitOfWork, make_engine, platform_tables
+from services.common.db import (
+    GroupCommitter,
+    UnitOfWork,
+    make_engine,
+    platform_tables,
+    run_idempotent_many,
+)
 from services.common.errors import Conflict, InvalidInput
 
 metadata = MetaData()
@@ -76,3 +83,87 @@ def test_the_same_key_twice_in_one_batch_is_done_once(committer):
     assert results == [b"ok-once"] * 8
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(things)).scalar_one() == 1
+
+
+# ---- bulk writes: one statement per table for a whole group ---------------------------------
+def make_many(uow, names_and_keys: list[tuple[str, str, str]]) -> list[bytes | Exception]:
+    """A bulk writer of things: a name starting with bad is refused by its check."""
+    def prepare(i: int):
+        name = names_and_keys[i][2]
+        if name.startswith("bad"):
+            raise InvalidInput("name", f"{name} refused")
+        return name.encode(), name
+
+    def write(names: list[str]) -> None:
+        uow.conn.execute(insert(things), [{"name": n} for n in names])
+        uow.record_events([("thing_made", {"name": n}, 1) for n in names])
+
+    return run_idempotent_many(uow, [(f"s-{k}", k, "fp-" + n) for _, k, n in names_and_keys],
+                               prepare, write)
+
+
+def bulk(uow, items):
+    return make_many(uow, [(None, key, name) for key, name in items])
+
+
+def test_bulk_requests_in_one_group_each_get_their_own_outcome(committer):
+    gc, engine = committer
+    calls = [(f"k{i}", f"bad-{i}" if i % 5 == 0 else f"ok-{i}") for i in range(120)]
+    calls += [("k1", "ok-1"), ("k2", "ok-other")]  # a repeat, and a reused key with another body
+
+    def call(item):
+        try:
+            return gc.run_many(bulk, item)
+        except (InvalidInput, Conflict) as exc:
+            return exc
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(call, calls))
+    for (_key, name), result in zip(calls[:120], results, strict=False):
+        if name.startswith("bad"):
+            assert isinstance(result, InvalidInput) and name in result.message
+        else:
+            assert result == name.encode()
+    assert results[120] == b"ok-1"
+    assert isinstance(results[121], Conflict) and "k2" in results[121].message
+    with engine.connect() as conn:
+        stored = sorted(r.name for r in conn.execute(select(things.c.name)))
+        events = conn.execute(select(func.count()).select_from(tables["outbox"])).scalar_one()
+    assert stored == sorted(n for _, n in calls[:120] if n.startswith("ok"))  # each once
+    assert events == len(stored)
+
+
+def test_bulk_a_key_repeated_within_one_call_is_done_once(committer):
+    _, engine = committer
+    with UnitOfWork(engine, tables, "test") as uow:
+        answers = make_many(uow, [(None, "a", "ok-a"), (None, "a", "ok-a"), (None, "a", "ok-b")])
+        uow.commit()
+    assert answers[:2] == [b"ok-a", b"ok-a"] and isinstance(answers[2], Conflict)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(things)).scalar_one() == 1
+
+
+def test_bulk_starts_again_when_another_writer_stored_a_key_first(committer):
+    """Between the key lookup and the insert another writer (PostgreSQL, another process)
+    stores one of the keys: the whole set is rolled back to its savepoint and answered again,
+    that request from the stored answer, the others written once."""
+    _, engine = committer
+    attempts = []
+    with UnitOfWork(engine, tables, "test") as uow:
+        def prepare(i: int):
+            if i == 0 and not attempts:  # the other writer's row lands now, before our insert
+                uow.conn.execute(insert(tables["idempotency_keys"]), {
+                    "scope": "s", "key": "k0", "request_hash": "fp-0", "response": b"theirs",
+                    "created_at": uow.now()})
+            attempts.append(i)
+            return f"ours-{i}".encode(), f"ok-{i}"
+
+        def write(names):
+            uow.conn.execute(insert(things), [{"name": n} for n in names])
+
+        answers = run_idempotent_many(uow, [("s", f"k{i}", f"fp-{i}") for i in range(3)], prepare, write)
+        uow.commit()
+    assert answers == [b"theirs", b"ours-1", b"ours-2"]
+    assert attempts == [0, 1, 2, 1, 2]
+    with engine.connect() as conn:
+        assert sorted(r.name for r in conn.execute(select(things.c.name))) == ["ok-1", "ok-2"]

@@ -283,6 +283,30 @@ def test_concurrent_retries_of_one_request_make_one_demand(api):
     assert [d.id for d in api.list_demands(requester_id=village.id)] == [answers[0].id]
 
 
+def test_concurrent_submissions_grouped_in_one_commit_each_get_their_own_outcome(api):
+    """SubmitDemand calls that arrive together are written by one group commit: a refused or
+    repeated one must not change the others' answers."""
+    village = api.village()
+    good = [demand_request(village.id, ("RICE-10KG", 1 + i)) for i in range(24)]
+    refused = demand_request(village.id, ("BAIJIU-500ML", 1))
+    unknown = demand_request("V-NOBODY", ("RICE-10KG", 1))
+    calls = [*good, refused, unknown, good[0], good[1]]  # the last two repeat earlier keys
+
+    def call(req):
+        try:
+            return api.SubmitDemand(req)
+        except grpc.RpcError as exc:
+            return exc.code()
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(call, calls))
+    placed = answers[:24]
+    assert [a.lines[0].quantity for a in placed] == list(range(1, 25))
+    assert answers[24:26] == [grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.NOT_FOUND]
+    assert answers[26].id == placed[0].id and answers[27].id == placed[1].id
+    assert sorted(d.id for d in api.list_demands(requester_id=village.id)) == sorted(a.id for a in placed)
+
+
 def test_get_requester_without_id_names_requester_id(api):
     assert_invalid(rpc_error(lambda: api.GetRequester(pb.GetRequesterRequest())), "requester_id")
 

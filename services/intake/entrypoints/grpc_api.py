@@ -9,13 +9,12 @@ from datetime import UTC
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from sqlalchemy.exc import IntegrityError
 from supply.v1 import common_pb2 as common
 from supply.v1 import intake_pb2 as pb
 from supply.v1 import intake_pb2_grpc as rpc
 
 from services.common.config import Settings
-from services.common.db import GroupCommitter, ping, run_idempotent, store_response, stored_response
+from services.common.db import GroupCommitter, check_idempotency_key, ping, run_idempotent
 from services.common.errors import DomainError, InvalidInput, RuleRefused
 from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.messaging import EventPublisher
@@ -116,16 +115,23 @@ class IntakeServicer(rpc.IntakeServiceServicer):
                                          page=_page_info(page))
 
     # ---- demands
-    def _submit(self, actor: h.Actor, uow, request: pb.SubmitDemandRequest) -> pb.Demand:
-        lines = [{"item_code": ln.item_code, "quantity": ln.quantity, "note": ln.note}
-                 for ln in request.lines]
-        demand = h.submit_demand(self.ctx, uow, actor, request.requester_id, lines,
-                                 request.delivery_day or None)
-        return out.demand(demand, self.ctx.policy)
+    def _submission(self, actor: h.Actor, request: pb.SubmitDemandRequest) -> h.DemandSubmission:
+        return h.DemandSubmission(
+            actor=actor, scope=f"{actor.identity}:SubmitDemand",
+            idempotency_key=request.idempotency_key, fingerprint=write_fingerprint(request),
+            requester_id=request.requester_id, delivery_day=request.delivery_day or None,
+            lines=[{"item_code": ln.item_code, "quantity": ln.quantity, "note": ln.note}
+                   for ln in request.lines])
+
+    def _submit_many(self, uow, submissions: list[h.DemandSubmission]) -> list[bytes | Exception]:
+        return h.submit_demands(self.ctx, uow, submissions,
+                                lambda demand: out.demand(demand, self.ctx.policy).SerializeToString())
 
     def SubmitDemand(self, request, context):
-        return self._write("SubmitDemand", request, pb.Demand,
-                           lambda a, uow: self._submit(a, uow, request))
+        """Concurrent submissions are written together by the group commit (see submit_demands)."""
+        check_idempotency_key(request.idempotency_key)
+        return pb.Demand.FromString(
+            self.committer.run_many(self._submit_many, self._submission(_actor(), request)))
 
     def SubmitDemandBatch(self, request, context):
         n = len(request.demands)
@@ -141,31 +147,23 @@ class IntakeServicer(rpc.IntakeServiceServicer):
                            lambda a, uow: self._batch(a, uow, request))
 
     def _batch(self, actor: h.Actor, uow, request) -> pb.SubmitDemandBatchResponse:
-        """All demands in one transaction; each under its own savepoint and idempotency key, so
-        a refused demand does not undo the others and a repeat of one returns its first result."""
-        scope = f"{actor.identity}:SubmitDemand"
+        """All demands in one transaction, each under its own idempotency key (the same scope
+        as SubmitDemand), so a refused demand does not undo the others and a repeat of one
+        returns its first result."""
+        answers = self._submit_many(uow, [self._submission(actor, one) for one in request.demands])
         results = []
-        accepted = refused = 0
-        for i, one in enumerate(request.demands):
+        for i, (one, answer) in enumerate(zip(request.demands, answers, strict=True)):
             result = pb.SubmitDemandResult(index=i, idempotency_key=one.idempotency_key)
-            fp = write_fingerprint(one)
-            sp = uow.conn.begin_nested()
-            try:
-                prior = stored_response(uow, scope, one.idempotency_key, fp)
-                if prior is not None:
-                    result.demand.ParseFromString(prior)
-                else:
-                    m = self._submit(actor, uow, one)
-                    store_response(uow, scope, one.idempotency_key, fp, m.SerializeToString())
-                    result.demand.CopyFrom(m)
-                sp.commit()
-                accepted += 1
-            except (DomainError, IntegrityError) as exc:
-                sp.rollback()
-                result.error.CopyFrom(_error_detail(exc))
-                refused += 1
+            if isinstance(answer, bytes):
+                result.demand.ParseFromString(answer)
+            elif isinstance(answer, DomainError):
+                result.error.CopyFrom(_error_detail(answer))
+            else:
+                raise answer
             results.append(result)
-        return pb.SubmitDemandBatchResponse(results=results, accepted=accepted, refused=refused)
+        accepted = sum(1 for r in results if r.HasField("demand"))
+        return pb.SubmitDemandBatchResponse(results=results, accepted=accepted,
+                                            refused=len(results) - accepted)
 
     def CancelDemand(self, request, context):
         return self._write("CancelDemand", request, pb.Demand, lambda a, uow: out.demand(
