@@ -251,7 +251,7 @@ def main() -> None:
         batch_rate = batches * lines_per_batch / (time.monotonic() - t0)
         db_kind = "PostgreSQL" if db_url.startswith("postgres") else "SQLite (embedded default)"
         print(f"intake write path — {db_kind}, {args.api_processes} API process(es), "
-              f"{args.clients} client processes × {args.threads} threads, "
+              f"{args.clients} asyncio client processes × {args.threads} calls in flight, "
               f"{seconds:.0f} s per phase, {os.cpu_count()} cores")
         print(f"  bare grpcio echo (same messages)     {echo_rate:10.0f} RPC/s")
         print(f"  SubmitDemand, durable + outbox       {rate:10.0f} demands/s   errors {errors}")
