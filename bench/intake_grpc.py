@@ -131,12 +131,12 @@ def cpu_by_process() -> dict[str, float]:
     found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
             args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            cpu = cpu_seconds(int(pid))
         except OSError:
             continue
         name = " ".join(a.decode(errors="replace").rsplit("/", 1)[-1] for a in args[:4] if a)[:60]
-        found[f"{pid} {name}"] = cpu_seconds(int(pid)) if stat else 0.0
+        found[f"{pid} {name}"] = cpu
     return found
 
 

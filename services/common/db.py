@@ -213,7 +213,7 @@ def request_fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-_lookups: dict[int, Any] = {}
+_lookups: dict[Any, Any] = {}
 
 
 def _idempotency_lookup(table: Table):
@@ -251,22 +251,24 @@ def store_response(uow: UnitOfWork, scope: str, key: str, fingerprint: str, resp
         "created_at": utcnow()})
 
 
-_many_lookups: dict[int, Any] = {}
+def _idempotency_lookup_many(table: Table):
+    """Like _idempotency_lookup, for a list of keys (scope checked by the caller)."""
+    if ("many", id(table)) not in _lookups:
+        _lookups[("many", id(table))] = select(
+            table.c.scope, table.c.key, table.c.request_hash, table.c.response,
+        ).where(table.c.key.in_(bindparam("keys", expanding=True)))
+    return _lookups[("many", id(table))]
 
 
 def stored_responses(uow: UnitOfWork, keys: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, bytes]]:
     """(request_hash, response) already stored under each of these (scope, key), in one query
     per 500 keys."""
     assert uow.conn is not None
-    table = uow.tables["idempotency_keys"]
-    if id(table) not in _many_lookups:
-        _many_lookups[id(table)] = select(table.c.scope, table.c.key, table.c.request_hash,
-                                          table.c.response).where(
-            table.c.key.in_(bindparam("keys", expanding=True)))
+    lookup = _idempotency_lookup_many(uow.tables["idempotency_keys"])
     found: dict[tuple[str, str], tuple[str, bytes]] = {}
     wanted = sorted({key for _, key in keys})
     for start in range(0, len(wanted), 500):
-        rows = uow.conn.execute(_many_lookups[id(table)], {"keys": wanted[start:start + 500]})
+        rows = uow.conn.execute(lookup, {"keys": wanted[start:start + 500]})
         found.update({(r.scope, r.key): (r.request_hash, bytes(r.response)) for r in rows
                       if (r.scope, r.key) in keys})
     return found

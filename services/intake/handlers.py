@@ -26,6 +26,7 @@ from services.intake.adapters import schema
 from services.intake.domain import events as ev
 from services.intake.spreadsheet import DemandRow, RequesterRow, parse_spreadsheet
 
+DEMAND_ROLES = ("hq", "village", "unit", "unit_head", "grid_worker")
 READ_ROLES = ("hq", "village", "unit", "unit_head", "grid_worker", "inspector", "depot_keeper",
               "department")
 
@@ -111,13 +112,18 @@ def _parsed(row) -> d.Requester:
     return found
 
 
-def _requester(uow: UnitOfWork, requester_id: str, field: str = "requester_id") -> d.Requester:
+def _known(requester_id: str, found: d.Requester | None, field: str = "requester_id") -> d.Requester:
+    """`found`, the requester looked up for `requester_id`; the caller's error if there is none."""
     if not requester_id:
         raise InvalidInput(field, "required")
-    row = uow.conn.execute(_requester_by_id, {"key": requester_id}).first()
-    if row is None:
+    if found is None:
         raise NotFound(f"{field}: no requester {requester_id!r} / 未登记的需求方")
-    return _parsed(row)
+    return found
+
+
+def _requester(uow: UnitOfWork, requester_id: str, field: str = "requester_id") -> d.Requester:
+    row = uow.conn.execute(_requester_by_id, {"key": requester_id}).first() if requester_id else None
+    return _known(requester_id, None if row is None else _parsed(row), field)
 
 
 def _requesters(uow: UnitOfWork, requester_ids: set[str]) -> dict[str, d.Requester]:
@@ -176,15 +182,21 @@ def _choice(field: str, value: str, enum) -> str:
 
 
 # ---- demands ----------------------------------------------------------------------------
+def _new_demand(ctx: IntakeContext, requester: d.Requester, lines: Sequence[Any],
+                delivery_day: date | str | None,
+                origin: d.DemandOrigin = d.DemandOrigin.DIRECT) -> d.Demand:
+    return d.submit_demand(demand_id=new_id("D"), requester=requester, lines=lines,
+                           catalogue=ctx.catalogue, policy=ctx.policy, at=ctx.clock.now(),
+                           delivery_day=delivery_day or None, origin=origin)
+
+
 def submit_demand(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requester_id: str,
                   lines: Sequence[Any], delivery_day: date | str | None,
                   origin: d.DemandOrigin = d.DemandOrigin.DIRECT,
                   requester_cache: dict[str, d.Requester] | None = None) -> d.Demand:
-    actor.require_for(requester_id, "hq", "village", "unit", "unit_head", "grid_worker")
+    actor.require_for(requester_id, *DEMAND_ROLES)
     requester = (requester_cache or {}).get(requester_id) or _requester(uow, requester_id)
-    demand = d.submit_demand(demand_id=new_id("D"), requester=requester, lines=lines,
-                             catalogue=ctx.catalogue, policy=ctx.policy, at=ctx.clock.now(),
-                             delivery_day=delivery_day or None, origin=origin)
+    demand = _new_demand(ctx, requester, lines, delivery_day, origin)
     demands.add(uow.conn, demand)
     _record(uow, ev.demand_registered(demand, requester))
     return demand
@@ -213,15 +225,9 @@ def submit_demands(ctx: IntakeContext, uow: UnitOfWork, submissions: Sequence[De
 
     def prepare(i: int) -> tuple[bytes, tuple[d.Demand, d.Requester]]:
         s = submissions[i]
-        s.actor.require_for(s.requester_id, "hq", "village", "unit", "unit_head", "grid_worker")
-        requester = requesters.get(s.requester_id)
-        if requester is None:
-            if not s.requester_id:
-                raise InvalidInput("requester_id", "required")
-            raise NotFound(f"requester_id: no requester {s.requester_id!r} / 未登记的需求方")
-        demand = d.submit_demand(demand_id=new_id("D"), requester=requester, lines=s.lines,
-                                 catalogue=ctx.catalogue, policy=ctx.policy, at=ctx.clock.now(),
-                                 delivery_day=s.delivery_day or None)
+        s.actor.require_for(s.requester_id, *DEMAND_ROLES)
+        requester = _known(s.requester_id, requesters.get(s.requester_id))
+        demand = _new_demand(ctx, requester, s.lines, s.delivery_day)
         return answer(demand), (demand, requester)
 
     def write(placed: list[tuple[d.Demand, d.Requester]]) -> None:
@@ -236,7 +242,7 @@ def submit_demands(ctx: IntakeContext, uow: UnitOfWork, submissions: Sequence[De
 def cancel_demand(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, demand_id: str,
                   reason: str) -> d.Demand:
     demand = get_demand(uow, demand_id)
-    actor.require_for(demand.requester_id, "hq", "village", "unit", "unit_head", "grid_worker")
+    actor.require_for(demand.requester_id, *DEMAND_ROLES)
     cancelled = d.cancel_demand(demand, ctx.clock.now(), reason)
     demands.save(uow.conn, cancelled)
     _record(uow, ev.demand_cancelled(cancelled))

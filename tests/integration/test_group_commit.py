@@ -86,10 +86,10 @@ def test_the_same_key_twice_in_one_batch_is_done_once(committer):
 
 
 # ---- bulk writes: one statement per table for a whole group ---------------------------------
-def make_many(uow, names_and_keys: list[tuple[str, str, str]]) -> list[bytes | Exception]:
-    """A bulk writer of things: a name starting with bad is refused by its check."""
+def bulk(uow, items: list[tuple[str, str]]) -> list[bytes | Exception]:
+    """A bulk writer of things, items (key, name): a name starting with bad is refused."""
     def prepare(i: int):
-        name = names_and_keys[i][2]
+        name = items[i][1]
         if name.startswith("bad"):
             raise InvalidInput("name", f"{name} refused")
         return name.encode(), name
@@ -98,12 +98,7 @@ def make_many(uow, names_and_keys: list[tuple[str, str, str]]) -> list[bytes | E
         uow.conn.execute(insert(things), [{"name": n} for n in names])
         uow.record_events([("thing_made", {"name": n}, 1) for n in names])
 
-    return run_idempotent_many(uow, [(f"s-{k}", k, "fp-" + n) for _, k, n in names_and_keys],
-                               prepare, write)
-
-
-def bulk(uow, items):
-    return make_many(uow, [(None, key, name) for key, name in items])
+    return run_idempotent_many(uow, [(f"s-{k}", k, "fp-" + n) for k, n in items], prepare, write)
 
 
 def test_bulk_requests_in_one_group_each_get_their_own_outcome(committer):
@@ -136,7 +131,7 @@ def test_bulk_requests_in_one_group_each_get_their_own_outcome(committer):
 def test_bulk_a_key_repeated_within_one_call_is_done_once(committer):
     _, engine = committer
     with UnitOfWork(engine, tables, "test") as uow:
-        answers = make_many(uow, [(None, "a", "ok-a"), (None, "a", "ok-a"), (None, "a", "ok-b")])
+        answers = bulk(uow, [("a", "ok-a"), ("a", "ok-a"), ("a", "ok-b")])
         uow.commit()
     assert answers[:2] == [b"ok-a", b"ok-a"] and isinstance(answers[2], Conflict)
     with engine.connect() as conn:

@@ -14,7 +14,7 @@ from supply.v1 import intake_pb2 as pb
 from supply.v1 import intake_pb2_grpc as rpc
 
 from services.common.config import Settings
-from services.common.db import GroupCommitter, check_idempotency_key, ping, run_idempotent
+from services.common.db import GroupCommitter, ping, run_idempotent
 from services.common.errors import DomainError, InvalidInput, RuleRefused
 from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.messaging import EventPublisher
@@ -129,7 +129,6 @@ class IntakeServicer(rpc.IntakeServiceServicer):
 
     def SubmitDemand(self, request, context):
         """Concurrent submissions are written together by the group commit (see submit_demands)."""
-        check_idempotency_key(request.idempotency_key)
         return pb.Demand.FromString(
             self.committer.run_many(self._submit_many, self._submission(_actor(), request)))
 
@@ -330,18 +329,16 @@ def _page_info(page) -> common.PageInfo:
     return common.PageInfo(next_page_token=page.next_page_token, total=page.total)
 
 
-def _error_detail(exc: Exception) -> common.ErrorDetail:
+def _error_detail(exc: DomainError) -> common.ErrorDetail:
     if isinstance(exc, InvalidInput):
         return common.ErrorDetail(code="INVALID_ARGUMENT", field=exc.field, message=exc.message)
     if isinstance(exc, RuleRefused):
         return common.ErrorDetail(code="FAILED_PRECONDITION", rule_code=exc.rule,
                                   field=getattr(exc, "field", "") or "", message=exc.message)
-    if isinstance(exc, DomainError):
-        code = {"NotFound": "NOT_FOUND", "Conflict": "ALREADY_EXISTS",
-                "PermissionDenied": "PERMISSION_DENIED"}.get(type(exc).__name__, "UNKNOWN")
-        field = "idempotency_key" if code == "ALREADY_EXISTS" else ""
-        return common.ErrorDetail(code=code, field=field, message=exc.message)
-    return common.ErrorDetail(code="ALREADY_EXISTS", message="concurrent duplicate")
+    code = {"NotFound": "NOT_FOUND", "Conflict": "ALREADY_EXISTS",
+            "PermissionDenied": "PERMISSION_DENIED"}.get(type(exc).__name__, "UNKNOWN")
+    field = "idempotency_key" if code == "ALREADY_EXISTS" else ""
+    return common.ErrorDetail(code=code, field=field, message=exc.message)
 
 
 def run(settings: Settings) -> None:
