@@ -98,6 +98,7 @@ class Settings:
     catalogue_path: Path | None
     relay_batch: int
     log_level: str
+    group_commit_linger: float = 0.005
     extra: dict[str, str] = field(default_factory=dict)
 
     def clock(self) -> Clock:
@@ -174,5 +175,6 @@ def load_settings(service: str, env: dict | None = None) -> Settings:
         catalogue_path=Path(cat) if cat else None,
         relay_batch=_int(env, "SUPPLY_RELAY_BATCH", 500, 1, 10_000),
         log_level=level,
+        group_commit_linger=_int(env, "SUPPLY_GROUP_COMMIT_LINGER_MS", 5, 0, 100) / 1000,
         extra={k: v for k, v in env.items() if k.startswith("SUPPLY_")},
     )

@@ -12,11 +12,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
+import inspect
 import logging
 import signal
-import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 
@@ -89,7 +90,8 @@ _CODES = [
 ]
 
 
-def _abort(context: grpc.ServicerContext, exc: DomainError) -> None:
+async def _abort(context: grpc.aio.ServicerContext, exc: DomainError, cid: str) -> None:
+    """Abort the call with the status for `exc` (raises grpc.aio.AbortError)."""
     for cls, rpc_code in _CODES:
         if isinstance(exc, cls):
             status = status_pb2.Status(code=rpc_code, message=exc.message)
@@ -103,14 +105,55 @@ def _abort(context: grpc.ServicerContext, exc: DomainError) -> None:
                 detail = any_pb2.Any()
                 detail.Pack(error_details_pb2.ErrorInfo(reason=exc.rule, domain="supply.v1"))
                 status.details.append(detail)
-            context.abort_with_status(rpc_status.to_status(status))
-            return
-    context.abort(grpc.StatusCode.UNKNOWN, exc.message)
+            rich = rpc_status.to_status(status)
+            await context.abort(rich.code, rich.details, (*rich.trailing_metadata, ("x-correlation-id", cid)))
+    await context.abort(grpc.StatusCode.UNKNOWN, exc.message)
 
 
-class _Interceptor(grpc.ServerInterceptor):
-    def __init__(self, tokens: dict[str, tuple[str, str, str]]):
+class _SyncContext:
+    """The sync ServicerContext API, for a sync handler running on a pool thread, over the
+    call's asyncio context: abort raises as in the sync server, is_active turns False once the
+    call ends or is cancelled, the rest is passed through."""
+
+    def __init__(self, context: grpc.aio.ServicerContext, loop: asyncio.AbstractEventLoop):
+        self._context = context
+        self._loop = loop
+        self.active = True
+
+    def _on_loop(self, coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def abort(self, code, details: str = "", trailing_metadata: tuple = ()):
+        self._on_loop(self._context.abort(code, details, trailing_metadata))
+
+    def abort_with_status(self, status):
+        self.abort(status.code, status.details, status.trailing_metadata)
+
+    def send_initial_metadata(self, metadata):
+        self._on_loop(self._context.send_initial_metadata(metadata))
+
+    def is_active(self) -> bool:
+        return self.active and not self._context.done()
+
+    def __getattr__(self, name):
+        return getattr(self._context, name)
+
+
+_END = object()
+
+
+def _iterate(behaviour, request, context):
+    return iter(behaviour(request, context))
+
+
+class _Interceptor(grpc.aio.ServerInterceptor):
+    """Authentication, correlation id and error mapping around every method. Sync handlers run
+    on the pool with the caller's context variables set around each step (a streaming handler's
+    steps may run on different threads); async handlers run on the event loop."""
+
+    def __init__(self, tokens: dict[str, tuple[str, str, str]], pool: futures.ThreadPoolExecutor):
         self.tokens = tokens
+        self.pool = pool
 
     def _authenticate(self, metadata: dict[str, str]) -> Caller:
         auth = metadata.get("authorization", "")
@@ -122,82 +165,87 @@ class _Interceptor(grpc.ServerInterceptor):
             raise Unauthenticated("unknown or revoked token / 令牌无效")
         return Caller(*who)
 
-    def intercept_service(self, continuation, details):
-        handler = continuation(details)
+    async def intercept_service(self, continuation, details):
+        handler = await continuation(details)
         if handler is None or details.method.startswith(OPEN_SERVICES):
             return handler
         method = details.method
         metadata = {k: v for k, v in details.invocation_metadata if isinstance(v, str)}
-        interceptor = self
+        pool = self.pool
 
-        def wrap(behaviour, streaming_response: bool):
-            def call(request_or_iterator, context):
-                cid = metadata.get("x-correlation-id") or new_correlation_id()
-                cid_token = correlation_id.set(cid)
-                context.set_trailing_metadata((("x-correlation-id", cid),))
+        async def start(context) -> str:
+            """Set the call's correlation id and caller (in this call's task); abort if unknown."""
+            cid = metadata.get("x-correlation-id") or new_correlation_id()
+            correlation_id.set(cid)
+            context.set_trailing_metadata((("x-correlation-id", cid),))
+            try:
+                current_caller.set(self._authenticate(metadata))
+            except Unauthenticated as exc:
+                await _abort(context, exc, cid)
+            return cid
+
+        async def fail(context, exc: Exception, cid: str):
+            if isinstance(exc, DomainError):
+                log.info("rpc refused", extra={"method": method, "error": exc.message})
+                await _abort(context, exc, cid)
+            log.error("rpc failed", extra={"method": method}, exc_info=exc)
+            await context.abort(grpc.StatusCode.INTERNAL,
+                                f"internal error; correlation id {cid} / 内部错误，请凭编号联系管理员")
+
+        def unary(behaviour):
+            async def call(request, context):
+                cid = await start(context)
                 try:
-                    caller_token = current_caller.set(interceptor._authenticate(metadata))
-                except Unauthenticated as exc:
-                    correlation_id.reset(cid_token)
-                    _abort(context, exc)
-                    return None
-                try:
-                    if streaming_response:
-                        return _guard_stream(behaviour(request_or_iterator, context), context, method)
-                    return behaviour(request_or_iterator, context)
-                except DomainError as exc:
-                    log.info("rpc refused", extra={"method": method, "error": exc.message})
-                    _abort(context, exc)
-                except grpc.RpcError:
+                    if inspect.iscoroutinefunction(behaviour):
+                        return await behaviour(request, context)
+                    sync = _SyncContext(context, asyncio.get_running_loop())
+                    try:
+                        return await asyncio.get_running_loop().run_in_executor(
+                            pool, contextvars.copy_context().run, behaviour, request, sync)
+                    finally:
+                        sync.active = False
+                except (grpc.aio.AbortError, grpc.RpcError):
                     raise
-                except Exception:
-                    log.exception("rpc failed", extra={"method": method})
-                    context.abort(grpc.StatusCode.INTERNAL,
-                                  f"internal error; correlation id {cid} / 内部错误，请凭编号联系管理员")
+                except Exception as exc:  # noqa: BLE001 - mapped to a status for the caller
+                    await fail(context, exc, cid)
+            return call
+
+        def streaming(behaviour):
+            async def call(request, context):
+                cid = await start(context)
+                loop = asyncio.get_running_loop()
+                sync = _SyncContext(context, loop)
+                steps = contextvars.copy_context()
+                try:
+                    iterator = await loop.run_in_executor(pool, steps.run, _iterate, behaviour, request, sync)
+                    while (message := await loop.run_in_executor(pool, steps.run, next, iterator, _END)) is not _END:
+                        yield message
+                except (grpc.aio.AbortError, grpc.RpcError):
+                    raise
+                except Exception as exc:  # noqa: BLE001 - mapped to a status for the caller
+                    await fail(context, exc, cid)
                 finally:
-                    if not streaming_response:
-                        current_caller.reset(caller_token)
-                        correlation_id.reset(cid_token)
+                    sync.active = False
             return call
 
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                wrap(handler.unary_unary, False), handler.request_deserializer, handler.response_serializer)
+                unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer)
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                wrap(handler.unary_stream, True), handler.request_deserializer, handler.response_serializer)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
-                wrap(handler.stream_unary, False), handler.request_deserializer, handler.response_serializer)
-        return grpc.stream_stream_rpc_method_handler(
-            wrap(handler.stream_stream, True), handler.request_deserializer, handler.response_serializer)
-
-
-def _guard_stream(iterator: Iterable, context: grpc.ServicerContext, method: str):
-    try:
-        yield from iterator
-    except DomainError as exc:
-        _abort(context, exc)
-    except grpc.RpcError:
-        raise
-    except Exception:
-        log.exception("streaming rpc failed", extra={"method": method})
-        context.abort(grpc.StatusCode.INTERNAL, "internal error / 内部错误")
+                streaming(handler.unary_stream), handler.request_deserializer, handler.response_serializer)
+        raise NotImplementedError(f"{method}: client-streaming methods are not served here")
 
 
 class Readiness:
-    """Sets the health status from dependency checks, re-run every `interval` seconds."""
+    """Runs the dependency checks (blocking calls, so on a thread) and reports the health status
+    they give: SERVING only while every check passes."""
 
-    def __init__(self, servicer: health.HealthServicer, names: list[str],
-                 checks: dict[str, Callable[[], None]], interval: float = 5.0):
-        self.servicer = servicer
-        self.names = names
+    def __init__(self, checks: dict[str, Callable[[], None]]):
         self.checks = checks
-        self.interval = interval
-        self.stop = threading.Event()
         self.failing: dict[str, str] = {}
 
-    def check_once(self) -> bool:
+    def check_once(self) -> int:
         failing = {}
         for name, check in self.checks.items():
             try:
@@ -208,55 +256,66 @@ class Readiness:
             log.warning("readiness changed", extra={"failing": failing}) if failing else \
                 log.info("ready: all dependencies answer")
         self.failing = failing
-        status = (health_pb2.HealthCheckResponse.NOT_SERVING if failing
-                  else health_pb2.HealthCheckResponse.SERVING)
-        for name in self.names:
-            self.servicer.set(name, status)
-        return not failing
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            self.check_once()
-            self.stop.wait(self.interval)
+        return (health_pb2.HealthCheckResponse.NOT_SERVING if failing
+                else health_pb2.HealthCheckResponse.SERVING)
 
 
-def serve(settings: Settings, register: Callable[[grpc.Server], list[str]],
+def serve(settings: Settings, register: Callable[[grpc.aio.Server], list[str]],
           checks: dict[str, Callable[[], None]], *, max_workers: int = 16,
-          on_stop: Callable[[], None] | None = None) -> None:
-    """Run a gRPC server until SIGTERM/SIGINT. `register` adds servicers, returns full names."""
-    max_workers = int(settings.extra.get("SUPPLY_GRPC_THREADS", max_workers))
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-        interceptors=[_Interceptor(settings.auth_tokens)],
+          on_stop: Callable[[], None] | None = None, readiness_interval: float = 5.0) -> None:
+    """Run a gRPC server until SIGTERM/SIGINT. `register` adds servicers, returns full names.
+
+    The server is grpc.aio: a sync servicer method runs on a pool of `SUPPLY_GRPC_THREADS`
+    threads, an `async def` one on the event loop (for hot paths that must not hand every call
+    between threads; see docs/adr/0004)."""
+    asyncio.run(_serve(settings, register, checks,
+                       int(settings.extra.get("SUPPLY_GRPC_THREADS", max_workers)), on_stop,
+                       readiness_interval))
+
+
+async def _serve(settings: Settings, register, checks, max_workers: int, on_stop,
+                 readiness_interval: float) -> None:
+    loop = asyncio.get_running_loop()
+    pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc")
+    loop.set_default_executor(pool)
+    server = grpc.aio.server(
+        migration_thread_pool=pool,
+        interceptors=[_Interceptor(settings.auth_tokens, pool)],
         options=[("grpc.max_receive_message_length", 32 * 1024 * 1024),
                  # several API processes of a service may share its port (SUPPLY_GRPC_REUSEPORT=1)
                  ("grpc.so_reuseport", 1 if settings.extra.get("SUPPLY_GRPC_REUSEPORT") == "1" else 0)],
     )
     names = register(server)
-    health_servicer = health.HealthServicer()
+    health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         server)
-    readiness = Readiness(health_servicer, ["", *names], checks)
-    readiness.check_once()
+    readiness = Readiness(checks)
+
+    async def report_readiness() -> None:
+        status = await loop.run_in_executor(pool, readiness.check_once)
+        for name in ("", *names):
+            await health_servicer.set(name, status)
+
+    await report_readiness()
     address = f"{settings.grpc_host}:{settings.grpc_port}"
     if server.add_insecure_port(address) == 0:
         raise SystemExit(f"cannot listen on {address} (port taken?)")
-    server.start()
-    threading.Thread(target=readiness.run, name="readiness", daemon=True).start()
+    await server.start()
     log.info("grpc api listening", extra={"address": address, "services": names})
-    stopped = threading.Event()
-
-    def _stop(signum, frame):
-        log.info("grpc api stopping", extra={"signal": signum})
-        readiness.stop.set()
-        health_servicer.enter_graceful_shutdown()
-        server.stop(grace=10).wait()
-        if on_stop:
-            on_stop()
-        stopped.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    stopped.wait()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), readiness_interval)
+            break
+        except TimeoutError:
+            await report_readiness()
+    log.info("grpc api stopping")
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(grace=10)
+    if on_stop:
+        on_stop()
+    pool.shutdown(wait=False, cancel_futures=True)

@@ -2,6 +2,7 @@
 error, a refused request rolls back alone, a repeated key answers the first result — for
 one-by-one writes (run) and for bulk writes (run_many with run_idempotent_many)."""
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -162,3 +163,81 @@ def test_bulk_starts_again_when_another_writer_stored_a_key_first(committer):
     assert attempts == [0, 1, 2, 1, 2]
     with engine.connect() as conn:
         assert sorted(r.name for r in conn.execute(select(things.c.name))) == ["ok-1", "ok-2"]
+
+
+# ---- on the event loop (the intake API's SubmitDemand) --------------------------------------
+@pytest.fixture
+def counted(tmp_path):
+    """An engine, and a unit-of-work factory that counts the transactions it opens."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'gc-loop.db'}")
+    metadata.create_all(engine)
+    tables["things"] = things
+    opened = []
+
+    def uow():
+        opened.append(1)
+        return UnitOfWork(engine, tables, "test")
+    return engine, uow, opened
+
+
+def test_on_the_loop_concurrent_calls_are_written_in_groups_with_their_own_outcomes(counted):
+    engine, uow, opened = counted
+    calls = [(f"k{i}", f"bad-{i}" if i % 6 == 0 else f"ok-{i}") for i in range(60)]
+
+    async def main():
+        gc = GroupCommitter(uow, max_batch=16, loop=asyncio.get_running_loop(), linger=0.01)
+
+        async def call(item):
+            try:
+                return await gc.arun_many(bulk, item)
+            except InvalidInput as exc:
+                return exc
+        return await asyncio.gather(*(call(c) for c in calls))
+
+    results = asyncio.run(main())
+    for (_key, name), result in zip(calls, results, strict=True):
+        if name.startswith("bad"):
+            assert isinstance(result, InvalidInput) and name in result.message
+        else:
+            assert result == name.encode()
+    assert len(opened) == 4  # 60 calls queued in one turn of the loop: groups of 16, 16, 16, 12
+    with engine.connect() as conn:
+        stored = sorted(r.name for r in conn.execute(select(things.c.name)))
+    assert stored == sorted(n for _, n in calls if n.startswith("ok"))
+
+
+def test_on_the_loop_calls_from_other_threads_join_the_groups(counted):
+    engine, uow, opened = counted
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        gc = GroupCommitter(uow, max_batch=64, loop=loop, linger=0.05)
+        with ThreadPoolExecutor(4) as pool:
+            from_threads = [loop.run_in_executor(pool, gc.run_many, bulk, (f"t{i}", f"ok-t{i}"))
+                            for i in range(8)]
+            on_loop = [gc.arun_many(bulk, (f"l{i}", f"ok-l{i}")) for i in range(8)]
+            return await asyncio.gather(*from_threads, *on_loop)
+
+    results = asyncio.run(main())
+    assert results == [f"ok-t{i}".encode() for i in range(8)] + [f"ok-l{i}".encode() for i in range(8)]
+    assert len(opened) < 16  # gathered, not one transaction per call
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(things)).scalar_one() == 16
+
+
+def test_on_the_loop_a_caller_that_goes_away_does_not_lose_the_others(counted):
+    engine, uow, _ = counted
+
+    async def main():
+        gc = GroupCommitter(uow, loop=asyncio.get_running_loop(), linger=0.02)
+        gone = asyncio.ensure_future(gc.arun_many(bulk, ("gone", "ok-gone")))
+        staying = asyncio.ensure_future(gc.arun_many(bulk, ("stay", "ok-stay")))
+        await asyncio.sleep(0)  # both queued
+        gone.cancel()
+        assert await staying == b"ok-stay"
+        # the cancelled caller's demand was written with its key: its retry gets that answer
+        return await gc.arun_many(bulk, ("gone", "ok-gone"))
+
+    assert asyncio.run(main()) == b"ok-gone"
+    with engine.connect() as conn:
+        assert sorted(r.name for r in conn.execute(select(things.c.name))) == ["ok-gone", "ok-stay"]

@@ -238,7 +238,7 @@ def run(settings: Settings) -> None:
     ctx = build_context(settings, pool_size=20, stock=stock)
     publisher = EventPublisher(settings.amqp_url)
 
-    def register(server: grpc.Server) -> list[str]:
+    def register(server: grpc.aio.Server) -> list[str]:
         rpc.add_AllocationServiceServicer_to_server(AllocationServicer(ctx, settings), server)
         return [pb.DESCRIPTOR.services_by_name["AllocationService"].full_name]
 

@@ -264,7 +264,7 @@ def run(settings: Settings) -> None:
     ctx = build_context(settings, pool_size=20)
     publisher = EventPublisher(settings.amqp_url)
 
-    def register(server: grpc.Server) -> list[str]:
+    def register(server: grpc.aio.Server) -> list[str]:
         rpc.add_LogisticsServiceServicer_to_server(LogisticsServicer(ctx), server)
         return [pb.DESCRIPTOR.services_by_name["LogisticsService"].full_name]
 

@@ -203,7 +203,7 @@ def run(settings: Settings) -> None:
     stopping = threading.Event()
     influx = InfluxReader(settings.influx_url, settings.influx_db)
 
-    def register(server: grpc.Server) -> list[str]:
+    def register(server: grpc.aio.Server) -> list[str]:
         rpc.add_MonitoringServiceServicer_to_server(MonitoringServicer(ctx, influx, stopping), server)
         return [pb.DESCRIPTOR.services_by_name["MonitoringService"].full_name]
 
