@@ -279,19 +279,22 @@ def stored_responses(uow: UnitOfWork, keys: set[tuple[str, str]]) -> dict[tuple[
 def run_idempotent_many(uow: UnitOfWork, requests: Sequence[tuple[str, str, str]],
                         prepare: Callable[[int], tuple[bytes, Any]],
                         write: Callable[[list[Any]], None]) -> list[bytes | Exception]:
-    """run_idempotent for many requests in the caller's transaction, with one key lookup and
-    one insert per table for all of them instead of statements per request.
+    """run_idempotent for many requests in the caller's transaction, with one insert per table
+    for all of them instead of statements per request.
 
     requests: (scope, key, fingerprint) of each. prepare(i) checks request i and returns its
     answer and the rows it would write, without writing; an exception it raises becomes that
     request's result alone. write(rows of every accepted request) inserts them. A key stored
     before answers with its stored response; a key repeated within `requests` answers as its
-    first occurrence did (Conflict in both cases if the request differs). A concurrent writer
-    that stores one of the keys first makes the whole set start again, so it answers from it.
+    first occurrence did (Conflict in both cases if the request differs).
+
+    The first attempt assumes every key is new and looks none up: the keys' unique index
+    refuses the insert if one was stored before (a retried request, or a concurrent writer),
+    and then the set starts again from one lookup of all its keys.
     """
     assert uow.conn is not None
-    for _attempt in range(5):
-        stored = stored_responses(uow, {(scope, key) for scope, key, _ in requests})
+    for attempt in range(5):
+        stored = stored_responses(uow, {(scope, key) for scope, key, _ in requests}) if attempt else {}
         results: list[bytes | Exception] = []
         staged: list[Any] = []
         new_keys: list[dict[str, Any]] = []

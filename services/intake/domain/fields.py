@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from services.common.errors import InvalidInput
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")  # Unicode category Cc, exactly
 ID_RULE = "1-64 characters: letters, digits, '_', '.', ':', '-'; starting with a letter or digit"
 
 E = TypeVar("E", bound=Enum)
@@ -112,7 +113,7 @@ def as_text(value: Any, field: str, *, required: bool = True, max_len: int = 200
         raise InvalidInput(field, "must not be empty")
     if len(s) > max_len:
         raise InvalidInput(field, f"at most {max_len} characters, got {len(s)}")
-    if any(unicodedata.category(c) == "Cc" for c in s):
+    if CONTROL_CHARACTER.search(s):
         raise InvalidInput(field, "must not contain control characters")
     return s
 
