@@ -1,8 +1,8 @@
 """`python -m services.<service> api|worker|relay`: run one process of a service.
 
-api     the gRPC API (plain threads; grpcio does not work under eventlet)
+api     the gRPC API (grpc.aio, no eventlet: grpcio does not work under it; ADR 0004)
 worker  the nameko worker (event handlers, timers); eventlet-patched before anything else
-relay   the outbox relay (committed events → RabbitMQ with publisher confirms)
+relay   the outbox relay (committed events → RabbitMQ, broker-acknowledged batches)
 """
 
 from __future__ import annotations

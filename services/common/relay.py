@@ -1,5 +1,5 @@
-"""The outbox relay: publishes committed outbox rows to RabbitMQ with publisher confirms, then
-marks them published. A crash between the two publishes the row again on restart: consumers are
+"""The outbox relay: publishes committed outbox rows to RabbitMQ, a batch per AMQP transaction
+(the broker has them when the commit returns; ADR 0005), then marks them published. A crash between the two publishes the row again on restart: consumers are
 idempotent by event_id, so the effect happens once.
 
 On PostgreSQL several relays may run: each claims rows with FOR UPDATE SKIP LOCKED. On SQLite
@@ -46,8 +46,7 @@ class OutboxRelay:
         return conn.execute(q).all()
 
     def _publish(self, rows) -> None:
-        for row in rows:
-            self.publisher.publish(row.exchange, row.routing_key, row.body, row.event_id)
+        self.publisher.publish_batch([(r.exchange, r.routing_key, r.body, r.event_id) for r in rows])
         failpoint("relay_exit_after_publish")
 
     def _mark(self, conn, ids: list[int]) -> None:

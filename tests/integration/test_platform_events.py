@@ -124,3 +124,34 @@ def test_malformed_event_is_dead_lettered_and_the_consumer_keeps_going(tmp_path,
         assert probe.alive()
     finally:
         probe.stop()
+
+
+def test_a_batch_with_a_refused_message_fails_whole_and_delivers_nothing(service_env):
+    """The relay publishes each batch in one AMQP transaction: a message the broker refuses
+    (here: to an exchange that does not exist) fails the batch, none of it reaches the queue,
+    and the relay (which then keeps the rows pending) publishes it again later."""
+    import pika
+
+    from services.common.messaging import PublishError
+
+    conn = pika.BlockingConnection(pika.URLParameters(service_env["AMQP_URL"]))
+    channel = conn.channel()
+    channel.exchange_declare("batch-test.events", "topic", durable=True)
+    queue = channel.queue_declare("batch-test-queue", durable=True).method.queue
+    channel.queue_bind(queue, "batch-test.events", "#")
+
+    def waiting() -> int:
+        return channel.queue_declare(queue, passive=True).method.message_count
+
+    publisher = EventPublisher(service_env["AMQP_URL"])
+    good = [("batch-test.events", "thing", f'{{"n": {i}}}', f"id-{i}") for i in range(3)]
+    try:
+        with pytest.raises(PublishError, match="connection failed|NOT_FOUND"):
+            publisher.publish_batch([*good[:2], ("no-such.events", "thing", "{}", "id-x"), good[2]])
+        assert waiting() == 0
+        publisher.publish_batch(good)  # the publisher reconnects after the failure
+        assert waiting() == 3
+    finally:
+        publisher.close()
+        channel.queue_delete(queue)
+        conn.close()
