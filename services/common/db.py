@@ -396,9 +396,10 @@ class GroupCommitter:
     The writer is a thread of its own, or, given `loop`, that asyncio event loop: requests
     awaited on the loop are then queued and written without a thread hand-off (the write blocks
     the loop while it runs; writes are serial anyway). Requests from other threads are handed
-    to the loop. On the loop a group is written `linger` seconds after its first request (or
-    once it is full): calls reach the loop one by one, so without a wait each group would hold
-    one request (measured: groups of 1.1 and half the throughput; see docs/adr/0004).
+    to the loop. Calls reach the loop one by one, so a group written at once would hold one
+    request (measured: groups of 1.1 and half the throughput; docs/adr/0004). On the loop a
+    group is therefore written once `quiet` seconds pass with no new request, `linger` seconds
+    after its first request at the latest, or as soon as it is full.
 
     On SQLite, where writes are serial anyway, this replaces a BEGIN/COMMIT and a lock hand-off
     per request by one per batch; on PostgreSQL it saves a WAL flush per request. A caller sees
@@ -406,11 +407,13 @@ class GroupCommitter:
     """
 
     def __init__(self, uow_factory: Callable[[], UnitOfWork], max_batch: int = 64,
-                 loop: asyncio.AbstractEventLoop | None = None, linger: float = 0.005):
+                 loop: asyncio.AbstractEventLoop | None = None, linger: float = 0.005,
+                 quiet: float = 0.001):
         self.uow_factory = uow_factory
         self.max_batch = max_batch
         self.loop = loop
         self.linger = linger
+        self.quiet = min(quiet, linger)
         self.flush: asyncio.Handle | None = None
         self.queued: list = []  # on the loop: requests waiting for the next write
         self.pending: queue.Queue = queue.Queue()  # to the writer thread
@@ -447,11 +450,23 @@ class GroupCommitter:
 
     def _queue_on_loop(self, request: tuple) -> None:
         self.queued.append(request)
+        self.last_queued = self.loop.time()
         if len(self.queued) == 1:
-            self.flush = self.loop.call_later(self.linger, self._write_queued)
+            self.first_queued = self.last_queued
+            self.flush = self.loop.call_later(self.quiet, self._write_when_due)
         elif len(self.queued) >= self.max_batch:
             self.flush.cancel()
             self._write_queued()
+
+    def _write_when_due(self) -> None:
+        """Write once no request has been queued for `quiet` seconds (the calls that were
+        coming have come), and at the latest `linger` after the first."""
+        due = min(self.last_queued + self.quiet, self.first_queued + self.linger)
+        now = self.loop.time()
+        if now >= due - 0.0001:
+            self._write_queued()
+        else:
+            self.flush = self.loop.call_later(due - now, self._write_when_due)
 
     def _write_queued(self) -> None:
         batch, self.queued = self.queued[:self.max_batch], self.queued[self.max_batch:]

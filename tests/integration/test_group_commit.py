@@ -211,7 +211,7 @@ def test_on_the_loop_calls_from_other_threads_join_the_groups(counted):
 
     async def main():
         loop = asyncio.get_running_loop()
-        gc = GroupCommitter(uow, max_batch=64, loop=loop, linger=0.05)
+        gc = GroupCommitter(uow, max_batch=64, loop=loop, linger=0.05, quiet=0.05)
         with ThreadPoolExecutor(4) as pool:
             from_threads = [loop.run_in_executor(pool, gc.run_many, bulk, (f"t{i}", f"ok-t{i}"))
                             for i in range(8)]
@@ -241,3 +241,29 @@ def test_on_the_loop_a_caller_that_goes_away_does_not_lose_the_others(counted):
     assert asyncio.run(main()) == b"ok-gone"
     with engine.connect() as conn:
         assert sorted(r.name for r in conn.execute(select(things.c.name))) == ["ok-gone", "ok-stay"]
+
+
+def test_on_the_loop_a_group_is_written_when_calls_stop_coming_or_at_the_latest_after_linger(counted):
+    _, uow, opened = counted
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        # quiet: a lone call is written once no other call comes, long before its 30 s linger
+        gc = GroupCommitter(uow, loop=loop, linger=30, quiet=0.01)
+        assert await asyncio.wait_for(gc.arun_many(bulk, ("lone", "ok-lone")), 5) == b"ok-lone"
+        # linger: calls that keep coming (every 5 ms, more often than quiet) are still written
+        # 0.1 s after the first of them, not only once they stop
+        gc = GroupCommitter(uow, loop=loop, linger=0.1, quiet=0.05)
+        started = loop.time()
+        first = asyncio.ensure_future(gc.arun_many(bulk, ("s0", "ok-s0")))
+        for i in range(1, 200):
+            if first.done():
+                break
+            asyncio.ensure_future(gc.arun_many(bulk, (f"s{i}", f"ok-s{i}")))
+            await asyncio.sleep(0.005)
+        assert await first == b"ok-s0"
+        return loop.time() - started, i
+
+    waited, queued = asyncio.run(main())
+    assert queued < 199, f"the first call of a steady stream waited {waited:.2f} s, for the stream to end"
+    assert len(opened) >= 2
