@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import inspect
 import logging
 import signal
@@ -268,6 +269,11 @@ def serve(settings: Settings, register: Callable[[grpc.aio.Server], list[str]],
     The server is grpc.aio: a sync servicer method runs on a pool of `SUPPLY_GRPC_THREADS`
     threads, an `async def` one on the event loop (for hot paths that must not hand every call
     between threads; see docs/adr/0004)."""
+    # Every call allocates thousands of short-lived objects, so the cyclic collector ran every
+    # 700 allocations and rescanned everything imported at start-up: freeze that and collect the
+    # young generation every 20 000 (+6 – 9 % SubmitDemand/s, ADR 0004)
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 50)
     asyncio.run(_serve(settings, register, checks,
                        int(settings.extra.get("SUPPLY_GRPC_THREADS", max_workers)), on_stop,
                        readiness_interval))
