@@ -480,8 +480,12 @@ def test_special_needs_never_show_the_clear_name_or_phone(api):
 
     for raw in (resp.SerializeToString(), listed.SerializeToString()):
         assert name.encode() not in raw and "三丰".encode() not in raw
-        assert b"13812345678" not in raw and b"1234" not in raw
+        assert b"13812345678" not in raw and b"138-1234" not in raw and b"1234-5678" not in raw
     need = resp.special_need
+    # the middle digits appear in no text field (ids and the pseudonym are random hex, which may
+    # hold "1234" by chance, so the raw bytes are not searched for them)
+    for shown in (need, *listed.special_needs):
+        assert "1234" not in shown.masked_phone and "1234" not in shown.masked_name
     assert (need.masked_name, need.masked_phone) == ("张**", "138****5678")
     assert need.beneficiary.startswith("BEN-") and len(need.beneficiary) == 24
     assert [n.id for n in listed.special_needs] == [need.id]
