@@ -396,7 +396,9 @@ class GroupCommitter:
     The writer is a thread of its own, or, given `loop`, that asyncio event loop: requests
     awaited on the loop are then queued and written without a thread hand-off (the write blocks
     the loop while it runs; writes are serial anyway). Requests from other threads are handed
-    to the loop. Calls reach the loop one by one, so a group written at once would hold one
+    to the loop and written each in a transaction of its own, so that the loop is never
+    held longer than one of them takes. Calls reach the loop one by one, so a group written at
+    once would hold one
     request (measured: groups of 1.1 and half the throughput; docs/adr/0004). On the loop a
     group is therefore written once `quiet` seconds pass with no new request, `linger` seconds
     after its first request at the latest, or as soon as it is full.
@@ -435,7 +437,9 @@ class GroupCommitter:
         if self.loop is None:
             self.pending.put((bulk, item, done))
         else:
-            self.loop.call_soon_threadsafe(self._queue_on_loop, (bulk, item, done))
+            # alone: a sync write may be large (a 500-demand batch), and the loop must keep
+            # answering other calls and health checks between writes
+            self.loop.call_soon_threadsafe(self._apply, [(bulk, item, done)])
         return done.result()
 
     async def arun_many(self, bulk: Callable[[UnitOfWork, list[Any]], list[bytes | Exception]],
