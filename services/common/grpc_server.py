@@ -313,13 +313,16 @@ async def _serve(settings: Settings, register, checks, max_workers: int, on_stop
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    while True:
-        try:
-            await asyncio.wait_for(stop.wait(), readiness_interval)
-            break
-        except TimeoutError:
+
+    async def keep_reporting() -> None:
+        while True:
+            await asyncio.sleep(readiness_interval)
             await report_readiness()
+
+    reporting = asyncio.create_task(keep_reporting())  # a hanging check does not delay the stop
+    await stop.wait()
     log.info("grpc api stopping")
+    reporting.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=10)
     if on_stop:
