@@ -396,12 +396,11 @@ class GroupCommitter:
     The writer is a thread of its own, or, given `loop`, that asyncio event loop: requests
     awaited on the loop are then queued and written without a thread hand-off (the write blocks
     the loop while it runs; writes are serial anyway). Requests from other threads are handed
-    to the loop and written each in a transaction of its own, so that the loop is never
-    held longer than one of them takes. Calls reach the loop one by one, so a group written at
-    once would hold one
-    request (measured: groups of 1.1 and half the throughput; docs/adr/0004). On the loop a
-    group is therefore written once `quiet` seconds pass with no new request, `linger` seconds
-    after its first request at the latest, or as soon as it is full.
+    to the loop and written each in a transaction of its own, so that the loop is never held
+    longer than one of them takes. Calls reach the loop one by one, so a group written at once
+    would hold one request (measured: groups of 1.1 and half the throughput; docs/adr/0004). On
+    the loop a group is therefore written once `quiet` seconds pass with no new request,
+    `linger` seconds after its first request at the latest, or as soon as it is full.
 
     On SQLite, where writes are serial anyway, this replaces a BEGIN/COMMIT and a lock hand-off
     per request by one per batch; on PostgreSQL it saves a WAL flush per request. A caller sees
