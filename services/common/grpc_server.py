@@ -199,9 +199,10 @@ class _Interceptor(grpc.aio.ServerInterceptor):
                 try:
                     if inspect.iscoroutinefunction(behaviour):
                         return await behaviour(request, context)
-                    sync = _SyncContext(context, asyncio.get_running_loop())
+                    loop = asyncio.get_running_loop()
+                    sync = _SyncContext(context, loop)
                     try:
-                        return await asyncio.get_running_loop().run_in_executor(
+                        return await loop.run_in_executor(
                             pool, contextvars.copy_context().run, behaviour, request, sync)
                     finally:
                         sync.active = False
