@@ -46,6 +46,7 @@ integration: up
 	$(BIN)/python -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
 
 bench: up
+	-bench/loadgen/build.sh  # the native gRPC load generator; without it the bench uses its Python client
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 demo: up

@@ -100,7 +100,40 @@ def _client(target: str, seconds: float, concurrency: int, tag: str, out) -> Non
     out.put(asyncio.run(run()))
 
 
-def load(target: str, seconds: float, clients: int, threads: int, tag: str) -> tuple[float, int]:
+LOADGEN = ROOT / "var/bin/grpc-loadgen"  # bench/loadgen/build.sh (make bench builds it)
+
+
+def request_file(seconds: float, tag: str) -> Path:
+    """Requests for the native client, built and serialized before the clock starts: more than
+    the echo server can take in `seconds`, each with its own idempotency key."""
+    import struct
+
+    path = Path(tempfile.mkdtemp(prefix="bench-requests-")) / f"{tag}.bin"
+    with open(path, "wb") as f:
+        for i in range(int(5000 * seconds) + 1000):
+            data = demand(i, 3, tag).SerializeToString()
+            f.write(struct.pack(">I", len(data)) + data)
+    return path
+
+
+def load_native(target: str, seconds: float, in_flight: int, connections: int,
+                requests: Path) -> tuple[float, int]:
+    import json
+
+    out = subprocess.run([str(LOADGEN), target, "/supply.v1.IntakeService/SubmitDemand", str(requests),
+                          str(seconds), str(in_flight), str(connections), TOKEN[0][1].split()[1]],
+                         capture_output=True, text=True, check=True)
+    requests.unlink()
+    result = json.loads(out.stdout)
+    return result["ok"] / result["seconds"], result["errors"]
+
+
+def load(target: str, seconds: float, clients: int, threads: int, tag: str,
+         native: bool = False, requests: dict[str, Path] | None = None) -> tuple[float, int]:
+    """`clients` connections with `threads` calls in flight on each, from the native client
+    (sending requests[tag], a request_file) or from as many Python processes."""
+    if native:
+        return load_native(target, seconds, clients * threads, clients, requests[tag])
     q: mp.Queue = mp.Queue()
     procs = [mp.Process(target=_client, args=(target, seconds, threads, f"{tag}{p}", q))
              for p in range(clients)]
@@ -175,8 +208,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seconds", type=float, default=10.0)
-    ap.add_argument("--clients", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=8, help="calls in flight per client process")
+    ap.add_argument("--clients", type=int, default=2, help="client connections")
+    ap.add_argument("--threads", type=int, default=8, help="calls in flight per connection")
+    ap.add_argument("--client", choices=["native", "python"], default="",
+                    help="load generator: native (C++, the default once built) or python (asyncio)")
     ap.add_argument("--no-relay", action="store_true",
                     help="diagnostic: no relay process (events stay in the outbox; not the target figure)")
     ap.add_argument("--database-url", default="")
@@ -184,6 +219,9 @@ def main() -> None:
                     help="API processes sharing the port (SO_REUSEPORT); use with PostgreSQL")
     args = ap.parse_args()
     seconds = 3.0 if args.quick else args.seconds
+    native = args.client == "native" or (not args.client and LOADGEN.exists())
+    if args.client == "native" and not LOADGEN.exists():
+        raise SystemExit(f"{LOADGEN} is missing: run bench/loadgen/build.sh")
     var = Path(tempfile.mkdtemp(prefix="bench-intake-"))
     port = free_port()
     db_url = args.database_url or f"sqlite:///{var / 'intake.db'}"
@@ -216,16 +254,18 @@ def main() -> None:
                     id=f"V-{v:04d}", kind=pb.REQUESTER_KIND_VILLAGE, name=f"村{v}", township=f"镇{v % 3}",
                     location=c.GeoPoint(lat=30 + v / 1000, lon=114 + v / 1000), population=1000 + v,
                     households=300, risk_level=1 + v % 3)), metadata=TOKEN)
-        load(target, 1.0, args.clients, args.threads, "warm")  # warm-up, not counted
-        load(f"127.0.0.1:{echo_port}", 1.0, args.clients, args.threads, "warm")
-        echo_rate, _ = load(f"127.0.0.1:{echo_port}", seconds, args.clients, args.threads, "echo")
+        files = {tag: request_file(seconds, tag) for tag in ("warm", "warm-echo", "echo", "single")} \
+            if native else {}
+        load(target, 1.0, args.clients, args.threads, "warm", native, files)  # warm-up, not counted
+        load(f"127.0.0.1:{echo_port}", 1.0, args.clients, args.threads, "warm-echo", native, files)
+        echo_rate, _ = load(f"127.0.0.1:{echo_port}", seconds, args.clients, args.threads, "echo", native, files)
         if os.environ.get("SPY"):
             subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "-o", os.environ["SPY"], "-d",
                               str(int(seconds)), "-p", str(procs[0].pid), "-f", "raw",
                               *os.environ.get("SPY_FLAGS", "--gil").split()])
         cpu0 = [cpu_seconds(p.pid) for p in procs]
         busy0, by0 = machine_busy(), cpu_by_process()
-        rate, errors = load(target, seconds, args.clients, args.threads, "single")
+        rate, errors = load(target, seconds, args.clients, args.threads, "single", native, files)
         busy1, by1 = machine_busy(), cpu_by_process()
         # the load generator's processes have exited by now: they are the missing remainder
         top = sorted(((by1[k] - by0[k]) / seconds, k) for k in by1 if k in by0)[-5:]
@@ -251,7 +291,8 @@ def main() -> None:
         batch_rate = batches * lines_per_batch / (time.monotonic() - t0)
         db_kind = "PostgreSQL" if db_url.startswith("postgres") else "SQLite (embedded default)"
         print(f"intake write path — {db_kind}, {args.api_processes} API process(es), "
-              f"{args.clients} asyncio client processes × {args.threads} calls in flight, "
+              f"{'native client' if native else 'Python asyncio client processes'}: "
+              f"{args.clients} connections × {args.threads} calls in flight, "
               f"{seconds:.0f} s per phase, {os.cpu_count()} cores")
         print(f"  bare grpcio echo (same messages)     {echo_rate:10.0f} RPC/s")
         print(f"  SubmitDemand, durable + outbox       {rate:10.0f} demands/s   errors {errors}")
