@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf.timestamp_pb2 import Timestamp
 from supply.v1 import allocation_pb2 as pb
 from supply.v1 import common_pb2 as common
 
@@ -19,6 +16,7 @@ from services.allocation.domain import (
 )
 from services.allocation.domain.county_policy import CountyPolicy
 from services.allocation.domain.plan_state import PlanHeader, PlanStatus, PlanTrigger
+from services.common.proto_time import timestamp as ts
 
 STATUS = {PlanStatus.PROPOSED: pb.PLAN_STATUS_PROPOSED, PlanStatus.APPROVED: pb.PLAN_STATUS_APPROVED,
           PlanStatus.REJECTED: pb.PLAN_STATUS_REJECTED,
@@ -26,12 +24,6 @@ STATUS = {PlanStatus.PROPOSED: pb.PLAN_STATUS_PROPOSED, PlanStatus.APPROVED: pb.
 TRIGGER = {PlanTrigger.CUTOFF: pb.PLAN_TRIGGER_CUTOFF, PlanTrigger.MANUAL: pb.PLAN_TRIGGER_MANUAL}
 
 
-def ts(at: datetime | None) -> Timestamp | None:
-    if at is None:
-        return None
-    t = Timestamp()
-    t.FromDatetime(at)
-    return t
 
 
 def header(x: PlanHeader, dry_run: bool = False) -> pb.Plan:

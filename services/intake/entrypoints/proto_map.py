@@ -4,21 +4,13 @@ messages by field name); only answers need mapping."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime
+from datetime import date
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from supply.v1 import common_pb2 as common
 from supply.v1 import intake_pb2 as pb
 
+from services.common.proto_time import timestamp as ts
 from services.intake import domain as d
-
-
-def ts(at: datetime | None) -> Timestamp | None:
-    if at is None:
-        return None
-    t = Timestamp()
-    t.FromDatetime(at)
-    return t
 
 
 def day(x: date | None) -> str:

@@ -3,12 +3,12 @@ field by field in the servicer)."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from supply.v1 import common_pb2 as common
 from supply.v1 import logistics_pb2 as pb
 
+from services.common.proto_time import timestamp as ts
 from services.common.serde import from_jsonable
 from services.logistics.domain.ledger import LedgerLine
 from services.logistics.domain.model import LotStatus
@@ -22,16 +22,6 @@ LOT_STATUS = {LotStatus.AVAILABLE.value: pb.LOT_STATUS_AVAILABLE,
 STATUS_NAME = {v: k for k, v in LOT_STATUS.items()}
 
 
-def ts(at: datetime | str | None) -> Timestamp | None:
-    if at is None or at == "":
-        return None
-    if isinstance(at, str):
-        at = datetime.fromisoformat(at.replace("Z", "+00:00"))
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    t = Timestamp()
-    t.FromDatetime(at.astimezone(UTC))
-    return t
 
 
 def day(d: date | None) -> str:

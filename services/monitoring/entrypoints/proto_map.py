@@ -4,14 +4,14 @@ domain's words. Translation only."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from google.protobuf import struct_pb2
 from google.protobuf.json_format import ParseDict
-from google.protobuf.timestamp_pb2 import Timestamp
 from supply.v1 import monitoring_pb2 as pb
 
+from services.common.proto_time import timestamp as ts
 from services.monitoring import handlers as h
 from services.monitoring.domain import alerts as al
 
@@ -26,16 +26,6 @@ ACTION = {"opened": pb.ALERT_ACTION_OPENED, "updated": pb.ALERT_ACTION_UPDATED,
           "acknowledged": pb.ALERT_ACTION_ACKNOWLEDGED, "cleared": pb.ALERT_ACTION_CLEARED}
 
 
-def ts(at: datetime | str | None) -> Timestamp | None:
-    if at is None or at == "":
-        return None
-    if isinstance(at, str):
-        at = datetime.fromisoformat(at.replace("Z", "+00:00"))
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    t = Timestamp()
-    t.FromDatetime(at)
-    return t
 
 
 def struct(data: Mapping[str, Any] | None) -> struct_pb2.Struct:
