@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -98,12 +100,18 @@ READ_ONLY = "supply_read_only"
 lock, so they neither wait for writers nor hold them up (WAL readers see a snapshot)."""
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
+def make_engine(url: str, *, pool_size: int = 10, checkpoint_every: float | None = None) -> Engine:
+    """checkpoint_every (SQLite): copy the write-ahead log back into the database on a thread of
+    its own every that many seconds, instead of in whichever commit crosses 1 000 log pages.
+    For the process on the hot write path: that copy was 15 – 20 % of its CPU per demand, and
+    the thread does it outside the GIL, on the other core."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
+        in_file = bool(path) and path != ":memory:"
+        if in_file:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        background_checkpoint = in_file and checkpoint_every is not None
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn, _record):
@@ -113,7 +121,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
+            if background_checkpoint:
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
+
+        if background_checkpoint:
+            threading.Thread(target=_checkpoint_forever, args=(path, checkpoint_every),
+                             name="wal-checkpoint", daemon=True).start()
 
         # One writer at a time within the process: threads queue on a lock instead of spinning in
         # SQLite's busy handler (whose sleeps grow to 100 ms); other processes still wait on
@@ -141,6 +155,21 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _checkpoint_forever(path: str, every: float) -> None:
+    """PASSIVE checkpoints: never wait for readers or writers; what a reader still needs is
+    copied by a later one. Other processes' commits keep checkpointing as usual too."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    while True:
+        time.sleep(every)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:
+            logging.getLogger(__name__).warning("wal checkpoint failed; retrying",
+                                                extra={"error": str(exc)})
 
 
 def is_postgres(engine_or_conn: Engine | Connection) -> bool:

@@ -10,8 +10,9 @@ from services.intake import domain as d
 from services.intake.handlers import IntakeContext
 
 
-def build_context(settings: Settings, *, pool_size: int = 10) -> IntakeContext:
-    engine = make_engine(settings.database_url, pool_size=pool_size)
+def build_context(settings: Settings, *, pool_size: int = 10,
+                  checkpoint_every: float | None = None) -> IntakeContext:
+    engine = make_engine(settings.database_url, pool_size=pool_size, checkpoint_every=checkpoint_every)
     check_at_head("intake", engine)
     policy = demand_policy(settings)
     return IntakeContext(engine=engine, catalogue=load_catalogue(settings.catalogue_path),

@@ -16,6 +16,7 @@ from services.common.db import (
     run_idempotent_many,
 )
 from services.common.errors import Conflict, InvalidInput
+from tests.support.polling import eventually
 
 metadata = MetaData()
 tables = platform_tables(metadata)
@@ -269,3 +270,16 @@ def test_on_the_loop_a_group_is_written_when_calls_stop_coming_or_at_the_latest_
     waited, queued = asyncio.run(main())
     assert queued < 199, f"the first call of a steady stream waited {waited:.2f} s, for the stream to end"
     assert len(opened) >= 2
+
+
+def test_background_checkpoint_copies_the_log_into_the_database_while_commits_do_not(tmp_path):
+    path = tmp_path / "ck.db"
+    engine = make_engine(f"sqlite:///{path}", checkpoint_every=0.05)
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        conn.execute(insert(things), [{"name": "x" * 1000} for _ in range(3000)])  # ~3 MB of log;
+        # the commit leaves it all in the log (wal_autocheckpoint=0): only the thread copies it
+    eventually(lambda: path.stat().st_size > 3_000_000, what="log copied into the database file")
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(things)).scalar() == 3000

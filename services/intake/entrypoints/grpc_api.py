@@ -345,7 +345,7 @@ def _error_detail(exc: DomainError) -> common.ErrorDetail:
 
 
 def run(settings: Settings) -> None:
-    ctx = build_context(settings, pool_size=20)
+    ctx = build_context(settings, pool_size=20, checkpoint_every=0.2)  # off the write path
     publisher = EventPublisher(settings.amqp_url)
 
     def register(server: grpc.aio.Server) -> list[str]:
