@@ -99,6 +99,7 @@ class Settings:
     relay_batch: int
     log_level: str
     group_commit_linger: float = 0.005
+    relay_stop_grace: float = 10.0
     extra: dict[str, str] = field(default_factory=dict)
 
     def clock(self) -> Clock:
@@ -176,5 +177,6 @@ def load_settings(service: str, env: dict | None = None) -> Settings:
         relay_batch=_int(env, "SUPPLY_RELAY_BATCH", 500, 1, 10_000),
         log_level=level,
         group_commit_linger=_int(env, "SUPPLY_GROUP_COMMIT_LINGER_MS", 5, 0, 100) / 1000,
+        relay_stop_grace=_int(env, "SUPPLY_RELAY_STOP_GRACE_S", 10, 1, 300),
         extra={k: v for k, v in env.items() if k.startswith("SUPPLY_")},
     )

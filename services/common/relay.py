@@ -47,7 +47,7 @@ class OutboxRelay:
 
     def _publish(self, rows) -> None:
         self.publisher.publish_batch([(r.exchange, r.routing_key, r.body, r.event_id) for r in rows])
-        failpoint("relay_exit_after_publish")
+        failpoint("relay_after_publish")
 
     def _mark(self, conn, ids: list[int]) -> None:
         conn.execute(update(self.outbox).where(self.outbox.c.id.in_(ids))
@@ -105,16 +105,44 @@ def wait_until_drained(engine: Engine, outbox: Table, timeout: float = 30.0) -> 
     return False
 
 
+def _stop_on_signals(stop: threading.Event, grace: float) -> None:
+    """SIGTERM/SIGINT: finish the batch in hand, then stop. If the relay is still blocked
+    `grace` seconds later (a broker that does not answer, a database lock held elsewhere), log
+    where it is and exit: nothing is lost, since rows not yet marked are published again by the
+    next relay and consumers drop the repeats."""
+    import os
+    import signal
+    import sys
+    import traceback
+
+    main = threading.main_thread().ident
+
+    def leave() -> None:
+        frame = sys._current_frames().get(main)
+        log.error("relay did not stop within %.0f s of the signal; leaving now", grace,
+                  extra={"stack": "".join(traceback.format_stack(frame)) if frame else ""})
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(0)
+
+    def on_signal(*_) -> None:
+        if not stop.is_set():
+            stop.set()
+            timer = threading.Timer(grace, leave)
+            timer.daemon = True
+            timer.start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
 def run_relay(settings, tables: dict[str, Table]) -> None:
     """The relay process: publish until SIGTERM."""
-    import signal
-
     from services.common.db import make_engine
     from services.common.migrate import check_at_head
 
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    _stop_on_signals(stop, settings.relay_stop_grace)
     engine = make_engine(settings.database_url, pool_size=2)
     check_at_head(settings.service, engine)
     publisher = EventPublisher(settings.amqp_url)

@@ -285,7 +285,7 @@ def _relay_crash_and_recovery(stack: Stack, ids: set[str]) -> None:
     outbox = schema.tables["outbox"]
     assert pending_count(stack.db, outbox) >= 21  # the requester and its 20 demands
 
-    crashing = start_relay(stack.env, stack.tmp, SUPPLY_FAILPOINTS="relay_exit_after_publish")
+    crashing = start_relay(stack.env, stack.tmp, SUPPLY_FAILPOINTS="relay_after_publish")
     assert crashing.wait_exit(timeout=30) == 75, crashing.log()[-3000:]
     crashing.stop()
     assert pending_count(stack.db, outbox) >= 21  # published but not marked
@@ -300,3 +300,23 @@ def _relay_crash_and_recovery(stack: Stack, ids: set[str]) -> None:
     assert set(deliveries) == set(event_ids)
     assert any(n >= 2 for n in deliveries.values())
     assert all(stack.effect_count("demand_registered", i) == 1 for i in ids)
+
+
+def test_relay_blocked_when_told_to_stop_leaves_within_its_grace_says_where_and_loses_nothing(stack):
+    assert stack.stop("relay") == 0
+    village = stack.api.village()
+    demand = stack.api.demand(village.id, ("RICE-10KG", 2))
+    blocked = stack.start("relay", SUPPLY_FAILPOINTS="hang:relay_after_publish",
+                          SUPPLY_RELAY_STOP_GRACE_S="2")
+    try:
+        # published, then stuck before marking: the state of a relay whose broker or database stops answering
+        eventually(lambda: demand.id in stack.effects("demand_registered"), what="event delivered")
+        assert pending_count(stack.db, schema.tables["outbox"]) >= 1
+        assert blocked.stop(timeout=15) == 0
+        log = blocked.log()
+        assert "relay did not stop within 2 s" in log, log[-3000:]
+        assert "failpoint" in log  # the stack shows where it was blocked
+    finally:
+        stack.start("relay")
+    eventually(lambda: pending_count(stack.db, schema.tables["outbox"]) == 0, what="outbox drained")
+    assert stack.effect_count("demand_registered", demand.id) == 1

@@ -77,7 +77,7 @@ def test_relay_killed_between_publish_and_mark_publishes_again_and_consumer_appl
         sent = record(producer_db, 3)
         args = [sys.executable, "tests/support/relay_probe.py", str(tmp_path / "producer.db")]
         crashed = ServiceProcess("relay", "probe", service_env, tmp_path, args=args,
-                                 extra_env={"SUPPLY_FAILPOINTS": "relay_exit_after_publish"}).start()
+                                 extra_env={"SUPPLY_FAILPOINTS": "relay_after_publish"}).start()
         assert crashed.wait_exit() == 75, crashed.log()
         assert pending_count(producer_db, probe_worker.tables["outbox"]) == 3  # published, not marked
         eventually(lambda: len(counts(probe_db, probe_worker.deliveries)) == 3, what="first delivery")
