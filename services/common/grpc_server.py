@@ -43,7 +43,6 @@ from services.common.logs import correlation_id, new_correlation_id
 
 log = logging.getLogger(__name__)
 
-OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 
 @dataclass(frozen=True)
@@ -147,14 +146,18 @@ def _iterate(behaviour, request, context):
     return iter(behaviour(request, context))
 
 
-class _Interceptor(grpc.aio.ServerInterceptor):
-    """Authentication, correlation id and error mapping around every method. Sync handlers run
-    on the pool with the caller's context variables set around each step (a streaming handler's
-    steps may run on different threads); async handlers run on the event loop."""
+class _Guard:
+    """Authentication, correlation id and error mapping around every method of our services.
+    Sync handlers run on the pool with the caller's context variables set around each step (a
+    streaming handler's steps may run on different threads); async handlers run on the loop.
+
+    Each method's handler is wrapped once, as `register` adds it (see _GuardedServer), rather
+    than by a server interceptor, which grpc.aio runs as extra coroutines on every call."""
 
     def __init__(self, tokens: dict[str, tuple[str, str, str]], pool: futures.ThreadPoolExecutor):
         self.tokens = tokens
         self.pool = pool
+        self.wrapped: dict[str, tuple] = {}
 
     def _authenticate(self, metadata: dict[str, str]) -> Caller:
         auth = metadata.get("authorization", "")
@@ -166,51 +169,63 @@ class _Interceptor(grpc.aio.ServerInterceptor):
             raise Unauthenticated("unknown or revoked token / 令牌无效")
         return Caller(*who)
 
-    async def intercept_service(self, continuation, details):
-        handler = await continuation(details)
-        if handler is None or details.method.startswith(OPEN_SERVICES):
-            return handler
-        method = details.method
-        metadata = {k: v for k, v in details.invocation_metadata if isinstance(v, str)}
-        pool = self.pool
+    def handler(self, method: str, handler):
+        """`handler` of `method` (/package.Service/Method), guarded."""
+        cached = self.wrapped.get(method)
+        if cached is None or cached[0] is not handler:
+            cached = self.wrapped[method] = handler, self._wrap(method, handler)
+        return cached[1]
 
-        async def start(context) -> str:
-            """Set the call's correlation id and caller (in this call's task); abort if unknown."""
-            cid = metadata.get("x-correlation-id") or new_correlation_id()
-            correlation_id.set(cid)
-            context.set_trailing_metadata((("x-correlation-id", cid),))
-            try:
-                current_caller.set(self._authenticate(metadata))
-            except Unauthenticated as exc:
-                await _abort(context, exc, cid)
-            return cid
+    async def _start(self, context) -> str:
+        """Set the call's correlation id and caller (in this call's task); abort if unknown."""
+        metadata = {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
+        cid = metadata.get("x-correlation-id") or new_correlation_id()
+        correlation_id.set(cid)
+        context.set_trailing_metadata((("x-correlation-id", cid),))
+        try:
+            current_caller.set(self._authenticate(metadata))
+        except Unauthenticated as exc:
+            await _abort(context, exc, cid)
+        return cid
 
-        async def fail(context, exc: Exception, cid: str):
-            if isinstance(exc, DomainError):
-                log.info("rpc refused", extra={"method": method, "error": exc.message})
-                await _abort(context, exc, cid)
-            log.error("rpc failed", extra={"method": method}, exc_info=exc)
-            await context.abort(grpc.StatusCode.INTERNAL,
-                                f"internal error; correlation id {cid} / 内部错误，请凭编号联系管理员")
+    @staticmethod
+    async def _fail(method: str, context, exc: Exception, cid: str):
+        if isinstance(exc, DomainError):
+            log.info("rpc refused", extra={"method": method, "error": exc.message})
+            await _abort(context, exc, cid)
+        log.error("rpc failed", extra={"method": method}, exc_info=exc)
+        await context.abort(grpc.StatusCode.INTERNAL,
+                            f"internal error; correlation id {cid} / 内部错误，请凭编号联系管理员")
+
+    def _wrap(self, method: str, handler):
+        pool, start, fail = self.pool, self._start, self._fail
 
         def unary(behaviour):
-            async def call(request, context):
-                cid = await start(context)
-                try:
-                    if inspect.iscoroutinefunction(behaviour):
-                        return await behaviour(request, context)
-                    loop = asyncio.get_running_loop()
-                    sync = _SyncContext(context, loop)
+            if inspect.iscoroutinefunction(behaviour):
+                async def call(request, context):
+                    cid = await start(context)
                     try:
-                        return await loop.run_in_executor(
-                            pool, contextvars.copy_context().run, behaviour, request, sync)
-                    finally:
-                        sync.active = False
+                        return await behaviour(request, context)
+                    except (grpc.aio.AbortError, grpc.RpcError):
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - mapped to a status for the caller
+                        await fail(method, context, exc, cid)
+                return call
+
+            async def call_on_pool(request, context):
+                cid = await start(context)
+                loop = asyncio.get_running_loop()
+                sync = _SyncContext(context, loop)
+                try:
+                    return await loop.run_in_executor(
+                        pool, contextvars.copy_context().run, behaviour, request, sync)
                 except (grpc.aio.AbortError, grpc.RpcError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - mapped to a status for the caller
-                    await fail(context, exc, cid)
-            return call
+                    await fail(method, context, exc, cid)
+                finally:
+                    sync.active = False
+            return call_on_pool
 
         def streaming(behaviour):
             async def call(request, context):
@@ -225,7 +240,7 @@ class _Interceptor(grpc.aio.ServerInterceptor):
                 except (grpc.aio.AbortError, grpc.RpcError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - mapped to a status for the caller
-                    await fail(context, exc, cid)
+                    await fail(method, context, exc, cid)
                 finally:
                     sync.active = False
             return call
@@ -237,6 +252,36 @@ class _Interceptor(grpc.aio.ServerInterceptor):
             return grpc.unary_stream_rpc_method_handler(
                 streaming(handler.unary_stream), handler.request_deserializer, handler.response_serializer)
         raise NotImplementedError(f"{method}: client-streaming methods are not served here")
+
+
+class _GuardedGenericHandler(grpc.GenericRpcHandler):
+    def __init__(self, inner: grpc.GenericRpcHandler, guard: _Guard):
+        self.inner = inner
+        self.guard = guard
+
+    def service(self, handler_call_details):
+        handler = self.inner.service(handler_call_details)
+        return None if handler is None else self.guard.handler(handler_call_details.method, handler)
+
+
+class _GuardedServer:
+    """The server as `register` sees it: every handler added through it is guarded. Health and
+    reflection are added to the server itself, so they stay open to probes."""
+
+    def __init__(self, server: grpc.aio.Server, guard: _Guard):
+        self._server = server
+        self._guard = guard
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        self._server.add_generic_rpc_handlers(
+            tuple(_GuardedGenericHandler(h, self._guard) for h in handlers))
+
+    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
+        self._server.add_registered_method_handlers(
+            service, {m: self._guard.handler(f"/{service}/{m}", h) for m, h in handlers.items()})
+
+    def __getattr__(self, name):
+        return getattr(self._server, name)
 
 
 class Readiness:
@@ -287,12 +332,11 @@ async def _serve(settings: Settings, register, checks, max_workers: int, on_stop
     loop.set_default_executor(pool)
     server = grpc.aio.server(
         migration_thread_pool=pool,
-        interceptors=[_Interceptor(settings.auth_tokens, pool)],
         options=[("grpc.max_receive_message_length", 32 * 1024 * 1024),
                  # several API processes of a service may share its port (SUPPLY_GRPC_REUSEPORT=1)
                  ("grpc.so_reuseport", 1 if settings.extra.get("SUPPLY_GRPC_REUSEPORT") == "1" else 0)],
     )
-    names = register(server)
+    names = register(_GuardedServer(server, _Guard(settings.auth_tokens, pool)))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
