@@ -98,6 +98,8 @@ _requester_versions = select(schema.requesters.c.id, schema.requesters.c.version
                              schema.requesters.c.data)
 _requester_by_id = _requester_versions.where(schema.requesters.c.id == bindparam("key"))
 _requesters_in = _requester_versions.where(schema.requesters.c.id.in_(bindparam("ids", expanding=True)))
+_versions_in = select(schema.requesters.c.id, schema.requesters.c.version).where(
+    schema.requesters.c.id.in_(bindparam("ids", expanding=True)))
 _requester_cache: dict[tuple[str, int], d.Requester] = {}
 
 
@@ -127,10 +129,17 @@ def _requester(uow: UnitOfWork, requester_id: str, field: str = "requester_id") 
 
 
 def _requesters(uow: UnitOfWork, requester_ids: set[str]) -> dict[str, d.Requester]:
-    """The requesters that exist among these ids, in one query."""
+    """The requesters that exist among these ids: their versions in one query, and the stored
+    documents only of those not parsed at that version yet."""
     ids = sorted(i for i in requester_ids if i)
-    rows = uow.conn.execute(_requesters_in, {"ids": ids}) if ids else []
-    return {r.id: _parsed(r) for r in rows}
+    if not ids:
+        return {}
+    versions = uow.conn.execute(_versions_in, {"ids": ids}).all()
+    found = {r.id: _requester_cache.get((r.id, r.version)) for r in versions}
+    missing = [i for i, r in found.items() if r is None]
+    if missing:
+        found.update({r.id: _parsed(r) for r in uow.conn.execute(_requesters_in, {"ids": missing})})
+    return {i: r for i, r in found.items() if r is not None}
 
 
 # ---- requesters -------------------------------------------------------------------------

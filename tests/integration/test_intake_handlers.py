@@ -110,3 +110,38 @@ def test_deliveries_in_two_stops_and_by_package_close_the_demand_once_complete(t
         assert closed.status.value == "partly_fulfilled"
         rest = h.get_demand(uow, closed.carry_over_demand_id)
         assert {ln.item_code: ln.quantity for ln in rest.lines} == {"CABBAGE-KG": 20, "PORK-KG": 5}
+
+
+def test_grouped_submissions_read_each_requester_as_it_stands_now(tmp_path):
+    """submit_demands keeps parsed requesters by version: a change of risk level reaches the very
+    next demand's tier, and an unknown requester is refused alone."""
+    url = f"sqlite:///{tmp_path / 'intake.db'}"
+    upgrade("intake", url)
+    clock = FixedClock(datetime(2026, 11, 28, 1, 0, tzinfo=UTC))
+    ctx = h.IntakeContext(engine=make_engine(url), catalogue=load_catalogue(), clock=clock,
+                          secret=b"test-secret-0123456789")
+    hq = h.Actor("hq-1", "hq")
+    with ctx.uow() as uow:
+        h.register_requester(ctx, uow, hq, {
+            "id": "V-1", "kind": "village", "name": "东风村", "township": "城关镇",
+            "location": {"lat": 30.1, "lon": 120.1}, "population": 800, "households": 300,
+            "risk_level": "prevention"})
+        uow.commit()
+
+    def submit(key: str, requester_id: str = "V-1"):
+        with ctx.uow() as uow:
+            [answer] = h.submit_demands(ctx, uow, [h.DemandSubmission(
+                actor=hq, scope="hq-1:SubmitDemand", idempotency_key=key, fingerprint=key,
+                requester_id=requester_id, lines=[{"item_code": "RICE-10KG", "quantity": 1}])],
+                lambda demand: str(int(demand.lines[0].tier)).encode())
+            uow.commit()
+        return answer
+
+    before = submit("k1")
+    with ctx.uow() as uow:
+        h.update_requester(ctx, uow, hq, "V-1", {"risk_level": "sealed"}, None)
+        uow.commit()
+    after = submit("k2")
+    assert int(after) < int(before)  # sealed areas come before prevention areas
+    assert int(submit("k3")) == int(after)
+    assert "no requester 'V-404'" in str(submit("k4", "V-404"))
