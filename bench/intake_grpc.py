@@ -258,7 +258,9 @@ def main() -> None:
             if native else {}
         load(target, 1.0, args.clients, args.threads, "warm", native, files)  # warm-up, not counted
         load(f"127.0.0.1:{echo_port}", 1.0, args.clients, args.threads, "warm-echo", native, files)
+        echo_cpu0 = cpu_seconds(echo.pid)
         echo_rate, _ = load(f"127.0.0.1:{echo_port}", seconds, args.clients, args.threads, "echo", native, files)
+        echo_cpu_ms = (cpu_seconds(echo.pid) - echo_cpu0) / (echo_rate * seconds) * 1000
         if os.environ.get("SPY"):
             subprocess.Popen([str(ROOT / ".venv/bin/py-spy"), "record", "-o", os.environ["SPY"], "-d",
                               str(int(seconds)), "-p", str(procs[0].pid), "-f", "raw",
@@ -297,7 +299,8 @@ def main() -> None:
         print(f"  bare grpcio echo (same messages)     {echo_rate:10.0f} RPC/s")
         print(f"  SubmitDemand, durable + outbox       {rate:10.0f} demands/s   errors {errors}")
         print(f"  ratio intake / echo                  {rate / echo_rate:10.2f}")
-        print(f"  CPU per demand: api {api_cpu_ms:.2f} ms, relay {relay_cpu_ms:.2f} ms; "
+        print(f"  CPU per demand: api {api_cpu_ms:.2f} ms ({api_cpu_ms / echo_cpu_ms:.2f} × the echo "
+              f"server's {echo_cpu_ms:.2f} ms per call), relay {relay_cpu_ms:.2f} ms; "
               f"machine {busy:.0f} % busy (all cores, clients and broker included)")
         print("  busiest processes (cores): " + ", ".join(f"{k.split(' ', 1)[1]} {v:.2f}"
                                                          for v, k in reversed(top) if v > 0.01))
