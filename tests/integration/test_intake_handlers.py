@@ -9,19 +9,29 @@ from services.common.db import make_engine
 from services.common.migrate import upgrade
 from services.intake import handlers as h
 
+hq = h.Actor("hq-1", "hq")
 
-def test_periodic_special_need_becomes_a_demand_once_per_period(tmp_path):
+
+def make_context(tmp_path) -> tuple[h.IntakeContext, FixedClock]:
+    """Intake on a fresh SQLite database, at 09:00 Shanghai on 2026-11-28."""
     url = f"sqlite:///{tmp_path / 'intake.db'}"
     upgrade("intake", url)
-    clock = FixedClock(datetime(2026, 11, 28, 1, 0, tzinfo=UTC))  # 09:00 Shanghai
-    ctx = h.IntakeContext(engine=make_engine(url), catalogue=load_catalogue(), clock=clock,
-                          secret=b"test-secret-0123456789")
-    hq = h.Actor("hq-1", "hq")
+    clock = FixedClock(datetime(2026, 11, 28, 1, 0, tzinfo=UTC))
+    return h.IntakeContext(engine=make_engine(url), catalogue=load_catalogue(), clock=clock,
+                           secret=b"test-secret-0123456789"), clock
+
+
+def register_village(ctx, uow, rid: str, risk: str, name: str = "") -> None:
+    h.register_requester(ctx, uow, hq, {
+        "id": rid, "kind": "village", "name": name or rid, "township": "城关镇",
+        "location": {"lat": 30.1, "lon": 120.1}, "population": 800, "households": 300,
+        "risk_level": risk})
+
+
+def test_periodic_special_need_becomes_a_demand_once_per_period(tmp_path):
+    ctx, clock = make_context(tmp_path)
     with ctx.uow() as uow:
-        h.register_requester(ctx, uow, hq, {
-            "id": "V-1", "kind": "village", "name": "东风村", "township": "城关镇",
-            "location": {"lat": 30.1, "lon": 120.1}, "population": 800, "households": 300,
-            "risk_level": "controlled"})
+        register_village(ctx, uow, "V-1", "controlled", name="东风村")
         need, first = h.register_special_need(
             ctx, uow, hq, requester_id="V-1", name="李建国", phone="13987654321",
             category="chronic_medicine", lines=[{"item_code": "MED-INSULIN-PEN", "quantity": 6}],
@@ -45,12 +55,7 @@ def test_periodic_special_need_becomes_a_demand_once_per_period(tmp_path):
 
 
 def test_an_approved_plan_rolls_the_demands_it_left_out(tmp_path):
-    url = f"sqlite:///{tmp_path / 'intake.db'}"
-    upgrade("intake", url)
-    clock = FixedClock(datetime(2026, 11, 28, 1, 0, tzinfo=UTC))
-    ctx = h.IntakeContext(engine=make_engine(url), catalogue=load_catalogue(), clock=clock,
-                          secret=b"test-secret-0123456789")
-    hq = h.Actor("hq-1", "hq")
+    ctx, clock = make_context(tmp_path)
     with ctx.uow() as uow:
         for rid in ("V-1", "V-2"):
             h.register_requester(ctx, uow, hq, {
@@ -75,17 +80,9 @@ def test_an_approved_plan_rolls_the_demands_it_left_out(tmp_path):
 
 
 def test_deliveries_in_two_stops_and_by_package_close_the_demand_once_complete(tmp_path):
-    url = f"sqlite:///{tmp_path / 'intake.db'}"
-    upgrade("intake", url)
-    clock = FixedClock(datetime(2026, 11, 28, 1, 0, tzinfo=UTC))
-    ctx = h.IntakeContext(engine=make_engine(url), catalogue=load_catalogue(), clock=clock,
-                          secret=b"test-secret-0123456789")
-    hq = h.Actor("hq-1", "hq")
+    ctx, clock = make_context(tmp_path)
     with ctx.uow() as uow:
-        h.register_requester(ctx, uow, hq, {
-            "id": "V-1", "kind": "village", "name": "V-1", "township": "城关镇",
-            "location": {"lat": 30.1, "lon": 120.1}, "population": 800, "households": 300,
-            "risk_level": "sealed"})
+        register_village(ctx, uow, "V-1", "sealed")
         demand = h.submit_demand(ctx, uow, hq, "V-1", [{"item_code": "CABBAGE-KG", "quantity": 100},
                                                         {"item_code": "PORK-KG", "quantity": 20}], None)
         uow.commit()
@@ -115,17 +112,9 @@ def test_deliveries_in_two_stops_and_by_package_close_the_demand_once_complete(t
 def test_grouped_submissions_read_each_requester_as_it_stands_now(tmp_path):
     """submit_demands keeps parsed requesters by version: a change of risk level reaches the very
     next demand's tier, and an unknown requester is refused alone."""
-    url = f"sqlite:///{tmp_path / 'intake.db'}"
-    upgrade("intake", url)
-    clock = FixedClock(datetime(2026, 11, 28, 1, 0, tzinfo=UTC))
-    ctx = h.IntakeContext(engine=make_engine(url), catalogue=load_catalogue(), clock=clock,
-                          secret=b"test-secret-0123456789")
-    hq = h.Actor("hq-1", "hq")
+    ctx, clock = make_context(tmp_path)
     with ctx.uow() as uow:
-        h.register_requester(ctx, uow, hq, {
-            "id": "V-1", "kind": "village", "name": "东风村", "township": "城关镇",
-            "location": {"lat": 30.1, "lon": 120.1}, "population": 800, "households": 300,
-            "risk_level": "prevention"})
+        register_village(ctx, uow, "V-1", "prevention", name="东风村")
         uow.commit()
 
     def submit(key: str, requester_id: str = "V-1"):
