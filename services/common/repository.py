@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Column, Table, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.engine import Connection
 
+from services.common.db import insert_many
 from services.common.errors import InvalidInput
 from services.common.serde import from_jsonable, to_jsonable
 
@@ -80,9 +81,7 @@ class JsonRepository(Generic[T]):
                                     **columns})
 
     def add_many(self, conn: Connection, objs: Sequence[T]) -> None:
-        if objs:
-            conn.execute(self._insert, [
-                {"id": o.id, "data": to_jsonable(o), **self.columns(o)} for o in objs])
+        insert_many(conn, self.table, [{"id": o.id, "data": to_jsonable(o), **self.columns(o)} for o in objs])
 
     def save(self, conn: Connection, obj: T, **columns: Any) -> None:
         conn.execute(update(self.table).where(self.table.c.id == obj.id)
