@@ -247,11 +247,23 @@ class _Guard:
 
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                unary(handler.unary_unary), handler.request_deserializer, handler.response_serializer)
+                unary(handler.unary_unary), handler.request_deserializer,
+                _passing_bytes(handler.response_serializer))
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 streaming(handler.unary_stream), handler.request_deserializer, handler.response_serializer)
         raise NotImplementedError(f"{method}: client-streaming methods are not served here")
+
+
+def _passing_bytes(serialize: Callable | None) -> Callable | None:
+    """A unary method may answer with its response already serialized (SubmitDemand's answer
+    comes from the group commit as the bytes it stored for its idempotency key)."""
+    if serialize is None:
+        return None
+
+    def serialized(message) -> bytes:
+        return message if isinstance(message, bytes) else serialize(message)
+    return serialized
 
 
 class _GuardedGenericHandler(grpc.GenericRpcHandler):

@@ -131,9 +131,9 @@ class IntakeServicer(rpc.IntakeServiceServicer):
 
     async def SubmitDemand(self, request, context):
         """The hot path, on the event loop: concurrent submissions are written together by the
-        group commit (see submit_demands) without a thread hand-off per call."""
-        return pb.Demand.FromString(
-            await self.committer.arun_many(self._submit_many, self._submission(_actor(), request)))
+        group commit (see submit_demands) without a thread hand-off per call. The answer is the
+        serialized Demand stored under the idempotency key, sent as it is."""
+        return await self.committer.arun_many(self._submit_many, self._submission(_actor(), request))
 
     def SubmitDemandBatch(self, request, context):
         n = len(request.demands)
