@@ -44,7 +44,6 @@ from services.common.logs import correlation_id, new_correlation_id
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Caller:
     identity: str

@@ -24,8 +24,6 @@ STATUS = {PlanStatus.PROPOSED: pb.PLAN_STATUS_PROPOSED, PlanStatus.APPROVED: pb.
 TRIGGER = {PlanTrigger.CUTOFF: pb.PLAN_TRIGGER_CUTOFF, PlanTrigger.MANUAL: pb.PLAN_TRIGGER_MANUAL}
 
 
-
-
 def header(x: PlanHeader, dry_run: bool = False) -> pb.Plan:
     return pb.Plan(
         plan_id=x.plan_id, delivery_day=x.delivery_day.isoformat(), version=x.version,

@@ -22,8 +22,6 @@ LOT_STATUS = {LotStatus.AVAILABLE.value: pb.LOT_STATUS_AVAILABLE,
 STATUS_NAME = {v: k for k, v in LOT_STATUS.items()}
 
 
-
-
 def day(d: date | None) -> str:
     return d.isoformat() if d else ""
 

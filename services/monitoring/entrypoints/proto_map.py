@@ -26,8 +26,6 @@ ACTION = {"opened": pb.ALERT_ACTION_OPENED, "updated": pb.ALERT_ACTION_UPDATED,
           "acknowledged": pb.ALERT_ACTION_ACKNOWLEDGED, "cleared": pb.ALERT_ACTION_CLEARED}
 
 
-
-
 def struct(data: Mapping[str, Any] | None) -> struct_pb2.Struct:
     s = struct_pb2.Struct()
     if data:
