@@ -201,30 +201,26 @@ class _Guard:
 
         def unary(behaviour):
             if inspect.iscoroutinefunction(behaviour):
-                async def call(request, context):
-                    cid = await start(context)
+                answer = behaviour
+            else:
+                async def answer(request, context):
+                    loop = asyncio.get_running_loop()
+                    sync = _SyncContext(context, loop)
                     try:
-                        return await behaviour(request, context)
-                    except (grpc.aio.AbortError, grpc.RpcError):
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - mapped to a status for the caller
-                        await fail(method, context, exc, cid)
-                return call
+                        return await loop.run_in_executor(
+                            pool, contextvars.copy_context().run, behaviour, request, sync)
+                    finally:
+                        sync.active = False
 
-            async def call_on_pool(request, context):
+            async def call(request, context):
                 cid = await start(context)
-                loop = asyncio.get_running_loop()
-                sync = _SyncContext(context, loop)
                 try:
-                    return await loop.run_in_executor(
-                        pool, contextvars.copy_context().run, behaviour, request, sync)
+                    return await answer(request, context)
                 except (grpc.aio.AbortError, grpc.RpcError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - mapped to a status for the caller
                     await fail(method, context, exc, cid)
-                finally:
-                    sync.active = False
-            return call_on_pool
+            return call
 
         def streaming(behaviour):
             async def call(request, context):
