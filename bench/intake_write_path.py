@@ -3,11 +3,17 @@ commit writes them (the servicer's bulk path through GroupCommitter._apply, grou
 SQLite file), against a baseline of the same three tables' rows written by bare SQLAlchemy Core
 inserts in the same groups (no domain checks, no idempotency, no answer).
 
-    python bench/intake_write_path.py [--quick] [--group N]
+    python bench/intake_write_path.py [--quick] [--group N] [--instructions]
 
 Figures: CPU of the writing thread per demand (time.thread_time: the other threads — SQLite's
 checkpointer — and the other processes on the machine are left out, so it holds steadier than
 the gRPC bench on a busy or drifting machine), and the ratio to the baseline.
+
+--instructions counts instead of timing: each path runs under valgrind's callgrind for
+SMALL and for LARGE demands, in a process of its own, and the difference of the two totals
+divided by LARGE − SMALL is its instructions per demand (start-up and set-up cancel out). The
+count is the same from run to run and whatever the machine's speed, so it is the figure to
+compare code changes by; it takes a few minutes.
 """
 
 from __future__ import annotations
@@ -28,7 +34,10 @@ sys.path[:0] = [str(ROOT), str(ROOT / "gen"), str(ROOT / "bench")]
 from intake_grpc import VILLAGES, demand  # noqa: E402
 
 
-def intake(var: Path):
+SMALL, LARGE = 300, 1300
+
+
+def intake(var: Path, checkpoint_every: float | None = 0.2):
     os.environ.update({"SUPPLY_VAR_DIR": str(var), "INTAKE_DATABASE_URL": f"sqlite:///{var / 'intake.db'}",
                        "SUPPLY_LOG_LEVEL": "WARNING"})
     subprocess.run([sys.executable, "-m", "services.cli", "migrate", "intake"], cwd=ROOT, check=True,
@@ -37,7 +46,7 @@ def intake(var: Path):
     from services.intake import handlers as h
     from services.intake.bootstrap import build_context
 
-    ctx = build_context(load_settings("intake"), checkpoint_every=0.2)  # as the API process runs it
+    ctx = build_context(load_settings("intake"), checkpoint_every=checkpoint_every)
     actor = h.Actor("bench", "admin", "")
     with ctx.uow() as uow:
         for v in range(VILLAGES):
@@ -96,11 +105,53 @@ def run_bare(ctx, n: int, group: int, tag: str) -> float:
     return time.thread_time() - started
 
 
+def count_one(path: str, n: int, group: int) -> None:
+    """The process callgrind watches: write n demands by one path. SQLite checkpoints as it
+    does by default (the API's checkpoint thread runs by the clock, which would make the count
+    vary)."""
+    ctx, actor = intake(Path(tempfile.mkdtemp(prefix="bench-write-path-")), checkpoint_every=None)
+    if path == "intake":
+        run_intake(ctx, actor, n, group, "c")
+    else:
+        run_intake(ctx, actor, 1, group, "seed")  # a stored demand to copy
+        run_bare(ctx, n, group, "c")
+
+
+def instructions(path: str, n: int, group: int) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                        sys.executable, __file__, "--count-one", path, str(n), "--group", str(group)],
+                       check=True, capture_output=True)
+        for line in out.read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError(f"no total in callgrind's output for {path} × {n}")
+
+
+def count_instructions(group: int) -> None:
+    print(f"intake write path, instructions per demand (callgrind; {LARGE} − {SMALL} demands, "
+          f"groups of {group})", flush=True)
+    per = {}
+    for path in ("bare", "intake"):
+        small, large = instructions(path, SMALL, group), instructions(path, LARGE, group)
+        per[path] = (large - small) / (LARGE - SMALL)
+    print(f"  bare Core inserts of the same rows   {per['bare']:12,.0f}")
+    print(f"  SubmitDemand's bulk path             {per['intake']:12,.0f}")
+    print(f"  ratio to bare inserts                {per['intake'] / per['bare']:12.2f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--group", type=int, default=10)
+    ap.add_argument("--instructions", action="store_true", help="count instructions (valgrind)")
+    ap.add_argument("--count-one", nargs=2, metavar=("PATH", "N"), help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.count_one:
+        return count_one(args.count_one[0], int(args.count_one[1]), args.group)
+    if args.instructions:
+        return count_instructions(args.group)
     n, rounds = (2000, 3) if args.quick else (5000, 5)
     ctx, actor = intake(Path(tempfile.mkdtemp(prefix="bench-write-path-")))
     run_intake(ctx, actor, 500, args.group, "warm")
