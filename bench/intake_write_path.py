@@ -33,7 +33,6 @@ sys.path[:0] = [str(ROOT), str(ROOT / "gen"), str(ROOT / "bench")]
 
 from intake_grpc import VILLAGES, demand  # noqa: E402
 
-
 SMALL, LARGE = 300, 1300
 
 
