@@ -3,6 +3,7 @@ fake of InfluxDB's v1 /write (a real HTTP server on 127.0.0.1:0 that can be told
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -190,11 +191,13 @@ class FakeInflux:
 
             def reply(self, status, payload=None):
                 data = json.dumps(payload).encode() if payload else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                # after "hang" the writer has given up and closed the connection
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
