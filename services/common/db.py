@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import queue
 import threading
@@ -47,6 +46,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from services.common.errors import Conflict, InvalidInput
+from services.common.serde import dumps
 
 UTCDateTime = DateTime(timezone=True)
 Json = JSON().with_variant(JSONB(), "postgresql")  # aggregates stored whole; JSONB on PostgreSQL
@@ -110,7 +110,8 @@ def make_engine(url: str, *, pool_size: int = 10, checkpoint_every: float | None
         in_file = bool(path) and path != ":memory:"
         if in_file:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               json_serializer=dumps)
         background_checkpoint = in_file and checkpoint_every is not None
 
         @event.listens_for(engine, "connect")
@@ -157,7 +158,8 @@ def make_engine(url: str, *, pool_size: int = 10, checkpoint_every: float | None
                 writer.release()
 
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                         json_serializer=dumps)
 
 
 def _checkpoint_forever(path: str, every: float) -> None:
@@ -238,7 +240,7 @@ class UnitOfWork:
         insert_many(self.conn, self.tables["outbox"], [{
             "event_id": e["event_id"], "exchange": exchange, "routing_key": e["event_type"],
             "created_at": created, "attempts": 0,
-            "body": json.dumps(e, ensure_ascii=False, separators=(",", ":")),
+            "body": dumps(e),
         } for e in envelopes])
         return [e["event_id"] for e in envelopes]
 

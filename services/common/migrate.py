@@ -68,7 +68,10 @@ def run_env(context, target_metadata) -> None:
         return
     from sqlalchemy import create_engine
 
-    engine = create_engine(url, poolclass=pool.NullPool)
+    from services.common.serde import dumps
+
+    engine = create_engine(url, poolclass=pool.NullPool,  # JSON as the services write it
+                           json_serializer=dumps)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata,
                           render_as_batch=url.startswith("sqlite"))

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from services.common.db import insert_many
 from services.common.errors import InvalidInput
-from services.common.serde import from_jsonable, to_jsonable
+from services.common.serde import from_jsonable
 
 T = TypeVar("T")
 
@@ -57,7 +57,10 @@ MAX_PAGE = 500
 
 
 class JsonRepository(Generic[T]):
-    """Loads and saves one aggregate type. `columns(obj)` gives the indexed columns' values."""
+    """Loads and saves one aggregate type. `columns(obj)` gives the indexed columns' values.
+
+    The aggregate goes into its JSON column as it is: the engine's JSON encoder (serde.dumps,
+    set by make_engine) writes a dataclass as to_jsonable would."""
 
     def __init__(self, table: Table, cls: type[T], columns: Callable[[T], dict[str, Any]]):
         self.table = table
@@ -77,15 +80,15 @@ class JsonRepository(Generic[T]):
 
     def add(self, conn: Connection, obj: T, **columns: Any) -> None:
         """Insert; `columns` overrides indexed values the aggregate alone cannot give."""
-        conn.execute(self._insert, {"id": obj.id, "data": to_jsonable(obj), **self.columns(obj),
+        conn.execute(self._insert, {"id": obj.id, "data": obj, **self.columns(obj),
                                     **columns})
 
     def add_many(self, conn: Connection, objs: Sequence[T]) -> None:
-        insert_many(conn, self.table, [{"id": o.id, "data": to_jsonable(o), **self.columns(o)} for o in objs])
+        insert_many(conn, self.table, [{"id": o.id, "data": o, **self.columns(o)} for o in objs])
 
     def save(self, conn: Connection, obj: T, **columns: Any) -> None:
         conn.execute(update(self.table).where(self.table.c.id == obj.id)
-                     .values(data=to_jsonable(obj), **self.columns(obj), **columns))
+                     .values(data=obj, **self.columns(obj), **columns))
 
     def page(self, conn: Connection, where: Sequence[Any], page_size: int, page_token: str,
              order: Sequence[Column] = ()) -> Page[T]:

@@ -11,6 +11,8 @@ from datetime import date, datetime
 from functools import cache
 from typing import Any
 
+import orjson
+
 _PLAIN = (str, int, float, bool, type(None))
 _PLAIN_HINTS = {str, int, float, bool, type(None)}
 _plans: dict[type, tuple[tuple[str, bool], ...] | None] = {}
@@ -49,6 +51,13 @@ def to_jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(to_jsonable(k)): to_jsonable(v) for k, v in obj.items()}
     return obj
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON text of obj, as json.dumps(to_jsonable(obj), ensure_ascii=False) writes it
+    (dataclasses, enums by value, dates in ISO form, non-string keys as strings), several
+    times faster: the encoder of every JSON column and outbox body on the hot write paths."""
+    return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 @cache

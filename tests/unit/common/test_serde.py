@@ -1,8 +1,9 @@
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-from services.common.serde import from_jsonable, to_jsonable
+from services.common.serde import dumps, from_jsonable, to_jsonable
 
 
 class Colour(StrEnum):
@@ -30,3 +31,13 @@ def test_round_trip_keeps_types():
     data = to_jsonable(o)
     assert data["colour"] == "red" and data["inners"][0]["day"] == "2026-11-28"
     assert from_jsonable(Outer, data) == o
+
+
+def test_dumps_writes_the_json_of_to_jsonable():
+    """dumps (orjson) is what JSON columns and outbox bodies are written with; it must give the
+    text json.dumps gives of to_jsonable, or stored aggregates would read back differently."""
+    o = Outer("村 \"x\"\n", Colour.RED,
+              (Inner(date(2026, 11, 28), datetime(2026, 11, 28, 3, 4, 5, 123, tzinfo=UTC)),
+               Inner(date(2026, 11, 29), datetime(2026, 11, 29, 8))), {"a": 1, "b": -2**62})
+    for value in (o, {"outer": o, Colour.RED: [1.5, 0.1, None, True], 7: ()}, [o, o]):
+        assert dumps(value) == json.dumps(to_jsonable(value), ensure_ascii=False, separators=(",", ":"))

@@ -2,7 +2,7 @@
 
 import json
 
-from services.common.serde import from_jsonable, to_jsonable
+from services.common.serde import dumps, from_jsonable, to_jsonable
 from services.intake.domain import (
     Actor,
     Demand,
@@ -23,7 +23,9 @@ AT = local(2026, 11, 28, 9)
 
 
 def roundtrip(cls, obj):
-    back = from_jsonable(cls, json.loads(json.dumps(to_jsonable(obj), ensure_ascii=False)))
+    stored = dumps(obj)  # as the JSON columns and the outbox write it
+    assert stored == json.dumps(to_jsonable(obj), ensure_ascii=False, separators=(",", ":"))
+    back = from_jsonable(cls, json.loads(stored))
     assert back == obj
     return back
 
