@@ -207,7 +207,7 @@ def outbox_pending(db_url: str) -> int:
 
 def cpu_model() -> str:
     """The processor, as /proc/cpuinfo names it: machines of one kind differ (the echo server
-    ran 1 500 – 7 700 calls/s on four of them), so a figure is only read with its machine."""
+    ran 1 500 – 7 970 calls/s on four of them), so a figure is only read with its machine."""
     info = {}
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
         for line in f:
