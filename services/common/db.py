@@ -267,12 +267,10 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         conn.execute(insert(table), list(rows))
         return
     sql, order, processors = plan
-    if conn.dialect.positional:
-        params = [tuple(row[k] if p is None else p(row[k]) for k, p in zip(order, processors, strict=True))
-                  for row in rows]
-    else:
-        params = [{k: row[k] if p is None else p(row[k]) for k, p in zip(order, processors, strict=True)}
-                  for row in rows]
+    params = [tuple(row[k] if p is None else p(row[k]) for k, p in zip(order, processors, strict=True))
+              for row in rows]
+    if not conn.dialect.positional:
+        params = [dict(zip(order, values, strict=True)) for values in params]
     conn.exec_driver_sql(sql, params)
 
 

@@ -13,8 +13,8 @@ def timestamp(at: datetime | str | None) -> Timestamp | None:
     """`at` as a Timestamp; a naive datetime or ISO text without an offset is taken as UTC;
     None or "" gives None (the field stays unset).
 
-    Exact integer arithmetic instead of Timestamp.FromDatetime, which costs about five times as
-    much: every demand's answer carries two or three of these."""
+    Exact integer arithmetic instead of Timestamp.FromDatetime, which costs about three times as
+    much (3.0 against 1.1 µs): every demand's answer carries two or three of these."""
     if at is None or at == "":
         return None
     if isinstance(at, str):

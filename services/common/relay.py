@@ -1,6 +1,7 @@
 """The outbox relay: publishes committed outbox rows to RabbitMQ, a batch per AMQP transaction
-(the broker has them when the commit returns; ADR 0005), then marks them published. A crash between the two publishes the row again on restart: consumers are
-idempotent by event_id, so the effect happens once.
+(the broker has them when the commit returns; ADR 0005), then marks them published. A crash
+between the two publishes the rows again on restart: consumers are idempotent by event_id, so
+the effect happens once.
 
 On PostgreSQL several relays may run: each claims rows with FOR UPDATE SKIP LOCKED. On SQLite
 (one machine, the embedded default) rows are read (a snapshot that takes no write lock), published,
@@ -11,8 +12,12 @@ while it talks to the broker.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import sys
 import threading
 import time
+import traceback
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
@@ -110,11 +115,6 @@ def _stop_on_signals(stop: threading.Event, grace: float) -> None:
     `grace` seconds later (a broker that does not answer, a database lock held elsewhere), log
     where it is and exit: nothing is lost, since rows not yet marked are published again by the
     next relay and consumers drop the repeats."""
-    import os
-    import signal
-    import sys
-    import traceback
-
     main = threading.main_thread().ident
 
     def leave() -> None:

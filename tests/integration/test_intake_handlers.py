@@ -58,10 +58,7 @@ def test_an_approved_plan_rolls_the_demands_it_left_out(tmp_path):
     ctx, clock = make_context(tmp_path)
     with ctx.uow() as uow:
         for rid in ("V-1", "V-2"):
-            h.register_requester(ctx, uow, hq, {
-                "id": rid, "kind": "village", "name": rid, "township": "城关镇",
-                "location": {"lat": 30.1, "lon": 120.1}, "population": 800, "households": 300,
-                "risk_level": "controlled"})
+            register_village(ctx, uow, rid, "controlled")
         planned = h.submit_demand(ctx, uow, hq, "V-1", [{"item_code": "RICE-10KG", "quantity": 5}], None)
         left_out = h.submit_demand(ctx, uow, hq, "V-2", [{"item_code": "PORK-KG", "quantity": 9}], None)
         uow.commit()

@@ -349,7 +349,8 @@ def run(settings: Settings) -> None:
     publisher = EventPublisher(settings.amqp_url)
 
     def register(server: grpc.aio.Server) -> list[str]:
-        rpc.add_IntakeServiceServicer_to_server(IntakeServicer(ctx, asyncio.get_running_loop(), settings.group_commit_linger), server)
+        servicer = IntakeServicer(ctx, asyncio.get_running_loop(), settings.group_commit_linger)
+        rpc.add_IntakeServiceServicer_to_server(servicer, server)
         return [pb.DESCRIPTOR.services_by_name["IntakeService"].full_name]
 
     serve(settings, register, {"database": lambda: ping(ctx.engine), "broker": publisher.ping},
