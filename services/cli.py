@@ -7,6 +7,8 @@
     supplyctl run SERVICE KIND          one process in the foreground
     supplyctl import FILE --kind requesters|demands [--partial]   spreadsheet into intake
     supplyctl dead-letters SERVICE [--replay ID]                  inspect failed events
+    supplyctl user add NAME --role ROLE [--scope ID]               a console account (password asked)
+    supplyctl user list | passwd NAME | disable NAME | enable NAME
 """
 
 from __future__ import annotations
@@ -27,10 +29,13 @@ from services.common.config import ROOT, SERVICES, ConfigError, load_settings
 console = Console()
 PROCESSES = {s: ("api", "worker", "relay") for s in SERVICES}
 PROCESSES["monitoring"] = ("api", "worker", "relay", "ingest")
+PROCESSES["console"] = ("web",)
+MIGRATED = (*SERVICES, "console")
 
 
 def available_services() -> list[str]:
-    return [s for s in SERVICES if (ROOT / "services" / s / "entrypoints" / "grpc_api.py").exists()]
+    return [*(s for s in SERVICES if (ROOT / "services" / s / "entrypoints" / "grpc_api.py").exists()),
+            "console"]
 
 
 def _run_dir() -> Path:
@@ -82,6 +87,8 @@ def _health(service: str, timeout: float = 1.0) -> str:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    if service == "console":
+        return _console_health(timeout)
     target = load_settings(service).grpc_target(service)
     try:
         with grpc.insecure_channel(target) as ch:
@@ -89,6 +96,19 @@ def _health(service: str, timeout: float = 1.0) -> str:
             return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
     except grpc.RpcError as exc:
         return f"unreachable ({exc.code().name})"
+
+
+def _console_health(timeout: float) -> str:
+    import requests
+
+    from services.console.config import load_console_settings
+
+    settings = load_console_settings()
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    try:
+        return requests.get(f"http://{host}:{settings.port}/healthz", timeout=timeout).json()["status"]
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        return f"unreachable ({type(exc).__name__})"
 
 
 def _wait_healthy(services: list[str], timeout: float = 60.0) -> None:
@@ -137,7 +157,7 @@ def cmd_status() -> None:
             pid_file = _run_dir() / f"{service}-{kind}.pid"
             pid = int(pid_file.read_text()) if pid_file.exists() else None
             state = "running" if pid and _pid_alive(pid) else "stopped"
-            health = _health(service) if kind == "api" and state == "running" else ""
+            health = _health(service) if kind in ("api", "web") and state == "running" else ""
             table.add_row(service, kind, str(pid or ""), state, health)
     console.print(table)
 
@@ -160,6 +180,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--partial", action="store_true",
                    help="import the good rows even if some rows are bad (default: all or nothing)")
     p.add_argument("--token", default=os.environ.get("SUPPLY_TOKEN", ""))
+    p = sub.add_parser("user", help="console accounts (指挥部, 村居专班, 仓库管理员 …)")
+    users = p.add_subparsers(dest="user_cmd", required=True)
+    q = users.add_parser("add", help="add an account; the password is asked twice (or read from stdin)")
+    q.add_argument("name")
+    q.add_argument("--role", required=True)
+    q.add_argument("--scope", default="", help="village, community or unit id (village, grid_worker, unit, unit_head)")
+    q.add_argument("--display-name", default="")
+    q.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    users.add_parser("list")
+    for name in ("passwd", "disable", "enable"):
+        q = users.add_parser(name)
+        q.add_argument("name")
+        q.add_argument("--password-stdin", action="store_true")
     p = sub.add_parser("dead-letters")
     p.add_argument("service", choices=SERVICES)
     p.add_argument("--replay", type=int, metavar="ID")
@@ -167,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.cmd in ("migrate", "up"):
             services = args.services or available_services()
-            unknown = set(services) - set(SERVICES)
+            unknown = set(services) - set(MIGRATED)
             if unknown:
                 parser.error(f"unknown service(s): {', '.join(sorted(unknown))}")
             (cmd_migrate if args.cmd == "migrate" else cmd_up)(services)
@@ -183,6 +216,10 @@ def main(argv: list[str] | None = None) -> None:
             from services.intake.entrypoints.import_cli import run_import
 
             sys.exit(run_import(args.file, args.kind, not args.partial, args.token, console))
+        elif args.cmd == "user":
+            from services.console.entrypoints.accounts_cli import run_user_command
+
+            sys.exit(run_user_command(args, console))
         elif args.cmd == "dead-letters":
             from services.common.dead_letters import show_or_replay
 
