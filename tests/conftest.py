@@ -58,7 +58,7 @@ def service_env(tmp_path: Path, amqp_url) -> dict[str, str]:
         "SUPPLY_VAR_DIR": str(tmp_path / "var"),
         "SUPPLY_LOG_LEVEL": "INFO",
         "SUPPLY_AUTH_TOKENS": "test-admin-token-000001=tester:admin,"
-                              "test-village-token-00001=village-worker:village,"
+                              "test-village-token-00001=village-worker:village:V1,"
                               "test-hq-token-0000000001=hq-officer:hq",
     }
     for service in ("intake", "allocation", "logistics", "monitoring"):
@@ -78,5 +78,5 @@ def pytest_collection_modifyitems(items):
         path = str(item.fspath)
         if f"{os.sep}integration{os.sep}" in path:
             item.add_marker(pytest.mark.integration)
-        elif f"{os.sep}e2e{os.sep}" in path:
+        elif f"{os.sep}e2e{os.sep}" in path or f"{os.sep}browser{os.sep}" in path:
             item.add_marker(pytest.mark.e2e)

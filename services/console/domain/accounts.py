@@ -38,7 +38,7 @@ ROLE_NAMES = {
     "department": ("协作部门", "department"),
 }
 
-USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,39}$")
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")
 SCOPE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 128  # argon2 hashes anything, but a 1 MB password is an attack, not a password
@@ -101,8 +101,8 @@ def clean_text(field: str, value: str, *, max_len: int, required: bool = True) -
 def check_new_user(username: str, role: str, scope: str, password: str, display_name: str = "") -> None:
     """Raise InvalidInput naming the first bad field of a new account."""
     if not USERNAME.match(username or ""):
-        raise InvalidInput("username", "3-40 of a-z, 0-9, '.', '_', '-', starting with a letter or digit"
-                                       " / 用户名须为3-40位小写字母、数字或 . _ -")
+        raise InvalidInput("username", "2-40 of a-z, 0-9, '.', '_', '-', starting with a letter or digit"
+                                       " / 用户名须为2-40位小写字母、数字或 . _ -")
     if role not in ROLES:
         raise InvalidInput("role", f"one of {', '.join(ROLES)} / 角色无效")
     if role in SCOPED and not scope:
