@@ -7,7 +7,7 @@ import hashlib
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -27,6 +27,11 @@ from services.console.domain.accounts import (
 
 _hasher = PasswordHasher()  # argon2id, the library's (RFC 9106) defaults
 _DUMMY_HASH = _hasher.hash("not-a-real-password-0000")
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite gives back naive datetimes; every time here is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def _hash_id(session_id: str) -> str:
@@ -55,11 +60,11 @@ class AuditLine:
 
 class AccountStore:
     def __init__(self, engine: Engine, now: Callable[[], datetime],
-                 lockout: LockoutPolicy = LockoutPolicy(), session_policy: SessionPolicy = SessionPolicy()):
+                 lockout: LockoutPolicy | None = None, session_policy: SessionPolicy | None = None):
         self.engine = engine
         self.now = now
-        self.lockout = lockout
-        self.session_policy = session_policy
+        self.lockout = lockout or LockoutPolicy()
+        self.session_policy = session_policy or SessionPolicy()
 
     # ---- users
     def add_user(self, username: str, role: str, scope: str, password: str, display_name: str = "") -> User:
@@ -106,7 +111,7 @@ class AccountStore:
     def _user(row) -> User:
         return User(username=row["username"], role=row["role"], scope=row["scope"],
                     display_name=row["display_name"], password_hash=row["password_hash"],
-                    failed_logins=row["failed_logins"], locked_until=row["locked_until"],
+                    failed_logins=row["failed_logins"], locked_until=_aware(row["locked_until"]),
                     disabled=row["disabled"])
 
     def authenticate(self, username: str, password: str) -> tuple[User | None, str]:
@@ -162,13 +167,14 @@ class AccountStore:
         if row is None:
             return None
         p = self.session_policy
-        if now - row["last_seen_at"] > p.idle or now - row["created_at"] > p.absolute:
+        created, last_seen = _aware(row["created_at"]), _aware(row["last_seen_at"])
+        if now - last_seen > p.idle or now - created > p.absolute:
             self.close_session(sid)
             return None
-        if (now - row["last_seen_at"]).total_seconds() > 30:  # not a write on every request
+        if (now - last_seen).total_seconds() > 30:  # not a write on every request
             with self.engine.begin() as conn:
                 conn.execute(update(sessions).where(sessions.c.id_hash == key).values(last_seen_at=now))
-        return Session(row["username"], row["csrf_token"], row["created_at"], now)
+        return Session(row["username"], row["csrf_token"], created, now)
 
     def close_session(self, sid: str) -> None:
         with self.engine.begin() as conn:
@@ -184,5 +190,5 @@ class AccountStore:
         if username:
             q = q.where(audit.c.username == username)
         with self.engine.connect() as conn:
-            return [AuditLine(**{k: r[k] for k in AuditLine.__dataclass_fields__})
+            return [AuditLine(**{k: _aware(r[k]) if k == "at" else r[k] for k in AuditLine.__dataclass_fields__})
                     for r in conn.execute(q).mappings()]
