@@ -9,7 +9,7 @@ PROTOS := $(wildcard proto/supply/v1/*.proto)
 SCENARIO ?= simulators/scenarios/county_day.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup proto up down status test unit integration bench demo lint up-services down-services services-status clean
+.PHONY: setup proto up down status test unit integration browser bench demo down-demo lint up-services down-services services-status clean
 
 setup: $(VENV)/.deps gen/.stamp
 
@@ -36,21 +36,27 @@ status:
 	deploy/scripts/servers.sh status
 	-$(BIN)/python -m services.cli status
 
-test: up
+test: up browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+browser:
+	deploy/scripts/browser.sh
 
 unit: setup
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-integration: up
-	$(BIN)/python -m pytest tests/integration tests/e2e $(PYTEST_ARGS)
+integration: up browser
+	$(BIN)/python -m pytest tests/integration tests/e2e tests/browser $(PYTEST_ARGS)
 
 bench: up
 	-bench/loadgen/build.sh  # the native gRPC load generator; without it the bench uses its Python client
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 demo: up
-	$(BIN)/python -m simulators.county_day --scenario $(SCENARIO)
+	$(BIN)/python -m simulators.county_day --scenario $(SCENARIO) $(if $(KEEP),--keep)
+
+down-demo:  # what `make demo KEEP=1` left running
+	-test -f var/demo/demo.pids && for p in $$(cat var/demo/demo.pids); do kill -TERM -- -$$p 2>/dev/null; done; rm -f var/demo/demo.pids
 
 up-services: up
 	$(BIN)/python -m services.cli up

@@ -155,9 +155,8 @@ def demand_sheet(rows: list[dict], day: date, bad_rows: int) -> bytes:
 
 # ---- processes ------------------------------------------------------------------------------
 def start_services(d: Day) -> None:
-    for service in SERVICES:
-        subprocess.run([sys.executable, "-m", "services.cli", "migrate", service], env=d.env,
-                       cwd=ROOT, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "services.cli", "migrate", *SERVICES, "console"], env=d.env,
+                   cwd=ROOT, check=True, capture_output=True)
     log_dir = d.var / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     for service in SERVICES:
@@ -166,6 +165,9 @@ def start_services(d: Day) -> None:
             d.procs.append(subprocess.Popen([sys.executable, "-m", f"services.{service}", kind],
                                             env=d.env, cwd=ROOT, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True))
+    log = (log_dir / "console-web.log").open("wb")
+    d.procs.append(subprocess.Popen([sys.executable, "-m", "services.console", "web"], env=d.env, cwd=ROOT,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     deadline = time.monotonic() + 60
@@ -182,6 +184,68 @@ def start_services(d: Day) -> None:
             if time.monotonic() > deadline or any(p.poll() is not None for p in d.procs):
                 raise SystemExit(f"{service} did not start; see {log_dir}")
             time.sleep(0.1)
+    import requests
+
+    while True:
+        try:
+            if requests.get(f"{console_url(d)}/healthz", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline or any(p.poll() is not None for p in d.procs):
+            raise SystemExit(f"the console did not start; see {log_dir}/console-web.log")
+        time.sleep(0.1)
+
+
+def console_url(d: Day) -> str:
+    return f"http://127.0.0.1:{d.env.get('CONSOLE_HTTP_PORT', '8080')}"
+
+
+def add_console_users(d: Day) -> list:
+    """The demo's console accounts, one per role (simulators/county_seed.py)."""
+    from services.common.db import make_engine
+    from services.console.adapters.store import AccountStore
+    from simulators.county_seed import add_demo_users
+
+    engine = make_engine(f"sqlite:///{d.var / 'console.db'}")
+    users = add_demo_users(AccountStore(engine, lambda: datetime.now(UTC)), d.scenario)
+    engine.dispose()
+    return users
+
+
+def check_console(d: Day) -> None:
+    """At the end of the day HQ's board and the day's plan open in the console for the demo user."""
+    import re
+
+    import requests
+
+    from simulators.county_seed import DEMO_PASSWORD
+
+    with requests.Session() as s:
+        form = s.get(f"{console_url(d)}/login", timeout=10).text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        s.post(f"{console_url(d)}/login", data={"username": "hq", "password": DEMO_PASSWORD, "csrf_token": token},
+               timeout=10)
+        plan = s.get(f"{console_url(d)}/hq/plan?day={d.scenario['day']}", timeout=30)
+    d.check("HQ signs in to the console and sees the approved plan of the day",
+            plan.status_code == 200 and 'id="plan-status"' in plan.text, f"HTTP {plan.status_code}")
+
+
+def print_console(d: Day, users: list, keep: bool) -> None:
+    from simulators.county_seed import DEMO_PASSWORD
+
+    table = Table(title=f"the console / 控制台: {console_url(d)}")
+    for col in ("user / 用户", "role / 角色", "village or unit / 村居或单位", "name / 名称"):
+        table.add_column(col)
+    for u in users:
+        table.add_row(u.username, u.role, u.scope, u.display_name)
+    d.console.print(table)
+    d.console.print(f"password for every demo user / 演示账号密码: [bold]{DEMO_PASSWORD}[/] (dev only)")
+    if keep:
+        d.console.print(f"[bold]the stack and the console keep running[/]: open {console_url(d)}; "
+                        "stop with `make down-demo` / 结束: make down-demo")
+    else:
+        d.console.print("to look around in the browser afterwards / 会后在浏览器中查看: make demo KEEP=1")
 
 
 def stop_services(d: Day) -> None:
@@ -680,6 +744,7 @@ def main(argv: list[str] | None = None) -> int:
         task = progress.add_task("starting services / 启动服务", total=None)
         start_services(d)
         progress.update(task, completed=1, total=1)
+    users = add_console_users(d)
     try:
         with grpc.insecure_channel(f"127.0.0.1:{env['INTAKE_GRPC_PORT']}") as ich, \
                 grpc.insecure_channel(f"127.0.0.1:{env['LOGISTICS_GRPC_PORT']}") as lch, \
@@ -701,12 +766,17 @@ def main(argv: list[str] | None = None) -> int:
             act_dispatch(d, logistics)
             act_close(d, intake, logistics)
             act_report(d, allocation)
+            check_console(d)
     except grpc.RpcError as exc:
         d.check("the day ran without an unexpected error", False, f"{exc.code().name}: {exc.details()}")
     finally:
         if not args.keep:
             stop_services(d)
-    return summarize(d, started)
+        else:
+            (var / "demo.pids").write_text("\n".join(str(p.pid) for p in d.procs))
+    code = summarize(d, started)
+    print_console(d, users, args.keep)
+    return code
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ def day(tmp_path_factory, amqp_url, influx_db):
         "SUPPLY_DEMO_DIR": str(tmp / "demo"), "SUPPLY_REPORTS_DIR": str(tmp / "reports"),
         "SUPPLY_MQTT_ROOT": f"{rid}/supply", "SUPPLY_MQTT_CLIENT_ID": f"{rid}-ingest",
         **{f"{s}_GRPC_PORT": str(free_port()) for s in ("INTAKE", "ALLOCATION", "LOGISTICS", "MONITORING")},
+        "CONSOLE_HTTP_PORT": str(free_port()),
     }
     proc = subprocess.run([sys.executable, "-m", "simulators.county_day"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
@@ -38,6 +39,12 @@ def test_the_day_exits_zero_with_every_check_passed(day):
     failed = [c for c in checks["checks"] if not c["ok"]]
     assert proc.returncode == 0 and not failed, (failed, proc.stdout[-3000:], proc.stderr[-2000:])
     assert len(checks["checks"]) >= 30
+
+
+def test_the_day_ends_with_the_console_address_and_its_demo_users(day):
+    proc, _, _ = day
+    assert "the console / 控制台: http://127.0.0.1:" in proc.stdout
+    assert all(user in proc.stdout for user in ("hq", "village1", "keeper", "inspector", "head1"))
 
 
 def test_every_demand_is_fulfilled_partly_fulfilled_or_rolled(day):

@@ -126,6 +126,19 @@ class Services:
         except grpc.aio.AioRpcError as exc:
             raise _error(service, exc, cid) from None
 
+    async def all_pages(self, person: Person, service: str, method: str, request, field: str, *,
+                        page_size: int = 500, limit: int = 20_000) -> list:
+        """Every item of a paged list call (request.page / answer.page.next_page_token), at most `limit`."""
+        items: list = []
+        request.page.page_size = page_size
+        while True:
+            answer = await self.call(person, service, method, request)
+            items.extend(getattr(answer, field))
+            token = answer.page.next_page_token
+            if not token or len(items) >= limit:
+                return items[:limit]
+            request.page.page_token = token
+
     def stream(self, person: Person, service: str, method: str, request, *, timeout: float | None = None):
         """A server-streaming call (its messages: `async for m in call`)."""
         cid = "console-" + uuid.uuid4().hex[:16]

@@ -110,11 +110,11 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
     console = console_of(request)
     _ = gettext_of(request)
     viewer: Viewer | None = getattr(request.state, "viewer", None)
-    html = console.templates.get_template(template).render(
-        request=request, viewer=viewer, lang=lang_of(request), gettext=_, _=_,
-        ngettext=i18n.translations(lang_of(request)).ngettext,
-        csrf_token=viewer.csrf_token if viewer else getattr(request.state, "login_csrf", ""),
-        now=console.now(), **context)
+    values = {"request": request, "viewer": viewer, "lang": lang_of(request), "gettext": _, "_": _,
+              "ngettext": i18n.translations(lang_of(request)).ngettext,
+              "csrf_token": viewer.csrf_token if viewer else getattr(request.state, "login_csrf", ""),
+              "now": console.now(), **context}
+    html = console.templates.get_template(template).render(values)
     return HTMLResponse(html, status_code=status)
 
 
