@@ -3,7 +3,8 @@
 Dockerfile, docker-compose.yml, deploy/k8s/*.yaml, the broker and database configs and
 docs/operations.md are checked against the code: the processes services/launcher.py can start,
 the ports of services/common/config.py, the environment variables the code reads, the RabbitMQ
-topology of services/common/messaging.py. Each check is a function that returns the problems it
+topology of services/common/messaging.py; and the console (services/console: its web process, its
+own database, its HTTP probe /healthz, the four APIs it calls). Each check is a function that returns the problems it
 finds; the tests at the end break a copy of an artifact and expect the check to notice.
 """
 
@@ -15,11 +16,14 @@ import json
 import re
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
+from services.cli import MIGRATED
 from services.common.config import DEFAULT_GRPC_PORTS, SERVICES
+from services.console.config import ConsoleSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -28,6 +32,8 @@ K8S = ROOT / "deploy" / "k8s"
 OPERATIONS = ROOT / "docs" / "operations.md"
 IMAGE = "county-supply"
 SERVER_IMAGES = ("postgres:", "rabbitmq:", "eclipse-mosquitto:", "influxdb:", "grafana/")
+CONSOLE = "console"  # its compose service, k8s Deployment and Service, its database and role
+DATABASES = MIGRATED  # what `supplyctl migrate` knows: the four services and the console
 
 
 # --------------------------------------------------------------------------- what the code says
@@ -48,8 +54,46 @@ def processes() -> frozenset[tuple[str, str]]:
     return frozenset(found)
 
 
+@cache
+def console_processes() -> frozenset[tuple[str, str]]:
+    """("console", kind) for every kind services/console/__main__.py starts, read from its usage
+    message (`usage: python -m services.console web`); read, not run: the module runs on import."""
+    tree = ast.parse((ROOT / "services/console/__main__.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            m = re.fullmatch(r"usage: python -m services\.console ([a-z|]+)", node.value)
+            if m:
+                return frozenset((CONSOLE, kind) for kind in m.group(1).split("|"))
+    raise AssertionError("services/console/__main__.py usage message changed")
+
+
+def all_processes() -> frozenset[tuple[str, str]]:
+    return processes() | console_processes()
+
+
+def compose_name(service: str, kind: str) -> str:
+    """The compose service (and k8s workload) of a process: <service>-<kind>, the console's is
+    `console`."""
+    return CONSOLE if service == CONSOLE else f"{service}-{kind}"
+
+
+@cache
+def console_default(name: str) -> str:
+    """The default services/console/config.py gives variable `name`: the constant after it in
+    `_int(env, NAME, default, …)` or `env.get(NAME, default)`."""
+    tree = ast.parse((ROOT / "services/console/config.py").read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            args = node.args
+            for i, arg in enumerate(args[:-1]):
+                if isinstance(arg, ast.Constant) and arg.value == name and isinstance(args[i + 1], ast.Constant):
+                    return str(args[i + 1].value)
+    raise AssertionError(f"services/console/config.py no longer reads {name} with a constant default")
+
+
 def _names_in(tree: ast.AST) -> set[str]:
-    """Upper-case string constants, and f-strings `{x.upper()}_SUFFIX` expanded per service."""
+    """Upper-case string constants, and f-strings `{x.upper()}_SUFFIX` expanded per service
+    (`{service.upper()}_DATABASE_URL` also for the console: load_settings("console") reads it)."""
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -60,7 +104,8 @@ def _names_in(tree: ast.AST) -> set[str]:
             if (isinstance(head, ast.FormattedValue) and isinstance(head.value, ast.Call)
                     and isinstance(head.value.func, ast.Attribute) and head.value.func.attr == "upper"
                     and isinstance(tail, ast.Constant) and re.fullmatch(r"_[A-Z0-9_]+", tail.value)):
-                names |= {s.upper() + tail.value for s in SERVICES}
+                owners = DATABASES if tail.value == "_DATABASE_URL" else SERVICES
+                names |= {s.upper() + tail.value for s in owners}
     return names
 
 
@@ -107,6 +152,12 @@ def grpc_calls() -> frozenset[tuple[str, str]]:
                         and node.args[0].value != caller):
                     calls.add((caller, node.args[0].value))
     return frozenset(calls)
+
+
+def console_calls() -> frozenset[str]:
+    """The services the console calls: those ConsoleSettings.targets gives an address."""
+    settings = SimpleNamespace(common=SimpleNamespace(grpc_target=lambda service: service))
+    return frozenset(ConsoleSettings.targets.fget(settings))
 
 
 CALLING_KINDS = ("api", "worker")   # the relay only publishes the outbox
@@ -205,8 +256,8 @@ def _published(spec) -> tuple[str, int]:
 def compose_process_problems(doc: dict) -> list[str]:
     services = doc.get("services", {})
     problems = []
-    for service, kind in sorted(processes()):
-        name = f"{service}-{kind}"
+    for service, kind in sorted(all_processes()):
+        name = compose_name(service, kind)
         s = services.get(name)
         if s is None:
             problems.append(f"compose: no service {name} (python -m services.{service} {kind})")
@@ -227,7 +278,7 @@ def compose_process_problems(doc: dict) -> list[str]:
 
 def compose_image_problems(doc: dict) -> list[str]:
     problems = []
-    process_modules = {f"services.{s}" for s in SERVICES}
+    process_modules = {f"services.{s}" for s, _ in all_processes()}
     for name, s in doc.get("services", {}).items():
         if not _is_ours(s):
             continue
@@ -238,12 +289,14 @@ def compose_image_problems(doc: dict) -> list[str]:
         cmd = _command(s)
         module = cmd[0] if cmd else ""
         if module in process_modules:
-            if (module.split(".")[1], cmd[1] if len(cmd) > 1 else "") not in processes():
-                problems.append(f"compose: {name} runs {cmd}: not a process of services/launcher.py")
+            if (module.split(".")[1], cmd[1] if len(cmd) > 1 else "") not in all_processes():
+                problems.append(f"compose: {name} runs {cmd}: not a process of services/launcher.py "
+                                f"or services/console/__main__.py")
         elif module == "services.cli":
-            if cmd[1:2] != ["migrate"] or not set(cmd[2:]) <= set(SERVICES):
+            if cmd[1:2] != ["migrate"] or not set(cmd[2:]) <= set(DATABASES):
                 problems.append(f"compose: {name} runs supplyctl {cmd[1:]}: only migrate is expected")
-        elif not (ROOT / (module.replace(".", "/") + ".py")).exists():
+        elif not ((ROOT / (module.replace(".", "/") + ".py")).exists()
+                  or (ROOT / module.replace(".", "/") / "__main__.py").exists()):
             problems.append(f"compose: {name} runs module {module!r}, which does not exist")
     return problems
 
@@ -253,12 +306,13 @@ def compose_migrate_problems(doc: dict) -> list[str]:
     if m is None:
         return ["compose: no one-shot `migrate` service"]
     problems = []
-    if _command(m)[:2] != ["services.cli", "migrate"] or set(_command(m)[2:]) != set(SERVICES):
-        problems.append(f"compose: migrate runs {_command(m)}; expected supplyctl migrate of every service")
+    if _command(m)[:2] != ["services.cli", "migrate"] or set(_command(m)[2:]) != set(DATABASES):
+        problems.append(f"compose: migrate runs {_command(m)}; expected supplyctl migrate of "
+                        f"{' '.join(DATABASES)} (every service and the console)")
     if m.get("restart", "no") != "no":
         problems.append("compose: migrate is a one-shot job: restart must be \"no\"")
     env = _env_of(m)
-    for service in SERVICES:
+    for service in DATABASES:
         if f"{service.upper()}_DATABASE_URL" not in env:
             problems.append(f"compose: migrate has no {service.upper()}_DATABASE_URL")
     return problems
@@ -304,6 +358,32 @@ def compose_health_problems(doc: dict) -> list[str]:
             problems.append(f"compose: {name} healthcheck must ask grpc.health.v1 on 127.0.0.1:{port} for SERVING")
         if port not in [_published(p)[1] for p in s.get("ports") or []]:
             problems.append(f"compose: {name} does not publish its gRPC port {port}")
+    for name, s in services.items():
+        test = " ".join(str(t) for t in (s.get("healthcheck") or {}).get("test") or [])
+        if _is_ours(s) and re.search(r"\b(curl|wget)\b", test):
+            problems.append(f"compose: {name} healthcheck uses curl/wget, which the image "
+                            f"({DOCKERFILE.name}, python:3.11-slim) does not have: use python")
+    problems += compose_console_health_problems(services.get(CONSOLE))
+    return problems
+
+
+def compose_console_health_problems(s: dict | None) -> list[str]:
+    """The console: HTTP on every interface of its container, its port published, healthy when
+    GET /healthz says SERVING (200; 503 otherwise)."""
+    if s is None:
+        return [f"compose: no service {CONSOLE}"]
+    problems = []
+    env = _env_of(s)
+    port = int(env.get("CONSOLE_HTTP_PORT", console_default("CONSOLE_HTTP_PORT")))
+    host = env.get("CONSOLE_HTTP_HOST", console_default("CONSOLE_HTTP_HOST"))
+    if host not in LISTEN_ALL:
+        problems.append(f"compose: {CONSOLE} CONSOLE_HTTP_HOST={host}: unreachable from outside its "
+                        f"container; {' or '.join(LISTEN_ALL)}")
+    test = " ".join(str(t) for t in (s.get("healthcheck") or {}).get("test") or [])
+    if not (_has_healthcheck(s) and f"http://127.0.0.1:{port}/healthz" in test and "SERVING" in test):
+        problems.append(f"compose: {CONSOLE} healthcheck must ask http://127.0.0.1:{port}/healthz for SERVING")
+    if port not in [_published(p)[1] for p in s.get("ports") or []]:
+        problems.append(f"compose: {CONSOLE} does not publish its HTTP port {port}")
     return problems
 
 
@@ -340,6 +420,14 @@ def compose_wiring_problems(doc: dict) -> list[str]:
             for var in ("MQTT_URL", "INFLUX_URL"):
                 if var not in env:
                     problems.append(f"compose: monitoring-{kind} has no {var}")
+    env = _env_of(services.get(CONSOLE, {}))
+    if env:
+        own = f"{CONSOLE.upper()}_DATABASE_URL"
+        if not re.fullmatch(rf"postgresql://{CONSOLE}:.+@postgres:5432/{CONSOLE}", env.get(own, "")):
+            problems.append(f"compose: {CONSOLE} {own} must be postgresql://{CONSOLE}:…@postgres:5432/{CONSOLE}")
+        for other in SERVICES:
+            if f"{other.upper()}_DATABASE_URL" in env:
+                problems.append(f"compose: {CONSOLE} is given {other}'s database")
     return problems
 
 
@@ -379,6 +467,13 @@ def compose_grpc_problems(doc: dict) -> list[str]:
             name = f"{caller}-{kind}"
             if (caller, kind) in processes() and var not in _env_of(services.get(name, {})):
                 problems.append(f"compose: {name} calls {callee} but has no {var}")
+    console = services.get(CONSOLE, {})
+    for callee in sorted(console_calls()):
+        var = f"{callee.upper()}_GRPC_TARGET"
+        if var not in _env_of(console):
+            problems.append(f"compose: {CONSOLE} calls {callee} but has no {var}")
+        if _depends(console).get(f"{callee}-api") != "service_healthy":
+            problems.append(f"compose: {CONSOLE} must wait for {callee}-api to be healthy")
     return problems
 
 
@@ -388,6 +483,28 @@ def compose_interpolation_problems(doc_text: str, example: dict[str, str]) -> li
                 for v in sorted(used - set(example))]
     problems += [f"deploy/compose.env.example has {v}, which docker-compose.yml never uses"
                  for v in sorted(set(example) - used)]
+    return problems
+
+
+SECRET_VARIABLE = re.compile(r"\w+(_PASSWORD|_SECRET|_JWT_KEY|_AUTH_TOKENS)")
+
+
+def compose_secret_problems(doc_text: str) -> list[str]:
+    """Every password, key and token compose interpolates is required (`${NAME:?…}`), so that a
+    forgotten one stops `docker compose` instead of starting a server or a process with an empty
+    password; among them the database password of every service and of the console."""
+    problems = []
+    required = set()
+    for name, op in re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(:?[-?+])?", doc_text):
+        if not SECRET_VARIABLE.fullmatch(name):
+            continue
+        if op == ":?":
+            required.add(name)
+        else:
+            problems.append(f"compose: ${{{name}{op}…}} must be required: ${{{name}:?set {name}}}")
+    for service in DATABASES:
+        if f"{service.upper()}_DB_PASSWORD" not in required:
+            problems.append(f"compose: no required ${{{service.upper()}_DB_PASSWORD:?…}} ({service}'s database)")
     return problems
 
 
@@ -495,20 +612,20 @@ def k8s_process_problems(docs: list[dict]) -> list[str]:
                 continue
             cmd = _k8s_command(c)
             if d["kind"] == "Job":
-                if cmd[:2] != ["services.cli", "migrate"] or not set(cmd[2:]) <= set(SERVICES) or not cmd[2:]:
+                if cmd[:2] != ["services.cli", "migrate"] or not set(cmd[2:]) <= set(DATABASES) or not cmd[2:]:
                     problems.append(f"k8s: Job {name} runs {cmd}; expected services.cli migrate <service>")
                 continue
             key = (cmd[0].removeprefix("services.") if cmd else "", cmd[1] if len(cmd) > 1 else "")
-            if len(cmd) != 2 or not cmd[0].startswith("services.") or key not in processes():
+            if len(cmd) != 2 or not cmd[0].startswith("services.") or key not in all_processes():
                 problems.append(f"k8s: {d['kind']} {name} container {c.get('name')} runs {cmd}: not a process kind")
             elif key in seen:
                 problems.append(f"k8s: {key[0]} {key[1]} runs in both {seen[key]} and {name}")
             else:
                 seen[key] = name
-    for service, kind in sorted(processes() - set(seen)):
+    for service, kind in sorted(all_processes() - set(seen)):
         problems.append(f"k8s: no workload runs python -m services.{service} {kind}")
     jobs = {tuple(_k8s_command(c)[2:]) for d in docs if d.get("kind") == "Job" for c in _containers(d) if _ours(c)}
-    for service in SERVICES:
+    for service in DATABASES:
         if (service,) not in jobs:
             problems.append(f"k8s: no migration Job for {service} (services.cli migrate {service})")
     return problems
@@ -537,27 +654,65 @@ def k8s_probe_problems(docs: list[dict]) -> list[str]:
                 problems.append(f"k8s: {name} has no grpc {probe}")
             elif int(grpc.get("port", -1)) != port:
                 problems.append(f"k8s: {name} {probe} asks port {grpc.get('port')}, the service listens on {port}")
-        ports = {p.get("name"): int(p["containerPort"]) for p in c.get("ports") or []}
-        if port not in ports.values():
-            problems.append(f"k8s: {name} does not declare containerPort {port}")
-        pod_labels = d["spec"]["template"]["metadata"].get("labels", {})
-        svcs = [s for s in docs if s.get("kind") == "Service"
-                and s.get("spec", {}).get("selector")
-                and s["spec"]["selector"].items() <= pod_labels.items()]
-        if not svcs:
-            problems.append(f"k8s: no Service selects the pods of {name}")
-        for s in svcs:
-            for p in s["spec"].get("ports") or []:
-                target = p.get("targetPort", p.get("port"))
-                target = ports.get(target, target) if isinstance(target, str) else target
-                if int(target) != port:
-                    problems.append(f"k8s: Service {s['metadata']['name']} sends to {target}, not {port}")
-        if not any(p.get("kind") == "PodDisruptionBudget"
-                   and p["spec"]["selector"]["matchLabels"].items() <= pod_labels.items() for p in docs):
-            problems.append(f"k8s: no PodDisruptionBudget for {name}")
+        problems += _k8s_exposure_problems(docs, d, c, port)
     for service in SERVICES:
         if service not in apis:
             problems.append(f"k8s: no API workload for {service}")
+    return problems + k8s_console_probe_problems(docs)
+
+
+def _k8s_exposure_problems(docs: list[dict], d: dict, c: dict, port: int) -> list[str]:
+    """The container declares `port`, a Service selects its pods and sends there, a
+    PodDisruptionBudget keeps one of them."""
+    problems = []
+    name = d["metadata"]["name"]
+    ports = {p.get("name"): int(p["containerPort"]) for p in c.get("ports") or []}
+    if port not in ports.values():
+        problems.append(f"k8s: {name} does not declare containerPort {port}")
+    pod_labels = d["spec"]["template"]["metadata"].get("labels", {})
+    svcs = [s for s in docs if s.get("kind") == "Service"
+            and s.get("spec", {}).get("selector")
+            and s["spec"]["selector"].items() <= pod_labels.items()]
+    if not svcs:
+        problems.append(f"k8s: no Service selects the pods of {name}")
+    for s in svcs:
+        for p in s["spec"].get("ports") or []:
+            target = p.get("targetPort", p.get("port"))
+            target = ports.get(target, target) if isinstance(target, str) else target
+            if int(target) != port:
+                problems.append(f"k8s: Service {s['metadata']['name']} sends to {target}, not {port}")
+    if not any(p.get("kind") == "PodDisruptionBudget"
+               and p["spec"]["selector"]["matchLabels"].items() <= pod_labels.items() for p in docs):
+        problems.append(f"k8s: no PodDisruptionBudget for {name}")
+    return problems
+
+
+def k8s_console_probe_problems(docs: list[dict]) -> list[str]:
+    """The console's pods listen on every interface, and Kubernetes asks GET /healthz on its port
+    (200 SERVING, 503 NOT_SERVING) whether they are ready and alive."""
+    found = [(d, c) for d in docs if d.get("kind") in ("Deployment", "StatefulSet")
+             for c in _containers(d) if _ours(c) and _k8s_command(c)[:1] == [f"services.{CONSOLE}"]]
+    if not found:
+        return [f"k8s: no workload runs python -m services.{CONSOLE}"]
+    problems = []
+    for d, c in found:
+        name = d["metadata"]["name"]
+        env = _k8s_env(docs, c)
+        port = int(env.get("CONSOLE_HTTP_PORT", console_default("CONSOLE_HTTP_PORT")))
+        if env.get("CONSOLE_HTTP_HOST", console_default("CONSOLE_HTTP_HOST")) not in LISTEN_ALL:
+            problems.append(f"k8s: {name} must listen on 0.0.0.0 (CONSOLE_HTTP_HOST)")
+        ports = {p.get("name"): int(p["containerPort"]) for p in c.get("ports") or []}
+        for probe in ("readinessProbe", "livenessProbe"):
+            http = (c.get(probe) or {}).get("httpGet")
+            if not http:
+                problems.append(f"k8s: {name} has no httpGet {probe}")
+                continue
+            asked = http.get("port", -1)
+            asked = ports.get(asked, -1) if isinstance(asked, str) else int(asked)
+            if http.get("path") != "/healthz" or asked != port:
+                problems.append(f"k8s: {name} {probe} asks {http.get('path')} on port {http.get('port')}, "
+                                f"expected /healthz on {port}")
+        problems += _k8s_exposure_problems(docs, d, c, port)
     return problems
 
 
@@ -661,6 +816,12 @@ def k8s_grpc_problems(docs: list[dict]) -> list[str]:
         for kind in CALLING_KINDS:
             if (caller, kind) in workloads and var not in _k8s_env(docs, workloads[(caller, kind)][1]):
                 problems.append(f"k8s: {workloads[(caller, kind)][0]['metadata']['name']} calls {callee} but has no {var}")
+    for key in sorted(console_processes() & set(workloads)):
+        d, c = workloads[key]
+        for callee in sorted(console_calls()):
+            var = f"{callee.upper()}_GRPC_TARGET"
+            if var not in _k8s_env(docs, c):
+                problems.append(f"k8s: {d['metadata']['name']} calls {callee} but has no {var}")
     return problems
 
 
@@ -701,6 +862,25 @@ def test_compose_processes_reach_other_services_by_their_grpc_target():
 
 def test_compose_variables_and_the_env_file_template_agree():
     assert compose_interpolation_problems(COMPOSE.read_text(encoding="utf-8"), env_example()) == []
+
+
+def test_compose_requires_every_password_key_and_token():
+    assert compose_secret_problems(COMPOSE.read_text(encoding="utf-8")) == []
+
+
+def test_compose_runs_the_console_after_the_apis_with_an_http_healthcheck():
+    assert console_processes() == {(CONSOLE, "web")}
+    assert console_calls() == set(SERVICES)
+    assert (console_default("CONSOLE_HTTP_HOST"), console_default("CONSOLE_HTTP_PORT")) == ("127.0.0.1", "8080")
+    s = compose()["services"][CONSOLE]
+    assert _command(s) == ["services.console", "web"]
+    assert compose_console_health_problems(s) == []
+    # the first admin: `docker compose run --rm console services.cli user add …` works because the
+    # image's ENTRYPOINT is `python -m` and compose does not override it
+    assert "entrypoint" not in s
+    assert 'ENTRYPOINT ["python", "-m"]' in DOCKERFILE.read_text(encoding="utf-8")
+    assert "docker compose --env-file deploy/compose.env run --rm console services.cli user add admin --role admin" \
+        in (ROOT / "deploy/compose.env.example").read_text(encoding="utf-8")
 
 
 def test_dockerfile_installs_the_lock_file_and_runs_as_non_root():
@@ -750,6 +930,14 @@ def _mentions(text: str, name: str) -> bool:
 def test_operations_manual_documents_every_variable_of_config_py():
     names = config_env_names()
     assert {"DATABASE_URL", "AMQP_URL", "SUPPLY_SECRET", "INTAKE_DATABASE_URL", "MONITORING_GRPC_PORT"} <= names
+    text = OPERATIONS.read_text(encoding="utf-8")
+    assert sorted(n for n in names if not _mentions(text, n)) == []
+
+
+def test_operations_manual_documents_every_console_variable():
+    tree = ast.parse((ROOT / "services/console/config.py").read_text(encoding="utf-8"))
+    names = {n for n in _names_in(tree) if n.startswith("CONSOLE_")} | {"CONSOLE_DATABASE_URL"}
+    assert {"CONSOLE_HTTP_PORT", "CONSOLE_COOKIE_SECURE", "CONSOLE_TILE_URL"} <= names
     text = OPERATIONS.read_text(encoding="utf-8")
     assert sorted(n for n in names if not _mentions(text, n)) == []
 
@@ -837,12 +1025,20 @@ def test_rabbitmq_conf_loads_the_rendered_definitions():
 def test_postgres_init_creates_a_database_and_role_per_service_from_the_environment():
     sql = (ROOT / "deploy/postgres/init.sql").read_text(encoding="utf-8")
     dbs = dict(re.findall(r"CREATE DATABASE (\w+) OWNER (\w+)", sql))
-    assert dbs == {s: s for s in SERVICES}
-    assert set(re.findall(r"CREATE ROLE (\w+) LOGIN", sql)) == set(SERVICES)
+    assert CONSOLE in DATABASES
+    assert dbs == {s: s for s in DATABASES}
+    assert set(re.findall(r"CREATE ROLE (\w+) LOGIN", sql)) == set(DATABASES)
     env_vars = set(re.findall(r"\\getenv \w+ (\w+)", sql))
-    assert env_vars == {f"{s.upper()}_DB_PASSWORD" for s in SERVICES}
+    assert env_vars == {f"{s.upper()}_DB_PASSWORD" for s in DATABASES}
+    for var in env_vars:  # an unset password stops the script
+        assert re.search(rf"RAISE EXCEPTION '{var} is not set'", sql), var
+    limits = {role: int(n) for role, n in re.findall(r"ALTER ROLE (\w+) CONNECTION LIMIT (\d+)", sql)}
+    assert set(limits) == set(DATABASES)
     postgres = compose()["services"]["postgres"]
     assert env_vars <= set(_env_of(postgres))
+    cmd = " ".join(_command(postgres))
+    max_connections = int(re.search(r"max_connections=(\d+)", cmd).group(1))
+    assert sum(limits.values()) < max_connections, "the roles' connection limits exceed the server's"
     assert any("deploy/postgres/init.sql:/docker-entrypoint-initdb.d/" in v for v in postgres["volumes"])
 
 
@@ -881,6 +1077,45 @@ def test_a_process_missing_from_compose_is_noticed():
     doc = compose()
     doc["services"]["monitoring-ingest"]["command"] = ["services.monitoring", "injest"]
     assert compose_process_problems(doc) and compose_image_problems(doc)
+
+
+def test_a_missing_or_broken_console_in_compose_is_noticed():
+    doc = compose()
+    del doc["services"][CONSOLE]
+    assert any(f"no service {CONSOLE}" in p for p in compose_process_problems(doc))
+    assert any(f"no service {CONSOLE}" in p for p in compose_health_problems(doc))
+    doc = compose()
+    hc = doc["services"][CONSOLE]["healthcheck"]
+    hc["test"] = [w.replace("/healthz", "/") for w in hc["test"]]
+    assert any(f"{CONSOLE} healthcheck" in p for p in compose_health_problems(doc))
+    hc["test"] = ["CMD", "curl", "-fsS", "http://127.0.0.1:8080/healthz"]
+    assert any("curl/wget" in p for p in compose_health_problems(doc))
+    doc = compose()
+    del doc["services"][CONSOLE]["environment"]["CONSOLE_HTTP_HOST"]
+    assert any("CONSOLE_HTTP_HOST" in p for p in compose_health_problems(doc))
+    doc = compose()
+    del doc["services"][CONSOLE]["environment"]["MONITORING_GRPC_TARGET"]
+    del doc["services"][CONSOLE]["depends_on"]["intake-api"]
+    problems = compose_grpc_problems(doc)
+    assert any(f"{CONSOLE} calls monitoring" in p for p in problems)
+    assert any(f"{CONSOLE} must wait for intake-api" in p for p in problems)
+    doc = compose()
+    doc["services"][CONSOLE]["environment"]["CONSOLE_DATABASE_URL"] = "postgresql://intake:x@postgres:5432/intake"
+    assert any("CONSOLE_DATABASE_URL" in p for p in compose_wiring_problems(doc))
+    doc = compose()
+    doc["services"]["migrate"]["command"].remove(CONSOLE)
+    del doc["services"]["migrate"]["environment"]["CONSOLE_DATABASE_URL"]
+    problems = compose_migrate_problems(doc)
+    assert any("expected supplyctl migrate" in p for p in problems)
+    assert any("CONSOLE_DATABASE_URL" in p for p in problems)
+
+
+def test_an_optional_password_is_noticed():
+    text = COMPOSE.read_text(encoding="utf-8")
+    optional = text.replace("${CONSOLE_DB_PASSWORD:?set CONSOLE_DB_PASSWORD}", "${CONSOLE_DB_PASSWORD:-}")
+    problems = compose_secret_problems(optional)
+    assert any("CONSOLE_DB_PASSWORD:-" in p for p in problems)
+    assert any("no required ${CONSOLE_DB_PASSWORD" in p for p in problems)
 
 
 def test_broken_compose_dependencies_and_healthchecks_are_noticed():
@@ -955,6 +1190,26 @@ def test_broken_k8s_manifests_are_noticed():
     del api["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert any("monitoring-api readinessProbe" in p for p in k8s_probe_problems(docs))
     assert any("monitoring-api" in p for p in k8s_resource_problems(docs))
+
+
+def test_a_missing_or_broken_console_in_k8s_is_noticed():
+    docs = [d for d in k8s_docs() if not (d["kind"] == "Deployment" and d["metadata"]["name"] == CONSOLE)]
+    assert any(f"services.{CONSOLE} web" in p for p in k8s_process_problems(docs))
+    assert any(f"services.{CONSOLE}" in p for p in k8s_probe_problems(docs))
+    docs = [d for d in k8s_docs() if d["metadata"].get("name") != f"{CONSOLE}-migrate"]
+    assert any(f"no migration Job for {CONSOLE}" in p for p in k8s_process_problems(docs))
+    docs = k8s_docs()
+    web = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == CONSOLE)
+    container = web["spec"]["template"]["spec"]["containers"][0]
+    container["readinessProbe"] = {"grpc": {"port": 8080}}
+    container["livenessProbe"]["httpGet"]["path"] = "/"
+    problems = k8s_probe_problems(docs)
+    assert any(f"{CONSOLE} has no httpGet readinessProbe" in p for p in problems)
+    assert any(f"{CONSOLE} livenessProbe asks /" in p for p in problems)
+    container["env"] = [e for e in container["env"] if e["name"] != "LOGISTICS_GRPC_TARGET"]
+    assert any(f"{CONSOLE} calls logistics" in p for p in k8s_grpc_problems(docs))
+    next(d for d in docs if d["kind"] == "ConfigMap")["data"]["CONSOLE_HTTP_HOST"] = "127.0.0.1"
+    assert any("CONSOLE_HTTP_HOST" in p for p in k8s_probe_problems(docs))
 
 
 def test_too_wide_or_too_narrow_broker_permissions_are_noticed():
