@@ -55,6 +55,6 @@ RUN python -m compileall -q services simulators gen \
  && chmod 0755 /opt/venv/bin/supplyctl
 # numeric, so that Kubernetes' runAsNonRoot can verify it
 USER 10001:10001
-EXPOSE 50051 50052 50053 50054
+EXPOSE 50051 50052 50053 50054 8080
 ENTRYPOINT ["python", "-m"]
 CMD ["services.cli", "--help"]
