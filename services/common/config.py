@@ -100,7 +100,7 @@ class Settings:
     log_level: str
     group_commit_linger: float = 0.005
     relay_stop_grace: float = 10.0
-    extra: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)  # SUPPLY_* and <SERVICE>_* variables
 
     def clock(self) -> Clock:
         return parse_clock(self.clock_spec)
@@ -178,5 +178,6 @@ def load_settings(service: str, env: dict | None = None) -> Settings:
         log_level=level,
         group_commit_linger=_int(env, "SUPPLY_GROUP_COMMIT_LINGER_MS", 5, 0, 100) / 1000,
         relay_stop_grace=_int(env, "SUPPLY_RELAY_STOP_GRACE_S", 10, 1, 300),
-        extra={k: v for k, v in env.items() if k.startswith("SUPPLY_")},
+        # the platform's SUPPLY_* and the service's own <SERVICE>_* (MONITORING_WATCH_STREAMS_MAX …)
+        extra={k: v for k, v in env.items() if k.startswith(("SUPPLY_", f"{service.upper()}_"))},
     )

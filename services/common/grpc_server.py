@@ -6,18 +6,22 @@
 - domain errors → status codes (InvalidInput → INVALID_ARGUMENT with a google.rpc.BadRequest
   naming the field; NotFound → NOT_FOUND; RuleRefused → FAILED_PRECONDITION; Conflict →
   ALREADY_EXISTS); anything else → INTERNAL with the correlation id, details only in the log;
-- grpc.health.v1 SERVING only while the database and the broker answer;
+- grpc.health.v1 SERVING only while the database and the broker answer and the thread pool can
+  take a sync call (NOT_SERVING once every thread has been held, none freed, for a while);
 - server reflection; graceful stop on SIGTERM (NOT_SERVING first, then drain).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import gc
 import inspect
 import logging
 import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
@@ -222,9 +226,9 @@ class _Guard:
                     await fail(method, context, exc, cid)
             return call
 
-        def streaming(behaviour):
-            async def call(request, context):
-                cid = await start(context)
+        def stepped(behaviour):
+            """A sync generator's steps, each on the pool in the call's context (set by start)."""
+            async def messages(request, context):
                 loop = asyncio.get_running_loop()
                 sync = _SyncContext(context, loop)
                 steps = contextvars.copy_context()
@@ -232,12 +236,26 @@ class _Guard:
                     iterator = await loop.run_in_executor(pool, steps.run, _iterate, behaviour, request, sync)
                     while (message := await loop.run_in_executor(pool, steps.run, next, iterator, _END)) is not _END:
                         yield message
+                finally:
+                    sync.active = False
+            return messages
+
+        def streaming(behaviour):
+            # an async generator runs on the loop, in the call's task (so in its context), and
+            # holds no thread while it waits; a sync one runs step by step on the pool
+            messages = behaviour if inspect.isasyncgenfunction(behaviour) else stepped(behaviour)
+
+            async def call(request, context):
+                cid = await start(context)
+                try:
+                    # closed as the call ends however it ends, so its `finally` runs at once
+                    async with contextlib.aclosing(messages(request, context)) as stream:
+                        async for message in stream:
+                            yield message
                 except (grpc.aio.AbortError, grpc.RpcError):
                     raise
                 except Exception as exc:  # noqa: BLE001 - mapped to a status for the caller
                     await fail(method, context, exc, cid)
-                finally:
-                    sync.active = False
             return call
 
         if handler.unary_unary:
@@ -314,14 +332,82 @@ class Readiness:
                 else health_pb2.HealthCheckResponse.SERVING)
 
 
+class _CountingPool(futures.ThreadPoolExecutor):
+    """The API's thread pool, counting the work it holds (queued or running) and the work it has
+    finished. Counted in the pool rather than around the awaits: a call whose client gave up
+    still holds its thread until the function returns. Two uncontended lock round trips per
+    task, no extra hand-off between threads."""
+
+    def __init__(self, threads: int):
+        super().__init__(max_workers=threads, thread_name_prefix="rpc")
+        self.threads = threads
+        self.held = 0
+        self.finished = 0
+        self._counts = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self._counts:
+            self.held += 1
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:  # shut down: nothing was queued
+            with self._counts:
+                self.held -= 1
+            raise
+        future.add_done_callback(self._done)  # also for work cancelled before it started
+        return future
+
+    def _done(self, _future) -> None:
+        with self._counts:
+            self.held -= 1
+            self.finished += 1
+
+
+class Saturation:
+    """Whether the pool can take a sync call. Saturated once every thread has been held (queued
+    work included) and not one piece of work has finished for `after` seconds: a busy pool that
+    keeps finishing calls still answers, one whose threads all wait (a database that hangs, slow
+    calls, sync streams) does not. Over as soon as something finishes or a thread is free."""
+
+    def __init__(self, pool: _CountingPool, after: float):
+        self.pool = pool
+        self.after = after
+        self.saturated = False
+        self._full_since: float | None = None  # seen full with `_finished` finished since then
+        self._finished = 0
+
+    def check(self, now: float) -> bool:
+        """Look at the pool now; True when the state changed (and was logged)."""
+        held, finished, threads = self.pool.held, self.pool.finished, self.pool.threads
+        if held < threads:
+            self._full_since = None
+        elif self._full_since is None or finished != self._finished:
+            self._full_since, self._finished = now, finished
+        saturated = self._full_since is not None and now - self._full_since >= self.after
+        if saturated == self.saturated:
+            return False
+        self.saturated = saturated
+        if saturated:
+            log.warning("grpc api saturated: NOT_SERVING until a thread is free", extra={
+                "reason": f"all {threads} threads (SUPPLY_GRPC_THREADS) held, none freed for "
+                          f"{now - self._full_since:.1f} s", "held": held, "threads": threads})
+        else:
+            log.info("grpc api no longer saturated", extra={
+                "reason": "a call finished" if held >= threads else "a thread is free",
+                "held": held, "threads": threads})
+        return True
+
+
 def serve(settings: Settings, register: Callable[[grpc.aio.Server], list[str]],
           checks: dict[str, Callable[[], None]], *, max_workers: int = 16,
-          on_stop: Callable[[], None] | None = None, readiness_interval: float = 5.0) -> None:
+          on_stop: Callable[[], None] | None = None, readiness_interval: float = 5.0,
+          saturated_after: float = 2.0) -> None:
     """Run a gRPC server until SIGTERM/SIGINT. `register` adds servicers, returns full names.
 
     The server is grpc.aio: a sync servicer method runs on a pool of `SUPPLY_GRPC_THREADS`
     threads, an `async def` one on the event loop (for hot paths that must not hand every call
-    between threads; see docs/adr/0004)."""
+    between threads; see docs/adr/0004). Health turns NOT_SERVING while the pool is saturated
+    for `saturated_after` seconds (Saturation)."""
     # Every call allocates thousands of short-lived objects, so the cyclic collector ran every
     # 700 allocations and rescanned everything imported at start-up: freeze that and collect the
     # young generation every 20 000 (+6 – 9 % SubmitDemand/s, ADR 0004)
@@ -329,13 +415,13 @@ def serve(settings: Settings, register: Callable[[grpc.aio.Server], list[str]],
     gc.set_threshold(20_000, 20, 50)
     asyncio.run(_serve(settings, register, checks,
                        int(settings.extra.get("SUPPLY_GRPC_THREADS", max_workers)), on_stop,
-                       readiness_interval))
+                       readiness_interval, saturated_after))
 
 
 async def _serve(settings: Settings, register, checks, max_workers: int, on_stop,
-                 readiness_interval: float) -> None:
+                 readiness_interval: float, saturated_after: float) -> None:
     loop = asyncio.get_running_loop()
-    pool = futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc")
+    pool = _CountingPool(max_workers)
     loop.set_default_executor(pool)
     server = grpc.aio.server(
         migration_thread_pool=pool,
@@ -350,11 +436,17 @@ async def _serve(settings: Settings, register, checks, max_workers: int, on_stop
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         server)
     readiness = Readiness(checks)
+    saturation = Saturation(pool, saturated_after)
 
-    async def report_readiness() -> None:
-        status = await loop.run_in_executor(pool, readiness.check_once)
+    async def report() -> None:
+        status = (health_pb2.HealthCheckResponse.NOT_SERVING if readiness.failing or saturation.saturated
+                  else health_pb2.HealthCheckResponse.SERVING)
         for name in ("", *names):
             await health_servicer.set(name, status)
+
+    async def report_readiness() -> None:
+        await loop.run_in_executor(pool, readiness.check_once)
+        await report()
 
     await report_readiness()
     address = f"{settings.grpc_host}:{settings.grpc_port}"
@@ -371,10 +463,18 @@ async def _serve(settings: Settings, register, checks, max_workers: int, on_stop
             await asyncio.sleep(readiness_interval)
             await report_readiness()
 
+    async def watch_saturation() -> None:  # on the loop: it must not need a thread of the pool
+        while True:
+            await asyncio.sleep(min(0.25, saturated_after / 4))
+            if saturation.check(time.monotonic()):
+                await report()
+
     reporting = asyncio.create_task(keep_reporting())  # a hanging check does not delay the stop
+    watching = asyncio.create_task(watch_saturation())
     await stop.wait()
     log.info("grpc api stopping")
     reporting.cancel()
+    watching.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=10)
     if on_stop:

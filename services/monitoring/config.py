@@ -27,6 +27,8 @@ stops the process with a message that names the variable.
 | SUPPLY_PRICE_BASELINE_DAYS | 7 | days before today that make the baseline |
 | SUPPLY_PRICE_MIN_HISTORY_DAYS | 3 | baseline needs at least this many days |
 | SUPPLY_RESERVE_ALERT_TTL_H | 24 | a reserve alert not re-raised by logistics for this long clears |
+| MONITORING_WATCH_STREAMS_PER_IDENTITY | 4 | WatchAlerts streams one identity (token) may have open on one API process |
+| MONITORING_WATCH_STREAMS_MAX | 64 | WatchAlerts streams open on one API process, every identity together (each polls 4×/s) |
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ class MonitoringConfig:
     spoilage_check_s: float = 60.0
     export_check_s: float = 1.0
     reserve_alert_ttl: timedelta = timedelta(hours=24)
+    watch_streams_per_identity: int = 4
+    watch_streams_max: int = 64
     ingest_policy: IngestPolicy = field(default_factory=IngestPolicy)
     dedup_policy: DedupPolicy = field(default_factory=lambda: DedupPolicy(seq_window=64))
     alarm_policy: AlarmPolicy = field(default_factory=AlarmPolicy)
@@ -121,6 +125,11 @@ def monitoring_config(settings: Settings) -> MonitoringConfig:
         raise ConfigError(f"SUPPLY_ZONES_FILE not found: {zones_file}")
     interval = _num(env, "SUPPLY_SENSOR_INTERVAL_S", 60, 1, 86_400)
     offline_n = _num(env, "SUPPLY_OFFLINE_INTERVALS", 3, 1, 100)
+    watch_max = _num(env, "MONITORING_WATCH_STREAMS_MAX", 64, 1, 100_000, int)
+    watch_per_identity = _num(env, "MONITORING_WATCH_STREAMS_PER_IDENTITY", 4, 1, 100_000, int)
+    if watch_per_identity > watch_max:
+        raise ConfigError(f"MONITORING_WATCH_STREAMS_PER_IDENTITY ({watch_per_identity}) must not be above "
+                          f"MONITORING_WATCH_STREAMS_MAX ({watch_max})")
     return MonitoringConfig(
         mqtt_root=root,
         client_id=client_id,
@@ -138,6 +147,8 @@ def monitoring_config(settings: Settings) -> MonitoringConfig:
         spoilage_check_s=_num(env, "SUPPLY_SPOILAGE_CHECK_S", 60, 0.1, 86_400),
         export_check_s=_num(env, "SUPPLY_EXPORT_CHECK_S", 1, 0.1, 3600),
         reserve_alert_ttl=timedelta(hours=_num(env, "SUPPLY_RESERVE_ALERT_TTL_H", 24, 0.01, 24 * 365)),
+        watch_streams_per_identity=watch_per_identity,
+        watch_streams_max=watch_max,
         ingest_policy=IngestPolicy(
             max_future_skew=timedelta(seconds=_num(env, "SUPPLY_MAX_FUTURE_SKEW_S", 300, 0, 86_400))),
         dedup_policy=DedupPolicy(

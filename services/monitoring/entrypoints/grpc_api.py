@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import threading
@@ -26,6 +27,7 @@ from services.monitoring.adapters.influx import InfluxError, quote_ident
 from services.monitoring.adapters.influx_query import InfluxReader
 from services.monitoring.bootstrap import build_context
 from services.monitoring.entrypoints import proto_map as out
+from services.monitoring.entrypoints.watch_streams import StreamRefused, WatchStreams
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
         self.ctx = ctx
         self.influx = influx
         self.stopping = stopping
+        self.watch_streams = WatchStreams(ctx.config.watch_streams_per_identity, ctx.config.watch_streams_max)
 
     def _write(self, method: str, request: Message, response_type: type[Message],
                work: Callable[[h.Actor, object], Message]) -> Message:
@@ -90,30 +93,44 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
         return pb.ListAlertsResponse(alerts=[out.alert(a) for a in items],
                                      page=common.PageInfo(next_page_token=token, total=total))
 
-    def WatchAlerts(self, request, context):
-        f = self._filter(request)
+    def _read(self, query: Callable, *args):
         with self.ctx.uow() as uow:
-            cursor = request.after_cursor if request.HasField("after_cursor") else h.last_history_id(uow)
-        if cursor < 0:
-            raise InvalidInput("after_cursor", "must be ≥ 0")
-        # the starting point, before any transition: a client knows from here on nothing is missed
-        context.send_initial_metadata((("x-watch-cursor", str(cursor)),))
-        gaps: dict[int, float] = {}  # history ids skipped (not committed yet) → when first noticed
-        while context.is_active() and not self.stopping.is_set():
-            with self.ctx.uow() as uow:
-                rows = h.history_since(uow, cursor, list(gaps), f)
-            now = time.monotonic()
-            for row in rows:
-                gaps.pop(row.id, None)
-                if row.id > cursor:
-                    if row.id - cursor <= MAX_GAPS:
-                        gaps.update({i: now for i in range(cursor + 1, row.id) if i not in gaps})
-                    cursor = row.id
-                yield out.transition(row)
-            for i in [i for i, t in gaps.items() if now - t > GAP_PATIENCE_S]:
-                del gaps[i]  # a rolled-back transaction: that id never comes
-            if len(rows) < 500:
-                self.stopping.wait(WATCH_POLL_S)
+            return query(uow, *args)
+
+    async def WatchAlerts(self, request, context):
+        """On the event loop: each poll of the history runs on the pool (short, blocking), the
+        waits between polls hold no thread. Streams are counted per identity and in all."""
+        f = self._filter(request)
+        try:
+            stream = self.watch_streams.open(caller().identity)
+        except StreamRefused as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        context.add_done_callback(lambda _: stream.close())  # however the call ends
+        try:
+            cursor = (request.after_cursor if request.HasField("after_cursor")
+                      else await asyncio.to_thread(self._read, h.last_history_id))
+            if cursor < 0:
+                raise InvalidInput("after_cursor", "must be ≥ 0")
+            # the starting point, before any transition: a client knows from here on nothing is missed
+            await context.send_initial_metadata((("x-watch-cursor", str(cursor)),))
+            gaps: dict[int, float] = {}  # history ids skipped (not committed yet) → when first noticed
+            while not context.done() and not self.stopping.is_set():
+                # to_thread: the loop's default executor, which is the API's pool, in this context
+                rows = await asyncio.to_thread(self._read, h.history_since, cursor, list(gaps), f)
+                now = time.monotonic()
+                for row in rows:
+                    gaps.pop(row.id, None)
+                    if row.id > cursor:
+                        if row.id - cursor <= MAX_GAPS:
+                            gaps.update({i: now for i in range(cursor + 1, row.id) if i not in gaps})
+                        cursor = row.id
+                    yield out.transition(row)
+                for i in [i for i, t in gaps.items() if now - t > GAP_PATIENCE_S]:
+                    del gaps[i]  # a rolled-back transaction: that id never comes
+                if len(rows) < 500:
+                    await asyncio.sleep(WATCH_POLL_S)
+        finally:
+            stream.close()
 
     def AcknowledgeAlert(self, request, context):
         return self._write("AcknowledgeAlert", request, pb.Alert, lambda a, uow: out.alert(

@@ -32,6 +32,15 @@ def test_defaults_and_overrides():
     assert c.price_policy.rise_pct == 15 and c.dedup_policy.late_window == timedelta(minutes=2)
 
 
+def test_watch_stream_limits_are_the_services_own_variables():
+    c = config()
+    assert (c.watch_streams_per_identity, c.watch_streams_max) == (4, 64)
+    c = config(MONITORING_WATCH_STREAMS_PER_IDENTITY="2", MONITORING_WATCH_STREAMS_MAX="10")
+    assert (c.watch_streams_per_identity, c.watch_streams_max) == (2, 10)
+    # another service's variable of that name is not monitoring's
+    assert "MONITORING_WATCH_STREAMS_MAX" not in load_settings("intake", {"MONITORING_WATCH_STREAMS_MAX": "1"}).extra
+
+
 @pytest.mark.parametrize("env, name", [
     ({"SUPPLY_MQTT_ROOT": "a/+/b"}, "SUPPLY_MQTT_ROOT"),
     ({"SUPPLY_MQTT_CLIENT_ID": "has space"}, "SUPPLY_MQTT_CLIENT_ID"),
@@ -39,6 +48,10 @@ def test_defaults_and_overrides():
     ({"SUPPLY_SENSOR_INTERVAL_S": "often"}, "SUPPLY_SENSOR_INTERVAL_S"),
     ({"SUPPLY_ZONES_FILE": "/nonexistent/zones.yaml"}, "SUPPLY_ZONES_FILE"),
     ({"SUPPLY_MQTT_SHARE_GROUP": "a/b"}, "SUPPLY_MQTT_SHARE_GROUP"),
+    ({"MONITORING_WATCH_STREAMS_PER_IDENTITY": "0"}, "MONITORING_WATCH_STREAMS_PER_IDENTITY"),
+    ({"MONITORING_WATCH_STREAMS_MAX": "many"}, "MONITORING_WATCH_STREAMS_MAX"),
+    ({"MONITORING_WATCH_STREAMS_PER_IDENTITY": "5", "MONITORING_WATCH_STREAMS_MAX": "4"},
+     "MONITORING_WATCH_STREAMS_PER_IDENTITY"),
 ])
 def test_a_bad_value_stops_the_process_naming_the_variable(env, name):
     with pytest.raises(ConfigError, match=name):
