@@ -66,10 +66,14 @@ class AccountStore:
         self.lockout = lockout or LockoutPolicy()
         self.session_policy = session_policy or SessionPolicy()
 
+    def _utc_now(self) -> datetime:
+        """Now in UTC: SQLite keeps a datetime's wall-clock digits and drops its offset."""
+        return self.now().astimezone(UTC)
+
     # ---- users
     def add_user(self, username: str, role: str, scope: str, password: str, display_name: str = "") -> User:
         check_new_user(username, role, scope, password, display_name)
-        now = self.now()
+        now = self._utc_now()
         row = {"username": username, "role": role, "scope": scope, "display_name": display_name,
                "password_hash": _hasher.hash(password), "failed_logins": 0, "locked_until": None,
                "disabled": False, "created_at": now, "updated_at": now}
@@ -85,14 +89,14 @@ class AccountStore:
         with self.engine.begin() as conn:
             done = conn.execute(update(users).where(users.c.username == username).values(
                 password_hash=_hasher.hash(password), failed_logins=0, locked_until=None,
-                updated_at=self.now())).rowcount
+                updated_at=self._utc_now())).rowcount
         if not done:
             raise NotFound(f"no user {username!r}")
 
     def set_disabled(self, username: str, disabled: bool) -> None:
         with self.engine.begin() as conn:
             done = conn.execute(update(users).where(users.c.username == username).values(
-                disabled=disabled, updated_at=self.now())).rowcount
+                disabled=disabled, updated_at=self._utc_now())).rowcount
             if disabled:
                 conn.execute(delete(sessions).where(sessions.c.username == username))
         if not done:
@@ -117,7 +121,7 @@ class AccountStore:
     def authenticate(self, username: str, password: str) -> tuple[User | None, str]:
         """(user, "") on success; (None, reason) with reason in {"bad", "locked", "disabled"}.
         Unknown users cost one hash too, so timing does not tell which names exist."""
-        now = self.now()
+        now = self._utc_now()
         user = self.get_user(username)
         if user is None:
             try:
@@ -148,7 +152,7 @@ class AccountStore:
     def open_session(self, username: str) -> tuple[str, Session]:
         """A new session: (the cookie value, the session). Only its hash is stored."""
         sid = secrets.token_urlsafe(32)
-        now = self.now()
+        now = self._utc_now()
         s = Session(username, secrets.token_urlsafe(32), now, now)
         with self.engine.begin() as conn:
             conn.execute(insert(sessions).values(id_hash=_hash_id(sid), username=username,
@@ -161,7 +165,7 @@ class AccountStore:
         if not sid or len(sid) > 100:
             return None
         key = _hash_id(sid)
-        now = self.now()
+        now = self._utc_now()
         with self.engine.connect() as conn:
             row = conn.execute(select(sessions).where(sessions.c.id_hash == key)).mappings().first()
         if row is None:

@@ -350,21 +350,6 @@ class Hardening:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > MAX_BODY:
-            await HTMLResponse("request too large / 请求过大", status_code=413)(scope, receive, send)
-            return
-        received = 0
-
-        async def limited_receive():
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > MAX_BODY:
-                raise HTTPException(413, "request too large")
-            return message
-
         static = scope["path"].startswith("/static/")
 
         async def send_with_headers(message):
@@ -375,6 +360,21 @@ class Hardening:
                     extra.append((b"cache-control", b"no-store"))
                 message["headers"] = list(message.get("headers", [])) + extra
             await send(message)
+
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            await HTMLResponse("request too large / 请求过大", status_code=413)(scope, receive, send_with_headers)
+            return
+        received = 0
+
+        async def limited_receive():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > MAX_BODY:
+                raise HTTPException(413, "request too large")
+            return message
 
         await self.app(scope, limited_receive, send_with_headers)
 
@@ -392,8 +392,12 @@ async def _crashed(request: Request, exc: Exception) -> Response:
     cid = uuid.uuid4().hex[:12]
     log.error("page failed", extra={"path": request.url.path, "correlation_id": cid}, exc_info=exc)
     _ = gettext_of(request)
-    return error_page(request, 500, _("Something went wrong on our side"),
-                      _("Quote this number to county IT: %(cid)s", cid=cid))
+    response = error_page(request, 500, _("Something went wrong on our side"),
+                          _("Quote this number to county IT: %(cid)s", cid=cid))
+    # Starlette answers this one outside the Hardening middleware: the same headers, set here
+    response.headers.update({**SECURITY_HEADERS, "cache-control": "no-store",
+                             "content-security-policy": _csp(console_of(request).settings.tile_url)})
+    return response
 
 
 def create_app(settings: ConsoleSettings, *, store: AccountStore | None = None,
