@@ -47,6 +47,7 @@ from services.allocation.domain.forecast import (
     moving_average_backtest,
 )
 from services.allocation.domain.geo import haversine_km
+from services.common.auth import ROLES, Caller
 from services.common.catalogue import Catalogue
 from services.common.clock import Clock
 from services.common.db import UnitOfWork, new_id
@@ -54,30 +55,26 @@ from services.common.errors import (
     Conflict,
     InvalidInput,
     NotFound,
-    PermissionDenied,
     RuleRefused,
 )
 from services.common.serde import from_jsonable, to_jsonable
 
 PLAN_ROLES = ("hq",)
 POLICY_ROLES = ("hq",)
+# Who reads what (docs/integration.md, access matrix; admin reads everything). Plans name
+# villages and units, never people: depot keepers work from them, departments and auditors
+# read them county-wide. The policy is the county's published rules (the cut-off …): every
+# person may read it, a gateway not.
+PLAN_READ_ROLES = ("hq", "depot_keeper", "department", "auditor")  # plans, explanations, forecasts
+POLICY_READ_ROLES = tuple(r for r in ROLES if r not in ("admin", "gateway"))
+REPORT_ROLES = ("hq", "auditor")  # the daily report reads the other services with the caller's token
 DEFAULT_LINES_PAGE = 200
 MAX_LINES_PAGE = 1000
 OPEN, CANCELLED, CLOSED = "open", "cancelled", "closed"
 
 
-@dataclass(frozen=True)
-class Actor:
+class Actor(Caller):
     """Who is calling (from the caller's token). admin may do anything."""
-
-    identity: str
-    role: str
-    scope: str = ""
-
-    def require(self, *roles: str) -> None:
-        if self.role != "admin" and self.role not in roles:
-            raise PermissionDenied(f"role {self.role!r} may not do this; needs one of "
-                                   f"{', '.join(roles)}")
 
 
 CUTOFF_ACTOR = Actor("system:cutoff", "admin")

@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from services.common.auth import MIN_KEY_CHARS, ROLES, SCOPED_ROLES, is_jwt
 from services.common.clock import Clock, parse_clock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +59,15 @@ def _tokens(raw: str) -> dict[str, tuple[str, str, str]]:
             raise ConfigError(f"SUPPLY_AUTH_TOKENS entry must be token=identity:role[:scope], got {entry!r}")
         if len(token) < 16:
             raise ConfigError(f"SUPPLY_AUTH_TOKENS: token for {identity!r} is shorter than 16 characters")
+        if is_jwt(token):
+            raise ConfigError(f"SUPPLY_AUTH_TOKENS: token for {identity!r} has two dots, so it would "
+                              f"be read as a signed token (JWT); choose another")
+        if role not in ROLES:
+            raise ConfigError(f"SUPPLY_AUTH_TOKENS: token for {identity!r} has unknown role {role!r}; "
+                              f"one of {', '.join(ROLES)}")
+        if role in SCOPED_ROLES and not scope:
+            raise ConfigError(f"SUPPLY_AUTH_TOKENS: token for {identity!r} has role {role} but no scope "
+                              f"(the requester id it acts for: …={identity}:{role}:<requester id>)")
         tokens[token] = (identity, role, scope)
     return tokens
 
@@ -75,6 +85,7 @@ def _targets(env: dict) -> dict[str, str]:
 
 
 DEV_TOKEN = "dev-token-county-supply-0001"
+DEV_JWT_KEY = "dev-jwt-key-NOT-FOR-PRODUCTION-county-supply"
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,7 @@ class Settings:
     log_level: str
     group_commit_linger: float = 0.005
     relay_stop_grace: float = 10.0
+    jwt_key: str = ""  # SUPPLY_JWT_KEY: signs the console's per-person tokens; '' accepts none
     extra: dict[str, str] = field(default_factory=dict)  # SUPPLY_* and <SERVICE>_* variables
 
     def clock(self) -> Clock:
@@ -150,6 +162,13 @@ def load_settings(service: str, env: dict | None = None) -> Settings:
         if supply_env == "production":
             raise ConfigError("SUPPLY_SECRET must be set in production (pseudonyms, hashes)")
         secret = "dev-secret-not-for-production"
+    jwt_key = _env(env, "SUPPLY_JWT_KEY", "")
+    if not jwt_key and supply_env != "production":
+        jwt_key = DEV_JWT_KEY
+    if len(jwt_key) < MIN_KEY_CHARS:
+        raise ConfigError(f"SUPPLY_JWT_KEY must be set{' in production' if not jwt_key else ''} to a "
+                          f"random key of at least {MIN_KEY_CHARS} characters (signs the console's "
+                          f"per-person tokens)")
     cat = _env(env, "SUPPLY_CATALOGUE", "")
     if cat and not Path(cat).is_file():
         raise ConfigError(f"SUPPLY_CATALOGUE file not found: {cat}")
@@ -178,6 +197,7 @@ def load_settings(service: str, env: dict | None = None) -> Settings:
         log_level=level,
         group_commit_linger=_int(env, "SUPPLY_GROUP_COMMIT_LINGER_MS", 5, 0, 100) / 1000,
         relay_stop_grace=_int(env, "SUPPLY_RELAY_STOP_GRACE_S", 10, 1, 300),
+        jwt_key=jwt_key,
         # the platform's SUPPLY_* and the service's own <SERVICE>_* (MONITORING_WATCH_STREAMS_MAX …)
         extra={k: v for k, v in env.items() if k.startswith(("SUPPLY_", f"{service.upper()}_"))},
     )

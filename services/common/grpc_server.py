@@ -24,7 +24,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent import futures
-from dataclasses import dataclass
 
 import grpc
 from google.protobuf import any_pb2
@@ -33,6 +32,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from grpc_status import rpc_status
 
+from services.common.auth import Caller, is_jwt, verify_token
 from services.common.config import Settings
 from services.common.errors import (
     Conflict,
@@ -46,13 +46,6 @@ from services.common.errors import (
 from services.common.logs import correlation_id, new_correlation_id
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Caller:
-    identity: str
-    role: str
-    scope: str = ""  # the requester id a village worker or unit head acts for; '' = county-wide
 
 
 current_caller: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
@@ -78,8 +71,7 @@ def write_fingerprint(request) -> str:
 def require_role(*roles: str) -> Caller:
     """The current caller, if its role is one of `roles` (admin may do anything)."""
     c = caller()
-    if c.role != "admin" and c.role not in roles:
-        raise PermissionDenied(f"role {c.role!r} may not do this; needs one of {', '.join(roles)}")
+    c.require(*roles)
     return c
 
 
@@ -157,17 +149,24 @@ class _Guard:
     Each method's handler is wrapped once, as `register` adds it (see _GuardedServer), rather
     than by a server interceptor, which grpc.aio runs as extra coroutines on every call."""
 
-    def __init__(self, tokens: dict[str, tuple[str, str, str]], pool: futures.ThreadPoolExecutor):
+    def __init__(self, tokens: dict[str, tuple[str, str, str]], pool: futures.ThreadPoolExecutor,
+                 jwt_key: str = ""):
         self.tokens = tokens
         self.pool = pool
+        self.jwt_key = jwt_key  # '' refuses every signed token
         self.wrapped: dict[str, tuple] = {}
 
     def _authenticate(self, metadata: dict[str, str]) -> Caller:
+        """A signed token (JWT: three dot-separated parts) is verified with the shared key; any
+        other token is looked up among the configured static tokens."""
         auth = metadata.get("authorization", "")
         scheme, _, token = auth.partition(" ")
+        token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise Unauthenticated("missing 'authorization: Bearer <token>' metadata / 缺少访问令牌")
-        who = self.tokens.get(token.strip())
+        if is_jwt(token):
+            return verify_token(self.jwt_key, token)
+        who = self.tokens.get(token)
         if who is None:
             raise Unauthenticated("unknown or revoked token / 令牌无效")
         return Caller(*who)
@@ -429,7 +428,7 @@ async def _serve(settings: Settings, register, checks, max_workers: int, on_stop
                  # several API processes of a service may share its port (SUPPLY_GRPC_REUSEPORT=1)
                  ("grpc.so_reuseport", 1 if settings.extra.get("SUPPLY_GRPC_REUSEPORT") == "1" else 0)],
     )
-    names = register(_GuardedServer(server, _Guard(settings.auth_tokens, pool)))
+    names = register(_GuardedServer(server, _Guard(settings.auth_tokens, pool, settings.jwt_key)))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Engine
 
+from services.common.auth import Caller
 from services.common.catalogue import Catalogue
 from services.common.clock import Clock
 from services.common.db import UnitOfWork, new_id, run_idempotent_many
@@ -27,29 +28,21 @@ from services.intake.domain import events as ev
 from services.intake.spreadsheet import DemandRow, RequesterRow, parse_spreadsheet
 
 DEMAND_ROLES = ("hq", "village", "unit", "unit_head", "grid_worker")
-READ_ROLES = ("hq", "village", "unit", "unit_head", "grid_worker", "inspector", "depot_keeper",
-              "department")
+# Who reads what (docs/integration.md, access matrix). admin and hq read everything; village,
+# grid_worker, unit and unit_head only what belongs to their own requester (their scope: lists
+# are narrowed to it, another requester's record is PERMISSION_DENIED). department and auditor
+# read county-wide records without personal data; gateway reads nothing here.
+REQUESTER_READ_ROLES = ("hq", "village", "grid_worker", "unit", "unit_head", "depot_keeper",
+                        "inspector", "department", "auditor")
+DEMAND_READ_ROLES = ("hq", "village", "grid_worker", "unit", "unit_head", "department", "auditor")
+SPECIAL_NEED_READ_ROLES = ("hq", "village", "grid_worker")  # names and phones, masked
+REQUISITION_READ_ROLES = ("hq", "unit", "unit_head", "auditor")
+DONATION_READ_ROLES = ("hq", "inspector", "depot_keeper", "auditor")
+DONATION_SUMMARY_ROLES = (*DONATION_READ_ROLES, "department")
 
 
-@dataclass(frozen=True)
-class Actor:
+class Actor(Caller):
     """Who is calling (from the caller's token): identity, role and scope (requester id)."""
-
-    identity: str
-    role: str
-    scope: str = ""
-
-    def require(self, *roles: str) -> None:
-        if self.role != "admin" and self.role not in roles:
-            raise PermissionDenied(f"role {self.role!r} may not do this; needs one of {', '.join(roles)}")
-
-    def require_for(self, requester_id: str, *roles: str) -> None:
-        """Role check, and a village/unit-scoped caller may act only for its own requester."""
-        self.require(*roles)
-        if self.role in ("admin", "hq"):
-            return
-        if self.scope and self.scope != requester_id:
-            raise PermissionDenied(f"{self.identity} acts for {self.scope}, not {requester_id}")
 
     def domain_actor(self) -> d.Actor:
         return d.Actor(id=self.identity, role=self.role, unit_id=self.scope or None)
@@ -166,14 +159,19 @@ def update_requester(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requeste
     return updated
 
 
-def get_requester(uow: UnitOfWork, requester_id: str) -> d.Requester:
+def read_requester(uow: UnitOfWork, actor: Actor, requester_id: str) -> d.Requester:
+    actor.require_for(requester_id, *REQUESTER_READ_ROLES)
     return _requester(uow, requester_id, "requester_id")
 
 
-def list_requesters(uow: UnitOfWork, *, township: str = "", kind: str = "", risk_level: str = "",
-                    page_size: int = 0, page_token: str = "") -> Page[d.Requester]:
+def list_requesters(uow: UnitOfWork, actor: Actor, *, township: str = "", kind: str = "",
+                    risk_level: str = "", page_size: int = 0, page_token: str = ""
+                    ) -> Page[d.Requester]:
+    """A scoped caller's list holds its own requester only."""
     t = schema.requesters
     where = []
+    if own := actor.require_for("", *REQUESTER_READ_ROLES):
+        where.append(t.c.id == own)
     if township:
         where.append(t.c.township == township)
     if kind:
@@ -267,10 +265,21 @@ def get_demand(uow: UnitOfWork, demand_id: str) -> d.Demand:
     return demand
 
 
-def list_demands(uow: UnitOfWork, *, requester_id: str = "", delivery_day: date | None = None,
-                 status: str = "", tier: int = 0, flagged: bool | None = None,
-                 page_size: int = 0, page_token: str = "") -> Page[d.Demand]:
-    """Ordered by delivery day, most urgent tier, submission time."""
+def read_demand(uow: UnitOfWork, actor: Actor, demand_id: str) -> d.Demand:
+    """get_demand for a caller allowed to see it (the role first, so NOT_FOUND tells nothing)."""
+    actor.require(*DEMAND_READ_ROLES)
+    demand = get_demand(uow, demand_id)
+    actor.require_for(demand.requester_id, *DEMAND_READ_ROLES)
+    return demand
+
+
+def list_demands(uow: UnitOfWork, actor: Actor, *, requester_id: str = "",
+                 delivery_day: date | None = None, status: str = "", tier: int = 0,
+                 flagged: bool | None = None, page_size: int = 0, page_token: str = ""
+                 ) -> Page[d.Demand]:
+    """Ordered by delivery day, most urgent tier, submission time. A scoped caller's list is
+    narrowed to its own requester (asking for another is PERMISSION_DENIED)."""
+    requester_id = actor.require_for(requester_id, *DEMAND_READ_ROLES)
     t = schema.demands
     where = []
     if requester_id:
@@ -385,9 +394,11 @@ def register_special_need(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, 
     return need, demand
 
 
-def list_special_needs(uow: UnitOfWork, *, requester_id: str = "", category: str = "",
-                       beneficiary: str = "", page_size: int = 0, page_token: str = ""
-                       ) -> Page[d.SpecialNeedView]:
+def list_special_needs(uow: UnitOfWork, actor: Actor, *, requester_id: str = "",
+                       category: str = "", beneficiary: str = "", page_size: int = 0,
+                       page_token: str = "") -> Page[d.SpecialNeedView]:
+    """hq sees every village's list; a village or grid worker its own village's only."""
+    requester_id = actor.require_for(requester_id, *SPECIAL_NEED_READ_ROLES)
     t = schema.special_needs
     where = []
     if beneficiary:
@@ -443,6 +454,14 @@ def get_requisition(uow: UnitOfWork, requisition_id: str) -> d.Requisition:
     req = requisitions.get(uow.conn, requisition_id) if requisition_id else None
     if req is None:
         raise NotFound(f"requisition_id: no requisition {requisition_id!r}")
+    return req
+
+
+def read_requisition(uow: UnitOfWork, actor: Actor, requisition_id: str) -> d.Requisition:
+    """A unit's staff and head see their own unit's requisitions; hq and auditors every one."""
+    actor.require(*REQUISITION_READ_ROLES)
+    req = get_requisition(uow, requisition_id)
+    actor.require_for(req.unit_id, *REQUISITION_READ_ROLES)
     return req
 
 
@@ -503,6 +522,11 @@ def get_donation(uow: UnitOfWork, donation_id: str) -> d.Donation:
     return donation
 
 
+def read_donation(uow: UnitOfWork, actor: Actor, donation_id: str) -> d.Donation:
+    actor.require(*DONATION_READ_ROLES)
+    return get_donation(uow, donation_id)
+
+
 def inspect_donation_line(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, donation_id: str,
                           line_no: int, decision: Any, reason: str, medical_grade: bool | None,
                           redirect_to: str) -> d.Donation:
@@ -516,7 +540,9 @@ def inspect_donation_line(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, 
     return donation
 
 
-def donation_summary(ctx: IntakeContext, uow: UnitOfWork, day: date) -> d.DonationDaySummary:
+def donation_summary(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, day: date
+                     ) -> d.DonationDaySummary:
+    actor.require(*DONATION_SUMMARY_ROLES)
     t = schema.donations
     # a donation received on an earlier day may be inspected today: scan a window of days
     rows = uow.conn.execute(select(t.c.id).where(t.c.received_day >= day.fromordinal(day.toordinal() - 31),

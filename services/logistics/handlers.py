@@ -21,12 +21,14 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from services.common.auth import Caller
 from services.common.catalogue import Catalogue, Item
 from services.common.clock import Clock
 from services.common.db import UnitOfWork, is_postgres, new_id
@@ -78,20 +80,18 @@ WRITE_ROLES = ("depot_keeper", "hq")
 SETUP_ROLES = ("hq", "depot_keeper")
 DELIVERY_ROLES = ("depot_keeper", "hq", "clerk", "village", "grid_worker")
 AUDIT_ROLES = ("auditor", "hq", "depot_keeper")
+# Who reads what (docs/integration.md, access matrix; admin reads everything). Stock figures
+# carry no personal data: departments read them too. Lots and receipts are the depots' books.
+# Trips and manifests name drivers, clerks and every stop: a village or grid worker sees only
+# the trips that stop at its own requester, and only those stops. gateway reads nothing here.
+STOCK_READ_ROLES = ("hq", "depot_keeper", "department", "auditor")  # stock, snapshot, days of supply
+STORE_READ_ROLES = ("hq", "depot_keeper", "auditor")  # lots, receipts
+TRIP_READ_ROLES = (*DELIVERY_ROLES, "auditor")  # trips, manifests
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
-@dataclass(frozen=True)
-class Actor:
+class Actor(Caller):
     """Who is calling (from the caller's token)."""
-
-    identity: str
-    role: str
-    scope: str = ""
-
-    def require(self, *roles: str) -> None:
-        if self.role != "admin" and self.role not in roles:
-            raise PermissionDenied(f"role {self.role!r} may not do this; needs one of {', '.join(roles)}")
 
 
 SYSTEM = Actor("logistics", "admin")
@@ -1172,7 +1172,7 @@ def confirm_delivery(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, tr
     write off damaged and missing goods, publish delivery_confirmed with per-line results and
     demand ids. One confirmation per stop: the same content again returns the recorded result;
     different content is a Conflict."""
-    actor.require(*DELIVERY_ROLES)
+    actor.require_for(requester_id, *DELIVERY_ROLES)  # a village confirms at its own drop points
     if not trip_id:
         raise InvalidInput("trip_id", "required")
     if not requester_id:
@@ -1469,6 +1469,38 @@ def trip_row(conn: Connection, trip_id: str):
     if row is None:
         raise NotFound(f"trip_id: no trip {trip_id!r}")
     return row
+
+
+def _stops_at(row, requester_id: str):
+    """The trip row with only its stops at `requester_id`; None when it has none."""
+    trip = row.data["trip"]
+    stops = [s for s in trip["stops"] if s["requester_id"] == requester_id]
+    if not stops:
+        return None
+    return SimpleNamespace(**{**row._asdict(), "data": {**row.data, "trip": {**trip, "stops": stops}}})
+
+
+def trips_seen_by(conn: Connection, actor: Actor, **filters):
+    """list_trips as `actor` may see them: a village or grid worker gets only the trips that
+    stop at its requester, with those stops only, and no dispatch summaries."""
+    own = actor.require_for("", *TRIP_READ_ROLES)
+    trips, plans = list_trips(conn, **filters)
+    if not own:
+        return trips, plans
+    return [r for r in (_stops_at(t, own) for t in trips) if r is not None], []
+
+
+def manifest_seen_by(conn: Connection, actor: Actor, trip_id: str):
+    """trip_row as `actor` may see it (see trips_seen_by); another village's trip is
+    PERMISSION_DENIED."""
+    own = actor.require_for("", *TRIP_READ_ROLES)
+    row = trip_row(conn, trip_id)
+    if not own:
+        return row
+    mine = _stops_at(row, own)
+    if mine is None:
+        raise PermissionDenied(f"trip {trip_id} does not stop at {own} / 该车次不经过本村居")
+    return mine
 
 
 def demand_ids(conn: Connection, plan_line_ids: Iterable[str]) -> dict[str, str | None]:

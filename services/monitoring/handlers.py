@@ -23,10 +23,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from services.common.auth import Caller
 from services.common.catalogue import Catalogue, StorageClass
 from services.common.clock import Clock
 from services.common.db import UnitOfWork, is_postgres, utcnow
-from services.common.errors import InvalidInput, NotFound, PermissionDenied
+from services.common.errors import InvalidInput, NotFound
 from services.common.serde import from_jsonable, to_jsonable
 from services.monitoring import state as st
 from services.monitoring.adapters import schema
@@ -42,16 +43,15 @@ log = logging.getLogger(__name__)
 HELD = ("available", "quarantined")
 ACK_ROLES = ("hq", "depot_keeper", "operator")
 PRICE_ROLES = ("hq", "department", "market_supervisor", "operator")
+# Who reads what (docs/integration.md, access matrix; admin reads everything). Nothing here
+# is personal data. Alerts (cold chain, reserves, prices) go also to departments and market
+# supervisors, and to a gateway's own token (the console's one upstream alert stream).
+SENSOR_READ_ROLES = ("hq", "depot_keeper", "operator", "auditor")  # zone status, sensor history
+ALERT_READ_ROLES = (*SENSOR_READ_ROLES, "department", "market_supervisor", "gateway")
 
 
-@dataclass(frozen=True)
-class Actor:
-    identity: str
-    role: str
-
-    def require(self, *roles: str) -> None:
-        if self.role != "admin" and self.role not in roles:
-            raise PermissionDenied(f"role {self.role!r} may not do this; needs one of {', '.join(roles)}")
+class Actor(Caller):
+    """Who is calling (from the caller's token)."""
 
 
 @dataclass

@@ -48,7 +48,7 @@ def make_env(var_dir: Path, amqp_url: str, influx_db: str, **extra: str) -> dict
         "AMQP_URL": amqp_url,
         "SUPPLY_VAR_DIR": str(var_dir),
         "SUPPLY_LOG_LEVEL": "INFO",
-        "SUPPLY_AUTH_TOKENS": f"{ADMIN}=tester:admin,{VILLAGE}=village-worker:village,"
+        "SUPPLY_AUTH_TOKENS": f"{ADMIN}=tester:admin,{VILLAGE}=village-worker:village:V1,"
                               f"{HQ}=hq-officer:hq",
         "SUPPLY_FAILPOINTS": "",
         "INFLUX_DB": influx_db,

@@ -321,9 +321,15 @@ class InProcessStock:
         from supply.v1 import logistics_pb2
 
         from services.allocation.adapters.logistics_client import from_proto
+        from services.common.grpc_server import Caller, current_caller
 
-        reply = self.servicer.GetStockSnapshot(logistics_pb2.GetStockSnapshotRequest(
-            delivery_day=delivery_day.isoformat(), item_codes=sorted(set(item_codes))), None)
+        # as allocation calls it over the network: with its service token (the admin's)
+        as_allocation = current_caller.set(Caller("allocation", "admin"))
+        try:
+            reply = self.servicer.GetStockSnapshot(logistics_pb2.GetStockSnapshotRequest(
+                delivery_day=delivery_day.isoformat(), item_codes=sorted(set(item_codes))), None)
+        finally:
+            current_caller.reset(as_allocation)
         return from_proto(reply)
 
 

@@ -37,7 +37,7 @@ def make_env(var_dir: Path, amqp_url: str, **extra: str) -> dict[str, str]:
         "AMQP_URL": amqp_url,
         "SUPPLY_VAR_DIR": str(var_dir),
         "SUPPLY_LOG_LEVEL": "INFO",
-        "SUPPLY_AUTH_TOKENS": f"{ADMIN}=tester:admin,{VILLAGE}=village-worker:village,"
+        "SUPPLY_AUTH_TOKENS": f"{ADMIN}=tester:admin,{VILLAGE}=village-worker:village:V1,"
                               f"{HQ}=hq-officer:hq",
         "SUPPLY_FAILPOINTS": "",
     }

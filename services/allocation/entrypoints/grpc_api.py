@@ -124,6 +124,7 @@ class AllocationServicer(rpc.AllocationServiceServicer):
         return pb.PlanPage.FromString(data)
 
     def GetPlan(self, request, context):
+        _actor().require(*h.PLAN_READ_ROLES)
         day = _day(request.delivery_day, "delivery_day")
         with self.ctx.uow() as uow:
             plan_id = request.plan_id
@@ -137,6 +138,7 @@ class AllocationServicer(rpc.AllocationServiceServicer):
         return out.plan_page(view)
 
     def ListPlans(self, request, context):
+        _actor().require(*h.PLAN_READ_ROLES)
         day = _day(request.delivery_day, "delivery_day")
         if day is None:
             raise InvalidInput("delivery_day", "required")
@@ -153,6 +155,7 @@ class AllocationServicer(rpc.AllocationServiceServicer):
             h.reject_plan(self.ctx, uow, a, request.plan_id, request.reason)))
 
     def ExplainLine(self, request, context):
+        _actor().require(*h.PLAN_READ_ROLES)
         with self.ctx.uow() as uow:
             e = h.explain_line(self.ctx, uow, plan_id=request.plan_id,
                                plan_line_id=request.plan_line_id, demand_id=request.demand_id,
@@ -161,6 +164,7 @@ class AllocationServicer(rpc.AllocationServiceServicer):
 
     # ---- forecast
     def Forecast(self, request, context):
+        _actor().require(*h.PLAN_READ_ROLES)
         coefficient = request.coefficient if request.HasField("coefficient") else None
         with self.ctx.uow() as uow:
             view = h.forecast(self.ctx, uow, item_code=request.item_code,
@@ -172,6 +176,7 @@ class AllocationServicer(rpc.AllocationServiceServicer):
 
     # ---- policy
     def GetPolicy(self, request, context):
+        _actor().require(*h.POLICY_READ_ROLES)
         with self.ctx.uow() as uow:
             return out.policy(h.current_policy(self.ctx, uow), str(self.ctx.tz))
 
@@ -185,7 +190,7 @@ class AllocationServicer(rpc.AllocationServiceServicer):
     def GetDailyReport(self, request, context):
         from services.reports import collect, render
 
-        _actor().require(*REPORT_ROLES)
+        _actor().require(*h.REPORT_ROLES)
         fmt = REPORT_FORMATS.get(request.format)
         if fmt is None:
             raise InvalidInput("format", "REPORT_FORMAT_MARKDOWN, _XLSX or _DISCLOSURE_HTML")
@@ -228,7 +233,6 @@ class AllocationServicer(rpc.AllocationServiceServicer):
         return reply
 
 
-REPORT_ROLES = ("hq", "auditor")
 REPORT_FORMATS = {pb.REPORT_FORMAT_MARKDOWN: "markdown", pb.REPORT_FORMAT_XLSX: "xlsx",
                   pb.REPORT_FORMAT_DISCLOSURE_HTML: "disclosure_html"}
 

@@ -102,14 +102,14 @@ class IntakeServicer(rpc.IntakeServiceServicer):
 
     def GetRequester(self, request, context):
         with self.ctx.uow() as uow:
-            return out.requester(h.get_requester(uow, request.requester_id))
+            return out.requester(h.read_requester(uow, _actor(), request.requester_id))
 
     def ListRequesters(self, request, context):
         kind = get(request, "kind")
         risk = get(request, "risk_level")
         with self.ctx.uow() as uow:
             page = h.list_requesters(
-                uow, township=request.township,
+                uow, _actor(), township=request.township,
                 kind="" if is_blank(kind) else kind.removeprefix("REQUESTER_KIND_").lower(),
                 risk_level="" if is_blank(risk) else risk.removeprefix("RISK_LEVEL_").lower(),
                 page_size=request.page.page_size, page_token=request.page.page_token)
@@ -173,7 +173,7 @@ class IntakeServicer(rpc.IntakeServiceServicer):
 
     def GetDemand(self, request, context):
         with self.ctx.uow() as uow:
-            return out.demand(h.get_demand(uow, request.demand_id), self.ctx.policy)
+            return out.demand(h.read_demand(uow, _actor(), request.demand_id), self.ctx.policy)
 
     def ListDemands(self, request, context):
         status = get(request, "status")
@@ -181,7 +181,7 @@ class IntakeServicer(rpc.IntakeServiceServicer):
         day = as_date(request.delivery_day, "delivery_day") if request.delivery_day else None
         with self.ctx.uow() as uow:
             page = h.list_demands(
-                uow, requester_id=request.requester_id, delivery_day=day,
+                uow, _actor(), requester_id=request.requester_id, delivery_day=day,
                 status="" if is_blank(status) else status.removeprefix("DEMAND_STATUS_").lower(),
                 tier=int(request.tier), flagged=flagged,
                 page_size=request.page.page_size, page_token=request.page.page_token)
@@ -205,7 +205,7 @@ class IntakeServicer(rpc.IntakeServiceServicer):
         category = get(request, "category")
         with self.ctx.uow() as uow:
             page = h.list_special_needs(
-                uow, requester_id=request.requester_id,
+                uow, _actor(), requester_id=request.requester_id,
                 category="" if is_blank(category) else category.removeprefix("SPECIAL_NEED_CATEGORY_").lower(),
                 beneficiary=request.beneficiary,
                 page_size=request.page.page_size, page_token=request.page.page_token)
@@ -239,7 +239,7 @@ class IntakeServicer(rpc.IntakeServiceServicer):
 
     def GetRequisition(self, request, context):
         with self.ctx.uow() as uow:
-            return out.requisition(h.get_requisition(uow, request.requisition_id))
+            return out.requisition(h.read_requisition(uow, _actor(), request.requisition_id))
 
     # ---- donations
     def RegisterDonation(self, request, context):
@@ -261,13 +261,13 @@ class IntakeServicer(rpc.IntakeServiceServicer):
 
     def GetDonation(self, request, context):
         with self.ctx.uow() as uow:
-            return out.donation(h.get_donation(uow, request.donation_id))
+            return out.donation(h.read_donation(uow, _actor(), request.donation_id))
 
     def GetDonationSummary(self, request, context):
         day = as_date(request.day, "day") if request.day else \
             self.ctx.donation_policy.local_day(self.ctx.clock.now())
         with self.ctx.uow() as uow:
-            return out.donation_summary(h.donation_summary(self.ctx, uow, day))
+            return out.donation_summary(h.donation_summary(self.ctx, uow, _actor(), day))
 
     # ---- spreadsheet import (server streaming: progress, then the report)
     def ImportSpreadsheet(self, request, context):

@@ -58,6 +58,7 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
 
     # ---- snapshot for allocation
     def GetStockSnapshot(self, request, context):
+        _actor().require(*h.STOCK_READ_ROLES)
         day = _day_or_today(self.ctx, request.delivery_day, "delivery_day")
         for i, code in enumerate(request.item_codes):
             if code not in self.ctx.catalogue.items:
@@ -119,6 +120,7 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
         return self._write("ReceiveStock", request, pb.Receipt, work)
 
     def ListReceipts(self, request, context):
+        _actor().require(*h.STORE_READ_ROLES)
         with self.ctx.uow() as uow:
             rows, token = h.list_receipts(uow.conn, depot_id=request.depot_id, status=request.status,
                                           page_size=request.page.page_size,
@@ -138,12 +140,14 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
 
     # ---- stock queries
     def GetStock(self, request, context):
+        _actor().require(*h.STOCK_READ_ROLES)
         with audit.consistent_read(self.ctx.engine) as conn:
             seq, lines = h.stock_summary(self.ctx, conn, depot_id=request.depot_id,
                                          zone_id=request.zone_id, item_code=request.item_code)
         return pb.StockSummary(lines=[pb.StockLine(**s) for s in lines], ledger_seq=seq)
 
     def ListLots(self, request, context):
+        _actor().require(*h.STORE_READ_ROLES)
         status = out.STATUS_NAME.get(request.status, "")
         with self.ctx.uow() as uow:
             rows, token, total = h.list_lots(
@@ -156,6 +160,7 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
                                    page=common.PageInfo(next_page_token=token, total=total))
 
     def GetDaysOfSupply(self, request, context):
+        _actor().require(*h.STOCK_READ_ROLES)
         day = _day_or_today(self.ctx, request.day, "day")
         if request.population < 0:
             raise InvalidInput("population", "must be >= 0")
@@ -193,15 +198,16 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
     def ListTrips(self, request, context):
         day = h.parse_day(request.delivery_day, "delivery_day") if request.delivery_day else None
         with self.ctx.uow() as uow:
-            trips, plans = h.list_trips(uow.conn, delivery_day=day, plan_id=request.plan_id,
-                                        depot_id=request.depot_id, vehicle_id=request.vehicle_id)
+            trips, plans = h.trips_seen_by(uow.conn, _actor(), delivery_day=day,
+                                           plan_id=request.plan_id, depot_id=request.depot_id,
+                                           vehicle_id=request.vehicle_id)
             demand_of = h.demand_ids(uow.conn, [p for t in trips for p in out.trip_plan_line_ids(t)])
         return pb.ListTripsResponse(trips=[out.trip(t, demand_of) for t in trips],
                                     dispatches=[out.dispatch(p) for p in plans])
 
     def GetManifest(self, request, context):
         with self.ctx.uow() as uow:
-            row = h.trip_row(uow.conn, request.trip_id)
+            row = h.manifest_seen_by(uow.conn, _actor(), request.trip_id)
             demand_of = h.demand_ids(uow.conn, out.trip_plan_line_ids(row))
         trip = out.trip(row, demand_of)
         lines = [ln for s in trip.stops for ln in s.lines]

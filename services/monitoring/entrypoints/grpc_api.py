@@ -85,6 +85,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
             spoilage_only=getattr(request, "spoilage_only", False))
 
     def ListAlerts(self, request, context):
+        _actor().require(*h.ALERT_READ_ROLES)
         f = self._filter(request)
         if f.zone and not f.depot:
             raise InvalidInput("depot", "required when zone is given (zone ids are per depot)")
@@ -100,6 +101,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
     async def WatchAlerts(self, request, context):
         """On the event loop: each poll of the history runs on the pool (short, blocking), the
         waits between polls hold no thread. Streams are counted per identity and in all."""
+        _actor().require(*h.ALERT_READ_ROLES)
         f = self._filter(request)
         try:
             stream = self.watch_streams.open(caller().identity)
@@ -138,11 +140,13 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
 
     # ---- zones and sensors
     def GetZoneStatus(self, request, context):
+        _actor().require(*h.SENSOR_READ_ROLES)
         with self.ctx.uow() as uow:
             z = h.zone_status(self.ctx, uow, request.depot, request.zone)
         return out.zone_status(z, self.ctx.storage_class(z.storage_class))
 
     def GetSensorHistory(self, request, context):
+        _actor().require(*h.SENSOR_READ_ROLES)
         if not request.depot:
             raise InvalidInput("depot", "required")
         if not request.zone:

@@ -68,3 +68,35 @@ def test_grpc_targets_default_to_this_machine_and_can_point_elsewhere():
     assert s.grpc_target("logistics") == "logistics-api:50053"
     with pytest.raises(ConfigError, match="LOGISTICS_GRPC_TARGET must be host:port"):
         load_settings("allocation", {"LOGISTICS_GRPC_TARGET": "logistics-api"})
+
+
+PRODUCTION = {"SUPPLY_ENV": "production", "SUPPLY_AUTH_TOKENS": "aaaaaaaaaaaaaaaa=hq-zhang:hq",
+              "SUPPLY_SECRET": "a-secret-for-the-pseudonyms"}
+
+
+def test_the_jwt_key_has_a_development_default_only_outside_production():
+    from services.common.config import DEV_JWT_KEY
+
+    assert load_settings("intake", {}).jwt_key == DEV_JWT_KEY
+    assert "NOT-FOR-PRODUCTION" in DEV_JWT_KEY and len(DEV_JWT_KEY) >= 32
+    key = "k" * 32
+    assert load_settings("intake", {**PRODUCTION, "SUPPLY_JWT_KEY": key}).jwt_key == key
+
+
+@pytest.mark.parametrize("env", [PRODUCTION, {**PRODUCTION, "SUPPLY_JWT_KEY": "k" * 31},
+                                 {"SUPPLY_JWT_KEY": "too-short"}])
+def test_a_missing_or_short_jwt_key_is_refused(env):
+    with pytest.raises(ConfigError, match="SUPPLY_JWT_KEY"):
+        load_settings("intake", env)
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("bbbbbbbbbbbbbbbb=wang-v1:village", "'wang-v1' has role village but no scope"),
+    ("bbbbbbbbbbbbbbbb=li-u1:unit_head", "'li-u1' has role unit_head but no scope"),
+    ("bbbbbbbbbbbbbbbb=boss:superuser", "'boss' has unknown role 'superuser'"),
+    ("bbbbbbbb.bbbbb.bbbbb=gw:gateway", "'gw' has two dots"),
+])
+def test_static_tokens_with_a_bad_role_or_scope_are_refused_naming_the_identity(entry, message):
+    with pytest.raises(ConfigError, match=message) as exc:
+        load_settings("intake", {"SUPPLY_AUTH_TOKENS": f"aaaaaaaaaaaaaaaa=hq-zhang:hq,{entry}"})
+    assert entry.split("=")[0] not in str(exc.value)
