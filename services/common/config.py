@@ -128,7 +128,7 @@ class Settings:
 
 def load_settings(service: str, env: dict | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
-    if service not in SERVICES + ("tools",):
+    if service not in SERVICES + ("tools", "console"):
         raise ConfigError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     var_dir = Path(_env(env, "SUPPLY_VAR_DIR", str(ROOT / "var")))
     default_db = f"sqlite:///{var_dir / (service + '.db')}"
