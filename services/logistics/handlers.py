@@ -285,6 +285,13 @@ def zones_of(conn: Connection, depot_id: str | None = None) -> dict[str, Zone]:
     return {r.id: Zone(r.id, r.depot_id, r.storage_class, int(r.capacity_l)) for r in conn.execute(q)}
 
 
+def depots_with_zones(conn: Connection) -> list[tuple[Any, list[Any], dict[str, Zone]]]:
+    """Each depot's row, its zone rows and its zones, by id."""
+    depots = conn.execute(select(schema.depots).order_by(schema.depots.c.id)).all()
+    zone_rows = conn.execute(select(schema.zones).order_by(schema.zones.c.id)).all()
+    zones = zones_of(conn)
+    return [(d, [z for z in zone_rows if z.depot_id == d.id], zones) for d in depots]
+
 def register_zone(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, spec: Mapping[str, Any]):
     actor.require(*SETUP_ROLES)
     zone_id = _check_id(spec.get("id"), "zone.id")

@@ -139,6 +139,14 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
         return self._write("IssueStock", request, pb.IssueStockResponse, work)
 
     # ---- stock queries
+    def ListDepots(self, request, context):
+        _actor().require(*h.STOCK_READ_ROLES)
+        with self.ctx.engine.connect() as conn:
+            return pb.ListDepotsResponse(depots=[
+                pb.DepotWithZones(depot=out.depot(row), zones=[
+                    out.zone(z_row, h.zone_used_l(self.ctx, conn, zones[z_row.id])) for z_row in z_rows])
+                for row, z_rows, zones in h.depots_with_zones(conn)])
+
     def GetStock(self, request, context):
         _actor().require(*h.STOCK_READ_ROLES)
         with audit.consistent_read(self.ctx.engine) as conn:
