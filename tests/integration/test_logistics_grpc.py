@@ -237,3 +237,13 @@ def test_the_python_example_in_the_docs_runs(stack, tmp_path, monkeypatch):
     exec(compile(code, "docs/logistics.md", "exec"),
          {"target": f"127.0.0.1:{stack.env['LOGISTICS_GRPC_PORT']}", "token": ADMIN})
     assert (tmp_path / "ledger.csv").read_bytes().startswith(b"\xef\xbb\xbfseq,")
+
+
+def test_list_depots_gives_each_depot_its_location_and_zones_and_refuses_a_village(stack):
+    depots = {d.depot.id: d for d in stack.api.ListDepots(pb.ListDepotsRequest()).depots}
+    d1 = depots["D1"]
+    assert (round(d1.depot.location.lat, 2), round(d1.depot.location.lon, 2)) == (30.30, 120.10)
+    assert d1.zones and all(z.depot_id == "D1" and z.storage_class and z.capacity_l > 0 for z in d1.zones)
+    with pytest.raises(grpc.RpcError) as refused:
+        stack.api.ListDepots(pb.ListDepotsRequest(), token=VILLAGE)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
