@@ -465,6 +465,22 @@ def read_requisition(uow: UnitOfWork, actor: Actor, requisition_id: str) -> d.Re
     return req
 
 
+def list_requisitions(uow: UnitOfWork, actor: Actor, *, unit_id: str = "",
+                      statuses: Sequence[str] = (), page_size: int = 0, page_token: str = ""
+                      ) -> Page[d.Requisition]:
+    """Ordered by the last step (filing or approval), the one waiting longest first. A unit's
+    staff and head see their own unit's only (asking for another is PERMISSION_DENIED)."""
+    unit_id = actor.require_for(unit_id, *REQUISITION_READ_ROLES)
+    t = schema.requisitions
+    where = []
+    if unit_id:
+        where.append(t.c.unit_id == unit_id)
+    if statuses:
+        where.append(t.c.status.in_(
+            [_choice(f"statuses[{i}]", s, d.RequisitionStatus) for i, s in enumerate(statuses)]))
+    return requisitions.page(uow.conn, where, page_size, page_token, order=(t.c.updated_at,))
+
+
 def approve_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requisition_id: str,
                         step: str, reason: str) -> tuple[d.Requisition, d.Demand | None]:
     req = get_requisition(uow, requisition_id)
@@ -525,6 +541,22 @@ def get_donation(uow: UnitOfWork, donation_id: str) -> d.Donation:
 def read_donation(uow: UnitOfWork, actor: Actor, donation_id: str) -> d.Donation:
     actor.require(*DONATION_READ_ROLES)
     return get_donation(uow, donation_id)
+
+
+def list_donations(uow: UnitOfWork, actor: Actor, *, statuses: Sequence[str] = (),
+                   received_day: date | None = None, page_size: int = 0, page_token: str = ""
+                   ) -> Page[d.Donation]:
+    """Ordered by arrival, oldest first (the inspection queue: registered, partly inspected)."""
+    actor.require(*DONATION_READ_ROLES)
+    t = schema.donations
+    where = []
+    if statuses:
+        where.append(t.c.status.in_(
+            [_choice(f"statuses[{i}]", s, d.DonationStatus) for i, s in enumerate(statuses)]))
+    if received_day:
+        where.append(t.c.received_day == received_day)
+    return donations.page(uow.conn, where, page_size, page_token,
+                          order=(t.c.received_day, t.c.updated_at))
 
 
 def inspect_donation_line(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, donation_id: str,

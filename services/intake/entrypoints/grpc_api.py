@@ -241,6 +241,15 @@ class IntakeServicer(rpc.IntakeServiceServicer):
         with self.ctx.uow() as uow:
             return out.requisition(h.read_requisition(uow, _actor(), request.requisition_id))
 
+    def ListRequisitions(self, request, context):
+        statuses = _statuses(request.statuses, pb.RequisitionStatus, "REQUISITION_STATUS_")
+        with self.ctx.uow() as uow:
+            page = h.list_requisitions(uow, _actor(), unit_id=request.unit_id, statuses=statuses,
+                                       page_size=request.page.page_size,
+                                       page_token=request.page.page_token)
+        return pb.ListRequisitionsResponse(requisitions=[out.requisition(r) for r in page.items],
+                                           page=_page_info(page))
+
     # ---- donations
     def RegisterDonation(self, request, context):
         return self._write("RegisterDonation", request, pb.Donation, lambda a, uow: out.donation(
@@ -262,6 +271,16 @@ class IntakeServicer(rpc.IntakeServiceServicer):
     def GetDonation(self, request, context):
         with self.ctx.uow() as uow:
             return out.donation(h.read_donation(uow, _actor(), request.donation_id))
+
+    def ListDonations(self, request, context):
+        statuses = _statuses(request.statuses, pb.DonationStatus, "DONATION_STATUS_")
+        day = as_date(request.received_day, "received_day") if request.received_day else None
+        with self.ctx.uow() as uow:
+            page = h.list_donations(uow, _actor(), statuses=statuses, received_day=day,
+                                    page_size=request.page.page_size,
+                                    page_token=request.page.page_token)
+        return pb.ListDonationsResponse(donations=[out.donation(x) for x in page.items],
+                                        page=_page_info(page))
 
     def GetDonationSummary(self, request, context):
         day = as_date(request.day, "day") if request.day else \
@@ -326,6 +345,16 @@ def _stream_import(servicer: IntakeServicer, request, fmt: str, kind: str):
     report = box["report"]
     yield pb.ImportProgress(phase=pb.IMPORT_PHASE_DONE, rows_done=report.rows_total,
                             rows_total=report.rows_total, report=report)
+
+
+def _statuses(values, enum, prefix: str) -> list[str]:
+    """Repeated status enum values as the domain's names ("REGISTERED" → "registered")."""
+    names = []
+    for i, v in enumerate(values):
+        if v == 0 or v not in enum.values():
+            raise InvalidInput(f"statuses[{i}]", f"one of {', '.join(enum.keys()[1:])}, got {v}")
+        names.append(enum.Name(v).removeprefix(prefix).lower())
+    return names
 
 
 def _page_info(page) -> common.PageInfo:
