@@ -693,3 +693,12 @@ def _requester_data(row: RequesterRow) -> dict[str, Any]:
         data.pop(f, None)
     return {k: v for k, v in data.items() if v is not None}
 
+
+
+def catalogue_items(catalogue: Catalogue, query: str, essential_only: bool) -> list:
+    """Catalogue items matching `query` in code or either name (case-insensitive), by group and code."""
+    q = query.strip().casefold()
+    found = [i for i in catalogue.items.values()
+             if (not essential_only or i.essential)
+             and (not q or q in i.code.casefold() or q in i.name_zh or q in i.name_en.casefold())]
+    return sorted(found, key=lambda i: (i.group, i.code))

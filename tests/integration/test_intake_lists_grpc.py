@@ -152,3 +152,18 @@ def test_donations_list_by_status_and_day_for_the_roles_that_handle_them(api):
         api.ListDonations(pb.ListDonationsRequest(received_day="29.11.2026"), token=HQ)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.details().startswith("received_day")
+
+
+def test_the_catalogue_lists_items_by_name_in_either_language_for_any_signed_in_caller(api):
+    every = api.ListCatalogueItems(pb.ListCatalogueItemsRequest(), token=VILLAGE)
+    assert every.version and len(every.items) > 20
+    assert [(i.group, i.item_code) for i in every.items] == sorted((i.group, i.item_code) for i in every.items)
+    rice = api.ListCatalogueItems(pb.ListCatalogueItemsRequest(query="大米"), token=STAFF_A).items
+    assert rice and all("大米" in i.name_zh for i in rice)
+    assert {i.item_code for i in api.ListCatalogueItems(pb.ListCatalogueItemsRequest(query="rice")).items} >= {
+        i.item_code for i in rice}
+    essential = api.ListCatalogueItems(pb.ListCatalogueItemsRequest(essential_only=True)).items
+    assert "BAIJIU-500ML" in {i.item_code for i in every.items} - {i.item_code for i in essential}
+    with pytest.raises(grpc.RpcError) as too_long:
+        api.ListCatalogueItems(pb.ListCatalogueItemsRequest(query="x" * 101))
+    assert too_long.value.code() == grpc.StatusCode.INVALID_ARGUMENT

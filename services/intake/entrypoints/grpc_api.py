@@ -302,6 +302,29 @@ class IntakeServicer(rpc.IntakeServiceServicer):
             raise InvalidInput("kind", "IMPORT_KIND_REQUESTERS or IMPORT_KIND_DEMANDS")
         yield from _stream_import(self, request, fmt, kind)
 
+    # ---- the catalogue
+    def ListCatalogueItems(self, request, context):
+        if len(request.query) > 100:
+            raise InvalidInput("query", "at most 100 characters")
+        items = h.catalogue_items(self.ctx.catalogue, request.query, request.essential_only)
+        groups = self.ctx.catalogue.groups
+        return pb.ListCatalogueItemsResponse(version=self.ctx.catalogue.version, items=[
+            pb.CatalogueItem(item_code=i.code, name_zh=i.name_zh, name_en=i.name_en, unit=i.unit,
+                             group=i.group, group_name_zh=groups[i.group].name_zh,
+                             group_name_en=groups[i.group].name_en, essential=i.essential,
+                             special_need=i.special_need, package=i.is_package,
+                             per_capita_daily=i.per_capita_daily) for i in items])
+
+
+def _statuses(values, enum, prefix: str) -> list[str]:
+    """Repeated status enum values as the domain's names ("REGISTERED" → "registered")."""
+    names = []
+    for i, v in enumerate(values):
+        if v == 0 or v not in enum.values():
+            raise InvalidInput(f"statuses[{i}]", f"one of {', '.join(enum.keys()[1:])}, got {v}")
+        names.append(enum.Name(v).removeprefix(prefix).lower())
+    return names
+
 
 def _stream_import(servicer: IntakeServicer, request, fmt: str, kind: str):
     """Run the import in a thread and stream its progress; the last message holds the report."""
@@ -345,16 +368,6 @@ def _stream_import(servicer: IntakeServicer, request, fmt: str, kind: str):
     report = box["report"]
     yield pb.ImportProgress(phase=pb.IMPORT_PHASE_DONE, rows_done=report.rows_total,
                             rows_total=report.rows_total, report=report)
-
-
-def _statuses(values, enum, prefix: str) -> list[str]:
-    """Repeated status enum values as the domain's names ("REGISTERED" → "registered")."""
-    names = []
-    for i, v in enumerate(values):
-        if v == 0 or v not in enum.values():
-            raise InvalidInput(f"statuses[{i}]", f"one of {', '.join(enum.keys()[1:])}, got {v}")
-        names.append(enum.Name(v).removeprefix(prefix).lower())
-    return names
 
 
 def _page_info(page) -> common.PageInfo:
