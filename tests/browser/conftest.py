@@ -38,8 +38,9 @@ def browser_type_launch_args():
 
 @pytest.fixture(scope="session")
 def county(tmp_path_factory, run_id, influx_db):
-    """One county stack for every browser test: the clock starts at 10:50 on the demo day and runs
-    ×10, so the 11:00 cut-off falls a minute after start (the day test runs first)."""
+    """One county stack for every browser test: the county clock runs ×20 and reads 10:50 on the
+    demo day a minute after start, so the 11:00 cut-off falls 90 s after start (the day test,
+    which runs first, submits before it and waits for it)."""
     from tests.support.infra import RabbitVhost
 
     vhost = RabbitVhost(f"supply-{run_id}-browser")
