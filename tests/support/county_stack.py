@@ -12,7 +12,8 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time as dtime
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 from pathlib import Path
 
 import requests
@@ -35,9 +36,11 @@ class CountyStack:
     var: Path
     amqp_url: str
     influx_db: str
-    start_local: dtime = dtime(10, 50)
-    speed: float = 10.0
+    start_local: dtime = dtime(10, 50)  # the county clock reads this `warm_up_s` after start()
+    speed: float = 20.0
+    warm_up_s: float = 60.0  # real seconds the stack has to come up before start_local
     leave: tuple[str, ...] = ("V-001", "V-002")  # the demo users' villages: their demands are the tests'
+    villages: int | None = None  # the scenario's village count when None; else this many (bench/console_load.py)
     env: dict[str, str] = field(default_factory=dict)
     procs: list[ServiceProcess] = field(default_factory=list)
     scenario: dict = field(default_factory=dict)
@@ -62,9 +65,11 @@ class CountyStack:
 
     def start(self) -> CountyStack:
         self.scenario = yaml.safe_load(SCENARIO.read_text(encoding="utf-8"))
+        if self.villages is not None:
+            scale_villages(self.scenario, self.villages)
         rid = run_id()
         start = datetime.combine(self.day, self.start_local, demo.TZ).astimezone(UTC)
-        clock = SimulatedClock(start=start, speed=self.speed, anchor_wall=time.time())
+        clock = SimulatedClock(start=start, speed=self.speed, anchor_wall=time.time() + self.warm_up_s)
         self.env = {
             "AMQP_URL": self.amqp_url, "INFLUX_DB": self.influx_db, "SUPPLY_VAR_DIR": str(self.var),
             "SUPPLY_CLOCK": clock.spec(), "SUPPLY_LOG_LEVEL": "INFO",
@@ -121,6 +126,21 @@ class CountyStack:
             p.stop(timeout=20)
 
 
+def scale_villages(scenario: dict, count: int) -> None:
+    """`count` villages instead of the scenario's, its risk mix scaled to sum to `count`
+    (largest remainders; ties to the mix's order)."""
+    spec = scenario["villages"]
+    mix = spec["risk_mix"]
+    total = sum(mix.values())
+    exact = {risk: n * count / total for risk, n in mix.items()}
+    scaled = {risk: int(x) for risk, x in exact.items()}
+    short = count - sum(scaled.values())
+    for risk in sorted(exact, key=lambda r: scaled[r] - exact[r])[:short]:
+        scaled[risk] += 1
+    spec["count"] = count
+    spec["risk_mix"] = scaled
+
+
 PASSWORD = DEMO_PASSWORD
 
 
@@ -139,6 +159,9 @@ def main() -> None:
     stack = CountyStack(var, vhost.create(), influx, speed=float(os.environ.get("STACK_SPEED", "1"))).start()
     print(f"console at {stack.url}  (users: admin hq village1 grid1 village2 keeper inspector unit1 head1 "
           f"auditor; password {PASSWORD}); Ctrl-C stops", flush=True)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         while True:
             time.sleep(3600)
