@@ -6,6 +6,7 @@ that does not answer blanks one panel with a banner naming it, not the board."""
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import date
 
 from google.protobuf import field_mask_pb2
@@ -36,6 +37,7 @@ READERS = (*HQ, "auditor", "department")
 PLAN_STATUS = {apb.PLAN_STATUS_PROPOSED: "proposed", apb.PLAN_STATUS_APPROVED: "approved",
                apb.PLAN_STATUS_REJECTED: "rejected", apb.PLAN_STATUS_SUPERSEDED: "superseded"}
 REPORT_TIME = "17:30"
+REQUESTERS_TTL_S = 60.0
 
 
 def today(request: Request) -> date:
@@ -68,6 +70,37 @@ def tier_rows(plan: apb.Plan) -> list[dict]:
              "rate": board.fill_rate(t.allocated, t.asked)} for t in plan.tiers]
 
 
+class RequesterDirectory:
+    """Every requester a role and scope may see, read once per REQUESTERS_TTL_S and shared by
+    the console's sessions: the demands panel no longer pages through ListRequesters on every
+    load (0.1 s of intake CPU for 300 villages). Loads that find it expired or missing share one
+    read; a failed read is not kept."""
+
+    def __init__(self) -> None:
+        self._reads: dict[tuple[str, str], tuple[float, asyncio.Task]] = {}
+
+    def read(self, services, person, *, stale: asyncio.Task | None = None) -> asyncio.Task:
+        """The read in flight or done less than REQUESTERS_TTL_S ago, else a new one (a new one
+        too when it is `stale`)."""
+        key = (person.role, person.scope)
+        loop = asyncio.get_running_loop()
+        at, task = self._reads.get(key, (0.0, None))
+        if (task is None or task is stale or time.monotonic() - at > REQUESTERS_TTL_S or task.get_loop() is not loop
+                or (task.done() and (task.cancelled() or task.exception() is not None))):
+            task = loop.create_task(services.all_pages(person, "intake", "ListRequesters",
+                                                       ipb.ListRequestersRequest(), "requesters"))
+            self._reads[key] = (time.monotonic(), task)
+        return task
+
+
+def requester_directory(request: Request) -> RequesterDirectory:
+    state = request.app.state
+    directory = getattr(state, "hq_requesters", None)
+    if directory is None:
+        directory = state.hq_requesters = RequesterDirectory()
+    return directory
+
+
 # ---- the board -----------------------------------------------------------------------------
 @page(*HQ)
 async def board_page(request: Request, viewer: Viewer) -> Response:
@@ -88,10 +121,14 @@ async def panel_clock(request: Request, viewer: Viewer) -> Response:
 async def panel_demands(request: Request, viewer: Viewer) -> Response:
     services = console_of(request).services
     day = day_param(request)
+    directory = requester_directory(request)
+    read = directory.read(services, viewer.person)
     demands, requesters = await asyncio.gather(
         services.all_pages(viewer.person, "intake", "ListDemands",
                            ipb.ListDemandsRequest(delivery_day=day.isoformat()), "demands"),
-        services.all_pages(viewer.person, "intake", "ListRequesters", ipb.ListRequestersRequest(), "requesters"))
+        asyncio.shield(read))
+    if not {d.requester_id for d in demands} <= {r.id for r in requesters}:  # registered since that read
+        requesters = await asyncio.shield(directory.read(services, viewer.person, stale=read))
     township = {r.id: r.township for r in requesters}
     names = {r.id: r.name for r in requesters}
     rows = [board.DemandRow(d.id, d.requester_id, township.get(d.requester_id, "?"), int(d.top_tier),
