@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.engine import Engine
 
 from services.common.auth import Caller
@@ -297,6 +297,28 @@ def list_demands(uow: UnitOfWork, actor: Actor, *, requester_id: str = "",
     return demands.page(uow.conn, where, page_size, page_token,
                         order=(t.c.delivery_day, t.c.top_tier, t.c.submitted_at))
 
+
+def summarize_demands(uow: UnitOfWork, actor: Actor, delivery_day: date) -> dict[str, Any]:
+    """The day's demands counted by top tier, township and status, and the flagged ones, from the
+    indexed columns (no demand document is read). Scope as list_demands."""
+    requester_id = actor.require_for("", *DEMAND_READ_ROLES)
+    t, r = schema.demands, schema.requesters
+    joined = t.join(r, r.c.id == t.c.requester_id, isouter=True)
+    where = [t.c.delivery_day == delivery_day]
+    if requester_id:
+        where.append(t.c.requester_id == requester_id)
+    township = func.coalesce(r.c.township, "")
+    counts = uow.conn.execute(
+        select(t.c.top_tier, township.label("township"), t.c.status, func.count().label("demands"),
+               func.sum(case((t.c.flagged, 1), else_=0)).label("flagged"))
+        .select_from(joined).where(*where).group_by(t.c.top_tier, township, t.c.status)
+        .order_by(t.c.top_tier, township, t.c.status)).all()
+    flagged = uow.conn.execute(
+        select(t.c.id, t.c.requester_id, township.label("township"), t.c.top_tier)
+        .select_from(joined).where(*where, t.c.flagged.is_(True))
+        .order_by(t.c.top_tier, t.c.submitted_at).limit(200)).all()
+    return {"counts": [row._asdict() for row in counts], "flagged": [row._asdict() for row in flagged],
+            "demands": sum(row.demands for row in counts)}
 
 def apply_delivery_results(ctx: IntakeContext, uow: UnitOfWork, payload: Mapping[str, Any]) -> None:
     """`delivery_confirmed` from logistics: add what each stop delivered to its demands, and close

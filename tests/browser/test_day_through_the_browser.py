@@ -10,6 +10,9 @@ from urllib.parse import quote
 
 import grpc
 from playwright.sync_api import expect
+from supply.v1 import common_pb2 as cpb
+from supply.v1 import intake_pb2 as ipb
+from supply.v1 import intake_pb2_grpc as irpc
 from supply.v1 import logistics_pb2 as lpb
 from supply.v1 import logistics_pb2_grpc as lrpc
 
@@ -18,6 +21,16 @@ from tests.browser.conftest import login, shoot
 from tests.support.polling import eventually
 
 VILLAGE = "V-001"
+SECOND_VILLAGE = "V-002"  # its stop is left for the village worker's own receipt (tests/browser/test_village.py)
+
+
+def send_second_village_demand(county) -> None:
+    """V-002's demand of the day, before the cut-off, as its own tool would send it."""
+    with grpc.insecure_channel(county.targets["intake"]) as ch:
+        irpc.IntakeServiceStub(ch).SubmitDemand(ipb.SubmitDemandRequest(
+            idempotency_key="day-test-second-village", requester_id=SECOND_VILLAGE,
+            lines=[cpb.ItemLine(item_code="RICE-10KG", quantity=4), cpb.ItemLine(item_code="OIL-5L", quantity=2)]),
+            metadata=[("authorization", f"Bearer {demo.TOKEN}")], timeout=20)
 
 
 def test_a_county_day_from_the_browser_alone(browser, base_url, county):
@@ -36,6 +49,7 @@ def test_a_county_day_from_the_browser_alone(browser, base_url, county):
     v.click("button[data-submit]")
     v.wait_for_load_state("networkidle")
     assert county.local_now().strftime("%H:%M") < "11:00", "the stack came up too late for the day test"
+    send_second_village_demand(county)
     v.goto(f"{base_url}/village")
     card = v.locator("article.demand").filter(has=v.locator("tr[data-item=RICE-10KG]")).first
     expect(card).to_be_visible()
@@ -45,7 +59,8 @@ def test_a_county_day_from_the_browser_alone(browser, base_url, county):
     # 2. HQ sees it on the board, then approves the plan the cut-off proposes
     h = login(hq.new_page(), base_url, "hq")
     h.goto(f"{base_url}/hq")
-    expect(h.locator(f"#demand-list tr[data-requester={VILLAGE}]")).to_be_attached(timeout=20_000)
+    h.locator("#every-demand summary").click(timeout=20_000)
+    expect(h.locator(f"#demand-list tr[data-requester={VILLAGE}]")).to_be_visible(timeout=20_000)
     shoot(h, "day-2-hq-board")
 
     def proposed() -> bool:

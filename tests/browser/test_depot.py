@@ -72,7 +72,7 @@ def test_the_depot_home_shows_stock_quarantine_expiry_and_trips(page, base_url):
     login(page, base_url, "keeper")
     assert page.url.endswith("/depot")
     expect(page.locator("#depot-wh01")).to_contain_text("wh01-oxd")
-    expect(page.locator("#depot-cs01")).to_contain_text("PORK")
+    expect(page.locator("#depot-cs01")).to_contain_text("猪肉")  # item names from the catalogue, in the page's language
     expect(page.locator("#days-of-supply tbody tr").first).to_be_visible()
     expect(page.locator("#near-expiry")).to_contain_text("PORK-TW01-A")  # pork keeps 6 days
     both_languages(page, base_url, "/depot", "depot_home")

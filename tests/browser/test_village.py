@@ -292,20 +292,22 @@ def test_the_spreadsheet_import_lists_the_bad_row_and_imports_nothing_unless_tol
 
 
 # ---- receipt at the drop point -----------------------------------------------------------------
+RECEIPT_VILLAGE = "V-002"  # its demand is sent before the cut-off by the day test (which signs V-001's stop itself)
+
 def village_stops(county, day: str) -> list[tuple[lpb.Trip, lpb.TripStop]]:
     stub = lrpc.LogisticsServiceStub(grpc.insecure_channel(county.targets["logistics"]))
     trips = stub.ListTrips(lpb.ListTripsRequest(delivery_day=day), metadata=ADMIN, timeout=10).trips
-    return [(t, s) for t in trips for s in t.stops if s.requester_id == "V-001" and not s.delivered]
+    return [(t, s) for t in trips for s in t.stops if s.requester_id == RECEIPT_VILLAGE and not s.delivered]
 
 
 def trip_to_village(county, day: str) -> bool:
-    """A trip stopping at V-001 today: there is one when a V-001 demand of today made it before
-    the 11:00 cut-off (the first test's, when the stack started early enough, or the day test's);
+    """A trip stopping at V-002 today: there is one when a V-002 demand of today made it before
+    the 11:00 cut-off (the day test sends one);
     then the cut-off's plan is approved here as HQ would (admin token) and logistics builds the
-    trips. False when no V-001 demand of today made the cut-off in this run."""
+    trips. False when no V-002 demand of today made the cut-off in this run."""
     if village_stops(county, day):
         return True
-    if not [d for d in demands_of(county, "V-001") if d.delivery_day == day and d.status == ipb.DEMAND_STATUS_OPEN
+    if not [d for d in demands_of(county, RECEIPT_VILLAGE) if d.delivery_day == day and d.status == ipb.DEMAND_STATUS_OPEN
             and d.cutoff_at.ToDatetime(tzinfo=UTC) > d.submitted_at.ToDatetime(tzinfo=UTC)]:
         return False
     alloc = arpc.AllocationServiceStub(grpc.insecure_channel(county.targets["allocation"]))
@@ -325,12 +327,12 @@ def trip_to_village(county, day: str) -> bool:
 
 def test_the_receipt_page_confirms_a_stop_with_a_damaged_line_and_the_rest_is_carried_over(page, base_url, county):
     page.set_viewport_size(PHONE)
-    login(page, base_url, "village1")
+    login(page, base_url, "village2")
     day = county.local_now().date().isoformat()
     if not trip_to_village(county, day):
         in_both_languages(page, base_url, "/village/receive", "village-receive")
         expect(page.locator("#no-trips")).to_be_visible()
-        pytest.skip("no V-001 demand of today made the 11:00 cut-off in this run, so no trip stops there")
+        pytest.skip("no V-002 demand of today made the 11:00 cut-off in this run, so no trip stops there")
     in_both_languages(page, base_url, "/village/receive", "village-receive")
     stops = village_stops(county, day)
     page.goto(f"{base_url}/village/receive")

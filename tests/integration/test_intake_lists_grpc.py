@@ -167,3 +167,24 @@ def test_the_catalogue_lists_items_by_name_in_either_language_for_any_signed_in_
     with pytest.raises(grpc.RpcError) as too_long:
         api.ListCatalogueItems(pb.ListCatalogueItemsRequest(query="x" * 101))
     assert too_long.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_the_day_summary_counts_demands_by_tier_township_and_status_and_lists_the_flagged(api):
+    when = day(3)
+    sealed = api.village(risk=common_pb2.RISK_LEVEL_SEALED, township="城关镇", population=600)
+    calm = api.village(township="河西镇")
+    api.demand(sealed.id, ("RICE-10KG", 2), delivery_day=when)
+    over = api.demand(sealed.id, ("RICE-10KG", 5000), delivery_day=when)  # far over the norm: flagged
+    api.demand(calm.id, ("OIL-5L", 1), delivery_day=when)
+    summary = api.SummarizeDemands(pb.SummarizeDemandsRequest(delivery_day=when), token=HQ)
+    assert summary.demands == 3
+    counts = {(c.top_tier, c.township, c.status): (c.demands, c.flagged) for c in summary.counts}
+    assert counts[(common_pb2.TIER_SEALED_AREA, "城关镇", pb.DEMAND_STATUS_OPEN)] == (2, 1)
+    assert counts[(common_pb2.TIER_GENERAL, "河西镇", pb.DEMAND_STATUS_OPEN)] == (1, 0)
+    assert [f.demand_id for f in summary.flagged] == [over.id]
+    with pytest.raises(grpc.RpcError) as bad:
+        api.SummarizeDemands(pb.SummarizeDemandsRequest(delivery_day="tomorrow"), token=HQ)
+    assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as refused:
+        api.SummarizeDemands(pb.SummarizeDemandsRequest(delivery_day=when), token=INSPECTOR)
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -34,6 +34,9 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
+_USER_FIELDS = ("role", "scope", "display_name", "password_hash", "failed_logins", "locked_until", "disabled")
+
+
 def _hash_id(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
@@ -162,12 +165,19 @@ class AccountStore:
     def session(self, sid: str) -> Session | None:
         """The live session of a cookie, its last-seen time moved on; None when unknown or expired
         (idle or absolute), in which case it is deleted."""
+        found = self.session_and_user(sid)
+        return found[0] if found else None
+
+    def session_and_user(self, sid: str) -> tuple[Session, User] | None:
+        """The live session of a cookie and its account, read together (every request needs both)."""
         if not sid or len(sid) > 100:
             return None
         key = _hash_id(sid)
         now = self._utc_now()
         with self.engine.connect() as conn:
-            row = conn.execute(select(sessions).where(sessions.c.id_hash == key)).mappings().first()
+            row = conn.execute(select(sessions, *(users.c[name] for name in _USER_FIELDS))
+                               .join(users, users.c.username == sessions.c.username)
+                               .where(sessions.c.id_hash == key)).mappings().first()
         if row is None:
             return None
         p = self.session_policy
@@ -178,7 +188,7 @@ class AccountStore:
         if (now - last_seen).total_seconds() > 30:  # not a write on every request
             with self.engine.begin() as conn:
                 conn.execute(update(sessions).where(sessions.c.id_hash == key).values(last_seen_at=now))
-        return Session(row["username"], row["csrf_token"], created, now)
+        return Session(row["username"], row["csrf_token"], created, now), self._user(row)
 
     def close_session(self, sid: str) -> None:
         with self.engine.begin() as conn:

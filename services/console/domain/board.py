@@ -4,6 +4,7 @@ deadlines, fill rates. Pure functions (the page handlers fetch, these shape)."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -59,12 +60,19 @@ class DemandRow:
 
 def by_tier_and_township(rows: list[DemandRow]) -> tuple[list[str], dict[int, dict[str, int]], Counter]:
     """(townships in order, demands per tier per township, demands per tier)."""
-    townships = sorted({r.township for r in rows})
+    return tier_township_table((r.top_tier, r.township, 1) for r in rows)
+
+
+def tier_township_table(cells: Iterable[tuple[int, str, int]]
+                        ) -> tuple[list[str], dict[int, dict[str, int]], Counter]:
+    """The same from counted cells (tier, township, demands), as intake's day summary gives them."""
+    cells = list(cells)
+    townships = sorted({township for _, township, _ in cells})
     table: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(townships, 0))
     per_tier: Counter = Counter()
-    for r in rows:
-        table[r.top_tier][r.township] += 1
-        per_tier[r.top_tier] += 1
+    for tier, township, n in cells:
+        table[tier][township] += n
+        per_tier[tier] += n
     return townships, {t: table[t] for t in sorted(table)}, per_tier
 
 

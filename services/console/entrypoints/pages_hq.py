@@ -119,6 +119,25 @@ async def panel_clock(request: Request, viewer: Viewer) -> Response:
 
 @page(*HQ)
 async def panel_demands(request: Request, viewer: Viewer) -> Response:
+    """The day's demands by tier and township and the flagged ones, counted by intake
+    (SummarizeDemands: no demand is read whole); the list of every demand opens on request."""
+    services = console_of(request).services
+    day = day_param(request)
+    directory = requester_directory(request)
+    read = directory.read(services, viewer.person)
+    summary, requesters = await asyncio.gather(
+        services.call(viewer.person, "intake", "SummarizeDemands",
+                      ipb.SummarizeDemandsRequest(delivery_day=day.isoformat())),
+        asyncio.shield(read))
+    townships, table, per_tier = board.tier_township_table(
+        (int(c.top_tier), c.township or "?", c.demands) for c in summary.counts)
+    return render(request, "hq/panel_demands.html", day=day, total=summary.demands, townships=townships,
+                  table=table, per_tier=per_tier, tiers=board.TIERS, flagged=summary.flagged,
+                  names={r.id: r.name for r in requesters})
+
+
+@page(*HQ)
+async def panel_demand_list(request: Request, viewer: Viewer) -> Response:
     services = console_of(request).services
     day = day_param(request)
     directory = requester_directory(request)
@@ -130,15 +149,11 @@ async def panel_demands(request: Request, viewer: Viewer) -> Response:
     if not {d.requester_id for d in demands} <= {r.id for r in requesters}:  # registered since that read
         requesters = await asyncio.shield(directory.read(services, viewer.person, stale=read))
     township = {r.id: r.township for r in requesters}
-    names = {r.id: r.name for r in requesters}
     rows = [board.DemandRow(d.id, d.requester_id, township.get(d.requester_id, "?"), int(d.top_tier),
                             len(d.lines), any(ln.flagged for ln in d.lines),
                             ipb.DemandStatus.Name(d.status).removeprefix("DEMAND_STATUS_").lower())
             for d in demands]
-    townships, table, per_tier = board.by_tier_and_township(rows)
-    return render(request, "hq/panel_demands.html", day=day, rows=rows, townships=townships, table=table,
-                  per_tier=per_tier, tiers=board.TIERS, names=names,
-                  flagged=[r for r in rows if r.flagged])
+    return render(request, "hq/panel_demand_list.html", rows=rows, names={r.id: r.name for r in requesters})
 
 
 @page(*HQ)
@@ -229,7 +244,7 @@ async def _plan_view(request: Request, viewer: Viewer, errors: dict | None = Non
     lines, next_token, versions, names = [], "", [], {}
     if found:
         got = await services.call(viewer.person, "allocation", "GetPlan", apb.GetPlanRequest(
-            plan_id=found.plan.plan_id, lines_page=cpb.PageRequest(page_size=200, page_token=page_token)))
+            plan_id=found.plan.plan_id, lines_page=cpb.PageRequest(page_size=50, page_token=page_token)))
         lines = [ln for ln in got.lines if not tier or str(int(ln.tier)) == tier]
         next_token = got.page.next_page_token
         versions = (await services.call(viewer.person, "allocation", "ListPlans",
@@ -413,6 +428,7 @@ routes = [
     Route("/hq", board_page),
     Route("/hq/panel/clock", panel_clock),
     Route("/hq/panel/demands", panel_demands),
+    Route("/hq/panel/demand-list", panel_demand_list),
     Route("/hq/panel/plan", panel_plan),
     Route("/hq/panel/stock", panel_stock),
     Route("/hq/panel/alerts", panel_alerts),

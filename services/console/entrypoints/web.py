@@ -142,12 +142,11 @@ async def load_viewer(request: Request) -> Viewer | None:
     sid = request.cookies.get(SESSION_COOKIE, "")
     if not sid:
         return None
-    store = console_of(request).store
-    session = await run_in_threadpool(store.session, sid)
-    if session is None:
+    found = await run_in_threadpool(console_of(request).store.session_and_user, sid)
+    if found is None:
         return None
-    user = await run_in_threadpool(store.get_user, session.username)
-    if user is None or user.disabled:
+    session, user = found
+    if user.disabled:
         return None
     return Viewer(user.username, user.role, user.scope, user.display_name or user.username, session.csrf_token)
 

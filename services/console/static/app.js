@@ -70,6 +70,21 @@
     });
   });
 
+  // A table wider than the screen scrolls inside its wrapper: keyboard users must reach it too.
+  function focusableScrollers(root) {
+    (root || document).querySelectorAll(".table-wrap").forEach(function (el) {
+      if (el.scrollWidth > el.clientWidth && !el.hasAttribute("tabindex")) {
+        el.tabIndex = 0;
+        el.setAttribute("role", "region");
+        var caption = el.querySelector("caption, th");
+        el.setAttribute("aria-label", caption ? caption.textContent.trim() : "table");
+      }
+    });
+  }
+  focusableScrollers();
+  document.addEventListener("htmx:afterSwap", function (e) { focusableScrollers(e.target); });
+  window.addEventListener("resize", function () { focusableScrollers(); });
+
   function onlineState() {
     var el = document.getElementById("offline");
     if (el) el.hidden = navigator.onLine;

@@ -38,8 +38,8 @@
       chart.setOption({
         aria: {enabled: true},
         tooltip: {trigger: "axis"},
-        legend: {data: [zh ? "可供天数" : "days of supply", zh ? "储备底线" : "reserve floor"]},
-        grid: {left: 50, right: 10, bottom: 70},
+        legend: {top: 0, data: [zh ? "可供天数" : "days of supply", zh ? "储备底线" : "reserve floor"]},
+        grid: {top: 50, left: 50, right: 10, bottom: 70},
         xAxis: {type: "category", data: data.groups, axisLabel: {rotate: 30}},
         yAxis: {type: "value", name: zh ? "天" : "days"},
         series: [

@@ -302,6 +302,18 @@ class IntakeServicer(rpc.IntakeServiceServicer):
             raise InvalidInput("kind", "IMPORT_KIND_REQUESTERS or IMPORT_KIND_DEMANDS")
         yield from _stream_import(self, request, fmt, kind)
 
+    def SummarizeDemands(self, request, context):
+        day = as_date(request.delivery_day, "delivery_day")
+        with self.ctx.uow() as uow:
+            found = h.summarize_demands(uow, _actor(), day)
+        status = {s.value: pb.DemandStatus.Value(f"DEMAND_STATUS_{s.value.upper()}") for s in d.DemandStatus}
+        return pb.DemandSummary(
+            delivery_day=day.isoformat(), demands=found["demands"],
+            counts=[pb.DemandCount(top_tier=c["top_tier"], township=c["township"], status=status[c["status"]],
+                                   demands=c["demands"], flagged=int(c["flagged"] or 0)) for c in found["counts"]],
+            flagged=[pb.FlaggedDemand(demand_id=f["id"], requester_id=f["requester_id"], township=f["township"],
+                                      top_tier=f["top_tier"]) for f in found["flagged"]])
+
     # ---- the catalogue
     def ListCatalogueItems(self, request, context):
         if len(request.query) > 100:
