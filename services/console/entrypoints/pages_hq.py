@@ -10,6 +10,7 @@ import time
 from datetime import date
 
 from google.protobuf import field_mask_pb2
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -29,7 +30,9 @@ from services.console.entrypoints.web import (
     lang_of,
     new_key,
     page,
+    problem_html,
     render,
+    render_html,
 )
 
 HQ = ("hq", "admin")
@@ -102,23 +105,50 @@ def requester_directory(request: Request) -> RequesterDirectory:
 
 
 # ---- the board -----------------------------------------------------------------------------
+PANELS = ("clock", "alerts", "plan", "demands", "stock", "trips", "donations")
+
+
+def _panel(template: str, **context) -> tuple[str, dict]:
+    return template, context
+
+
 @page(*HQ)
 async def board_page(request: Request, viewer: Viewer) -> Response:
-    return render(request, "hq/board.html", day=day_param(request), tiers=board.TIERS)
+    """The whole board in one answer: its panels fetched at once, each rendered on its own, so a
+    service that does not answer blanks its panels with a banner naming it, not the board."""
+    fetched = await asyncio.gather(*(PANEL_DATA[name](request, viewer) for name in PANELS),
+                                   return_exceptions=True)
+    panels = {}
+    for name, got in zip(PANELS, fetched, strict=True):
+        if isinstance(got, ServiceError):
+            panels[name] = Markup(problem_html(request, got))
+        elif isinstance(got, BaseException):
+            raise got
+        else:
+            panels[name] = Markup(render_html(request, got[0], **got[1]))
+    return render(request, "hq/board.html", day=day_param(request), tiers=board.TIERS, panels=panels)
 
 
-@page(*HQ)
-async def panel_clock(request: Request, viewer: Viewer) -> Response:
+def _panel_endpoint(name: str):
+    """GET /hq/panel/<name>: one panel again (the clock every 30 s, alerts after a live one)."""
+    @page(*HQ)
+    async def endpoint(request: Request, viewer: Viewer) -> Response:
+        template, context = await PANEL_DATA[name](request, viewer)
+        return render(request, template, **context)
+    endpoint.__name__ = f"panel_{name}"
+    return endpoint
+
+
+async def _clock(request: Request, viewer: Viewer) -> tuple[str, dict]:
     console = console_of(request)
     policy = await console.services.call(viewer.person, "allocation", "GetPolicy", apb.GetPolicyRequest())
     tz = console.settings.common.timezone
     now = console.now().astimezone(tz)
-    return render(request, "hq/panel_clock.html", now=now, deadlines=board.deadlines(
+    return _panel("hq/panel_clock.html", now=now, deadlines=board.deadlines(
         now, tz, now.date(), policy.cutoff, policy.dispatch_deadline, REPORT_TIME))
 
 
-@page(*HQ)
-async def panel_demands(request: Request, viewer: Viewer) -> Response:
+async def _demands(request: Request, viewer: Viewer) -> tuple[str, dict]:
     """The day's demands by tier and township and the flagged ones, counted by intake
     (SummarizeDemands: no demand is read whole); the list of every demand opens on request."""
     services = console_of(request).services
@@ -131,7 +161,7 @@ async def panel_demands(request: Request, viewer: Viewer) -> Response:
         asyncio.shield(read))
     townships, table, per_tier = board.tier_township_table(
         (int(c.top_tier), c.township or "?", c.demands) for c in summary.counts)
-    return render(request, "hq/panel_demands.html", day=day, total=summary.demands, townships=townships,
+    return _panel("hq/panel_demands.html", day=day, total=summary.demands, townships=townships,
                   table=table, per_tier=per_tier, tiers=board.TIERS, flagged=summary.flagged,
                   names={r.id: r.name for r in requesters})
 
@@ -156,17 +186,15 @@ async def panel_demand_list(request: Request, viewer: Viewer) -> Response:
     return render(request, "hq/panel_demand_list.html", rows=rows, names={r.id: r.name for r in requesters})
 
 
-@page(*HQ)
-async def panel_plan(request: Request, viewer: Viewer) -> Response:
+async def _plan(request: Request, viewer: Viewer) -> tuple[str, dict]:
     day = day_param(request)
     found = await latest_plan(request, viewer, day)
     plan = found.plan if found else None
-    return render(request, "hq/panel_plan.html", day=day, plan=plan, plan_status=PLAN_STATUS,
+    return _panel("hq/panel_plan.html", day=day, plan=plan, plan_status=PLAN_STATUS,
                   tiers=board.TIERS, tier_rows=tier_rows(plan) if plan else [])
 
 
-@page(*HQ)
-async def panel_stock(request: Request, viewer: Viewer) -> Response:
+async def _stock(request: Request, viewer: Viewer) -> tuple[str, dict]:
     services = console_of(request).services
     day = day_param(request)
     supply, quarantined, lots = await asyncio.gather(
@@ -181,33 +209,34 @@ async def panel_stock(request: Request, viewer: Viewer) -> Response:
     chart = {"groups": [(g.name_zh if lang_zh else g.name_en) for g in supply.groups],
              "days": [round(g.days, 1) if g.HasField("days") else None for g in supply.groups],
              "floor": [g.reserve_days if g.HasField("reserve_days") else None for g in supply.groups]}
-    return render(request, "hq/panel_stock.html", day=day, supply=supply, quarantined=quarantined,
+    return _panel("hq/panel_stock.html", day=day, supply=supply, quarantined=quarantined,
                   near=near, chart=chart)
 
 
-@page(*HQ)
-async def panel_alerts(request: Request, viewer: Viewer) -> Response:
+async def _alerts(request: Request, viewer: Viewer) -> tuple[str, dict]:
     answer = await console_of(request).services.call(viewer.person, "monitoring", "ListAlerts", mpb.ListAlertsRequest(
         states=[mpb.ALERT_STATE_OPEN, mpb.ALERT_STATE_ACKNOWLEDGED], page=cpb.PageRequest(page_size=100)))
-    return render(request, "hq/panel_alerts.html", alerts=answer.alerts, total=answer.page.total, mpb=mpb)
+    return _panel("hq/panel_alerts.html", alerts=answer.alerts, total=answer.page.total, mpb=mpb)
 
 
-@page(*HQ)
-async def panel_trips(request: Request, viewer: Viewer) -> Response:
+async def _trips(request: Request, viewer: Viewer) -> tuple[str, dict]:
     day = day_param(request)
     trips = (await console_of(request).services.call(
         viewer.person, "logistics", "ListTrips", lpb.ListTripsRequest(delivery_day=day.isoformat()))).trips
     stops = sum(len(t.stops) for t in trips)
     delivered = sum(s.delivered for t in trips for s in t.stops)
-    return render(request, "hq/panel_trips.html", day=day, trips=trips, stops=stops, delivered=delivered)
+    return _panel("hq/panel_trips.html", day=day, trips=trips, stops=stops, delivered=delivered)
 
 
-@page(*HQ)
-async def panel_donations(request: Request, viewer: Viewer) -> Response:
+async def _donations(request: Request, viewer: Viewer) -> tuple[str, dict]:
     day = day_param(request)
     summary = await console_of(request).services.call(
         viewer.person, "intake", "GetDonationSummary", ipb.GetDonationSummaryRequest(day=day.isoformat()))
-    return render(request, "hq/panel_donations.html", day=day, summary=summary)
+    return _panel("hq/panel_donations.html", day=day, summary=summary)
+
+
+PANEL_DATA = {"clock": _clock, "alerts": _alerts, "plan": _plan, "demands": _demands, "stock": _stock,
+              "trips": _trips, "donations": _donations}
 
 
 @page(*HQ)
@@ -426,14 +455,14 @@ async def audit_page(request: Request, viewer: Viewer) -> Response:
 
 routes = [
     Route("/hq", board_page),
-    Route("/hq/panel/clock", panel_clock),
-    Route("/hq/panel/demands", panel_demands),
+    Route("/hq/panel/clock", _panel_endpoint("clock")),
+    Route("/hq/panel/demands", _panel_endpoint("demands")),
     Route("/hq/panel/demand-list", panel_demand_list),
-    Route("/hq/panel/plan", panel_plan),
-    Route("/hq/panel/stock", panel_stock),
-    Route("/hq/panel/alerts", panel_alerts),
-    Route("/hq/panel/trips", panel_trips),
-    Route("/hq/panel/donations", panel_donations),
+    Route("/hq/panel/plan", _panel_endpoint("plan")),
+    Route("/hq/panel/stock", _panel_endpoint("stock")),
+    Route("/hq/panel/alerts", _panel_endpoint("alerts")),
+    Route("/hq/panel/trips", _panel_endpoint("trips")),
+    Route("/hq/panel/donations", _panel_endpoint("donations")),
     Route("/hq/alerts/{alert_id}/ack", acknowledge, methods=["POST"]),
     Route("/hq/plan", plan_page),
     Route("/hq/plan/run", run_allocation, methods=["POST"]),

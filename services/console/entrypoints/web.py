@@ -107,6 +107,10 @@ def gettext_of(request: Request) -> Callable[..., str]:
 
 # ---- rendering ---------------------------------------------------------------------------
 def render(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(render_html(request, template, **context), status_code=status)
+
+
+def render_html(request: Request, template: str, **context: Any) -> str:
     console = console_of(request)
     _ = gettext_of(request)
     viewer: Viewer | None = getattr(request.state, "viewer", None)
@@ -114,8 +118,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
               "ngettext": i18n.translations(lang_of(request)).ngettext,
               "csrf_token": viewer.csrf_token if viewer else getattr(request.state, "login_csrf", ""),
               "now": console.now(), **context}
-    html = console.templates.get_template(template).render(values)
-    return HTMLResponse(html, status_code=status)
+    return console.templates.get_template(template).render(values)
 
 
 def error_page(request: Request, status: int, title: str, detail: str = "", service: str = "") -> HTMLResponse:
@@ -123,18 +126,28 @@ def error_page(request: Request, status: int, title: str, detail: str = "", serv
     return render(request, template, status=status, title=title, detail=detail, service=service)
 
 
-def service_problem(request: Request, exc: ServiceError) -> HTMLResponse:
-    """A service that refused or did not answer, as a page (or a banner fragment for htmx)."""
+def _problem(request: Request, exc: ServiceError) -> tuple[int, str, str]:
+    """(status, title, detail) of a service that refused or did not answer."""
     _ = gettext_of(request)
     zh, en = SERVICE_NAMES.get(exc.service, (exc.service, exc.service))
     name = zh if lang_of(request) == "zh_CN" else en
     if exc.unavailable:
-        return error_page(request, 503, _("%(service)s is not answering", service=name),
-                          _("What you typed is kept: try again in a minute. If it lasts, call county IT."),
-                          service=exc.service)
+        return (503, _("%(service)s is not answering", service=name),
+                _("What you typed is kept: try again in a minute. If it lasts, call county IT."))
     status = {"PERMISSION_DENIED": 403, "NOT_FOUND": 404, "UNAUTHENTICATED": 401}.get(exc.code.name, 400)
-    return error_page(request, status, _("The %(service)s service refused this", service=name),
-                      exc.message[:300], service=exc.service)
+    return status, _("The %(service)s service refused this", service=name), exc.message[:300]
+
+
+def service_problem(request: Request, exc: ServiceError) -> HTMLResponse:
+    """A service that refused or did not answer, as a page (or a banner fragment for htmx)."""
+    status, title, detail = _problem(request, exc)
+    return error_page(request, status, title, detail, service=exc.service)
+
+
+def problem_html(request: Request, exc: ServiceError) -> str:
+    """The same as a fragment, for a part of a page (a board panel)."""
+    _status, title, detail = _problem(request, exc)
+    return render_html(request, "fragments/problem.html", title=title, detail=detail, service=exc.service)
 
 
 # ---- the person --------------------------------------------------------------------------

@@ -13,7 +13,7 @@
     source.onerror = function () { if (state) { state.textContent = "…"; state.className = "pill warn"; } };
     source.addEventListener("alert", function (e) {
       var a = JSON.parse(e.data);
-      if (a.action === "reload") { htmx.trigger("#panel-alerts", "load"); return; }
+      if (a.action === "reload") { htmx.trigger("#panel-alerts", "refresh"); return; }
       var li = document.createElement("li");
       li.className = "alert sev-" + a.severity + " new";
       li.dataset.alertId = a.alert_id;
