@@ -22,6 +22,7 @@ from supply.v1 import monitoring_pb2 as mpb
 
 from services.console.adapters.services import ServiceError
 from services.console.domain import board
+from services.console.entrypoints.lookups import day_param
 from services.console.entrypoints.web import (
     Viewer,
     act,
@@ -41,20 +42,6 @@ PLAN_STATUS = {apb.PLAN_STATUS_PROPOSED: "proposed", apb.PLAN_STATUS_APPROVED: "
                apb.PLAN_STATUS_REJECTED: "rejected", apb.PLAN_STATUS_SUPERSEDED: "superseded"}
 REPORT_TIME = "17:30"
 REQUESTERS_TTL_S = 60.0
-
-
-def today(request: Request) -> date:
-    console = console_of(request)
-    return console.now().astimezone(console.settings.common.timezone).date()
-
-
-def day_param(request: Request) -> date:
-    """?day=YYYY-MM-DD, else today on the county clock (a bad value is today too)."""
-    raw = request.query_params.get("day", "")
-    try:
-        return date.fromisoformat(raw) if raw else today(request)
-    except ValueError:
-        return today(request)
 
 
 async def latest_plan(request: Request, viewer: Viewer, day: date, lines: int = 0) -> apb.PlanPage | None:
