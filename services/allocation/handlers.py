@@ -47,7 +47,7 @@ from services.allocation.domain.forecast import (
     moving_average_backtest,
 )
 from services.allocation.domain.geo import haversine_km
-from services.common.auth import ROLES, Caller
+from services.common.auth import ROLES, SCOPED_ROLES, Caller
 from services.common.catalogue import Catalogue
 from services.common.clock import Clock
 from services.common.db import UnitOfWork, new_id
@@ -332,16 +332,17 @@ def _decode_token(token: str) -> int:
         raise InvalidInput("lines_page.page_token", "not a token of a previous page") from None
 
 
-def _lines_page(uow: UnitOfWork, plan_id: str, page_size: int, page_token: str
+def _lines_page(uow: UnitOfWork, plan_id: str, page_size: int, page_token: str, requester_id: str = ""
                 ) -> tuple[tuple[pv.StoredLine, ...], str]:
     if page_size < 0 or page_size > MAX_LINES_PAGE:
         raise InvalidInput("lines_page.page_size", f"must be 0 … {MAX_LINES_PAGE}")
     size = page_size or DEFAULT_LINES_PAGE
     after_seq = _decode_token(page_token)
     t = schema.plan_lines
-    rows = uow.conn.execute(select(t.c.seq, t.c.data)
-                            .where(t.c.plan_id == plan_id, t.c.seq > after_seq)
-                            .order_by(t.c.seq).limit(size + 1)).all()
+    where = [t.c.plan_id == plan_id, t.c.seq > after_seq]
+    if requester_id:
+        where.append(t.c.requester_id == requester_id)
+    rows = uow.conn.execute(select(t.c.seq, t.c.data).where(*where).order_by(t.c.seq).limit(size + 1)).all()
     lines = tuple(from_jsonable(pv.StoredLine, r.data) for r in rows[:size])
     return lines, (_encode_token(rows[size - 1].seq) if len(rows) > size else "")
 
@@ -578,10 +579,26 @@ def reject_plan(ctx: AllocationContext, uow: UnitOfWork, actor: Actor, plan_id: 
 
 
 # ---- reading plans ------------------------------------------------------------------------------
-def get_plan(uow: UnitOfWork, plan_id: str, page_size: int = 0, page_token: str = "") -> PlanView:
+def get_plan(uow: UnitOfWork, plan_id: str, page_size: int = 0, page_token: str = "",
+             requester_id: str = "") -> PlanView:
     header = _header(uow, plan_id)
-    lines, token = _lines_page(uow, plan_id, page_size, page_token)
+    lines, token = _lines_page(uow, plan_id, page_size, page_token, requester_id)
     return PlanView(header, _details(uow, plan_id), lines, token)
+
+
+def plan_reader(actor: Actor, requester_id: str) -> str:
+    """The requester whose lines the caller reads ('' = every line): the plan's readers see all,
+    or narrow to one; a scoped caller (village, unit) reads its own requester's lines only."""
+    if actor.role in SCOPED_ROLES:
+        return actor.require_for(requester_id, *SCOPED_ROLES)
+    actor.require(*PLAN_READ_ROLES)
+    return requester_id
+
+
+def policy_versions(ctx: AllocationContext, uow: UnitOfWork) -> list[CountyPolicy]:
+    t = schema.policies
+    return [from_jsonable(CountyPolicy, r.data)
+            for r in uow.conn.execute(select(t.c.data).order_by(t.c.version.desc()))]
 
 
 def latest_plan_id(uow: UnitOfWork, day: date) -> str:

@@ -72,6 +72,13 @@ def test_a_county_day_from_the_browser_alone(browser, base_url, county):
     h.wait_for_load_state("networkidle")
     expect(h.locator("#plan-status")).to_have_text("已批准")
 
+    # the village worker sees what the approved plan gave the demand (before the trip is built, too)
+    def allocated() -> str:
+        v.goto(f"{base_url}/village")
+        cell = v.locator(f"#demand-{demand_id} tr[data-item=RICE-10KG] td[data-allocated]")
+        return cell.get_attribute("data-allocated") if cell.count() else ""
+    assert int(eventually(allocated, timeout=30, interval=1, what="the allocation shown to the village")) > 0
+
     # 3. the depot keeper signs the village's stop with one line short
     with grpc.insecure_channel(county.targets["logistics"]) as ch:
         stub = lrpc.LogisticsServiceStub(ch)

@@ -297,6 +297,17 @@ def test_dry_run_reject_replan_approve_and_plan_approved_reaches_logistics(stack
     assert rice[0]["lots"] == [{"lot_id": "L-RICE-1", "quantity": 10}]
     assert {"code": "TIER_ORDER"} in rice[0]["reasons"]
 
+    # a village worker reads the day's plan for its own village only: what its demands were given
+    mine = stack.api.GetPlan(pb.GetPlanRequest(delivery_day=DAY), token=VILLAGE)
+    assert mine.plan.status == pb.PLAN_STATUS_APPROVED
+    assert mine.lines and {x.requester_id for x in mine.lines} == {"V1"}
+    assert sum(x.allocated for x in mine.lines if x.item_code == "RICE-10KG") == 80
+    denied = rpc_error(lambda: stack.api.GetPlan(pb.GetPlanRequest(delivery_day=DAY, requester_id="H1"),
+                                                 token=VILLAGE))
+    assert denied.code() == grpc.StatusCode.PERMISSION_DENIED
+    hospital = stack.api.GetPlan(pb.GetPlanRequest(delivery_day=DAY, requester_id="H1"))  # HQ narrows at will
+    assert {x.requester_id for x in hospital.lines} == {"H1"}
+
     explained = stack.api.ExplainLine(pb.ExplainLineRequest(plan_line_id=rice[1]["plan_line_id"]))
     assert explained.line.demand_id == "D-V1" and explained.drawn_by_higher_tiers == 50
     assert explained.tier_summary.asked == 150 and explained.tier_fill_rate == pytest.approx(80 / 150)
@@ -320,6 +331,9 @@ def test_policy_is_versioned_validated_and_idempotent(stack):
     assert changed.updated_by == "hq-officer"
     assert stack.api.SetPolicy(request) == changed
     assert stack.api.GetPolicy(pb.GetPolicyRequest(), token=VILLAGE) == changed
+    versions = stack.api.ListPolicyVersions(pb.ListPolicyVersionsRequest()).versions
+    assert versions[0] == changed and [v.version for v in versions] == sorted(
+        (v.version for v in versions), reverse=True)
     refused(rpc_error(lambda: stack.api.SetPolicy(pb.SetPolicyRequest(
         idempotency_key=key(), policy=pb.AllocationPolicy(cutoff="10:00"),
         update_mask=field_mask_pb2.FieldMask(paths=["cutoff"]), expected_version=before.version))),

@@ -124,7 +124,7 @@ class AllocationServicer(rpc.AllocationServiceServicer):
         return pb.PlanPage.FromString(data)
 
     def GetPlan(self, request, context):
-        _actor().require(*h.PLAN_READ_ROLES)
+        requester_id = h.plan_reader(_actor(), request.requester_id)
         day = _day(request.delivery_day, "delivery_day")
         with self.ctx.uow() as uow:
             plan_id = request.plan_id
@@ -134,7 +134,7 @@ class AllocationServicer(rpc.AllocationServiceServicer):
                                                   "latest version")
                 plan_id = h.latest_plan_id(uow, day)
             view = h.get_plan(uow, plan_id, request.lines_page.page_size,
-                              request.lines_page.page_token)
+                              request.lines_page.page_token, requester_id)
         return out.plan_page(view)
 
     def ListPlans(self, request, context):
@@ -179,6 +179,12 @@ class AllocationServicer(rpc.AllocationServiceServicer):
         _actor().require(*h.POLICY_READ_ROLES)
         with self.ctx.uow() as uow:
             return out.policy(h.current_policy(self.ctx, uow), str(self.ctx.tz))
+
+    def ListPolicyVersions(self, request, context):
+        _actor().require(*h.POLICY_READ_ROLES)
+        with self.ctx.uow() as uow:
+            return pb.ListPolicyVersionsResponse(versions=[
+                out.policy(p, str(self.ctx.tz)) for p in h.policy_versions(self.ctx, uow)])
 
     def SetPolicy(self, request, context):
         changes = _policy_changes(request)

@@ -202,8 +202,9 @@ class Shipment:
 
 @dataclass(frozen=True)
 class Standing:
-    """Where a demand stands. code: submitted, closed, on_trip, received, delivered, short,
-    not_delivered, cancelled. `tone` is the pill's colour (ok, warn, bad, "")."""
+    """Where a demand stands. code: submitted, closed, allocated, not_allocated, on_trip,
+    received, delivered, short, not_delivered, cancelled. `tone` is the pill's colour (ok, warn,
+    bad, "")."""
 
     code: str
     tone: str
@@ -211,14 +212,14 @@ class Standing:
 
 
 def standing(status: str, carry_over_demand_id: str, cutoff_at: datetime | None, now: datetime,
-             shipments: Iterable[Shipment]) -> Standing:
+             shipments: Iterable[Shipment], allocated: int | None = None) -> Standing:
     """status: intake's DemandStatus without its prefix, lower case (open, fulfilled, …).
 
     Intake knows open, delivered in full, partly delivered with the rest carried over, nothing
     delivered and carried over, cancelled. Logistics adds: on a trip (its lines are on an
     approved plan's trip) and received at the drop point (confirmed, intake not yet closed).
-    Whether the approved plan allocated something before trips are built is the allocation
-    service's, which a village worker may not read."""
+    Allocation adds what the day's approved plan gave the demand (`allocated`, its units; None
+    while no plan of the day is approved): allocated, or nothing allocated (short stock)."""
     shipments = list(shipments)
     if status == "cancelled":
         return Standing("cancelled", "")
@@ -232,6 +233,8 @@ def standing(status: str, carry_over_demand_id: str, cutoff_at: datetime | None,
         return Standing("received", "ok")
     if shipments:
         return Standing("on_trip", "ok")
+    if allocated is not None:
+        return Standing("allocated", "ok") if allocated > 0 else Standing("not_allocated", "bad")
     if cutoff_at is not None and now < cutoff_at:
         return Standing("submitted", "")
     return Standing("closed", "")

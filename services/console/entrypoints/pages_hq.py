@@ -396,10 +396,13 @@ POLICY_FIELDS = ("cutoff", "dispatch_deadline", "tier_order", "reserve_days")
 
 @page(*HQ)
 async def policy_page(request: Request, viewer: Viewer) -> Response:
-    policy = await console_of(request).services.call(viewer.person, "allocation", "GetPolicy", apb.GetPolicyRequest())
+    services = console_of(request).services
+    policy, history = await asyncio.gather(
+        services.call(viewer.person, "allocation", "GetPolicy", apb.GetPolicyRequest()),
+        services.call(viewer.person, "allocation", "ListPolicyVersions", apb.ListPolicyVersionsRequest()))
     if request.method == "GET":
-        return render(request, "hq/policy.html", policy=policy, tiers=board.TIERS, errors={}, values={},
-                      key=new_key())
+        return render(request, "hq/policy.html", policy=policy, versions=history.versions, tiers=board.TIERS,
+                      errors={}, values={}, key=new_key())
     form = request.state.form
     values = {k: str(form.get(k, "")).strip() for k in ("cutoff", "dispatch_deadline", "tier_order")}
     values.update({k: str(v).strip() for k, v in form.multi_items() if k.startswith("reserve_days.")})
@@ -427,7 +430,8 @@ async def policy_page(request: Request, viewer: Viewer) -> Response:
             if exc.unavailable:
                 raise
             errors[exc.field or "policy"] = exc.message
-    return render(request, "hq/policy.html", status=422, policy=policy, tiers=board.TIERS, errors=errors,
+    return render(request, "hq/policy.html", status=422, policy=policy, versions=history.versions,
+                  tiers=board.TIERS, errors=errors,
                   values=values, key=str(form.get("idempotency_key", "")))
 
 

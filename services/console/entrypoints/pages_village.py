@@ -168,6 +168,7 @@ class LineView:
     flagged: bool
     norm: int
     note: str
+    allocated: int | None = None  # what the day's approved plan gave this line; None: no plan yet
 
 
 @dataclass
@@ -200,7 +201,8 @@ def shipments_by_demand(trips: list[lpb.Trip], request: Request) -> dict[str, li
 
 
 def demand_view(d: ipb.Demand, cat: dict[str, dv.CatalogueEntry], shipments: list[dv.Shipment],
-                request: Request, now: datetime) -> DemandView:
+                request: Request, now: datetime, allocated: dict[int, int] | None = None) -> DemandView:
+    """`allocated`: line number → units the day's approved plan gave (None: no approved plan)."""
     lang = lang_of(request)
     shipped: dict[str, int] = defaultdict(int)
     for s in shipments:
@@ -212,11 +214,13 @@ def demand_view(d: ipb.Demand, cat: dict[str, dv.CatalogueEntry], shipments: lis
         e = cat.get(ln.item_code)
         lines.append(LineView(ln.item_code, e.name(lang) if e else ln.item_code, e.unit if e else "",
                               ln.quantity, ln.delivered if ln.HasField("delivered") else None,
-                              shipped.get(ln.item_code, 0), int(ln.tier), ln.flagged, ln.norm_quantity, ln.note))
+                              shipped.get(ln.item_code, 0), int(ln.tier), ln.flagged, ln.norm_quantity, ln.note,
+                              None if allocated is None else allocated.get(ln.line_no, 0)))
     trips = sorted({(s.trip_id, s.vehicle_id, s.eta) for s in shipments}, key=lambda t: t[0])
     return DemandView(
         id=d.id, delivery_day=d.delivery_day, requested_day=d.requested_day, rolled_over=d.rolled_over,
-        standing=dv.standing(status, d.carry_over_demand_id, cutoff, now, shipments),
+        standing=dv.standing(status, d.carry_over_demand_id, cutoff, now, shipments,
+                             None if allocated is None else sum(allocated.values())),
         origin=enum_name(ipb.DemandOrigin, d.origin, "DEMAND_ORIGIN_"), origin_ref=d.origin_ref,
         submitted_at=local(d.submitted_at, request), cutoff_at=cutoff,
         minutes_left=dv.minutes_until(cutoff, now) if status == "open" else None,
@@ -237,17 +241,39 @@ async def trips_of_day(request: Request, viewer: Viewer, day: date) -> list[lpb.
     return [t for t in answer.trips if any(s.requester_id == viewer.scope for s in t.stops)]
 
 
+async def allocations_of_day(request: Request, viewer: Viewer, day: date) -> dict[str, dict[int, int]] | None:
+    """demand id → line number → units, from the day's plan once HQ approved it (the village's
+    own lines: allocation narrows the plan to the caller's requester); None before that."""
+    try:
+        page = await console_of(request).services.call(viewer.person, "allocation", "GetPlan", apb.GetPlanRequest(
+            delivery_day=day.isoformat(), requester_id=viewer.scope, lines_page=cpb.PageRequest(page_size=1000)))
+    except ServiceError as exc:
+        if exc.code.name == "NOT_FOUND":
+            return None
+        raise
+    if page.plan.status != apb.PLAN_STATUS_APPROVED:
+        return None
+    out: dict[str, dict[int, int]] = defaultdict(dict)
+    for ln in page.lines:
+        out[ln.demand_id][ln.demand_line_no] = out[ln.demand_id].get(ln.demand_line_no, 0) + int(ln.allocated)
+    return out
+
+
 @page(*VILLAGE)
 async def home(request: Request, viewer: Viewer) -> Response:
     now = county_now(request)
     today, tomorrow = now.date(), now.date() + timedelta(days=1)
-    (d_today, d_next, cat, (trips, trips_refused), (requester, _r)) = await asyncio.gather(
+    (d_today, d_next, cat, (trips, trips_refused), (requester, _r), (plan, _p)) = await asyncio.gather(
         demands_of_day(request, viewer, today), demands_of_day(request, viewer, tomorrow),
         catalogue(request, viewer), optional(trips_of_day(request, viewer, today)),
         optional(console_of(request).services.call(viewer.person, "intake", "GetRequester",
-                                                   ipb.GetRequesterRequest(requester_id=viewer.scope))))
+                                                   ipb.GetRequesterRequest(requester_id=viewer.scope))),
+        optional(allocations_of_day(request, viewer, today)))
     by_demand = shipments_by_demand(trips or [], request)
-    days = [(today, [demand_view(d, cat, by_demand.get(d.id, []), request, now) for d in d_today]),
+
+    def given(d: ipb.Demand) -> dict[int, int] | None:
+        return None if plan is None else plan.get(d.id, {})
+    days = [(today, [demand_view(d, cat, by_demand.get(d.id, []), request, now, given(d)) for d in d_today]),
             (tomorrow, [demand_view(d, cat, by_demand.get(d.id, []), request, now) for d in d_next])]
     return render(request, "village/home.html", days=days, local_now=now, requester=requester,
                   trips_refused=trips_refused, labels=standing_labels(request), origins=origin_labels(request))
@@ -289,6 +315,8 @@ def standing_labels(request: Request) -> dict[str, str]:
     _ = gettext_of(request)
     return {"submitted": _("Submitted: can be cancelled until the cut-off"),
             "closed": _("Closed at the cut-off: waiting for the approved plan and its trips"),
+            "allocated": _("Allocated by the approved plan"),
+            "not_allocated": _("Nothing allocated today: the plan says why"),
             "on_trip": _("On a trip"), "received": _("Received at the drop point"),
             "delivered": _("Delivered in full"), "short": _("Short: the rest is carried over"),
             "not_delivered": _("Nothing delivered: carried over"), "cancelled": _("Cancelled")}

@@ -64,6 +64,9 @@ def test_where_a_demand_stands():
     assert dv.standing("partly_fulfilled", "D-2", earlier, now, [ship]) == dv.Standing("short", "warn", "D-2")
     assert dv.standing("rolled", "D-3", earlier, now, []).carry_over == "D-3"
     assert dv.standing("fulfilled", "", earlier, now, []).code == "delivered"
+    assert dv.standing("open", "", earlier, now, [], allocated=5).code == "allocated"  # the plan is approved
+    assert dv.standing("open", "", earlier, now, [], allocated=0) == dv.Standing("not_allocated", "bad")
+    assert dv.standing("open", "", earlier, now, [ship], allocated=5).code == "on_trip"  # the trip says more
     assert dv.minutes_until(later, now) == 60 and dv.minutes_until(None, now) is None
 
 
