@@ -117,7 +117,7 @@ def _wait_healthy(services: list[str], timeout: float = 60.0) -> None:
     while pending and time.monotonic() < deadline:
         for s in sorted(pending):
             if _health(s) == "SERVING":
-                console.print(f"[green]✓[/] {s} api SERVING / 服务就绪")
+                console.print(f"[green]✓[/] {s} {PROCESSES[s][0]} SERVING / 服务就绪")
                 pending.discard(s)
         time.sleep(0.2)
     if pending:
