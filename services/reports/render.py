@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from services.common.cells import markdown_text, spreadsheet_cell
 from services.reports.collect import DayFacts, TierFill
 
 TIERS = {1: ("一线医疗", "frontline medical"), 2: ("困难群体/特殊需求", "vulnerable / special need"),
@@ -393,7 +394,7 @@ def daily_sections(facts: DayFacts) -> list[Section]:
 
 # ---- Markdown -------------------------------------------------------------------------------------
 def _md_cell(value) -> str:
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    return markdown_text(value)
 
 
 def _md_table(t: Table) -> list[str]:
@@ -420,11 +421,11 @@ def markdown(facts: DayFacts) -> str:
     for s in daily_sections(facts):
         out += [f"## {s.heading}", ""]
         for line in s.text:
-            out += [line, ""]
+            out += [markdown_text(line), ""]
         for t in s.tables:
             out += _md_table(t)
     if facts.notes:
-        out += ["## 说明 / Notes", ""] + [f"- {n}" for n in facts.notes] + [""]
+        out += ["## 说明 / Notes", ""] + [f"- {markdown_text(n)}" for n in facts.notes] + [""]
     return "\n".join(out)
 
 
@@ -438,11 +439,11 @@ def xlsx(facts: DayFacts) -> bytes:
 
     def sheet(title: str, headers: list[str], rows: list[list]):
         ws = wb.create_sheet(title[:31])
-        ws.append(headers)
+        ws.append([spreadsheet_cell(h) for h in headers])
         for c in ws[1]:
             c.font = bold
         for row in rows:
-            ws.append(list(row))
+            ws.append([spreadsheet_cell(v) for v in row])
         ws.freeze_panes = "A2"
         for i, h in enumerate(headers, start=1):
             width = max([len(str(h))] + [len(str(r[i - 1])) for r in rows[:200]]) + 2
@@ -536,8 +537,8 @@ def disclosure_csvs(facts: DayFacts) -> dict[str, str]:
     for name, t in disclosure_tables(facts).items():
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(t.headers)
-        w.writerows(t.rows)
+        w.writerow([spreadsheet_cell(h) for h in t.headers])
+        w.writerows([spreadsheet_cell(v) for v in row] for row in t.rows)
         out[f"disclosure-{name}.csv"] = buf.getvalue()
     return out
 

@@ -259,3 +259,42 @@ def test_scrub_keeps_ids_and_dates_and_removes_phone_numbers():
     assert render.scrub("2026-12-01") == "2026-12-01"
     assert render.scrub("电话 138-1234-5678 或 +86 13912345678") == "电话 *** 或 ***"
     assert render.scrub(42) == 42
+
+
+# ---- user text in the files we write (issue #14, finding 2) ---------------------------------
+EVIL = '=HYPERLINK("http://evil.example/","x")'
+
+
+def hostile_facts() -> DayFacts:
+    f = facts()
+    f.requesters["V1"] = RequesterFact("V1", EVIL, "@SUM(1+1)", "village")
+    f.requesters["V2"] = RequesterFact("V2", "<script>alert(1)</script>西湖", "-2+3", "community")
+    return f
+
+
+def test_no_cell_of_the_xlsx_is_a_formula_made_of_user_text():
+    wb = load_workbook(io.BytesIO(render.xlsx(hostile_facts())))
+    cells = [c for ws in wb.worksheets for row in ws.iter_rows() for c in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    texts = [c.value for c in cells if isinstance(c.value, str)]
+    assert any(v == "'" + EVIL for v in texts) and not any(v.startswith(("=", "+", "@")) for v in texts)
+    assert any(isinstance(c.value, int) for c in cells)  # numbers stay numbers
+
+
+def test_no_cell_of_the_public_csvs_starts_a_formula():
+    for text in render.disclosure_csvs(hostile_facts()).values():
+        for row in read_csv(text):
+            assert not [v for v in row if v[:1] in ("=", "+", "@", "\t", "\r") or (v[:1] == "-" and not _number(v))]
+
+
+def _number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_the_markdown_carries_no_raw_html_from_user_text():
+    md = render.markdown(hostile_facts())
+    assert "<script" not in md and "</script" not in md and "&lt;script>alert(1)&lt;/script>西湖" in md
