@@ -124,3 +124,10 @@ def test_every_board_panel_answers_for_a_signed_in_hq_session(base_url):
     for panel in ("clock", "demands", "plan", "stock", "alerts", "trips", "donations"):
         r = s.get(f"{base_url}/hq/panel/{panel}", timeout=30)
         assert r.status_code == 200 and "<section" not in r.text[:200], panel  # a fragment, not a page
+
+
+def test_the_policy_page_offers_every_reserve_floor_even_before_any_override(page, base_url):
+    login(page, base_url, "hq")
+    page.goto(f"{base_url}/hq/policy")
+    expect(page.locator("#rd-grain_oil")).to_have_value("15")  # RULES §4: grain and oil, 15 days
+    expect(page.locator("#rd-pork")).to_have_value("3")

@@ -58,14 +58,10 @@ class DemandRow:
     status: str
 
 
-def by_tier_and_township(rows: list[DemandRow]) -> tuple[list[str], dict[int, dict[str, int]], Counter]:
-    """(townships in order, demands per tier per township, demands per tier)."""
-    return tier_township_table((r.top_tier, r.township, 1) for r in rows)
-
-
 def tier_township_table(cells: Iterable[tuple[int, str, int]]
                         ) -> tuple[list[str], dict[int, dict[str, int]], Counter]:
-    """The same from counted cells (tier, township, demands), as intake's day summary gives them."""
+    """(townships in order, demands per tier per township, demands per tier) from counted cells
+    (tier, township, demands), as intake's day summary gives them."""
     cells = list(cells)
     townships = sorted({township for _, township, _ in cells})
     table: dict[int, dict[str, int]] = defaultdict(lambda: dict.fromkeys(townships, 0))

@@ -397,12 +397,17 @@ POLICY_FIELDS = ("cutoff", "dispatch_deadline", "tier_order", "reserve_days")
 @page(*HQ)
 async def policy_page(request: Request, viewer: Viewer) -> Response:
     services = console_of(request).services
-    policy, history = await asyncio.gather(
+    policy, history, supply = await asyncio.gather(
         services.call(viewer.person, "allocation", "GetPolicy", apb.GetPolicyRequest()),
-        services.call(viewer.person, "allocation", "ListPolicyVersions", apb.ListPolicyVersionsRequest()))
+        services.call(viewer.person, "allocation", "ListPolicyVersions", apb.ListPolicyVersionsRequest()),
+        services.call(viewer.person, "logistics", "GetDaysOfSupply", lpb.GetDaysOfSupplyRequest()))
+    # every item group with a reserve floor: the policy holds only the groups HQ has overridden
+    floors = [(g.group, g.name_zh if lang_of(request) == "zh_CN" else g.name_en,
+               policy.reserve_days.get(g.group, g.reserve_days))
+              for g in supply.groups if g.group in policy.reserve_days or g.HasField("reserve_days")]
     if request.method == "GET":
         return render(request, "hq/policy.html", policy=policy, versions=history.versions, tiers=board.TIERS,
-                      errors={}, values={}, key=new_key())
+                      floors=floors, errors={}, values={}, key=new_key())
     form = request.state.form
     values = {k: str(form.get(k, "")).strip() for k in ("cutoff", "dispatch_deadline", "tier_order")}
     values.update({k: str(v).strip() for k, v in form.multi_items() if k.startswith("reserve_days.")})
@@ -431,7 +436,7 @@ async def policy_page(request: Request, viewer: Viewer) -> Response:
                 raise
             errors[exc.field or "policy"] = exc.message
     return render(request, "hq/policy.html", status=422, policy=policy, versions=history.versions,
-                  tiers=board.TIERS, errors=errors,
+                  tiers=board.TIERS, floors=floors, errors=errors,
                   values=values, key=str(form.get("idempotency_key", "")))
 
 

@@ -343,8 +343,8 @@ SECURITY_HEADERS = {
 def _csp(tile_url: str) -> str:
     tiles = ""
     if tile_url:
-        u = urlparse(tile_url.replace("{s}", "a"))
-        tiles = f" {u.scheme}://{u.netloc.replace('a.', '*.', 1) if '{s}' in tile_url else u.netloc}"
+        u = urlparse(tile_url.replace("{s}", "*"))  # {s}.tile.example: any subdomain of it
+        tiles = f" {u.scheme}://{u.netloc}"
     return ("default-src 'self'; script-src 'self'; style-src 'self'; "
             f"img-src 'self' data: blob:{tiles}; connect-src 'self'; font-src 'self'; "
             "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'; "

@@ -12,10 +12,10 @@ import pytest
 from services.console.domain.board import (
     TIERS,
     DemandRow,
-    by_tier_and_township,
     deadlines,
     fill_rate,
     parse_hhmm,
+    tier_township_table,
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -80,7 +80,7 @@ def row(i: int, township: str, tier: int, flagged: bool = False) -> DemandRow:
 def test_demands_by_tier_and_township():
     rows = [row(1, "青溪镇", 3), row(2, "城关镇", 3), row(3, "城关镇", 1), row(4, "青溪镇", 3),
             row(5, "白沙乡", 5, flagged=True)]
-    townships, table, per_tier = by_tier_and_township(rows)
+    townships, table, per_tier = tier_township_table((r.top_tier, r.township, 1) for r in rows)
     assert townships == sorted({"青溪镇", "城关镇", "白沙乡"})
     assert list(table) == [1, 3, 5]  # tiers in order, only those with demands
     assert table[3] == {"城关镇": 1, "白沙乡": 0, "青溪镇": 2}
@@ -91,7 +91,7 @@ def test_demands_by_tier_and_township():
 
 
 def test_no_demands_gives_an_empty_table():
-    assert by_tier_and_township([]) == ([], {}, Counter())
+    assert tier_township_table([]) == ([], {}, Counter())
 
 
 def test_tier_names_cover_the_five_tiers():
