@@ -21,9 +21,10 @@ $(VENV)/.deps: requirements.lock
 	touch $@
 
 proto gen/.stamp: $(PROTOS) $(VENV)/.deps
-	rm -rf gen && mkdir -p gen
-	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=gen --pyi_out=gen --grpc_python_out=gen $(PROTOS)
-	touch gen/supply/__init__.py gen/supply/v1/__init__.py gen/.stamp
+	rm -rf gen.new && mkdir -p gen.new
+	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=gen.new --pyi_out=gen.new --grpc_python_out=gen.new $(PROTOS)
+	touch gen.new/supply/__init__.py gen.new/supply/v1/__init__.py gen.new/.stamp
+	rm -rf gen.old && { ! test -d gen || mv gen gen.old; } && mv gen.new gen && rm -rf gen.old  # swapped whole: running processes never see an empty gen/
 
 up: setup
 	deploy/scripts/servers.sh up
