@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -169,6 +171,22 @@ def start_api(env: dict[str, str], log_dir: Path, **extra_env: str) -> ServicePr
     proc = ServiceProcess("intake", "api", env, log_dir, extra_env=extra_env).start()
     proc.wait_healthy(target(env))
     return proc
+
+
+@contextmanager
+def running_api(tmp: Path, amqp_url: str, **env_extra: str) -> Iterator[Intake]:
+    """An intake API process on its own SQLite database under `tmp` (settings: make_env with
+    `env_extra`), and a client for it; the process must stop cleanly afterwards."""
+    env = make_env(tmp / "var", amqp_url, **env_extra)
+    migrate(env)
+    proc = start_api(env, tmp)
+    client = Intake(env)
+    try:
+        yield client
+    finally:
+        client.close()
+        code = proc.stop()
+    assert code == 0, proc.log()[-3000:]
 
 
 def start_probe(env: dict[str, str], log_dir: Path, db: Path,
