@@ -37,10 +37,10 @@ from .donations import (
     Tally,
     daily_summary,
     inspect_line,
-    mask_contact,
     register_donation,
 )
 from .events import DomainEvent
+from .personal_data import mask_contact, mask_name, mask_phone, normalize_phone
 from .policy import DeliveryTarget, DemandPolicy, DonationPolicy, ImportPolicy, SpecialNeedPolicy
 from .requesters import (
     DropPoint,
@@ -75,9 +75,6 @@ from .special_needs import (
     SpecialNeed,
     SpecialNeedCategory,
     SpecialNeedView,
-    mask_name,
-    mask_phone,
-    normalize_phone,
     pseudonym,
     register_special_need,
     special_need_demand,

@@ -9,7 +9,6 @@ A line is one lot of one item; to accept part of a lot and return the rest, regi
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -23,8 +22,8 @@ from services.common.errors import InvalidInput, NotFound
 from . import rules
 from .demands import non_essential_refusal
 from .fields import as_choice, as_date, as_id, as_int, as_text, get, is_blank, require_aware
+from .personal_data import mask_contact, mask_name
 from .policy import DonationPolicy
-from .special_needs import mask_name, mask_phone
 
 DEFAULT_DONATION_POLICY = DonationPolicy()
 
@@ -49,18 +48,6 @@ class DonationStatus(StrEnum):
     REGISTERED = "registered"
     PARTLY_INSPECTED = "partly_inspected"
     INSPECTED = "inspected"
-
-
-def mask_contact(contact: str) -> str:
-    """An e-mail keeps its first letter and domain (z***@example.org); a phone number is
-    masked as 138****5678; anything else keeps its first character."""
-    c = contact.strip()
-    if "@" in c:
-        local, _, domain = c.partition("@")
-        return f"{local[:1]}***@{domain}"
-    if len(re.sub(r"\D", "", c)) >= 7:
-        return mask_phone(c)
-    return mask_name(c)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -22,7 +20,6 @@ from enum import StrEnum
 from typing import Any
 
 from services.common.catalogue import Catalogue
-from services.common.errors import InvalidInput
 
 from . import rules
 from .demands import (
@@ -35,6 +32,7 @@ from .demands import (
     parse_lines,
 )
 from .fields import as_choice, as_date, as_int, as_text, is_blank, require_aware
+from .personal_data import mask_name, mask_phone, normalize_name, normalize_phone
 from .policy import DemandPolicy, SpecialNeedPolicy
 from .requesters import Requester
 
@@ -57,47 +55,6 @@ CATEGORY_ALIASES = {
     "独居老人": SpecialNeedCategory.ELDERLY_ALONE, "残疾": SpecialNeedCategory.DISABILITY,
     "孕产妇": SpecialNeedCategory.PREGNANCY, "其他": SpecialNeedCategory.OTHER,
 }
-
-
-def normalize_name(name: str) -> str:
-    """NFKC, trimmed, inner whitespace collapsed: 'Zhang  San ' and 'Zhang San' are one name."""
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", name)).strip()
-
-
-def normalize_phone(phone: str, field: str = "phone") -> str:
-    """Digits only; a leading +86 / 0086 country code is dropped. 7 to 15 digits."""
-    if not isinstance(phone, str):
-        raise InvalidInput(field, "must be text")
-    s = unicodedata.normalize("NFKC", phone).strip()
-    if not re.fullmatch(r"\+?[\d\s()-]+", s):
-        raise InvalidInput(field, "must be a phone number (digits, spaces, '-', '+')")
-    digits = re.sub(r"\D", "", s)
-    if digits.startswith("0086"):
-        digits = digits[4:]
-    elif s.startswith("+86") or (digits.startswith("86") and len(digits) == 13):
-        digits = digits[2:]
-    if not 7 <= len(digits) <= 15:
-        raise InvalidInput(field, f"must have 7 to 15 digits, got {len(digits)}")
-    return digits
-
-
-def mask_name(name: str) -> str:
-    """First character and one '*' per further character: 张三丰 → 张**; 李 → 李*."""
-    n = normalize_name(name)
-    if not n:
-        return ""
-    return n[0] + "*" * max(1, len(n) - 1)
-
-
-def mask_phone(phone: str) -> str:
-    """Keep the first 3 and last 4 digits: 13812345678 → 138****5678.
-
-    Numbers shorter than 8 digits keep only their last 2 digits.
-    """
-    digits = re.sub(r"\D", "", phone)
-    if len(digits) >= 8:
-        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
-    return "*" * max(0, len(digits) - 2) + digits[-2:]
 
 
 def pseudonym(requester_id: str, name: str, phone: str, secret: bytes) -> str:

@@ -8,8 +8,6 @@ from services.intake.domain import (
     DemandOrigin,
     SpecialNeedCategory,
     Tier,
-    mask_name,
-    mask_phone,
     normalize_phone,
     pseudonym,
     register_special_need,
@@ -28,20 +26,6 @@ def register(requester, catalogue, policy, **over):
                   catalogue=catalogue, policy=policy, secret=SECRET, registered_by="grid-07", at=AT)
     kwargs.update(over)
     return register_special_need(**kwargs)
-
-
-@pytest.mark.parametrize("name,masked", [("张三丰", "张**"), ("李四", "李*"), ("李", "李*"),
-                                         ("  欧阳  娜娜 ", "欧****"), ("", "")])
-def test_mask_name(name, masked):
-    assert mask_name(name) == masked
-
-
-@pytest.mark.parametrize("phone,masked", [("13812345678", "138****5678"),
-                                          ("+86 138-1234-5678", "138****5678"),
-                                          ("0571-88889999", "057*****9999"),
-                                          ("123456", "****56")])
-def test_mask_phone(phone, masked):
-    assert mask_phone(normalize_phone(phone) if len(phone) > 6 else phone) == masked
 
 
 def test_normalize_phone():
