@@ -18,6 +18,14 @@ def spreadsheet_cell(value):
     return value
 
 
+def spreadsheet_text(value):
+    """What a cell we wrote stands for: the one apostrophe `spreadsheet_cell` added is taken off
+    (so a sheet we exported imports as the text that went out); any other value is as it is."""
+    if isinstance(value, str) and value.startswith("'") and spreadsheet_cell(value[1:]) == value:
+        return value[1:]
+    return value
+
+
 def markdown_text(value) -> str:
     """A value in Markdown: nothing a viewer would take for raw HTML (a tag or comment start is
     written as &lt;; "6 < 15" stays readable), one line, no stray table pipe."""
