@@ -1,10 +1,16 @@
 """Errors the domain raises; entrypoints map them to gRPC status codes (see grpc_server)."""
 
 
+MESSAGE_MAX_LEN = 600
+
+
 class DomainError(Exception):
-    """Base class. `message` is safe to show to the caller."""
+    """Base class. `message` is safe to show to the caller: never longer than MESSAGE_MAX_LEN,
+    so an error quoting its input cannot echo a large one back (quote with fields.excerpt)."""
 
     def __init__(self, message: str):
+        if len(message) > MESSAGE_MAX_LEN:
+            message = message[:MESSAGE_MAX_LEN - 1] + "…"
         super().__init__(message)
         self.message = message
 

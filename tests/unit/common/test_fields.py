@@ -155,3 +155,8 @@ def test_the_limits_table_lists_the_overrides():
     rows = dict(limits_table(intake_pb2.RegisterDonationRequest.DESCRIPTOR))
     assert "day" in rows["lines[].expiry"] and "+3660" in rows["lines[].expiry"]
     assert "multiline" in rows["note"]
+
+
+def test_a_domain_error_never_echoes_a_long_input():
+    from services.common.errors import MESSAGE_MAX_LEN, NotFound
+    assert len(NotFound(f"unknown requester {'V' * 100_000!r}").message) == MESSAGE_MAX_LEN
