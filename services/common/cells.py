@@ -12,8 +12,11 @@ _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?$")
 
 def spreadsheet_cell(value):
     """A text that a spreadsheet would read as a formula, with a leading apostrophe (it then shows
-    as the text it is); numbers, and texts that are plain numbers such as "-5", unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_START) and not _NUMBER.match(value):
+    as the text it is); numbers, and texts that are plain numbers such as "-5", unchanged. A text
+    that already starts with an apostrophe gets one too, so that `spreadsheet_text` gives back
+    exactly what went in (the ledger export is verified from the file, byte for byte)."""
+    if isinstance(value, str) and (value.startswith(FORMULA_START) and not _NUMBER.match(value)
+                                   or value.startswith("'")):
         return "'" + value
     return value
 
