@@ -7,6 +7,7 @@
     supplyctl run SERVICE KIND          one process in the foreground
     supplyctl import FILE --kind requesters|demands [--partial]   spreadsheet into intake
     supplyctl dead-letters SERVICE [--replay ID]                  inspect failed events
+    supplyctl doctor [--production]     check the settings (as production would) and that servers answer
     supplyctl user add NAME --role ROLE [--scope ID]               a console account (password asked)
     supplyctl user list | passwd NAME | disable NAME | enable NAME
 """
@@ -22,9 +23,10 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from services.common.config import ROOT, SERVICES, ConfigError, load_settings
+from services.common.config import ROOT, SERVICES, ConfigError, database_url, load_settings
 
 console = Console()
 PROCESSES = {s: ("api", "worker", "relay") for s in SERVICES}
@@ -58,10 +60,17 @@ def _pid_alive(pid: int) -> bool:
 def cmd_migrate(services: list[str]) -> None:
     from services.common.migrate import upgrade
 
+    settings = load_settings("tools")  # production: the shared settings; each database below
+    if settings.env == "production":
+        from services.common.production import HEADER, database_problems
+
+        problems = [p for service in services for p in database_problems(os.environ, service)]
+        if problems:
+            raise ConfigError("\n  - ".join([HEADER, *problems]))
     for service in services:
-        settings = load_settings(service)
-        upgrade(service, settings.database_url)
-        console.print(f"[green]✓[/] {service}: schema at head ({settings.database_url.split('@')[-1]})")
+        url = database_url(service, dict(os.environ))
+        upgrade(service, url)
+        console.print(f"[green]✓[/] {service}: schema at head ({url.split('@')[-1]})")
 
 
 def cmd_up(services: list[str]) -> None:
@@ -84,18 +93,11 @@ def cmd_up(services: list[str]) -> None:
 
 
 def _health(service: str, timeout: float = 1.0) -> str:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from services.common.grpc_client import probe
 
     if service == "console":
         return _console_health(timeout)
-    target = load_settings(service).grpc_target(service)
-    try:
-        with grpc.insecure_channel(target) as ch:
-            resp = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
-            return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
-    except grpc.RpcError as exc:
-        return f"unreachable ({exc.code().name})"
+    return probe(service, timeout)
 
 
 def _console_health(timeout: float) -> str:
@@ -162,6 +164,104 @@ def cmd_status() -> None:
     console.print(table)
 
 
+def _servers_problems(env: dict, timeout: float = 2.0) -> list[str]:
+    """Each configured server that does not answer within `timeout` s, named by its setting."""
+    import pika
+    import requests
+
+    from services.common.db import make_engine, ping
+
+    def database(service: str) -> None:
+        url = database_url(service, env)
+        if url.startswith("postgresql"):
+            engine = make_engine(url, pool_size=1)
+            try:
+                ping(engine)
+            finally:
+                engine.dispose()
+
+    def amqp() -> None:
+        params = pika.URLParameters(load_settings("tools", env).amqp_url)
+        params.socket_timeout = params.blocked_connection_timeout = timeout
+        params.connection_attempts = 1
+        pika.BlockingConnection(params).close()
+
+    def mqtt() -> None:
+        import threading
+        from urllib.parse import urlparse
+
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        u = urlparse(load_settings("tools", env).mqtt_url)
+        answered, reason = threading.Event(), []
+        client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        if u.username:
+            client.username_pw_set(u.username, u.password)
+        if u.scheme == "mqtts":
+            client.tls_set()
+        client.on_connect = lambda c, ud, flags, code, props: (reason.append(code), answered.set())
+        client.connect(u.hostname or "127.0.0.1", u.port or 1883, keepalive=5)
+        client.loop_start()
+        try:
+            if not answered.wait(timeout):
+                raise TimeoutError("no CONNACK")
+            if reason[0].is_failure:
+                raise ConnectionError(str(reason[0]))
+        finally:
+            client.disconnect()
+            client.loop_stop()
+
+    def influx() -> None:
+        from urllib.parse import urlparse
+
+        u = urlparse(load_settings("tools", env).influx_url)
+        base = u._replace(netloc=u.hostname + (f":{u.port}" if u.port else "")).geturl()
+        auth = (u.username, u.password or "") if u.username else None
+        requests.get(f"{base.rstrip('/')}/ping", auth=auth, timeout=timeout).raise_for_status()
+
+    checks = [(f"{s.upper()}_DATABASE_URL", lambda s=s: database(s)) for s in MIGRATED]
+    checks += [("AMQP_URL", amqp), ("MQTT_URL", mqtt), ("INFLUX_URL", influx)]
+    problems = []
+    for name, check in checks:
+        try:
+            check()
+        except Exception as exc:  # noqa: BLE001 - any failure is the answer
+            problems.append(f"{name}: the server does not answer ({type(exc).__name__}) / 服务器无应答")
+    return list(dict.fromkeys(problems))
+
+
+def cmd_doctor(production: bool) -> int:
+    """The settings every process would check at start (as production would, with --production),
+    then whether the configured servers answer; nothing is started. 0 and "ok", or 1 and a list."""
+    from services.common.production import production_problems
+
+    env = dict(os.environ)
+    if production:
+        env["SUPPLY_ENV"] = "production"
+    problems = []
+    if env.get("SUPPLY_ENV", "").strip() == "production":
+        problems = list(dict.fromkeys(p for s in (*SERVICES, "console") for p in production_problems(env, s)))
+    if not problems:
+        try:
+            from services.console.config import load_console_settings
+
+            for service in SERVICES:
+                load_settings(service, env)
+            load_console_settings(env)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    # the servers are asked with the settings as given, even weak ones: both lists at once
+    problems += _servers_problems({**env, "SUPPLY_ENV": "dev"})
+    for problem in problems:
+        console.print(f"[red]✗[/] {escape(problem)}", highlight=False)
+    if problems:
+        console.print(f"{len(problems)} problem(s) / 个问题")
+        return 1
+    console.print("[green]ok[/] — settings and servers / 配置与服务器正常")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="supplyctl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -193,6 +293,9 @@ def main(argv: list[str] | None = None) -> None:
         q = users.add_parser(name)
         q.add_argument("name")
         q.add_argument("--password-stdin", action="store_true")
+    p = sub.add_parser("doctor", help="check the settings and the servers without starting anything")
+    p.add_argument("--production", action="store_true",
+                   help="check as SUPPLY_ENV=production would (weak and development settings refused)")
     p = sub.add_parser("dead-letters")
     p.add_argument("service", choices=SERVICES)
     p.add_argument("--replay", type=int, metavar="ID")
@@ -220,6 +323,8 @@ def main(argv: list[str] | None = None) -> None:
             from services.console.entrypoints.accounts_cli import run_user_command
 
             sys.exit(run_user_command(args, console))
+        elif args.cmd == "doctor":
+            sys.exit(cmd_doctor(args.production))
         elif args.cmd == "dead-letters":
             from services.common.dead_letters import show_or_replay
 

@@ -44,6 +44,7 @@ from services.common.broker_admin import fresh_vhost
 from services.common.catalogue import load_catalogue
 from services.common.clock import SimulatedClock
 from services.common.config import DEFAULT_GRPC_PORTS, ROOT, load_settings
+from services.common.grpc_client import open_channel
 from services.intake.entrypoints.import_cli import import_file
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -171,11 +172,12 @@ def start_services(d: Day) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     deadline = time.monotonic() + 60
+    tls = load_settings("tools", d.env).grpc_tls
     for service in SERVICES:
         target = f"127.0.0.1:{d.env[f'{service.upper()}_GRPC_PORT']}"
         while True:
             try:
-                with grpc.insecure_channel(target) as ch:
+                with open_channel(target, tls) as ch:
                     if health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(),
                                                             timeout=1).status == 1:
                         break
@@ -647,7 +649,7 @@ def act_report(d: Day, allocation: arpc.AllocationServiceStub) -> None:
     from services.reports.collect import bearer, collect_day, connect
 
     targets = {s: f"127.0.0.1:{d.env[f'{s.upper()}_GRPC_PORT']}" for s in SERVICES}
-    with connect(targets) as stubs:
+    with connect(targets, load_settings("tools", d.env).grpc_tls) as stubs:
         facts = collect_day(d.day, stubs, metadata=bearer(TOKEN), tz=TZ, catalogue=load_catalogue(),
                             now=d.clock.now(), timeout=60)
     out = d.reports_dir
@@ -746,10 +748,11 @@ def main(argv: list[str] | None = None) -> int:
         progress.update(task, completed=1, total=1)
     users = add_console_users(d)
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{env['INTAKE_GRPC_PORT']}") as ich, \
-                grpc.insecure_channel(f"127.0.0.1:{env['LOGISTICS_GRPC_PORT']}") as lch, \
-                grpc.insecure_channel(f"127.0.0.1:{env['ALLOCATION_GRPC_PORT']}") as ach, \
-                grpc.insecure_channel(f"127.0.0.1:{env['MONITORING_GRPC_PORT']}") as mch:
+        tls = load_settings("tools", env).grpc_tls
+        with open_channel(f"127.0.0.1:{env['INTAKE_GRPC_PORT']}", tls) as ich, \
+                open_channel(f"127.0.0.1:{env['LOGISTICS_GRPC_PORT']}", tls) as lch, \
+                open_channel(f"127.0.0.1:{env['ALLOCATION_GRPC_PORT']}", tls) as ach, \
+                open_channel(f"127.0.0.1:{env['MONITORING_GRPC_PORT']}", tls) as mch:
             intake = irpc.IntakeServiceStub(ich)
             logistics = lrpc.LogisticsServiceStub(lch)
             allocation = arpc.AllocationServiceStub(ach)

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import grpc
 import yaml
 from rich.console import Console
 from supply.v1 import common_pb2 as c
@@ -24,7 +23,8 @@ from supply.v1 import intake_pb2_grpc as irpc
 from supply.v1 import logistics_pb2_grpc as lrpc
 
 from services.common.clock import parse_clock
-from services.common.config import ROOT
+from services.common.config import ROOT, load_settings
+from services.common.grpc_client import open_channel
 from simulators import county_day as demo
 
 SCENARIO = ROOT / "simulators" / "scenarios" / "county_day.yaml"
@@ -76,7 +76,8 @@ def seed_county(targets: dict[str, str], token: str, scenario: dict, *, leave: t
     clock = parse_clock(clock_spec)
     d = demo.Day(scenario, console, Path(os.environ.get("SUPPLY_VAR_DIR", ROOT / "var")), clock, {})
     md = [("authorization", f"Bearer {token}")]
-    with grpc.insecure_channel(targets["intake"]) as ich, grpc.insecure_channel(targets["logistics"]) as lch:
+    tls = load_settings("tools").grpc_tls
+    with open_channel(targets["intake"], tls) as ich, open_channel(targets["logistics"], tls) as lch:
         intake, logistics = irpc.IntakeServiceStub(ich), lrpc.LogisticsServiceStub(lch)
         demo.act_depots(d, logistics)
         demo.act_register(d, intake)

@@ -74,4 +74,4 @@ def grpc_stock_source(settings: Settings):
     except ValueError:
         raise ConfigError("SUPPLY_STOCK_TIMEOUT_SECONDS must be a number of seconds") from None
     return GrpcStockSource(settings.grpc_target("logistics"), service_token(settings),
-                           timeout=timeout)
+                           timeout=timeout, tls=settings.grpc_tls)

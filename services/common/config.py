@@ -86,6 +86,46 @@ def _targets(env: dict) -> dict[str, str]:
 
 DEV_TOKEN = "dev-token-county-supply-0001"
 DEV_JWT_KEY = "dev-jwt-key-NOT-FOR-PRODUCTION-county-supply"
+DEV_SECRET = "dev-secret-not-for-production"
+
+
+@dataclass(frozen=True)
+class GrpcTls:
+    """PEM files for gRPC. Server: cert + key, and client_ca to demand client certificates
+    (mTLS). Client: ca to verify servers, client_cert + client_key to present (mTLS)."""
+
+    cert: Path | None = None
+    key: Path | None = None
+    client_ca: Path | None = None
+    ca: Path | None = None
+    client_cert: Path | None = None
+    client_key: Path | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """The deployment speaks TLS: servers serve it, clients inside the system use it."""
+        return bool(self.cert or self.ca)
+
+
+def _grpc_tls(env: dict) -> GrpcTls:
+    paths = {}
+    for attr in ("cert", "key", "client_ca", "ca", "client_cert", "client_key"):
+        name = f"SUPPLY_GRPC_TLS_{attr.upper()}"
+        raw = _env(env, name, "")
+        if raw and not Path(raw).is_file():
+            raise ConfigError(f"{name}: no such file {raw} / 证书文件不存在")
+        paths[attr] = Path(raw) if raw else None
+    for a, b in (("cert", "key"), ("client_cert", "client_key")):
+        if bool(paths[a]) != bool(paths[b]):
+            raise ConfigError(f"SUPPLY_GRPC_TLS_{a.upper()} and SUPPLY_GRPC_TLS_{b.upper()} go together "
+                              f"/ 证书与私钥须同时配置")
+    if paths["client_ca"] and not paths["cert"]:
+        raise ConfigError("SUPPLY_GRPC_TLS_CLIENT_CA needs SUPPLY_GRPC_TLS_CERT and SUPPLY_GRPC_TLS_KEY "
+                          "/ 要求客户端证书须先配置服务端证书")
+    return GrpcTls(**paths)
+
+
+PLAINTEXT = GrpcTls()  # no TLS: development on one machine
 
 
 @dataclass(frozen=True)
@@ -112,6 +152,7 @@ class Settings:
     group_commit_linger: float = 0.005
     relay_stop_grace: float = 10.0
     jwt_key: str = ""  # SUPPLY_JWT_KEY: signs the console's per-person tokens; '' accepts none
+    grpc_tls: GrpcTls = PLAINTEXT
     extra: dict[str, str] = field(default_factory=dict)  # SUPPLY_* and <SERVICE>_* variables
 
     def clock(self) -> Clock:
@@ -126,10 +167,8 @@ class Settings:
         return f"{host}:{self.grpc_ports[service]}"
 
 
-def load_settings(service: str, env: dict | None = None) -> Settings:
-    env = dict(os.environ if env is None else env)
-    if service not in SERVICES + ("tools", "console"):
-        raise ConfigError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+def database_url(service: str, env: dict) -> str:
+    """<SERVICE>_DATABASE_URL, else DATABASE_URL, else a SQLite file under SUPPLY_VAR_DIR."""
     var_dir = Path(_env(env, "SUPPLY_VAR_DIR", str(ROOT / "var")))
     default_db = f"sqlite:///{var_dir / (service + '.db')}"
     db_url = _env(env, f"{service.upper()}_DATABASE_URL", _env(env, "DATABASE_URL", default_db))
@@ -137,6 +176,15 @@ def load_settings(service: str, env: dict | None = None) -> Settings:
         raise ConfigError(f"DATABASE_URL must be sqlite:/// or postgresql+psycopg://, got {db_url!r}")
     if db_url.startswith("postgresql://"):
         db_url = "postgresql+psycopg://" + db_url[len("postgresql://"):]
+    return db_url
+
+
+def load_settings(service: str, env: dict | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    if service not in SERVICES + ("tools", "console"):
+        raise ConfigError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    var_dir = Path(_env(env, "SUPPLY_VAR_DIR", str(ROOT / "var")))
+    db_url = database_url(service, env)
     ports = {
         s: _int(env, f"{s.upper()}_GRPC_PORT", DEFAULT_GRPC_PORTS[s], 1, 65535) for s in SERVICES
     }
@@ -151,6 +199,10 @@ def load_settings(service: str, env: dict | None = None) -> Settings:
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     supply_env = _env(env, "SUPPLY_ENV", "dev")
+    if supply_env == "production":
+        from services.common.production import refuse_weak_settings
+
+        refuse_weak_settings(env, service)
     raw_tokens = _env(env, "SUPPLY_AUTH_TOKENS", "")
     tokens = _tokens(raw_tokens)
     if not tokens:
@@ -161,7 +213,7 @@ def load_settings(service: str, env: dict | None = None) -> Settings:
     if not secret:
         if supply_env == "production":
             raise ConfigError("SUPPLY_SECRET must be set in production (pseudonyms, hashes)")
-        secret = "dev-secret-not-for-production"
+        secret = DEV_SECRET
     jwt_key = _env(env, "SUPPLY_JWT_KEY", "")
     if not jwt_key and supply_env != "production":
         jwt_key = DEV_JWT_KEY
@@ -198,6 +250,7 @@ def load_settings(service: str, env: dict | None = None) -> Settings:
         group_commit_linger=_int(env, "SUPPLY_GROUP_COMMIT_LINGER_MS", 5, 0, 100) / 1000,
         relay_stop_grace=_int(env, "SUPPLY_RELAY_STOP_GRACE_S", 10, 1, 300),
         jwt_key=jwt_key,
+        grpc_tls=_grpc_tls(env),
         # the platform's SUPPLY_* and the service's own <SERVICE>_* (MONITORING_WATCH_STREAMS_MAX …)
         extra={k: v for k, v in env.items() if k.startswith(("SUPPLY_", f"{service.upper()}_"))},
     )

@@ -44,6 +44,7 @@ from services.common.errors import (
     Unauthenticated,
 )
 from services.common.logs import correlation_id, new_correlation_id
+from services.common.tls import add_port
 
 log = logging.getLogger(__name__)
 
@@ -449,10 +450,12 @@ async def _serve(settings: Settings, register, checks, max_workers: int, on_stop
 
     await report_readiness()
     address = f"{settings.grpc_host}:{settings.grpc_port}"
-    if server.add_insecure_port(address) == 0:
+    if add_port(server, address, settings.grpc_tls) == 0:
         raise SystemExit(f"cannot listen on {address} (port taken?)")
     await server.start()
-    log.info("grpc api listening", extra={"address": address, "services": names})
+    log.info("grpc api listening", extra={"address": address, "services": names,
+                                          "tls": settings.grpc_tls.enabled,
+                                          "client_certificates": settings.grpc_tls.client_ca is not None})
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)

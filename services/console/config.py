@@ -44,8 +44,7 @@ def load_console_settings(env: dict | None = None) -> ConsoleSettings:
     secure_raw = env.get("CONSOLE_COOKIE_SECURE", "1" if common.env == "production" else "0").strip()
     if secure_raw not in ("0", "1"):
         raise ConfigError(f"CONSOLE_COOKIE_SECURE must be 0 or 1, got {secure_raw!r}")
-    if common.env == "production" and secure_raw != "1":
-        raise ConfigError("CONSOLE_COOKIE_SECURE=0 is refused in production (cookies would travel in clear)")
+    # production refuses 0 with the other weak settings (services/common/production.py)
     return ConsoleSettings(
         common=common,
         host=env.get("CONSOLE_HTTP_HOST", "127.0.0.1").strip(),

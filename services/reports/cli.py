@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or settings.var_dir / "reports" / day.isoformat()
     targets = {s: settings.grpc_target(s) for s in SERVICES}
     try:
-        with connect(targets) as stubs:
+        with connect(targets, settings.grpc_tls) as stubs:
             facts = collect_day(day, stubs, metadata=bearer(_token(settings, args.token)),
                                 tz=settings.timezone, catalogue=load_catalogue(settings.catalogue_path),
                                 now=settings.clock().now(), timeout=args.timeout)

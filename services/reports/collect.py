@@ -31,6 +31,8 @@ from supply.v1 import (
 )
 
 from services.common.catalogue import Catalogue, load_catalogue
+from services.common.config import PLAINTEXT, GrpcTls
+from services.common.grpc_client import open_channel
 
 MAX_MESSAGE = 64 * 1024 * 1024
 PAGE = 500
@@ -433,11 +435,11 @@ def bearer(token: str) -> list[tuple[str, str]]:
 
 
 @contextmanager
-def connect(targets: Mapping[str, str]) -> Iterator[Stubs]:
-    """Stubs over insecure channels to `targets` (service → host:port; a missing service gets
-    no stub: give allocation a LocalStub in its own process)."""
+def connect(targets: Mapping[str, str], tls: GrpcTls = PLAINTEXT) -> Iterator[Stubs]:
+    """Stubs over channels to `targets` (service → host:port; a missing service gets no stub:
+    give allocation a LocalStub in its own process), over TLS when `tls` says so."""
     options = [("grpc.max_receive_message_length", MAX_MESSAGE)]
-    channels = {s: grpc.insecure_channel(t, options=options) for s, t in targets.items()}
+    channels = {s: open_channel(t, tls, options=options) for s, t in targets.items()}
     kinds = {"intake": intake_pb2_grpc.IntakeServiceStub,
              "allocation": allocation_pb2_grpc.AllocationServiceStub,
              "logistics": logistics_pb2_grpc.LogisticsServiceStub,

@@ -20,6 +20,8 @@ from services.allocation.adapters.stock import (
     StockUnavailable,
 )
 from services.allocation.domain import StockLot
+from services.common.config import PLAINTEXT, GrpcTls
+from services.common.grpc_client import open_channel
 from services.common.logs import correlation_id
 
 log = logging.getLogger(__name__)
@@ -30,8 +32,9 @@ MAX_MESSAGE = 64 * 1024 * 1024
 class GrpcStockSource:
     """One channel per source, opened on first use; the caller's correlation id is passed on."""
 
-    def __init__(self, target: str, token: str, *, timeout: float = 30.0):
+    def __init__(self, target: str, token: str, *, timeout: float = 30.0, tls: GrpcTls = PLAINTEXT):
         self.target = target
+        self.tls = tls
         self.token = token
         self.timeout = timeout
         self._channel: grpc.Channel | None = None
@@ -40,8 +43,8 @@ class GrpcStockSource:
     def _stub(self) -> logistics_pb2_grpc.LogisticsServiceStub:
         with self._lock:
             if self._channel is None:
-                self._channel = grpc.insecure_channel(
-                    self.target, options=[("grpc.max_receive_message_length", MAX_MESSAGE)])
+                self._channel = open_channel(
+                    self.target, self.tls, options=[("grpc.max_receive_message_length", MAX_MESSAGE)])
             return logistics_pb2_grpc.LogisticsServiceStub(self._channel)
 
     def snapshot(self, delivery_day: date, item_codes: Sequence[str]) -> StockSnapshot:

@@ -209,7 +209,7 @@ class AllocationServicer(rpc.AllocationServiceServicer):
             metadata.append(("x-correlation-id", cid))
         targets = {s: self.settings.grpc_target(s) for s in ("intake", "logistics", "monitoring")}
         try:
-            with collect.connect(targets) as stubs:
+            with collect.connect(targets, self.settings.grpc_tls) as stubs:
                 stubs.allocation = collect.LocalStub(self)  # own plans: no call to ourselves
                 facts = collect.collect_day(day, stubs, metadata=metadata, tz=self.ctx.tz,
                                             catalogue=self.ctx.catalogue, now=self.ctx.clock.now())

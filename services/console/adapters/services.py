@@ -13,6 +13,8 @@ from google.rpc import error_details_pb2, status_pb2
 from supply.v1 import allocation_pb2_grpc, intake_pb2_grpc, logistics_pb2_grpc, monitoring_pb2_grpc
 
 from services.common.auth import mint_token
+from services.common.config import PLAINTEXT, GrpcTls
+from services.common.grpc_client import open_channel
 
 STUBS = {
     "intake": intake_pb2_grpc.IntakeServiceStub,
@@ -78,8 +80,9 @@ class Services:
     """One channel per service for the whole process; each call carries the person's token."""
 
     def __init__(self, targets: dict[str, str], jwt_key: str, *, timeout: float = 8.0,
-                 token_ttl_s: int = 300):
+                 token_ttl_s: int = 300, tls: GrpcTls = PLAINTEXT):
         self.targets = targets
+        self.tls = tls
         self.jwt_key = jwt_key
         self.timeout = timeout
         self.token_ttl_s = token_ttl_s
@@ -90,8 +93,9 @@ class Services:
     def _stub(self, service: str):
         stub = self._stubs.get(service)
         if stub is None:
-            channel = self._channels[service] = grpc.aio.insecure_channel(
-                self.targets[service], options=[("grpc.max_receive_message_length", 32 * 1024 * 1024)])
+            channel = self._channels[service] = open_channel(
+                self.targets[service], self.tls, aio=True,
+                options=[("grpc.max_receive_message_length", 32 * 1024 * 1024)])
             stub = self._stubs[service] = STUBS[service](channel)
         return stub
 

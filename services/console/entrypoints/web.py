@@ -432,7 +432,8 @@ def create_app(settings: ConsoleSettings, *, store: AccountStore | None = None,
         engine = make_engine(common.database_url)
         check_at_head("console", engine)
         store = AccountStore(engine, lambda: datetime.now(UTC), settings.lockout, settings.session)
-    services = services or Services(settings.targets, common.jwt_key, token_ttl_s=settings.session.token_ttl_s)
+    services = services or Services(settings.targets, common.jwt_key, token_ttl_s=settings.session.token_ttl_s,
+                                   tls=common.grpc_tls)
     console = Console(settings, store, services)
 
     @contextlib.asynccontextmanager

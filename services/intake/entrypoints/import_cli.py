@@ -14,6 +14,7 @@ from supply.v1 import intake_pb2 as pb
 from supply.v1 import intake_pb2_grpc as rpc
 
 from services.common.config import DEV_TOKEN, load_settings
+from services.common.grpc_client import open_channel
 
 PHASES = {pb.IMPORT_PHASE_PARSING: "解析 parsing", pb.IMPORT_PHASE_VALIDATING: "校验 validating",
           pb.IMPORT_PHASE_WRITING: "写入 writing", pb.IMPORT_PHASE_DONE: "完成 done"}
@@ -61,7 +62,7 @@ def run_import(path: Path, kind: str, all_or_nothing: bool, token: str, console:
         return 2
     fmt = "xlsx" if path.suffix.lower() in (".xlsx", ".xlsm") else "csv"
     settings = load_settings("intake")
-    with grpc.insecure_channel(settings.grpc_target("intake")) as channel:
+    with open_channel(settings.grpc_target("intake"), settings.grpc_tls) as channel:
         try:
             report = import_file(rpc.IntakeServiceStub(channel), path.read_bytes(), fmt, kind,
                                  all_or_nothing, token or DEV_TOKEN, console)

@@ -70,8 +70,10 @@ def test_grpc_targets_default_to_this_machine_and_can_point_elsewhere():
         load_settings("allocation", {"LOGISTICS_GRPC_TARGET": "logistics-api"})
 
 
-PRODUCTION = {"SUPPLY_ENV": "production", "SUPPLY_AUTH_TOKENS": "aaaaaaaaaaaaaaaa=hq-zhang:hq",
-              "SUPPLY_SECRET": "a-secret-for-the-pseudonyms"}
+# settings production accepts (services/common/production.py refuses weaker ones)
+PRODUCTION = {"SUPPLY_ENV": "production", "SUPPLY_AUTH_TOKENS": "a" * 32 + "=hq-zhang:hq",
+              "SUPPLY_SECRET": "a-secret-for-the-pseudonyms-of-32+",
+              "AMQP_URL": "amqp://supply-intake:" + "p" * 24 + "@127.0.0.1:5672/supply"}
 
 
 def test_the_jwt_key_has_a_development_default_only_outside_production():

@@ -10,8 +10,10 @@ import pytest
 from services.common.config import ConfigError
 from services.console.config import load_console_settings
 
-PRODUCTION = {"SUPPLY_ENV": "production", "SUPPLY_AUTH_TOKENS": "aaaaaaaaaaaaaaaa=hq-zhang:hq",
-              "SUPPLY_SECRET": "a-secret-for-the-pseudonyms", "SUPPLY_JWT_KEY": "k" * 32}
+# settings production accepts (services/common/production.py refuses weaker ones)
+PRODUCTION = {"SUPPLY_ENV": "production", "SUPPLY_AUTH_TOKENS": "a" * 32 + "=hq-zhang:hq",
+              "SUPPLY_SECRET": "a-secret-for-the-pseudonyms-of-32+",
+              "AMQP_URL": "amqp://supply-intake:" + "p" * 24 + "@127.0.0.1:5672/supply", "SUPPLY_JWT_KEY": "k" * 32}
 
 
 @pytest.fixture
