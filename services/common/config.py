@@ -87,6 +87,7 @@ def _targets(env: dict) -> dict[str, str]:
 DEV_TOKEN = "dev-token-county-supply-0001"
 DEV_JWT_KEY = "dev-jwt-key-NOT-FOR-PRODUCTION-county-supply"
 DEV_SECRET = "dev-secret-not-for-production"
+DEV_LEDGER_KEY = "dev-ledger-key-NOT-FOR-PRODUCTION-county-supply"  # logistics' SUPPLY_LEDGER_KEY
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from urllib.parse import unquote, urlparse
 
 from services.common.auth import MIN_KEY_CHARS, ROLES, SCOPED_ROLES
-from services.common.config import DEV_JWT_KEY, DEV_SECRET, DEV_TOKEN, SERVICES, ConfigError
+from services.common.config import (
+    DEV_JWT_KEY,
+    DEV_LEDGER_KEY,
+    DEV_SECRET,
+    DEV_TOKEN,
+    SERVICES,
+    ConfigError,
+)
 
 MIN_TOKEN_CHARS = 32
 MIN_PASSWORD_CHARS = 16
@@ -21,7 +28,7 @@ PUBLISHED_TOKENS = frozenset({
     "test-admin-token-000001", "test-village-token-00001", "test-hq-token-0000000001",
     "CHANGE-ME-admin-token-000001", "CHANGE-ME-hq-token-0000000001",
 })
-PUBLISHED_KEYS = frozenset({DEV_JWT_KEY, DEV_SECRET})
+PUBLISHED_KEYS = frozenset({DEV_JWT_KEY, DEV_SECRET, DEV_LEDGER_KEY})
 WEAK_PASSWORDS = frozenset({"guest", "password", "postgres", "admin", "secret", "supply", "change-me",
                             "changeme", *SERVICES, "console"})
 LOOPBACK = ("127.0.0.1", "::1", "[::1]", "localhost")
@@ -104,6 +111,8 @@ def production_problems(env: Mapping[str, str], service: str) -> list[str]:
     if get("SUPPLY_FAILPOINTS"):
         problems.append("SUPPLY_FAILPOINTS is set: failpoints kill processes on purpose, for tests only "
                         "/ 生产环境不得设置 SUPPLY_FAILPOINTS（仅供测试）")
+    if service == "logistics":
+        problems += _key("SUPPLY_LEDGER_KEY", get("SUPPLY_LEDGER_KEY"), "keys the ledger's hash chain")
     if service == "tools":  # supplyctl: migrate checks each database itself; no broker, no port
         return list(dict.fromkeys(problems))
     if service != "console":
