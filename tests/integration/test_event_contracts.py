@@ -223,7 +223,7 @@ def test_accepted_donation_lines_are_received_into_a_depot_and_others_are_not(ma
     ih = c.intake.handlers
     ct.setup_depot(c, "D1", vehicle=False)
     donation = c.intake.run(
-        ih.register_donation, ct.intake_hq(),
+        ih.register_donation, ih.Actor("keeper-1", "depot_keeper"),  # another person inspects
         donor={"name": "爱心企业有限公司", "contact": "0571-88888888", "kind": "organization"},
         lines=[{"item_code": "RICE-10KG", "quantity": 20, "lot": "R-2611", "expiry": "2027-05-01"},
                {"item_code": "MILK-1L", "quantity": 12, "lot": "M-1", "expiry": "2026-12-05"},

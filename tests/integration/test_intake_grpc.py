@@ -21,6 +21,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 from grpc_status import rpc_status
 from supply.v1 import common_pb2, intake_pb2
 
+from services.common.auth import mint_token
+from services.common.config import load_settings
 from tests.support.infra import free_port
 from tests.support.intake import (
     ADMIN,
@@ -518,7 +520,9 @@ def _approve(api, req_id: str, step: int, token: str = ADMIN):
 
 def test_requisition_needs_the_head_then_hq(api):
     hospital = api.unit()
-    filed = _file(api, hospital.id)
+    nurse = mint_token(load_settings("intake", api.env).jwt_key, sub="nurse.li", role="unit",
+                       scope=hospital.id)
+    filed = _file(api, hospital.id, token=nurse)
     assert filed.status == pb.REQUISITION_STATUS_SUBMITTED
     assert filed.pending_step == pb.APPROVAL_STEP_HEAD
     assert_refused(rpc_error(lambda: _approve(api, filed.id, pb.APPROVAL_STEP_HQ, token=HQ)),
@@ -540,7 +544,7 @@ def test_requisition_needs_the_head_then_hq(api):
     assert api.GetDemand(pb.GetDemandRequest(demand_id=hq.demand.id)) == hq.demand
     got = api.GetRequisition(pb.GetRequisitionRequest(requisition_id=filed.id))
     assert [(a.step, a.actor_id) for a in got.approvals] == [
-        (pb.APPROVAL_STEP_SUBMIT, "tester"), (pb.APPROVAL_STEP_HEAD, "tester"),
+        (pb.APPROVAL_STEP_SUBMIT, "nurse.li"), (pb.APPROVAL_STEP_HEAD, "tester"),
         (pb.APPROVAL_STEP_HQ, "hq-officer")]
     assert got.pending_step == pb.APPROVAL_STEP_UNSPECIFIED
     assert_refused(rpc_error(lambda: _approve(api, filed.id, pb.APPROVAL_STEP_HQ, token=HQ)),
@@ -549,7 +553,7 @@ def test_requisition_needs_the_head_then_hq(api):
 
 def test_requisition_rejection_needs_a_reason_and_closes_it(api):
     hospital = api.unit()
-    filed = _file(api, hospital.id)
+    filed = _file(api, hospital.id, token=HQ)  # HQ files for the unit; the admin decides
     no_reason = pb.RejectRequisitionRequest(idempotency_key=key(), requisition_id=filed.id, reason=" ")
     assert_invalid(rpc_error(lambda: api.RejectRequisition(no_reason)), "reason")
     rejected = api.RejectRequisition(pb.RejectRequisitionRequest(
@@ -581,7 +585,8 @@ def test_donation_inspection_and_daily_summary(api):
         donor=pb.Donor(name="王小明", contact="13912345678", kind=pb.DONOR_KIND_PERSON),
         lines=[pb.DonationLineSpec(item_code="MASK-N95", quantity=1000, lot="L-2026-01",
                                    expiry=day(365), certificates=["GB2626-2019"]),
-               pb.DonationLineSpec(item_code="RICE-10KG", quantity=50, lot="R-7", expiry=day(200))]))
+               pb.DonationLineSpec(item_code="RICE-10KG", quantity=50, lot="R-7", expiry=day(200))]),
+        token=HQ)  # registered by one person, inspected by another (the admin)
     assert (donation.donor_name, donation.donor_contact) == ("王**", "139****5678")
     assert donation.status == pb.DONATION_STATUS_REGISTERED and len(donation.lines) == 2
 

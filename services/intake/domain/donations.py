@@ -204,7 +204,9 @@ def inspect_line(donation: Donation, line_no: int, *, decision: Any, reason: str
     """Record the inspection of one line; returns the updated donation.
 
     NotFound for a line number the donation does not have; ALREADY_INSPECTED for a line
-    inspected before; EXPIRED_ON_ARRIVAL when an expired line is not returned. InvalidInput:
+    inspected before; SEPARATION_OF_DUTIES when the inspector registered the donation (the
+    inspection checks the registration, as 篇9 §四 has other departments appraise what the
+    donation store received); EXPIRED_ON_ARRIVAL when an expired line is not returned. InvalidInput:
     decision, reason (required), inspector (required), medical_grade (required when accepting
     a medicine or protective item, refused for other items), redirect_to (required to
     redirect).
@@ -221,6 +223,11 @@ def inspect_line(donation: Donation, line_no: int, *, decision: Any, reason: str
     dec = as_choice(decision, "decision", InspectionDecision)
     text = as_text(reason, "reason", max_len=500)
     who = as_text(inspector, "inspector", max_len=100)
+    if rules.same_person(who, donation.registered_by):
+        raise rules.refuse(rules.SEPARATION_OF_DUTIES,
+                           f"登记人不能检验本人登记的捐赠{donation.id}, 须由他人检验",
+                           f"{who} registered donation {donation.id} and may not inspect it; "
+                           f"another person must")
     if line.expired_on_arrival and dec is not InspectionDecision.RETURN:
         raise rules.refuse(rules.EXPIRED_ON_ARRIVAL,
                            f"该批次{line.lot}到货时已过期({line.expiry}), 只能退回",

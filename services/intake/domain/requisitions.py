@@ -3,7 +3,9 @@
 submitted → head_approved (一把手审核, role unit_head of the same unit) → hq_approved (role
 hq; the requisition becomes a demand) ; either pending step may reject, with a reason.
 Every step is an ApprovalRecord (the audit trail). Role failures are PermissionDenied;
-steps out of order are RuleRefused.
+steps out of order are RuleRefused. Separation of duties (申请人 ≠ 审核人): the person who filed
+a requisition decides none of its steps, and nobody decides two of them, whatever their role
+(admin too): RuleRefused SEPARATION_OF_DUTIES.
 """
 
 from __future__ import annotations
@@ -162,6 +164,24 @@ def _check_hq(actor: Actor) -> None:
         raise PermissionDenied(f"the HQ step needs role {ROLE_HQ}; {actor.id} is {actor.role}")
 
 
+_STEP_ZH = {ApprovalStep.SUBMIT: "申请", ApprovalStep.HEAD: "一把手审核", ApprovalStep.HQ: "指挥部审批"}
+
+
+def _check_separation(req: Requisition, actor: Actor) -> None:
+    for rec in req.approvals:
+        if not rules.same_person(rec.actor_id, actor.id):
+            continue
+        if rec.step is ApprovalStep.SUBMIT:
+            raise rules.refuse(rules.SEPARATION_OF_DUTIES,
+                               f"申请人不能审批本人提交的申领单{req.id}, 须由他人审批",
+                               f"{actor.id} filed requisition {req.id} and may not decide on it; "
+                               f"another person must")
+        raise rules.refuse(rules.SEPARATION_OF_DUTIES,
+                           f"{actor.id}已办理申领单{req.id}的{_STEP_ZH[rec.step]}, 同一人不能审批两个环节",
+                           f"{actor.id} already decided the {rec.step.value} step of requisition "
+                           f"{req.id}; another person must decide this one")
+
+
 def approve_head(req: Requisition, actor: Actor, at: datetime, reason: str = "") -> Requisition:
     """一把手审核: the unit head approves a submitted requisition."""
     require_aware(at)
@@ -172,6 +192,7 @@ def approve_head(req: Requisition, actor: Actor, at: datetime, reason: str = "")
     if req.status is not RequisitionStatus.SUBMITTED:
         raise _closed(req)
     _check_head(req, actor)
+    _check_separation(req, actor)
     rec = ApprovalRecord(ApprovalStep.HEAD, actor.id, actor.role, Decision.APPROVED,
                          as_text(reason, "reason", required=False, max_len=500), at)
     return replace(req, status=RequisitionStatus.HEAD_APPROVED, approvals=req.approvals + (rec,))
@@ -193,6 +214,7 @@ def approve_hq(req: Requisition, actor: Actor, at: datetime, *, unit: Requester,
     if req.status is not RequisitionStatus.HEAD_APPROVED:
         raise _closed(req)
     _check_hq(actor)
+    _check_separation(req, actor)
     if unit.id != req.unit_id:
         raise ValueError(f"unit {unit.id} is not the requisition's unit {req.unit_id}")
     wished = req.delivery_day
@@ -220,6 +242,7 @@ def reject_requisition(req: Requisition, actor: Actor, at: datetime, reason: str
         _check_hq(actor)
     else:
         raise _closed(req)
+    _check_separation(req, actor)
     text = as_text(reason, "reason", max_len=500)
     rec = ApprovalRecord(step, actor.id, actor.role, Decision.REJECTED, text, at)
     return replace(req, status=RequisitionStatus.REJECTED, approvals=req.approvals + (rec,))

@@ -20,6 +20,7 @@ ALREADY_HEAD_APPROVED = "ALREADY_HEAD_APPROVED"  # head step taken twice
 EXPIRED_ON_ARRIVAL = "EXPIRED_ON_ARRIVAL"        # expired donation line can only be returned
 ALREADY_INSPECTED = "ALREADY_INSPECTED"          # a donation line is inspected once
 VERSION_MISMATCH = "VERSION_MISMATCH"            # update with a stale expected_version
+SEPARATION_OF_DUTIES = "SEPARATION_OF_DUTIES"    # 申请人 ≠ 审核人: one person, one step of a record
 
 
 class LineRuleRefused(RuleRefused):
@@ -28,6 +29,11 @@ class LineRuleRefused(RuleRefused):
     def __init__(self, rule: str, field: str, message: str):
         super().__init__(rule, f"{field}: {message}")
         self.field = field
+
+
+def same_person(a: str, b: str) -> bool:
+    """Two identities from tokens name one person (case and surrounding blanks aside)."""
+    return a.strip().casefold() == b.strip().casefold()
 
 
 def refuse(rule: str, zh: str, en: str, field: str | None = None) -> RuleRefused:

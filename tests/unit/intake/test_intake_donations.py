@@ -45,6 +45,15 @@ def inspect(d, line_no, decision, catalogue, at=LATER, **over):
     return inspect_line(d, line_no, **kwargs)
 
 
+def test_the_person_who_registered_a_donation_does_not_inspect_it(catalogue):
+    d = donate(catalogue)
+    for who in ("keeper-1", " Keeper-1"):
+        with pytest.raises(RuleRefused) as e:
+            inspect(d, 1, "accept", catalogue, inspector=who)
+        assert e.value.rule == "SEPARATION_OF_DUTIES" and "登记人" in e.value.message
+    assert inspect(d, 1, "accept", catalogue).lines[1].inspection.inspector == "qc-zhang"
+
+
 def test_register_donation(catalogue):
     d = donate(catalogue)
     assert d.status is DonationStatus.REGISTERED and not d.targeted

@@ -83,11 +83,37 @@ def test_hq_approval_needs_role_hq(hospital, catalogue, policy):
             approve_hq(r, actor, T2, unit=hospital, demand_id="DM-1", policy=policy)
 
 
-def test_admin_may_act_at_both_steps(hospital, catalogue, policy):
+def test_admin_may_act_at_either_step(hospital, catalogue, policy):
+    r = approve_head(file(hospital, catalogue, policy), Actor("it-admin", "admin"), T1)
+    r, _ = approve_hq(r, Actor("it-wu", "admin"), T2, unit=hospital, demand_id="DM-1", policy=policy)
+    assert [a.role for a in r.approvals] == ["unit_staff", "admin", "admin"]
+
+
+def separation_refused(call) -> str:
+    with pytest.raises(RuleRefused) as e:
+        call()
+    assert e.value.rule == "SEPARATION_OF_DUTIES"
+    return e.value.message
+
+
+def test_the_filer_decides_no_step_of_their_requisition(hospital, catalogue, policy):
+    by_head = file(hospital, catalogue, policy, actor=HEAD)
+    for decide in (lambda: approve_head(by_head, HEAD, T1),
+                   lambda: approve_head(by_head, Actor(" Dean-Wang ", "unit_head", "U-hospital"), T1),
+                   lambda: reject_requisition(by_head, HEAD, T1, "撤回")):
+        assert "申请人" in separation_refused(decide)
+    by_hq = approve_head(file(hospital, catalogue, policy, actor=HQ), HEAD, T1)
+    assert "filed" in separation_refused(
+        lambda: approve_hq(by_hq, HQ, T2, unit=hospital, demand_id="DM-1", policy=policy))
+    approve_hq(by_hq, Actor("hq-zhao", "hq"), T2, unit=hospital, demand_id="DM-1", policy=policy)
+
+
+def test_nobody_decides_two_steps_of_one_requisition(hospital, catalogue, policy):
     admin = Actor("it-admin", "admin")
     r = approve_head(file(hospital, catalogue, policy), admin, T1)
-    r, _ = approve_hq(r, admin, T2, unit=hospital, demand_id="DM-1", policy=policy)
-    assert [a.role for a in r.approvals] == ["unit_staff", "admin", "admin"]
+    for decide in (lambda: approve_hq(r, admin, T2, unit=hospital, demand_id="DM-1", policy=policy),
+                   lambda: reject_requisition(r, admin, T2, "no")):
+        assert "一把手审核" in separation_refused(decide)
 
 
 def test_steps_cannot_repeat(hospital, catalogue, policy):
