@@ -40,6 +40,7 @@ from supply.v1 import logistics_pb2_grpc as lrpc
 from supply.v1 import monitoring_pb2 as mpb
 from supply.v1 import monitoring_pb2_grpc as mrpc
 
+from services.common.auth import mint_token
 from services.common.broker_admin import fresh_vhost
 from services.common.catalogue import load_catalogue
 from services.common.clock import SimulatedClock
@@ -266,6 +267,13 @@ def md() -> list[tuple[str, str]]:
     return [("authorization", f"Bearer {TOKEN}")]
 
 
+def person(d: Day, sub: str, role: str, scope: str = "") -> list[tuple[str, str]]:
+    """A person's own signed token, as the console mints it: a requisition or a donation is
+    decided by someone other than who filed or registered it (申请人 ≠ 审核人)."""
+    token = mint_token(load_settings("intake", d.env).jwt_key, sub=sub, role=role, scope=scope)
+    return [("authorization", f"Bearer {token}")]
+
+
 def key() -> str:
     return str(uuid.uuid4())
 
@@ -348,10 +356,10 @@ def act_morning(d: Day, intake: irpc.IntakeServiceStub, at_1030) -> None:
     req = intake.FileRequisition(ipb.FileRequisitionRequest(
         idempotency_key="req-1", unit_id=rq["unit"], purpose=rq["purpose"], headcount_basis=620,
         lines=[c.ItemLine(item_code=k, quantity=q) for k, q in rq["lines"].items()],
-        delivery_day=d.scenario["day"]), metadata=md())
+        delivery_day=d.scenario["day"]), metadata=person(d, "hosp-nurse", "unit", rq["unit"]))
     intake.ApproveRequisition(ipb.ApproveRequisitionRequest(
         idempotency_key="req-1-head", requisition_id=req.id, step=ipb.APPROVAL_STEP_HEAD,
-        reason="一把手审核同意"), metadata=md())
+        reason="一把手审核同意"), metadata=person(d, "hosp-head", "unit_head", rq["unit"]))
     done = intake.ApproveRequisition(ipb.ApproveRequisitionRequest(
         idempotency_key="req-1-hq", requisition_id=req.id, step=ipb.APPROVAL_STEP_HQ,
         reason="指挥部批准"), metadata=md())
@@ -388,7 +396,7 @@ def act_morning(d: Day, intake: irpc.IntakeServiceStub, at_1030) -> None:
             redirect_to=ln.get("redirect_to", ""))
         if "medical_grade" in ln and ln["decision"] == "accept":
             req.medical_grade = ln["medical_grade"]
-        intake.InspectDonationLine(req, metadata=md())
+        intake.InspectDonationLine(req, metadata=person(d, "donation-inspector", "inspector"))
     summary = intake.GetDonationSummary(ipb.GetDonationSummaryRequest(day=today.isoformat()), metadata=md())
     returned = sum(i.returned.lines for i in summary.items)
     accepted = sum(i.accepted.lines for i in summary.items)
