@@ -15,6 +15,11 @@ stops the process with a message that names the variable.
 | SUPPLY_INGEST_WRITE_QUEUE | 4 | committed groups that may wait for InfluxDB before commits wait too |
 | SUPPLY_INFLUX_BATCH | 5000 | lines per InfluxDB /write request |
 | SUPPLY_MAX_REJECT_ROWS | 200 | refused entries stored one by one per batch group; the rest as one summary row |
+| SUPPLY_UNKNOWN_ZONE_TTL_S | 2 | a zone the database did not know is asked for again after this long (a flood of unknown zones costs one lookup each per TTL) |
+| SUPPLY_HOLD_CHECK_S | 1 | how often the ingest judges the held readings of zones registered since, and trims the hold |
+| SUPPLY_HOLD_PER_SENSOR | 100 | held readings kept per sensor of an unregistered zone (the newest) |
+| SUPPLY_HOLD_RETENTION_H | 72 | held readings older than this are dropped |
+| SUPPLY_HOLD_MAX_ROWS | 100000 | held readings kept in all (the newest) |
 | SUPPLY_SENSOR_INTERVAL_S | 60 | reporting interval of a sensor when its zone does not say |
 | SUPPLY_OFFLINE_INTERVALS | 3 | offline after this many intervals without data (RULES §9) |
 | SUPPLY_OFFLINE_CHECK_S | 10 | worker timer: offline check |
@@ -48,6 +53,7 @@ from services.monitoring.domain.alarms import AlarmPolicy
 from services.monitoring.domain.offline import OfflinePolicy
 from services.monitoring.domain.prices import PricePolicy
 from services.monitoring.domain.readings import DedupPolicy, IngestPolicy, id_problem
+from services.monitoring.domain.zones import HoldPolicy
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,9 @@ class MonitoringConfig:
     write_queue: int = 4
     influx_batch: int = 5000
     max_reject_rows: int = 200
+    unknown_zone_ttl_s: float = 2.0
+    hold_check_s: float = 1.0
+    hold_policy: HoldPolicy = field(default_factory=HoldPolicy)
     sensor_interval: timedelta = timedelta(seconds=60)
     offline_check_s: float = 10.0
     spoilage_check_s: float = 60.0
@@ -142,6 +151,12 @@ def monitoring_config(settings: Settings) -> MonitoringConfig:
         write_queue=_num(env, "SUPPLY_INGEST_WRITE_QUEUE", 4, 1, 1000, int),
         influx_batch=_num(env, "SUPPLY_INFLUX_BATCH", 5000, 1, 100_000, int),
         max_reject_rows=_num(env, "SUPPLY_MAX_REJECT_ROWS", 200, 1, 1_000_000, int),
+        unknown_zone_ttl_s=_num(env, "SUPPLY_UNKNOWN_ZONE_TTL_S", 2, 0, 3600),
+        hold_check_s=_num(env, "SUPPLY_HOLD_CHECK_S", 1, 0.05, 3600),
+        hold_policy=HoldPolicy(
+            per_sensor=_num(env, "SUPPLY_HOLD_PER_SENSOR", 100, 1, 100_000, int),
+            retention=timedelta(hours=_num(env, "SUPPLY_HOLD_RETENTION_H", 72, 0.01, 24 * 365)),
+            max_rows=_num(env, "SUPPLY_HOLD_MAX_ROWS", 100_000, 1, 100_000_000, int)),
         sensor_interval=timedelta(seconds=interval),
         offline_check_s=_num(env, "SUPPLY_OFFLINE_CHECK_S", 10, 0.1, 86_400),
         spoilage_check_s=_num(env, "SUPPLY_SPOILAGE_CHECK_S", 60, 0.1, 86_400),

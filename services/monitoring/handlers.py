@@ -37,6 +37,7 @@ from services.monitoring.domain import hazmat, prices, spoilage
 from services.monitoring.domain.alarms import CLEARED, AlarmTransition, ZoneAlarms
 from services.monitoring.domain.offline import OFFLINE, ONLINE, OfflinePolicy, SensorTransition
 from services.monitoring.domain.readings import Reading, Rejected, zone_key
+from services.monitoring.domain.zones import HoldPolicy
 
 log = logging.getLogger(__name__)
 
@@ -443,6 +444,100 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
         if res is not None:
             out.alerts.append((res[0].alert_id, res[1]))
     return out
+
+
+# --- zones nobody registered (domain/zones.py): held readings, the unregistered-sensor alert
+
+def zones_named(conn: Connection, zone_ids: Iterable[str]) -> dict[str, list[ZoneRow]]:
+    """Every registered zone with one of these zone ids, by zone id (any depot)."""
+    ids = sorted(set(zone_ids))
+    out: dict[str, list[ZoneRow]] = defaultdict(list)
+    if not ids:
+        return out
+    z = schema.zones
+    for r in conn.execute(select(z.c.zone_key, z.c.depot, z.c.zone, z.c.storage_class, z.c.interval_s,
+                                 z.c.source).where(z.c.zone.in_(ids))).all():
+        out[r.zone].append(ZoneRow(*r))
+    return out
+
+
+def hold_readings(uow: UnitOfWork, readings: Sequence[Reading], gateway_of: Mapping[str, str],
+                  now: datetime) -> None:
+    if readings:
+        uow.conn.execute(schema.held_readings.insert(), [
+            {"zone_key": r.zone_key, "sensor_key": r.sensor_key, "depot": r.depot, "zone": r.zone,
+             "sensor": r.sensor, "gateway": gateway_of.get(r.sensor_key), "ts": r.ts, "seq": r.seq,
+             "temp_c": r.temp_c, "rh": r.rh, "received_at": now} for r in readings])
+
+
+@dataclass(frozen=True)
+class HeldReading:
+    id: int
+    reading: Reading
+    gateway: str | None
+
+
+def held_readings_of(conn: Connection, keys: Iterable[str], limit: int = 100_000) -> list[HeldReading]:
+    """The held readings of these zones, oldest first."""
+    keys = sorted(set(keys))
+    if not keys:
+        return []
+    hr = schema.held_readings
+    rows = conn.execute(select(hr).where(hr.c.zone_key.in_(keys)).order_by(hr.c.ts, hr.c.id)
+                        .limit(limit)).all()
+    return [HeldReading(r.id, Reading(r.depot, r.zone, r.sensor, aware(r.ts), r.seq, r.temp_c, r.rh),
+                        r.gateway) for r in rows]
+
+
+def registered_held_zones(conn: Connection, limit: int = 100) -> list[str]:
+    """Zones with held readings that are registered now: theirs are to be judged."""
+    hr, z = schema.held_readings, schema.zones
+    return list(conn.execute(select(hr.c.zone_key).distinct()
+                             .select_from(hr.join(z, z.c.zone_key == hr.c.zone_key))
+                             .order_by(hr.c.zone_key).limit(limit)).scalars())
+
+
+def delete_held(ctx: MonitoringContext, ids: Sequence[int]) -> None:
+    hr = schema.held_readings
+    with ctx.uow() as uow:
+        for i in range(0, len(ids), 1000):
+            uow.conn.execute(hr.delete().where(hr.c.id.in_(list(ids[i:i + 1000]))))
+        uow.commit()
+
+
+def trim_held(ctx: MonitoringContext, policy: HoldPolicy, now: datetime) -> int:
+    """Enforce the hold's bounds: retention, newest `per_sensor` per sensor, `max_rows` in all."""
+    hr = schema.held_readings
+    with ctx.uow() as uow:
+        n = uow.conn.execute(hr.delete().where(hr.c.received_at < now - policy.retention)).rowcount
+        rank = func.row_number().over(partition_by=hr.c.sensor_key,
+                                      order_by=(hr.c.ts.desc(), hr.c.id.desc())).label("rank")
+        ranked = select(hr.c.id, rank).subquery()
+        n += uow.conn.execute(hr.delete().where(hr.c.id.in_(
+            select(ranked.c.id).where(ranked.c.rank > policy.per_sensor)))).rowcount
+        floor = uow.conn.execute(select(hr.c.id).order_by(hr.c.id.desc())
+                                 .offset(policy.max_rows).limit(1)).scalar()
+        if floor is not None:
+            n += uow.conn.execute(hr.delete().where(hr.c.id <= floor)).rowcount
+        uow.commit()
+    return n
+
+
+def raise_unregistered(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str,
+                       sensors: Iterable[str], registered_under: str | None, at: datetime) -> str | None:
+    """One open alert per (depot, zone): an open one is left as it is. The new alert's id or None."""
+    c = al.unregistered_sensor(depot, zone, sensors, registered_under=registered_under,
+                               policy=ctx.alert_policy)
+    res = raise_candidate(uow, c, at, update_existing=False)
+    return res[0].alert_id if res else None
+
+
+def clear_unregistered(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str,
+                       at: datetime, released: int) -> str | None:
+    key = al.unregistered_sensor(depot, zone, ()).key
+    alert = clear_key(uow, key, at, {"reason": "zone registered; held readings judged / 库区已登记, 暂存数据已判定",
+                                     "released": released})
+    return alert.alert_id if alert else None
 
 
 def _dead_letter(conn: Connection, rejects: Sequence[tuple[str, Rejected]], now: datetime,

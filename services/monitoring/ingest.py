@@ -2,11 +2,20 @@
 messages at a time (whatever arrived within a few milliseconds, up to a reading budget).
 
     prepare()  parse and validate every payload (domain readings.parse_message), statuses,
-               de-duplicate by (sensor, seq) with the out-of-order window, encode `env` lines
-    commit()   one transaction: dead letters, statuses, sensors' last readings, alarm evaluation
-               state (loaded and saved under the zones' row locks), alert transitions + outbox
-    write()    the lines to InfluxDB through InfluxWriter: written, or spooled to fsync'd files
+               de-duplicate by (sensor, seq) with the out-of-order window
+    commit()   one transaction: whose zone each reading names (domain/zones.py; a zone not in
+               the cached map is looked up, a miss remembered for SUPPLY_UNKNOWN_ZONE_TTL_S),
+               readings of unregistered zones held, of another depot's zone refused (both with
+               one unregistered_sensor alert per zone); dead letters, statuses, sensors' last
+               readings, alarm evaluation state (loaded and saved under the zones' row locks),
+               alert transitions + outbox; the `env` lines of the judged readings only
+    write()    the lines to InfluxDB through InfluxWriter: written, or spooled to fsync'd files;
+               then the held readings judged in this group are deleted
     → only then does the caller ack the group's MQTT messages (manual ack, QoS 1).
+
+Held readings of a zone registered since are judged with the first group that names the zone
+again (in time order with the new ones), or by `held_work()`, which the process runs every
+SUPPLY_HOLD_CHECK_S, whichever comes first.
 
 A process killed anywhere before the acks loses nothing: the broker redelivers the unacked
 messages to the persistent session. Redelivered readings are harmless: InfluxDB keeps one point
@@ -18,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +36,7 @@ from services.monitoring import handlers as h
 from services.monitoring.adapters.influx import LineProtocolError, env_line
 from services.monitoring.domain.offline import parse_status
 from services.monitoring.domain.readings import Deduplicator, Reading, Rejected, parse_message
+from services.monitoring.domain.zones import FOREIGN, KNOWN, UNREGISTERED, newest_per_sensor, zone_standing
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +92,7 @@ class Work:
     rejects: list[tuple[str, Rejected]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     duplicates: int = 0
+    held_ids: list[int] = field(default_factory=list)  # held readings judged here: deleted once written
     committed: bool = False
     written: bool = False
 
@@ -99,6 +110,10 @@ class Ingest:
         self.zone_map: dict[str, h.ZoneRow] = {}
         self.zone_refresh_s = zone_refresh_s
         self._zones_loaded = 0.0
+        self.unknown = UnknownZones(ctx.config.unknown_zone_ttl_s)
+        self.releasing: set[int] = set()  # held ids judged, not yet written and deleted
+        self.registered_since: set[str] = set()  # zones the last map refresh brought
+        self.alerted: set[str] = set()  # zones whose unregistered_sensor alert this process raised
         self.stats: Counter = Counter()
 
     # -- zones (logistics' zone_registered lands in the database through the worker)
@@ -106,7 +121,10 @@ class Ingest:
     def refresh_zones(self, force: bool = False) -> None:
         if force or time.monotonic() - self._zones_loaded >= self.zone_refresh_s:
             with self.ctx.engine.connect() as conn:
-                self.zone_map = h.load_zone_map(conn)
+                zone_map = h.load_zone_map(conn)
+            if self._zones_loaded:  # registered since: their held readings go first
+                self.registered_since.update(k for k in zone_map if k not in self.zone_map)
+            self.zone_map = zone_map
             self._zones_loaded = time.monotonic()
 
     def storage_class_of(self, zone_key: str) -> str | None:
@@ -141,14 +159,7 @@ class Ingest:
         work.duplicates = d.duplicates
         work.rejects.extend(("(late)", r) for r in d.too_late)
         work.readings = d.accepted
-        for r in d.accepted:
-            try:
-                work.lines.append(env_line(r.depot, r.zone, r.sensor, self.storage_class_of(r.zone_key),
-                                           r.ts, r.temp_c, r.rh, r.seq))
-            except LineProtocolError as exc:  # parse_message should have refused it already
-                work.rejects.append(("(encode)", Rejected("bad_value", str(exc), r.sensor_key)))
         self.stats["messages"] += len(messages)
-        self.stats["readings"] += len(d.accepted)
         self.stats["duplicates"] += d.duplicates
         self.stats["rejected"] += len(work.rejects)
         for _, r in work.rejects:
@@ -168,24 +179,156 @@ class Ingest:
                                             update.sensor, update.status, now))
         self.stats["statuses"] += 1
 
+    # -- whose zone a reading names
+
+    def _standings(self, conn, keys) -> tuple[dict[str, tuple[str, str | None]], list[str]]:
+        """{zone key: (standing, depot the zone id is registered under when foreign)} and the
+        keys this process has just learned are registered."""
+        now = time.monotonic()
+        out: dict[str, tuple[str, str | None]] = {}
+        ask, learned = [], []
+        for k in keys:
+            if k in self.zone_map:
+                out[k] = (KNOWN, None)
+                if k in self.registered_since:
+                    learned.append(k)
+                continue
+            depots = self.unknown.get(k, now)
+            if depots is None:
+                ask.append(k)
+            else:
+                out[k] = (zone_standing(k.partition("/")[0], depots), min(depots, default=None))
+        if ask:
+            named = h.zones_named(conn, {k.partition("/")[2] for k in ask})
+            for k in ask:
+                depot, _, zone = k.partition("/")
+                rows = named.get(zone, [])
+                standing = zone_standing(depot, [r.depot for r in rows])
+                if standing == KNOWN:
+                    self.zone_map[k] = next(r for r in rows if r.depot == depot)
+                    learned.append(k)
+                    out[k] = (KNOWN, None)
+                else:
+                    depots = tuple(sorted(r.depot for r in rows))
+                    self.unknown.put(k, depots, now)
+                    out[k] = (standing, depots[0] if depots else None)
+        return out, learned
+
     def commit(self, work: Work) -> h.IngestOutcome:
         zones = {r.zone_key for r in work.readings}
+        now = self.ctx.clock.now()
+        released = bool(work.held_ids)
+        policy = self.config.hold_policy
+        taken: list[h.HeldReading] = []
         try:
             with self.ctx.uow() as uow:
-                outcome = h.record_ingest(self.ctx, uow, self.cache, self.zone_map, work.readings,
-                                          work.gateway_of, work.statuses, work.rejects, self.client_id)
+                standing, learned = self._standings(uow.conn, sorted(zones))
+                by_standing: dict[str, list[Reading]] = {KNOWN: [], UNREGISTERED: [], FOREIGN: []}
+                for r in work.readings:
+                    by_standing[standing[r.zone_key][0]].append(r)
+                judged = by_standing[KNOWN]
+                gateway_of = dict(work.gateway_of)
+                taken = [x for x in h.held_readings_of(uow.conn, learned) if x.id not in self.releasing]
+                judged = [x.reading for x in taken] + judged
+                gateway_of.update({x.reading.sensor_key: x.gateway for x in taken if x.gateway
+                                   and x.reading.sensor_key not in gateway_of})
+                held = [] if released else newest_per_sensor(by_standing[UNREGISTERED], policy.per_sensor)
+                h.hold_readings(uow, held, gateway_of, now)
+                foreign = [] if released else by_standing[FOREIGN]
+                refused = [("(foreign zone)", Rejected(
+                    "foreign_zone", f"zone {r.zone!r} is registered under depot "
+                                    f"{standing[r.zone_key][1]!r}, not {r.depot!r}", r.sensor_key))
+                           for r in foreign]
+                raised = self._alert_unknown(uow, held + foreign, standing, now)
+                outcome = h.record_ingest(self.ctx, uow, self.cache, self.zone_map, judged,
+                                          gateway_of, work.statuses, work.rejects + refused, self.client_id)
+                cleared = {r.zone_key for r in judged} if released else {x.reading.zone_key for x in taken}
+                for k in sorted(cleared):
+                    depot, _, zone = k.partition("/")
+                    alert_id = h.clear_unregistered(self.ctx, uow, depot, zone, now, len(judged))
+                    if alert_id is not None:
+                        outcome.alerts.append((alert_id, "cleared"))
+                lines = self._lines(judged)
                 uow.commit()
         except BaseException:
-            self.cache.invalidate(zones)  # the decoded copies moved on; the database did not
+            self.cache.invalidate(zones | {x.reading.zone_key for x in taken})
             raise
+        self.registered_since.difference_update(learned)
+        work.lines = lines
+        work.held_ids = list(work.held_ids) + [x.id for x in taken]
+        self.releasing.update(work.held_ids)
+        self.alerted.update(raised)
+        self.alerted.difference_update(cleared)
         work.committed = True
-        self.stats["alert_transitions"] += len(outcome.alerts)
+        st = self.stats
+        st["readings"] += len(judged) - (len(work.readings) if released else len(taken))
+        st["released"] += len(judged) if released else len(taken)
+        st["held"] += len(held)
+        st["held_dropped"] += len(by_standing[UNREGISTERED]) - len(held) if not released else 0
+        st["foreign"] += len(foreign)
+        st["rejected"] += len(refused)
+        st["rejected.foreign_zone"] += len(refused)
+        st["unregistered_alerts"] += len(raised)
+        st["alert_transitions"] += len(outcome.alerts)
         for alert_id, action in outcome.alerts:
             log.info("alert transition", extra={"alert_id": alert_id, "action": action})
         return outcome
 
+    def _alert_unknown(self, uow, readings: Sequence[Reading], standing, now: datetime) -> set[str]:
+        """One unregistered_sensor alert per (depot, zone) (an open one is left as it is)."""
+        sensors: dict[str, set[str]] = defaultdict(set)
+        for r in readings:
+            if r.zone_key not in self.alerted:
+                sensors[r.zone_key].add(r.sensor)
+        raised = set()
+        for k in sorted(sensors):
+            depot, _, zone = k.partition("/")
+            h.raise_unregistered(self.ctx, uow, depot, zone, sensors[k], standing[k][1], now)
+            raised.add(k)
+        if len(self.alerted) > 100_000:
+            self.alerted.clear()
+        return raised
+
+    def _lines(self, readings: Sequence[Reading]) -> list[str]:
+        lines = []
+        for r in readings:
+            try:
+                lines.append(env_line(r.depot, r.zone, r.sensor, self.storage_class_of(r.zone_key),
+                                      r.ts, r.temp_c, r.rh, r.seq))
+            except LineProtocolError as exc:  # parse_message should have refused it already
+                log.error("reading not encodable", extra={"sensor": r.sensor_key, "error": str(exc)})
+        return lines
+
+    def held_work(self, limit: int | None = None) -> Work | None:
+        """The held readings of zones registered since they arrived (oldest first), as a group to
+        commit and write like any other; None when there are none."""
+        with self.ctx.engine.connect() as conn:
+            keys = h.registered_held_zones(conn)
+            if not keys:
+                return None
+            named = h.zones_named(conn, {k.partition("/")[2] for k in keys})
+            for rows in named.values():
+                for row in rows:
+                    self.zone_map.setdefault(row.zone_key, row)
+                    self.unknown.forget(row.zone_key)
+            held = [x for x in h.held_readings_of(conn, keys, limit or self.config.group_readings)
+                    if x.id not in self.releasing]
+        if not held:
+            return None
+        return Work([], readings=[x.reading for x in held],
+                    gateway_of={x.reading.sensor_key: x.gateway for x in held if x.gateway},
+                    held_ids=[x.id for x in held])
+
+    def trim_held(self) -> int:
+        n = h.trim_held(self.ctx, self.config.hold_policy, self.ctx.clock.now())
+        self.stats["held_trimmed"] += n
+        return n
+
     def write(self, work: Work) -> None:
         self.write_lines(work.lines)
+        if work.held_ids:
+            h.delete_held(self.ctx, work.held_ids)
+            self.releasing.difference_update(work.held_ids)
         work.written = True
 
     def process(self, messages: Sequence[InMessage]) -> Work:
@@ -194,3 +337,36 @@ class Ingest:
         self.commit(work)
         self.write(work)
         return work
+
+    def release(self) -> int:
+        """Judge and write every held reading of a zone registered since (tests, bench)."""
+        n = 0
+        while (work := self.held_work()) is not None:
+            self.commit(work)
+            self.write(work)
+            n += len(work.held_ids)
+        return n
+
+
+class UnknownZones:
+    """Zone keys the database did not know, remembered for `ttl_s` with the depots their zone id
+    is registered under, so that a flood of unknown keys costs one lookup each per TTL."""
+
+    def __init__(self, ttl_s: float, max_keys: int = 100_000):
+        self.ttl_s = ttl_s
+        self.max_keys = max_keys
+        self._keys: dict[str, tuple[float, tuple[str, ...]]] = {}
+
+    def get(self, key: str, now: float) -> tuple[str, ...] | None:
+        hit = self._keys.get(key)
+        if hit is None or now - hit[0] >= self.ttl_s:
+            return None
+        return hit[1]
+
+    def put(self, key: str, depots: tuple[str, ...], now: float) -> None:
+        if len(self._keys) >= self.max_keys:
+            self._keys.clear()
+        self._keys[key] = (now, depots)
+
+    def forget(self, key: str) -> None:
+        self._keys.pop(key, None)

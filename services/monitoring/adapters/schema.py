@@ -8,6 +8,7 @@ records alert transitions and their outbox events.
 """
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -38,6 +39,7 @@ zones = Table(
     Column("source", String(10), nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+Index("ix_zones_zone", zones.c.zone)  # which depot(s) a zone id is registered under
 
 # The lock row of a zone and its shared evaluation state: thermal sums (spoilage, MKT) and which
 # sensors hold each alarm rule open. `version` goes up on every save, so a process can keep a
@@ -177,8 +179,28 @@ ingest_rejects = Table(
 )
 Index("ix_ingest_rejects_received", ingest_rejects.c.received_at)
 
+# Readings for a zone nobody has registered yet, held (bounded: domain/zones.py HoldPolicy) until
+# it is; then judged in time order, written to InfluxDB and deleted.
+held_readings = Table(
+    "held_readings", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("zone_key", String(140), nullable=False),
+    Column("sensor_key", String(200), nullable=False),
+    Column("depot", String(64), nullable=False),
+    Column("zone", String(64), nullable=False),
+    Column("sensor", String(64), nullable=False),
+    Column("gateway", String(64), nullable=True),
+    Column("ts", UTCDateTime, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("temp_c", Float, nullable=False),
+    Column("rh", Float, nullable=True),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+Index("ix_held_readings_zone", held_readings.c.zone_key, held_readings.c.ts)
+Index("ix_held_readings_sensor", held_readings.c.sensor_key, held_readings.c.ts)
+
 tables.update({
     "zones": zones, "zone_state": zone_state, "sensors": sensors, "gateways": gateways,
     "lots": lots, "alerts": alerts, "alert_history": alert_history, "prices": prices,
-    "ingest_rejects": ingest_rejects,
+    "ingest_rejects": ingest_rejects, "held_readings": held_readings,
 })

@@ -23,7 +23,7 @@ from services.monitoring.domain.prices import PriceRise
 from services.monitoring.domain.spoilage import SpoilageFinding
 
 KINDS = ("alarm", "sensor_offline", "spoilage", "mkt", "segregation", "reserve_below_floor",
-         "near_expiry", "price_rise")
+         "near_expiry", "price_rise", "unregistered_sensor")
 SEVERITIES = ("info", "warning", "critical")
 ALERT_NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-4e53-9a57-2f0f3c9a7a01")
 
@@ -35,7 +35,7 @@ class AlertPolicy:
     severity: Mapping[str, str] = field(default_factory=lambda: {
         "alarm": "warning", "sensor_offline": "warning", "spoilage": "critical", "mkt": "critical",
         "segregation": "critical", "reserve_below_floor": "warning", "near_expiry": "info",
-        "price_rise": "warning",
+        "price_rise": "warning", "unregistered_sensor": "warning",
     })
     spoilage_alarm_severity: str = "critical"  # alarm rules flagged spoilage: true
     fresh_groups: tuple[str, ...] = ("pork", "vegetables", "eggs", "dairy")
@@ -254,6 +254,26 @@ def from_offline(t: SensorTransition, policy: AlertPolicy = AlertPolicy()) -> Al
         title_zh=f"传感器离线: {t.sensor_key}", title_en=f"sensor offline: {t.sensor_key}",
         evidence={"sensor": t.sensor, "reason": t.reason, "at": t.at.isoformat(),
                   "last_seen": t.last_seen.isoformat() if t.last_seen else None},
+    )
+
+
+def unregistered_sensor(depot: str, zone: str, sensors: Iterable[str], *,
+                        registered_under: str | None = None,
+                        policy: AlertPolicy = AlertPolicy()) -> AlertCandidate:
+    """Readings for a zone nobody registered (held until it is), or for a zone registered under
+    another depot (`registered_under`: refused). One alert per (depot, zone)."""
+    if registered_under:
+        zh = f"未登记传感器: 库区 {zone} 登记在库点 {registered_under},{depot} 的数据已拒收"
+        en = (f"unregistered sensor: zone {zone} is registered under depot {registered_under}; "
+              f"readings from {depot} refused")
+    else:
+        zh = f"未登记传感器: 库区 {depot}/{zone} 未登记,数据暂存待判定"
+        en = f"unregistered sensor: zone {depot}/{zone} is not registered; readings held until it is"
+    return AlertCandidate(
+        kind="unregistered_sensor", severity=policy.severity["unregistered_sensor"], depot=depot,
+        zone=zone, rule_code="UNREGISTERED_SENSOR", title_zh=zh, title_en=en,
+        evidence={"sensors": sorted(set(sensors)), "registered_under": registered_under,
+                  "held": not registered_under},
     )
 
 

@@ -41,6 +41,7 @@ REJECT_ZH = {
     "bad_timestamp": "时间戳不合法",
     "future_timestamp": "时间戳超前",
     "too_late": "数据过晚",
+    "foreign_zone": "库区属于其他库点",
 }
 
 

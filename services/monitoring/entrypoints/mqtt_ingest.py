@@ -52,6 +52,7 @@ class IngestProcess:
         self._db_ready = False
         self.pending: queue.Queue = queue.Queue(maxsize=self.ctx.config.write_queue)
         self._next_ensure = 0.0
+        self._held_checks = 0
 
     def _write_lines(self, lines: list[str]) -> None:
         if not self._db_ready and time.monotonic() >= self._next_ensure:
@@ -73,6 +74,7 @@ class IngestProcess:
         signal.signal(signal.SIGINT, lambda *_: self.stop_event.set())
         self._ensure_database()
         self.ingest.refresh_zones(force=True)
+        self._check_held()  # zones registered while we were away: their held readings first
         writer_thread = threading.Thread(target=self._write_loop, name="influx-write-ack", daemon=True)
         writer_thread.start()
         self.mqtt.start()
@@ -81,11 +83,15 @@ class IngestProcess:
         cfg = self.ctx.config
         max_bytes = cfg.group_readings * BYTES_PER_READING
         next_stats = time.monotonic() + self.stats_every
+        next_held = time.monotonic() + cfg.hold_check_s
         last_state = None
         while not self.stop_event.is_set():
-            group = self.mqtt.take(max_bytes, cfg.group_wait_s, timeout=0.5)
+            group = self.mqtt.take(max_bytes, cfg.group_wait_s, timeout=min(0.5, cfg.hold_check_s))
             if group:
                 self._commit(group)
+            if time.monotonic() >= next_held:
+                next_held = time.monotonic() + cfg.hold_check_s
+                self._check_held()
             if self.mqtt.state != last_state:
                 last_state = self.mqtt.state
                 self._write_status()
@@ -109,10 +115,27 @@ class IngestProcess:
                     return False  # not acked: the broker redelivers after the restart
                 backoff = min(backoff * 2, 10.0)
 
+    def _check_held(self) -> None:
+        """Held readings of zones registered since: judged and written like a group; the hold
+        trimmed to its bounds every 30 checks."""
+        try:
+            work = self.ingest.held_work()
+            self._held_checks += 1
+            if self._held_checks % 30 == 1:
+                self.ingest.trim_held()
+        except Exception:  # noqa: BLE001 - the next check retries
+            log.exception("held readings check failed")
+            return
+        if work is not None:
+            self._commit_work(work)
+
     def _commit(self, group) -> None:
         """Stage 1 (this thread): validate, evaluate, commit (alerts and their events included),
         then hand the group to the write stage. Alerts do not wait for InfluxDB."""
-        work = self.ingest.prepare(group)
+        self._commit_work(self.ingest.prepare(group))
+
+    def _commit_work(self, work) -> None:
+        group = work.messages
         if not self._retry(lambda: self.ingest.commit(work), "commit", len(group)):
             return
         failpoint("ingest_exit_after_commit")
