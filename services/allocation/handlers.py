@@ -30,8 +30,10 @@ from services.allocation.domain import (
     TIER_NAMES,
     DemandLine,
     Depot,
+    ExcludedLot,
     Plan,
     PlanWarning,
+    Reason,
     Requester,
     ReserveDraw,
     ReserveFloor,
@@ -43,6 +45,7 @@ from services.allocation.domain.county_policy import CountyPolicy, apply_changes
 from services.allocation.domain.forecast import (
     Backtest,
     Forecast,
+    classify_plan_items,
     forecast_demand,
     moving_average_backtest,
 )
@@ -71,6 +74,7 @@ REPORT_ROLES = ("hq", "auditor")  # the daily report reads the other services wi
 DEFAULT_LINES_PAGE = 200
 MAX_LINES_PAGE = 1000
 OPEN, CANCELLED, CLOSED = "open", "cancelled", "closed"
+SNAPSHOT_EXPIRED = "EXPIRED"  # logistics' reason for a lot expiring before the delivery day
 
 
 class Actor(Caller):
@@ -428,11 +432,18 @@ def draft_plan(ctx: AllocationContext, delivery_day: date) -> Draft:
     snap = ctx.stock.snapshot(delivery_day, sorted(codes)) if lines else StockSnapshot((), ())
     depot_ids = {x.id for x in snap.depots}
     lots, rejected = [], [f"{lot}: {why}" for lot, why in snap.rejected]
-    for lot in snap.lots:
+    left_out: list[ExcludedLot] = []
+    # expired lots go to the engine, which leaves them out and says so on the lines they leave short
+    given = [(lot, "") for lot in snap.lots] + list(snap.excluded)
+    for lot, why in given:
         if lot.item_code not in ctx.catalogue.items:
             rejected.append(f"{lot.lot_id}: item {lot.item_code!r} not in the catalogue")
         elif lot.depot_id not in depot_ids:
             rejected.append(f"{lot.lot_id}: depot {lot.depot_id!r} not in the snapshot")
+        elif why not in ("", SNAPSHOT_EXPIRED):
+            left_out.append(ExcludedLot(lot.lot_id, lot.depot_id, lot.item_code, lot.available,
+                                        lot.expiry, Reason(why, f"物流未列入库存快照（{why}）",
+                                                           f"left out by logistics ({why})")))
         elif lot.available > 0:
             lots.append(lot)
     if rejected:
@@ -444,9 +455,15 @@ def draft_plan(ctx: AllocationContext, delivery_day: date) -> Draft:
     engine_requesters = [_engine_requester(rid, data) for rid, data in requesters.items()]
     plan = allocate(lines, lots, engine_requesters, depots, policy.engine_policy(), ctx.catalogue,
                     delivery_day)
+    asked: dict[str, int] = {}
+    for ln in lines:
+        asked[ln.item_code] = asked.get(ln.item_code, 0) + ln.quantity
+    classes = classify_plan_items(asked, sum(r.population for r in engine_requesters),
+                                  ctx.catalogue)
     details = pv.details_of(plan, policy, demand_ids=demand_ids, skipped_demands=skipped,
                             rejected_lots=rejected, extra_warnings=warnings, depots=snap.depots,
-                            stock_taken_at=snap.taken_at, stock_ledger_seq=snap.ledger_seq)
+                            stock_taken_at=snap.taken_at, stock_ledger_seq=snap.ledger_seq,
+                            left_out=left_out, material_classes=classes)
     drop_points = {rid: (data.get("drop_points") or [{}])[0].get("id", "")
                    for rid, data in requesters.items()}
     return Draft(delivery_day, policy, plan, details, drop_points)
@@ -560,7 +577,8 @@ def approve_plan(ctx: AllocationContext, uow: UnitOfWork, actor: Actor, plan_id:
     approved = ps.approve(plan, _day_headers(uow, plan.delivery_day, lock=True),
                           by=actor.identity, at=ctx.clock.now())
     _save_header(uow, approved)
-    uow.record_event(pv.PLAN_APPROVED, pv.plan_approved(approved, _all_lines(uow, plan_id)),
+    uow.record_event(pv.PLAN_APPROVED, pv.plan_approved(approved, _all_lines(uow, plan_id),
+                                                        _details(uow, plan_id).policy),
                      schema_version=pv.SCHEMA_VERSION)
     return approved
 
@@ -608,8 +626,12 @@ def latest_plan_id(uow: UnitOfWork, day: date) -> str:
     return plans_of_day[-1].plan_id
 
 
-def list_plans(uow: UnitOfWork, day: date) -> list[ps.PlanHeader]:
-    return _day_headers(uow, day)
+def list_plans(uow: UnitOfWork, day: date) -> list[tuple[ps.PlanHeader, pv.PlanDetails]]:
+    t = schema.plans
+    rows = uow.conn.execute(select(t.c.header, t.c.data).where(t.c.delivery_day == day)
+                            .order_by(t.c.version))
+    return [(from_jsonable(ps.PlanHeader, r.header), from_jsonable(pv.PlanDetails, r.data))
+            for r in rows]
 
 
 @dataclass(frozen=True)
@@ -636,6 +658,8 @@ class Explanation:
     legs: tuple[DepotLeg, ...]
     tier_name_zh: str
     tier_name_en: str
+    priority_rank: int = 0
+    material_class: str | None = None
 
 
 def explain_line(ctx: AllocationContext, uow: UnitOfWork, *, plan_id: str, plan_line_id: str,
@@ -693,7 +717,8 @@ def explain_line(ctx: AllocationContext, uow: UnitOfWork, *, plan_id: str, plan_
             legs.append(DepotLeg(depot_id, dep.name if dep else "", item_code, qty, km))
     zh, en = TIER_NAMES.get(pl.tier, ("", ""))
     return Explanation(header, stored, (req.data.get("township") or "") if req else "", mine,
-                       by_tier, higher, floor, draws, tuple(legs), zh, en)
+                       by_tier, higher, floor, draws, tuple(legs), zh, en,
+                       details.policy.priority_rank(pl.tier), details.class_of(pl.item_code))
 
 
 # ---- forecast ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any
 from services.allocation.adapters.stock import DepotInfo
 from services.allocation.domain import (
     TIER_NAMES,
+    ExcludedLot,
     Plan,
     PlanLine,
     PlanWarning,
@@ -23,6 +24,7 @@ from services.allocation.domain import (
     TierSummary,
 )
 from services.allocation.domain.county_policy import CountyPolicy
+from services.allocation.domain.forecast import ItemClass
 from services.allocation.domain.plan_state import PlanHeader
 
 PLAN_PROPOSED = "plan_proposed"
@@ -58,7 +60,8 @@ class PlanDetails:
 
     demand_ids: the demands it covers. skipped_demands: open demands of the day left out because
     their requester is not known yet (its requester_registered has not arrived). rejected_lots:
-    lots of the snapshot that could not be read, as "lot_id: why"."""
+    lots of the snapshot that could not be read, as "lot_id: why". excluded: stock left out,
+    lot by lot, with why. material_classes: each item's class I / II on the plan's day."""
 
     catalogue_version: str
     policy: CountyPolicy
@@ -76,6 +79,12 @@ class PlanDetails:
     stock_taken_at: datetime | None = None
     stock_ledger_seq: int = 0
     stats: dict[str, float] = field(default_factory=dict)
+    excluded: tuple[ExcludedLot, ...] = ()
+    material_classes: tuple[ItemClass, ...] = ()
+
+    def class_of(self, item_code: str) -> str | None:
+        return next((c.material_class for c in self.material_classes
+                     if c.item_code == item_code), None)
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,9 @@ def split_dispatch_id(any_line_id: str) -> str:
 def details_of(plan: Plan, policy: CountyPolicy, *, demand_ids: Sequence[str],
                skipped_demands: Sequence[str], rejected_lots: Sequence[str],
                extra_warnings: Sequence[PlanWarning], depots: Sequence[DepotInfo],
-               stock_taken_at: datetime | None, stock_ledger_seq: int) -> PlanDetails:
+               stock_taken_at: datetime | None, stock_ledger_seq: int,
+               left_out: Sequence[ExcludedLot] = (),
+               material_classes: Sequence[ItemClass] = ()) -> PlanDetails:
     per_tier: dict[int, list[int]] = {}
     totals = [0] * 7
     for pl in plan.lines:
@@ -129,7 +140,8 @@ def details_of(plan: Plan, policy: CountyPolicy, *, demand_ids: Sequence[str],
         excluded_lots=plan.excluded_lots, demand_ids=tuple(demand_ids),
         skipped_demands=tuple(skipped_demands), rejected_lots=tuple(rejected_lots),
         depots=tuple(depots), stock_taken_at=stock_taken_at, stock_ledger_seq=stock_ledger_seq,
-        stats=dict(plan.stats))
+        stats=dict(plan.stats), excluded=plan.excluded + tuple(left_out),
+        material_classes=tuple(material_classes))
 
 
 @dataclass(frozen=True)
@@ -200,12 +212,14 @@ def plan_proposed(header: PlanHeader, details: PlanDetails, superseded: Iterable
     }
 
 
-def plan_approved(header: PlanHeader, lines: Iterable[StoredLine]) -> dict[str, Any]:
+def plan_approved(header: PlanHeader, lines: Iterable[StoredLine], policy: CountyPolicy
+                  ) -> dict[str, Any]:
     """plan_approved: plan_id; delivery_day; version; approved_by; approved_at; late (approved
     after the dispatch deadline); dispatch_deadline; lines [{plan_line_id (unique per line:
     "<plan line>/<k>"), demand_id, demand_line_no, requester_id, drop_point_id (first drop point
     of the requester, "" when none), item_code, quantity, depot_id, lots [{lot_id, quantity}],
-    tier, substitute_for (item code the package stands in for, or null), reasons [{code}]}].
+    tier, priority_rank (the tier's place in the order of the policy the plan was made with,
+    1 first), substitute_for (item code the package stands in for, or null), reasons [{code}]}].
     Only what is allocated travels: a line with nothing allocated has no entry."""
     out = []
     for s in lines:
@@ -218,7 +232,8 @@ def plan_approved(header: PlanHeader, lines: Iterable[StoredLine]) -> dict[str, 
                 "drop_point_id": s.drop_point_id, "item_code": d.item_code,
                 "quantity": d.quantity, "depot_id": d.depot_id,
                 "lots": [{"lot_id": lot, "quantity": q} for lot, q in d.lots],
-                "tier": pl.tier, "substitute_for": d.substitute_for, "reasons": reasons,
+                "tier": pl.tier, "priority_rank": policy.priority_rank(pl.tier),
+                "substitute_for": d.substitute_for, "reasons": reasons,
             })
     return {
         "plan_id": header.plan_id, "delivery_day": header.delivery_day.isoformat(),

@@ -68,6 +68,8 @@ class FakeLogistics(logistics_pb2_grpc.LogisticsServiceServicer):
             lot(lot_id="L-OLD-OIL", depot_id="D-NEAR", zone_id="Z1", item_code="OIL-5L",
                 available=9, expiry="2026-12-01")]  # expires on the delivery day: excluded
 
+        self.excluded: list[logistics_pb2.ExcludedSnapshotLot] = []  # lots logistics leaves out
+
     def GetStockSnapshot(self, request, context):
         metadata = dict(context.invocation_metadata())
         self.requests.append((request.delivery_day, list(request.item_codes),
@@ -76,7 +78,8 @@ class FakeLogistics(logistics_pb2_grpc.LogisticsServiceServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, "ledger database restarting")
         wanted = set(request.item_codes)
         reply = logistics_pb2.StockSnapshot(ledger_seq=7, depots=self.depots, lots=[
-            x for x in self.lots if not wanted or x.item_code in wanted])
+            x for x in self.lots if not wanted or x.item_code in wanted], excluded_lots=[
+            x for x in self.excluded if not wanted or x.lot.item_code in wanted])
         reply.taken_at.FromDatetime(datetime.now(UTC))
         return reply
 
@@ -274,7 +277,9 @@ def test_dry_run_reject_replan_approve_and_plan_approved_reaches_logistics(stack
         2, pb.PLAN_TRIGGER_MANUAL, pb.PLAN_STATUS_PROPOSED)
     assert v2.lines and all(x.reasons for x in v2.lines)
     assert stack.api.RunAllocation(run) == v2  # same key: same answer, nothing new
-    assert [p.version for p in stack.api.ListPlans(pb.ListPlansRequest(delivery_day=DAY)).plans] == [1, 2]
+    listed = stack.api.ListPlans(pb.ListPlansRequest(delivery_day=DAY)).plans
+    assert [(p.version, p.stock_ledger_seq) for p in listed] == [(1, 7), (2, 7)]  # as GetPlan says
+    assert [x.priority_rank for x in v2.lines if x.demand_id == "D-V1"] == [3, 3]  # default order
 
     approve = pb.ApprovePlanRequest(idempotency_key=key(), plan_id=v2.plan.plan_id)
     approved = stack.api.ApprovePlan(approve)
@@ -289,11 +294,14 @@ def test_dry_run_reject_replan_approve_and_plan_approved_reaches_logistics(stack
     assert (event["plan_id"], event["version"], event["approved_by"], event["late"]) == (
         v2.plan.plan_id, 2, "hq-officer", False)
     fields = {"plan_line_id", "demand_id", "demand_line_no", "requester_id", "drop_point_id",
-              "item_code", "quantity", "depot_id", "lots", "tier", "substitute_for", "reasons"}
+              "item_code", "quantity", "depot_id", "lots", "tier", "priority_rank",
+              "substitute_for", "reasons"}
     assert event["lines"] and all(set(x) == fields for x in event["lines"])
     rice = [x for x in event["lines"] if x["demand_id"] == "D-V1" and x["item_code"] == "RICE-10KG"]
     assert [(x["depot_id"], x["quantity"]) for x in rice] == [("D-NEAR", 10), ("D-FAR", 70)]
     assert rice[0]["drop_point_id"] == "DP-V1" and rice[0]["tier"] == 3
+    assert rice[0]["priority_rank"] == 3 and {x["priority_rank"] for x in event["lines"]
+                                              if x["demand_id"] == "D-H1"} == {1}
     assert rice[0]["lots"] == [{"lot_id": "L-RICE-1", "quantity": 10}]
     assert {"code": "TIER_ORDER"} in rice[0]["reasons"]
 
@@ -417,3 +425,58 @@ def test_forecast_from_demand_closed_history(stack):
     assert reply.baseline.mae >= 0 and reply.baseline.HasField("mape")
     assert bad_field(rpc_error(lambda: stack.api.Forecast(pb.ForecastRequest(item_code="GOLD")))) == \
         "item_code"
+
+
+def test_hq_order_absolute_floors_material_classes_and_expired_lots_show_in_the_plan(stack):
+    """The plan says in which order HQ's policy serves each line, keeps an absolute reserve floor
+    where it is above the days floor, classes every item I / II from the day's demand, and lists
+    the lots it left out (expired ones, also those logistics left out of its snapshot) with why."""
+    api = stack.api
+    current = api.GetPolicy(pb.GetPolicyRequest())
+    assert bad_field(rpc_error(lambda: api.SetPolicy(pb.SetPolicyRequest(
+        idempotency_key=key(), policy=pb.AllocationPolicy(reserve_floors={"grain_oil": 100}),
+        update_mask=field_mask_pb2.FieldMask(paths=["reserve_floors"]))))) == \
+        "policy.reserve_floors[grain_oil]"  # bags, packs and bottles: no one unit for the group
+    changed = api.SetPolicy(pb.SetPolicyRequest(
+        idempotency_key=key(), policy=pb.AllocationPolicy(
+            tier_order=[3, 1, 2, 4, 5], reserve_floors={"RICE-10KG": 100, "pork": 40}),
+        update_mask=field_mask_pb2.FieldMask(paths=["tier_order", "reserve_floors"]),
+        expected_version=current.version))
+    assert dict(changed.reserve_floors) == {"RICE-10KG": 100, "pork": 40}
+    assert api.GetPolicy(pb.GetPolicyRequest()).reserve_floors == changed.reserve_floors
+
+    stack.logistics.excluded = [logistics_pb2.ExcludedSnapshotLot(reason="EXPIRED", lot=(
+        logistics_pb2.SnapshotLot(lot_id="L-GONE-OIL", depot_id="D-NEAR", zone_id="Z1",
+                                  item_code="OIL-5L", available=20, expiry="2026-11-28")))]
+    try:
+        page = api.RunAllocation(pb.RunAllocationRequest(delivery_day=DAY, dry_run=True))
+    finally:
+        stack.logistics.excluded = []
+    plan, lines = page.plan, {(x.demand_id, x.item_code): x for x in page.lines}
+
+    # tier 3 first by HQ's order: 160 bags less the absolute floor of 100 (the days floor is
+    # 20 days × 50 people × 0.04 = 40); the hospital, tier 1 served second, may draw below it
+    village, hospital = lines[("D-V1", "RICE-10KG")], lines[("D-H1", "RICE-10KG")]
+    assert (village.priority_rank, hospital.priority_rank) == (1, 2)
+    assert (village.allocated, hospital.allocated) == (60, 50)
+    (rice_floor,) = [f for f in plan.floors if f.item_code == "RICE-10KG"]
+    assert (rice_floor.quantity, rice_floor.absolute_floor) == (100, 100)
+    floor_reason = next(r for r in village.reasons if r.code == "RESERVE_FLOOR")
+    assert "100" in floor_reason.zh and "absolute" in floor_reason.en
+
+    classes = {m.item_code: m for m in plan.material_classes}
+    rice = classes["RICE-10KG"]  # 200 bags asked against 50 people × 0.04 = 2 a normal day
+    assert (rice.material_class, rice.catalogue_class, rice.asked) == ("I", "II", 200)
+    assert rice.normal_daily == pytest.approx(2.0) and rice.demand_ratio == pytest.approx(100)
+    assert "CLASS_I_RATIO" in {r.code for r in rice.reasons}
+    assert all(r.zh and r.en for m in plan.material_classes for r in m.reasons)
+    assert village.material_class == "I"
+
+    excluded = {x.lot_id: x for x in plan.excluded}
+    assert set(excluded) == {"L-OLD-OIL", "L-GONE-OIL"} and set(plan.excluded_lots) == set(excluded)
+    assert (excluded["L-GONE-OIL"].quantity, excluded["L-GONE-OIL"].expiry) == (20, "2026-11-28")
+    assert {x.reason.code for x in excluded.values()} == {"EXPIRED_EXCLUDED"}
+    oil = lines[("D-V1", "OIL-5L")]
+    assert oil.unmet > 0
+    expired = next(r for r in oil.reasons if r.code == "EXPIRED_EXCLUDED")
+    assert "29" in expired.en and "2" in expired.en  # 9 + 20 units in two lots

@@ -280,6 +280,8 @@ def test_plan_approved_is_reserved_on_the_named_lots_and_routed_to_the_drop_poin
     c, demands, plan_id = planned_county(make_county)
     (env,) = c.relay("allocation", "plan_approved", to="logistics")
     assert env["payload"]["plan_id"] == plan_id
+    # each line's place in HQ's tier order (default 1 … 5), for logistics to re-pick by
+    assert {(ln["tier"], ln["priority_rank"]) for ln in env["payload"]["lines"]} == {(1, 1), (3, 3)}
 
     lg = c.logistics
     plan = lg.row("plans", lg.table("plans").c.id == plan_id)

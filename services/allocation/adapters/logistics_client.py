@@ -76,19 +76,23 @@ def from_proto(reply: logistics_pb2.StockSnapshot) -> StockSnapshot:
     depots = tuple(DepotInfo(d.depot_id, d.name, d.location.lat, d.location.lon)
                    for d in reply.depots)
     known = {d.id for d in depots}
-    lots: list[StockLot] = []
     rejected: list[tuple[str, str]] = []
-    for x in reply.lots:
+
+    def read(x: logistics_pb2.SnapshotLot) -> StockLot | None:
         if x.depot_id not in known:
             rejected.append((x.lot_id, f"depot {x.depot_id!r} not in the snapshot's depots"))
-            continue
+            return None
         try:
             expiry = date.fromisoformat(x.expiry)
         except ValueError:
             rejected.append((x.lot_id, f"expiry {x.expiry!r} is not YYYY-MM-DD"))
-            continue
+            return None
         if x.available <= 0:
-            continue
-        lots.append(StockLot(x.lot_id, x.depot_id, x.item_code, int(x.available), expiry))
+            return None
+        return StockLot(x.lot_id, x.depot_id, x.item_code, int(x.available), expiry)
+
+    lots = tuple(lot for lot in map(read, reply.lots) if lot is not None)
+    excluded = tuple((lot, x.reason) for x in reply.excluded_lots
+                     if (lot := read(x.lot)) is not None)
     taken = reply.taken_at.ToDatetime(tzinfo=UTC) if reply.HasField("taken_at") else None
-    return StockSnapshot(depots, tuple(lots), taken, int(reply.ledger_seq), tuple(rejected))
+    return StockSnapshot(depots, lots, taken, int(reply.ledger_seq), tuple(rejected), excluded)

@@ -29,13 +29,15 @@ class StockSnapshot:
     """Usable stock at one instant: lots with available = on hand − reserved, status available,
     not expired (logistics filters), and the depots they lie in. ledger_seq: the last ledger
     line the snapshot includes (0 when unknown). rejected: lots the adapter could not read,
-    as (lot_id, why), reported on the plan instead of failing it."""
+    as (lot_id, why), reported on the plan instead of failing it. excluded: lots logistics left
+    out of `lots`, with its reason code (EXPIRED: expires before the delivery day)."""
 
     depots: tuple[DepotInfo, ...]
     lots: tuple[StockLot, ...]
     taken_at: datetime | None = None
     ledger_seq: int = 0
     rejected: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    excluded: tuple[tuple[StockLot, str], ...] = field(default_factory=tuple)
 
 
 class StockUnavailable(RuntimeError):
@@ -54,9 +56,11 @@ class InMemoryStockSource:
     """A StockSource over lists held in memory (unit tests, offline demos). Records each call."""
 
     def __init__(self, depots: Iterable[DepotInfo] = (), lots: Iterable[StockLot] = (),
-                 *, taken_at: datetime | None = None, ledger_seq: int = 0):
+                 *, taken_at: datetime | None = None, ledger_seq: int = 0,
+                 excluded: Iterable[tuple[StockLot, str]] = ()):
         self.depots = list(depots)
         self.lots = list(lots)
+        self.excluded = list(excluded)
         self.taken_at = taken_at
         self.ledger_seq = ledger_seq
         self.calls: list[tuple[date, tuple[str, ...]]] = []
@@ -68,4 +72,6 @@ class InMemoryStockSource:
             raise StockUnavailable(self.fail_with)
         wanted = set(item_codes)
         lots = tuple(x for x in self.lots if not wanted or x.item_code in wanted)
-        return StockSnapshot(tuple(self.depots), lots, self.taken_at, self.ledger_seq)
+        excluded = tuple(x for x in self.excluded if not wanted or x[0].item_code in wanted)
+        return StockSnapshot(tuple(self.depots), lots, self.taken_at, self.ledger_seq,
+                             excluded=excluded)

@@ -8,6 +8,7 @@ from .model import (
     TIER_NAMES,
     DemandLine,
     Depot,
+    ExcludedLot,
     LotPick,
     Plan,
     PlanLine,
@@ -23,7 +24,7 @@ from .model import (
 from .policy import Policy, reserve_floors
 
 __all__ = [
-    "TIER_NAMES", "DemandLine", "Depot", "LotPick", "Plan", "PlanLine", "PlanWarning", "Policy",
+    "TIER_NAMES", "DemandLine", "Depot", "ExcludedLot", "LotPick", "Plan", "PlanLine", "PlanWarning", "Policy",
     "Reason", "Requester", "ReserveDraw", "ReserveFloor", "StockLot", "Substitution",
     "TierSummary", "allocate", "reserve_floors",
 ]

@@ -24,18 +24,22 @@ from services.common.errors import InvalidInput
 from .policy import Policy
 
 TIERS = (1, 2, 3, 4, 5)
-EDITABLE = ("tier_order", "reserve_days", "cutoff", "cutoff_days_before", "dispatch_deadline",
-            "allow_package_substitution", "below_reserve_tiers", "min_days_to_expiry")
+EDITABLE = ("tier_order", "reserve_days", "reserve_floors", "cutoff", "cutoff_days_before",
+            "dispatch_deadline", "allow_package_substitution", "below_reserve_tiers",
+            "min_days_to_expiry")
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MAX_RESERVE_DAYS = 3650
 MAX_DAYS_BEFORE = 7
 MAX_DAYS_TO_EXPIRY = 365
+MAX_FLOOR_UNITS = 100_000_000
 
 
 @dataclass(frozen=True)
 class CountyPolicy:
     """tier_order: tiers served strictly in this order, each of 1..5 once (RULES.md §3).
     reserve_days: item group → days of reserve, overriding the catalogue's default (§4).
+    reserve_floors: item group (its items share one unit) or item code → absolute floor in
+      units; an item keeps max(days floor, absolute floor), its code's before its group's.
     cutoff: "HH:MM" local time at which the demands for a delivery day close (篇6: 11:00).
     cutoff_days_before: the cut-off for day D is on D minus this many days (篇5: 1).
     dispatch_deadline: "HH:MM" on the cut-off's day; a plan approved later is late (17:00).
@@ -47,6 +51,7 @@ class CountyPolicy:
 
     tier_order: tuple[int, ...] = TIERS
     reserve_days: dict[str, float] = field(default_factory=dict)
+    reserve_floors: dict[str, int] = field(default_factory=dict)
     cutoff: str = "11:00"
     cutoff_days_before: int = 0
     dispatch_deadline: str = "17:00"
@@ -60,9 +65,14 @@ class CountyPolicy:
     # ---- the engine's rules
     def engine_policy(self) -> Policy:
         return Policy(tier_order=tuple(self.tier_order), reserve_days=dict(self.reserve_days),
+                      absolute_floors=dict(self.reserve_floors),
                       below_reserve_tiers=frozenset(self.below_reserve_tiers),
                       allow_package_substitution=self.allow_package_substitution,
                       min_days_to_expiry=self.min_days_to_expiry)
+
+    def priority_rank(self, tier: int) -> int:
+        """The tier's place in the serving order, 1 first (0 for a tier not in it)."""
+        return self.tier_order.index(tier) + 1 if tier in self.tier_order else 0
 
     # ---- the daily cycle
     def cutoff_day(self, delivery_day: date) -> date:
@@ -135,6 +145,24 @@ def _reserve_days(value: Any, catalogue: Catalogue, field_name: str) -> dict[str
     return out
 
 
+def _reserve_floors(value: Any, catalogue: Catalogue, field_name: str) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        raise InvalidInput(field_name, "must map item groups or item codes to units")
+    out: dict[str, int] = {}
+    for key, units in sorted(value.items()):
+        f = f"{field_name}[{key}]"
+        if key in catalogue.groups:
+            used = sorted({i.unit for i in catalogue.items.values() if i.group == key})
+            if len(used) > 1:
+                raise InvalidInput(f, f"the items of {key} are counted in {', '.join(used)}: set "
+                                      f"a floor per item code instead / 该类物资计量单位不一，"
+                                      f"请按物资编码设定")
+        elif key not in catalogue.items:
+            raise InvalidInput(f, f"unknown item group or item code {key!r} / 无此物资类别或编码")
+        out[key] = _int(units, f, 0, MAX_FLOOR_UNITS)
+    return out
+
+
 def apply_changes(current: CountyPolicy, changes: Mapping[str, Any], catalogue: Catalogue, *,
                   by: str, at: datetime | None, prefix: str = "policy") -> CountyPolicy:
     """Validate `changes` (field → new value, only the fields to change) against `current`.
@@ -155,6 +183,8 @@ def apply_changes(current: CountyPolicy, changes: Mapping[str, Any], catalogue: 
             new[name] = tuple(sorted(_tiers(value, f, all_tiers=False)))
         elif name == "reserve_days":
             new[name] = _reserve_days(value, catalogue, f)
+        elif name == "reserve_floors":
+            new[name] = _reserve_floors(value, catalogue, f)
         elif name in ("cutoff", "dispatch_deadline"):
             new[name] = _clock_time(value, f)
         elif name == "cutoff_days_before":

@@ -55,10 +55,12 @@ from .geo import distance_matrix
 from .model import (
     DemandLine,
     Depot,
+    ExcludedLot,
     LotPick,
     Plan,
     PlanLine,
     PlanWarning,
+    Reason,
     Requester,
     ReserveDraw,
     StockLot,
@@ -244,7 +246,8 @@ def _allocate(demands, stock, requesters, depots, policy, catalogue, delivery_da
     usable_from = delivery_day.toordinal() + policy.min_days_to_expiry
     usable = (lot_exp >= usable_from) & (lot_avail > 0)
     expired = (lot_exp < usable_from) & (lot_avail > 0)
-    excluded_lots = tuple(lots[i].lot_id for i in np.flatnonzero(expired).tolist())
+    expired_at = np.flatnonzero(expired).tolist()
+    excluded_lots = tuple(lots[i].lot_id for i in expired_at)
     usable_total = np.bincount(lot_item[usable], weights=lot_avail[usable],
                                minlength=n_item).astype(_I64)
     expired_qty = np.bincount(lot_item[expired], weights=lot_avail[expired],
@@ -455,10 +458,14 @@ def _allocate(demands, stock, requesters, depots, policy, catalogue, delivery_da
                 zh, en = rs.reserve_warning_text(items[i], t, int(floor[i]),
                                                  int(before_ti[p, i]), int(after_ti[p, i]))
                 warnings.append(PlanWarning("RESERVE_DRAWN", codes[i], zh, en))
+    expired_why: dict[int, Reason] = {}
     for i in np.flatnonzero(expired_qty > 0).tolist():
-        r = rs.expired_excluded(items[i], int(expired_qty[i]), int(expired_lots[i]),
-                                policy.min_days_to_expiry)
+        r = expired_why[i] = rs.expired_excluded(items[i], int(expired_qty[i]),
+                                                 int(expired_lots[i]), policy.min_days_to_expiry)
         warnings.append(PlanWarning(rs.EXPIRED_EXCLUDED, codes[i], r.zh, r.en))
+    excluded = tuple(ExcludedLot(lots[j].lot_id, lots[j].depot_id, lots[j].item_code,
+                                 lots[j].available, lots[j].expiry, expired_why[int(lot_item[j])])
+                     for j in expired_at)
 
     return Plan(
         delivery_day=delivery_day,
@@ -469,6 +476,7 @@ def _allocate(demands, stock, requesters, depots, policy, catalogue, delivery_da
         warnings=tuple(warnings),
         summaries=tuple(summaries),
         excluded_lots=excluded_lots,
+        excluded=excluded,
         stats={"lines": n, "lots": len(lots), "solver_runs": solver_runs,
                "transport_stages": int(len(np.unique(stage_key))) if len(stage_key) else 0},
     )
@@ -570,8 +578,7 @@ def _group_reasons(it, i, p, t, policy, floor, floors, asked_ti, open_ti, given_
             head.append(rs.fair_share(it, t, asked, given))
         blocked = before - opened
         if blocked > 0:
-            fl = floors[it.code]
-            head.append(rs.reserve_floor(it, fl.quantity, fl.reserve_days, blocked))
+            head.append(rs.reserve_floor(it, floors[it.code], blocked))
         if usable_total[i] == 0:
             head.append(rs.no_stock(it))
         if expired_qty[i] > 0:

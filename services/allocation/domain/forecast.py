@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from services.common.catalogue import Catalogue
 from services.common.errors import InvalidInput
 
 from .model import DemandLine, Reason, Requester
@@ -172,9 +173,17 @@ class MaterialClass:
     reasons: tuple[Reason, ...]
 
 
-def classify_material(epidemic_demand: float, normal_demand: float, procurement_cycle_days: float,
+CATALOGUE_CLASS = "CATALOGUE_CLASS"
+
+
+def classify_material(epidemic_demand: float, normal_demand: float,
+                      procurement_cycle_days: float | None,
                       supplier_capacity_short: bool = False,
-                      policy: ClassPolicy = ClassPolicy()) -> MaterialClass:
+                      policy: ClassPolicy = ClassPolicy(), *, listed: str | None = None
+                      ) -> MaterialClass:
+    """procurement_cycle_days None: not known; `listed` (the catalogue's class) then stands for
+    the procurement facts: "I" a cycle ≥ class1_cycle_days or short supplier capacity, "II" a
+    cycle in [class2_cycle_days, class1_cycle_days)."""
     if normal_demand <= 0:
         ratio = math.inf if epidemic_demand > 0 else 1.0
     else:
@@ -183,21 +192,63 @@ def classify_material(epidemic_demand: float, normal_demand: float, procurement_
     if ratio >= policy.class1_ratio:
         why.append(Reason("CLASS_I_RATIO", f"疫情期需求为常态的{ratio:.2f}倍（≥{policy.class1_ratio:g}）",
                           f"epidemic demand is {ratio:.2f}× normal (≥ {policy.class1_ratio:g})"))
-    if procurement_cycle_days >= policy.class1_cycle_days:
+    if procurement_cycle_days is not None and procurement_cycle_days >= policy.class1_cycle_days:
         why.append(Reason("CLASS_I_CYCLE",
                           f"采购周期{procurement_cycle_days:g}天（≥{policy.class1_cycle_days:g}天）",
                           f"procurement cycle {procurement_cycle_days:g} days "
                           f"(≥ {policy.class1_cycle_days:g})"))
+    if procurement_cycle_days is None and listed == "I":
+        why.append(Reason(CATALOGUE_CLASS, "目录登记为I类（采购周期长或供应商产能不足）",
+                          "the catalogue lists it as class I (long procurement cycle or "
+                          "supplier capacity short)"))
     if supplier_capacity_short:
         why.append(Reason("CLASS_I_CAPACITY", "供应商产能不足", "supplier capacity short"))
     if why:
         return MaterialClass("I", ratio, tuple(why))
-    if 1 < ratio < policy.class1_ratio and (
-            policy.class2_cycle_days <= procurement_cycle_days < policy.class1_cycle_days):
+    if procurement_cycle_days is None:
+        cycle_ii = listed == "II"
+        cycle_zh, cycle_en = "目录登记采购周期", "procurement cycle as the catalogue lists it"
+    else:
+        cycle_ii = policy.class2_cycle_days <= procurement_cycle_days < policy.class1_cycle_days
+        cycle_zh, cycle_en = f"采购周期{procurement_cycle_days:g}天", \
+            f"procurement cycle {procurement_cycle_days:g} days"
+    if 1 < ratio < policy.class1_ratio and cycle_ii:
         return MaterialClass("II", ratio, (Reason(
-            "CLASS_II", f"需求为常态的{ratio:.2f}倍，采购周期{procurement_cycle_days:g}天",
-            f"demand {ratio:.2f}× normal, procurement cycle {procurement_cycle_days:g} days"),))
+            "CLASS_II", f"需求为常态的{ratio:.2f}倍，{cycle_zh}（{policy.class2_cycle_days:g}至"
+                        f"{policy.class1_cycle_days:g}天）",
+            f"demand {ratio:.2f}× normal, {cycle_en} ({policy.class2_cycle_days:g} … "
+            f"{policy.class1_cycle_days:g} days)"),))
     return MaterialClass(None, ratio, ())
+
+
+@dataclass(frozen=True)
+class ItemClass:
+    """An item's class on a plan day. normal_daily: the county's normal daily consumption
+    (population × per-capita norm); ratio None when the item has no norm."""
+
+    item_code: str
+    material_class: str | None
+    catalogue_class: str | None
+    asked: int
+    normal_daily: float
+    ratio: float | None
+    reasons: tuple[Reason, ...]
+
+
+def classify_plan_items(asked: Mapping[str, int], population: int, catalogue: Catalogue,
+                        policy: ClassPolicy = ClassPolicy()) -> tuple[ItemClass, ...]:
+    """RULES.md §5 for each item asked on a plan day: the day's demand over normal demand from
+    the data, the procurement facts from the catalogue's class (the data has none)."""
+    out = []
+    for code in sorted(asked):
+        item = catalogue.items[code]
+        normal = population * item.per_capita_daily
+        known = normal > 0
+        mc = classify_material(asked[code] if known else 0, normal if known else 0, None,
+                               policy=policy, listed=item.material_class)
+        out.append(ItemClass(code, mc.material_class, item.material_class, asked[code], normal,
+                             mc.ratio if known else None, mc.reasons))
+    return tuple(out)
 
 
 # ---- abnormal requisitions (异常申领, 篇9 §六) ------------------------------------------------

@@ -70,8 +70,9 @@ class StockLot:
 class ReserveFloor:
     """County-wide quantity of an item that ordinary tiers may not draw below (RULES.md §4).
 
-    quantity = ceil(reserve_days × daily_consumption), daily_consumption = population ×
-    the item's per-capita daily norm. Kept per item of a group, since the items of a group are
+    quantity = max(ceil(reserve_days × daily_consumption), absolute), daily_consumption =
+    population × the item's per-capita daily norm, absolute = the policy's absolute floor of
+    the item or its group (0: none). Kept per item of a group, since the items of a group are
     counted in different units (bags of rice, bottles of oil).
     """
 
@@ -80,6 +81,12 @@ class ReserveFloor:
     reserve_days: float
     daily_consumption: float
     quantity: int
+    absolute: int = 0
+
+    @property
+    def by_absolute(self) -> bool:
+        """The absolute floor, not the days of consumption, sets the quantity."""
+        return self.absolute > 0 and self.quantity == self.absolute
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +96,19 @@ class Reason:
     code: str
     zh: str
     en: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExcludedLot:
+    """Stock left out of a plan: a lot expiring too soon for the delivery day, or one the
+    stock source left out for its own reason."""
+
+    lot_id: str
+    depot_id: str
+    item_code: str
+    quantity: int
+    expiry: date
+    reason: Reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +248,7 @@ class Plan:
     summaries: tuple[TierSummary, ...]
     excluded_lots: tuple[str, ...]
     stats: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
+    excluded: tuple[ExcludedLot, ...] = ()
 
     def line(self, demand_id: str, line_no: int) -> PlanLine:
         keys = _LineKeys(self.lines)

@@ -23,6 +23,8 @@ class Policy:
     reserve_days: days of reserve per item group; a group missing here takes the catalogue's
       reserve_days (grain_oil 15, pork 3, vegetables 7, medicine / ppe / disinfectant 30).
     reserve_floor_overrides: item code → floor quantity, replacing the computed floor.
+    absolute_floors: item group or item code → units; an item's floor is the larger of its
+      days floor and this (its code's, else its group's).
     below_reserve_tiers: tiers that may draw an item below its floor (frontline, vulnerable);
       the draw is recorded on the plan with a warning.
     allow_package_substitution: offer a standard package for the unmet part of a short item.
@@ -45,6 +47,7 @@ class Policy:
     tier_order: tuple[int, ...] = (1, 2, 3, 4, 5)
     reserve_days: Mapping[str, float] = field(default_factory=dict, hash=False)
     reserve_floor_overrides: Mapping[str, int] = field(default_factory=dict, hash=False)
+    absolute_floors: Mapping[str, int] = field(default_factory=dict, hash=False)
     below_reserve_tiers: frozenset[int] = frozenset({1, 2})
     allow_package_substitution: bool = True
     package_rounding: str = "up"
@@ -73,6 +76,9 @@ class Policy:
         for code, q in self.reserve_floor_overrides.items():
             if not isinstance(q, int) or q < 0:
                 raise InvalidInput(f"policy.reserve_floor_overrides.{code}", "integer ≥ 0")
+        for key, q in self.absolute_floors.items():
+            if not isinstance(q, int) or q < 0:
+                raise InvalidInput(f"policy.absolute_floors.{key}", "integer ≥ 0")
 
     def days_for(self, group: str, catalogue: Catalogue) -> float | None:
         if group in self.reserve_days:
@@ -85,10 +91,11 @@ def reserve_floors(
     requesters: Iterable[Requester], policy: Policy, catalogue: Catalogue,
     item_codes: Iterable[str] | None = None,
 ) -> dict[str, ReserveFloor]:
-    """Floors per item: ceil(reserve days of its group × population × per-capita daily norm).
+    """Floors per item: the larger of ceil(reserve days of its group × population × per-capita
+    daily norm) and the policy's absolute floor of the item (or of its group).
 
     Population is that of all requesters served. Items of groups without reserve days (and
-    items whose norm is 0) get no floor unless the policy overrides it.
+    items whose norm is 0) get no floor unless the policy sets one.
     """
     population = sum(r.population for r in requesters)
     codes = sorted(catalogue.items if item_codes is None else set(item_codes))
@@ -97,13 +104,12 @@ def reserve_floors(
         item = catalogue.item(code)
         days = policy.days_for(item.group, catalogue)
         daily = population * item.per_capita_daily
+        absolute = policy.absolute_floors.get(code, policy.absolute_floors.get(item.group, 0))
         if code in policy.reserve_floor_overrides:
             qty = policy.reserve_floor_overrides[code]
-        elif days:
-            # round() first so that 15 × 0.04 × 1000 = 600.0000000001 does not become 601
-            qty = math.ceil(round(days * daily, 6))
         else:
-            continue
+            # round() first so that 15 × 0.04 × 1000 = 600.0000000001 does not become 601
+            qty = max(math.ceil(round(days * daily, 6)) if days else 0, absolute)
         if qty > 0:
-            out[code] = ReserveFloor(item.group, code, float(days or 0), daily, qty)
+            out[code] = ReserveFloor(item.group, code, float(days or 0), daily, qty, absolute)
     return out

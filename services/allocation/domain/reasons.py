@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.common.catalogue import Item
 
-from .model import TIER_NAMES, Reason
+from .model import TIER_NAMES, Reason, ReserveFloor
 
 TIER_ORDER = "TIER_ORDER"
 FAIR_SHARE = "FAIR_SHARE"
@@ -64,13 +64,18 @@ def fair_share(item: Item, tier: int, asked: int, allocated: int) -> Reason:
     )
 
 
-def reserve_floor(item: Item, floor: int, days: float, blocked: int) -> Reason:
+def reserve_floor(item: Item, floor: ReserveFloor, blocked: int) -> Reason:
     uz, ue = _u(item)
+    if floor.by_absolute:
+        basis_zh, basis_en = "指挥部设定的绝对底线", "the absolute floor HQ set"
+    else:
+        basis_zh = f"{floor.reserve_days:g}天用量"
+        basis_en = f"{floor.reserve_days:g} days of consumption"
     return Reason(
         RESERVE_FLOOR,
-        f"储备底线：{item.name_zh}全县须保留{floor}{uz}（{days:g}天用量），普通需求不得动用，"
+        f"储备底线：{item.name_zh}全县须保留{floor.quantity}{uz}（{basis_zh}），普通需求不得动用，"
         f"本级因此少分{blocked}{uz}。",
-        f"Reserve floor: {floor} {ue} of {item.name_en} ({days:g} days of consumption) are kept "
+        f"Reserve floor: {floor.quantity} {ue} of {item.name_en} ({basis_en}) are kept "
         f"county-wide; ordinary demand may not draw them, {blocked} {ue} held back from this tier.",
     )
 

@@ -57,8 +57,8 @@ def _policy_changes(request: pb.SetPolicyRequest) -> dict:
                                               f"{', '.join(EDITABLE)}")
         if path in ("tier_order", "below_reserve_tiers"):
             changes[path] = [int(t) for t in getattr(p, path)]
-        elif path == "reserve_days":
-            changes[path] = dict(p.reserve_days)
+        elif path in ("reserve_days", "reserve_floors"):
+            changes[path] = dict(getattr(p, path))
         else:
             changes[path] = getattr(p, path)
     return changes
@@ -143,8 +143,8 @@ class AllocationServicer(rpc.AllocationServiceServicer):
         if day is None:
             raise InvalidInput("delivery_day", "required")
         with self.ctx.uow() as uow:
-            headers = h.list_plans(uow, day)
-        return pb.ListPlansResponse(plans=[out.header(x) for x in headers])
+            versions = h.list_plans(uow, day)
+        return pb.ListPlansResponse(plans=[out.plan(x, d) for x, d in versions])
 
     def ApprovePlan(self, request, context):
         return self._write("ApprovePlan", request, pb.Plan, lambda a, uow: out.header(

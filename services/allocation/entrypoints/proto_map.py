@@ -8,6 +8,7 @@ from supply.v1 import common_pb2 as common
 from services.allocation import handlers as h
 from services.allocation import plans as pv
 from services.allocation.domain import (
+    ExcludedLot,
     LotPick,
     PlanWarning,
     ReserveDraw,
@@ -15,6 +16,7 @@ from services.allocation.domain import (
     TierSummary,
 )
 from services.allocation.domain.county_policy import CountyPolicy
+from services.allocation.domain.forecast import ItemClass
 from services.allocation.domain.plan_state import PlanHeader, PlanStatus, PlanTrigger
 from services.common.proto_time import timestamp as ts
 
@@ -42,7 +44,8 @@ def summary(s: TierSummary) -> pb.TierItemSummary:
 
 def floor(f: ReserveFloor) -> pb.ReserveFloor:
     return pb.ReserveFloor(item_code=f.item_code, group=f.group, reserve_days=f.reserve_days,
-                           daily_consumption=f.daily_consumption, quantity=f.quantity)
+                           daily_consumption=f.daily_consumption, quantity=f.quantity,
+                           absolute_floor=f.absolute)
 
 
 def draw(d: ReserveDraw) -> pb.ReserveDraw:
@@ -52,6 +55,24 @@ def draw(d: ReserveDraw) -> pb.ReserveDraw:
 
 def warning(w: PlanWarning) -> pb.PlanWarning:
     return pb.PlanWarning(code=w.code, item_code=w.item_code, zh=w.zh, en=w.en)
+
+
+def reason(r) -> common.Reason:
+    return common.Reason(code=r.code, zh=r.zh, en=r.en)
+
+
+def excluded(x: ExcludedLot) -> pb.ExcludedLot:
+    return pb.ExcludedLot(lot_id=x.lot_id, depot_id=x.depot_id, item_code=x.item_code,
+                          quantity=x.quantity, expiry=x.expiry.isoformat(), reason=reason(x.reason))
+
+
+def material_class(c: ItemClass) -> pb.MaterialClass:
+    m = pb.MaterialClass(item_code=c.item_code, material_class=c.material_class or "",
+                         catalogue_class=c.catalogue_class or "", asked=c.asked,
+                         normal_daily=c.normal_daily, reasons=[reason(r) for r in c.reasons])
+    if c.ratio is not None:
+        m.demand_ratio = c.ratio
+    return m
 
 
 def plan(x: PlanHeader, d: pv.PlanDetails, dry_run: bool = False) -> pb.Plan:
@@ -69,6 +90,9 @@ def plan(x: PlanHeader, d: pv.PlanDetails, dry_run: bool = False) -> pb.Plan:
     m.floors.extend(map(floor, d.floors))
     m.reserve_draws.extend(map(draw, d.reserve_draws))
     m.excluded_lots.extend(d.excluded_lots)
+    m.excluded_lots.extend(x.lot_id for x in d.excluded if x.lot_id not in d.excluded_lots)
+    m.excluded.extend(map(excluded, d.excluded))
+    m.material_classes.extend(map(material_class, d.material_classes))
     m.skipped_demand_ids.extend(d.skipped_demands)
     m.catalogue_version = d.catalogue_version
     m.stock_ledger_seq = d.stock_ledger_seq
@@ -82,15 +106,15 @@ def pick(p: LotPick) -> pb.LotPick:
                       expiry=p.expiry.isoformat())
 
 
-def line(s: pv.StoredLine) -> pb.PlanLine:
+def line(s: pv.StoredLine, priority_rank: int, material_class: str | None) -> pb.PlanLine:
     pl = s.line
     m = pb.PlanLine(
+        priority_rank=priority_rank, material_class=material_class or "",
         plan_line_id=s.plan_line_id, demand_id=pl.demand_id, demand_line_no=pl.line_no,
         requester_id=pl.requester_id, drop_point_id=s.drop_point_id, item_code=pl.item_code,
         tier=pl.tier, asked=pl.asked, allocated=pl.allocated, unmet=pl.unmet,
         picks=[pick(p) for p in pl.picks],
-        reasons=[common.Reason(code=r.code, zh=r.zh, en=r.en) for r in pl.reasons],
-        flagged_abnormal=pl.flagged_abnormal)
+        reasons=[reason(r) for r in pl.reasons], flagged_abnormal=pl.flagged_abnormal)
     if pl.substitution is not None:
         sub = pl.substitution
         m.substitution.CopyFrom(pb.Substitution(
@@ -101,7 +125,10 @@ def line(s: pv.StoredLine) -> pb.PlanLine:
 
 
 def plan_page(v: h.PlanView) -> pb.PlanPage:
-    return pb.PlanPage(plan=plan(v.header, v.details, v.dry_run), lines=[line(s) for s in v.lines],
+    d = v.details
+    return pb.PlanPage(plan=plan(v.header, d, v.dry_run),
+                       lines=[line(s, d.policy.priority_rank(s.line.tier), d.class_of(s.line.item_code))
+                              for s in v.lines],
                        page=common.PageInfo(next_page_token=v.next_page_token,
                                             total=v.details.totals.lines))
 
@@ -111,9 +138,9 @@ def explanation(e: h.Explanation) -> pb.LineExplanation:
     m = pb.LineExplanation(
         plan_id=e.header.plan_id, delivery_day=e.header.delivery_day.isoformat(),
         version=e.header.version, status=STATUS[e.header.status],
-        policy_version=e.header.policy_version, line=line(e.line), tier_name_zh=e.tier_name_zh,
-        tier_name_en=e.tier_name_en, township=e.township,
-        reasons=[common.Reason(code=r.code, zh=r.zh, en=r.en) for r in pl.reasons],
+        policy_version=e.header.policy_version,
+        line=line(e.line, e.priority_rank, e.material_class), tier_name_zh=e.tier_name_zh,
+        tier_name_en=e.tier_name_en, township=e.township, reasons=[reason(r) for r in pl.reasons],
         drawn_by_higher_tiers=e.drawn_by_higher_tiers,
         line_fill_rate=pl.allocated / pl.asked if pl.asked else 0.0,
         item_by_tier=[summary(s) for s in e.item_by_tier],
@@ -133,6 +160,7 @@ def explanation(e: h.Explanation) -> pb.LineExplanation:
 def policy(p: CountyPolicy, timezone: str) -> pb.AllocationPolicy:
     return pb.AllocationPolicy(
         version=p.version, tier_order=list(p.tier_order), reserve_days=dict(p.reserve_days),
+        reserve_floors=dict(p.reserve_floors),
         cutoff=p.cutoff, cutoff_days_before=p.cutoff_days_before,
         dispatch_deadline=p.dispatch_deadline,
         allow_package_substitution=p.allow_package_substitution,

@@ -11,12 +11,14 @@ from services.allocation.domain.forecast import (
     ForecastPolicy,
     check_abnormal,
     classify_material,
+    classify_plan_items,
     epidemic_coefficient,
     flag_abnormal,
     forecast_demand,
     moving_average_backtest,
     remove_outliers,
 )
+from services.common.catalogue import load_catalogue
 from services.common.errors import InvalidInput
 from tests.unit.allocation.allocation_support import line, requester
 
@@ -81,6 +83,21 @@ def test_material_classes(epi, normal, cycle, short, expected):
     assert mc.material_class == expected
     if expected:
         assert mc.reasons and all(r.zh and r.en for r in mc.reasons)
+
+
+def test_plan_items_are_classed_from_the_days_demand_and_the_catalogues_procurement_class():
+    """1 000 people: rice (catalogue II) 40 a normal day; masks (catalogue I) 100; eggs (no class)
+    30; a gown has no per-capita norm, so no ratio: only the catalogue speaks."""
+    classes = {c.item_code: c for c in classify_plan_items(
+        {"RICE-10KG": 60, "MASK-N95": 50, "EGG-30": 90, "FLOUR-5KG": 30, "GOWN-PROTECTIVE": 9},
+        1000, load_catalogue())}
+    assert (classes["RICE-10KG"].material_class, classes["RICE-10KG"].ratio) == ("II", 1.5)
+    assert classes["FLOUR-5KG"].material_class is None  # catalogue II, but 30 is a normal day
+    assert classes["MASK-N95"].material_class == "I"  # half of normal, yet listed I
+    assert [r.code for r in classes["MASK-N95"].reasons] == ["CATALOGUE_CLASS"]
+    assert (classes["EGG-30"].material_class, classes["EGG-30"].ratio) == ("I", 3.0)
+    assert classes["GOWN-PROTECTIVE"].ratio is None
+    assert all(r.zh and r.en for c in classes.values() for r in c.reasons)
 
 
 def test_abnormal_requisition_against_own_history_and_peers():

@@ -250,6 +250,18 @@ def test_default_reserve_days_come_from_the_catalogue_groups():
     assert over["EGG-30"].quantity == 7
 
 
+def test_absolute_floors_raise_the_days_floor_never_lower_it():
+    """An item code's absolute floor before its group's; max(days floor, absolute floor)."""
+    reqs = [requester("P", population=10_000)]
+    floors = reserve_floors(reqs, Policy(absolute_floors={
+        "RICE-10KG": 8000, "pork": 1000, "vegetables": 20_000, "POTATO-KG": 500, "eggs": 40}), CAT)
+    assert (floors["RICE-10KG"].quantity, floors["RICE-10KG"].by_absolute) == (8000, True)
+    assert (floors["PORK-KG"].quantity, floors["PORK-KG"].by_absolute) == (2100, False)  # 3 days
+    assert floors["CABBAGE-KG"].quantity == 20_000  # the group's floor, above 7 days' 14 000
+    assert floors["POTATO-KG"].quantity == 10500  # its own 500 replaces the group's; days win
+    assert floors["EGG-30"].quantity == 40 and floors["EGG-30"].reserve_days == 0
+
+
 @pytest.mark.parametrize("bad, field", [
     (lambda: ([line("NOBODY", "OIL-5L", 1)], []), "demands[0].requester_id"),
     (lambda: ([line("V1", "OIL-5L", 0)], []), "demands[0].quantity"),

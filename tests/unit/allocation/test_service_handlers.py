@@ -297,7 +297,7 @@ def test_reject_then_replan_gives_the_next_version_and_approve_publishes_lines(c
     approved = write(ctx, h.approve_plan, HQ, v3.plan_id)
     assert approved.status is ps.PlanStatus.APPROVED and not approved.late
     with ctx.uow() as uow:
-        assert [x.status for x in h.list_plans(uow, DAY)] == [
+        assert [x.status for x, _ in h.list_plans(uow, DAY)] == [
             ps.PlanStatus.REJECTED, ps.PlanStatus.SUPERSEDED, ps.PlanStatus.APPROVED]
     with pytest.raises(RuleRefused) as exc:
         manual(ctx)
@@ -308,7 +308,8 @@ def test_reject_then_replan_gives_the_next_version_and_approve_publishes_lines(c
         v3.plan_id, 3, "hq-officer", False)
     assert event["approved_at"] == "2026-12-01T04:00:00Z"
     keys = {"plan_line_id", "demand_id", "demand_line_no", "requester_id", "drop_point_id",
-            "item_code", "quantity", "depot_id", "lots", "tier", "substitute_for", "reasons"}
+            "item_code", "quantity", "depot_id", "lots", "tier", "priority_rank", "substitute_for",
+            "reasons"}
     assert all(set(x) == keys for x in event["lines"])
     ids = [x["plan_line_id"] for x in event["lines"]]
     assert len(ids) == len(set(ids))
