@@ -4,7 +4,10 @@ Each line is inspected once: accept (meets the standard → stock; medicine and 
 items record whether they are medical grade), redirect (not medical grade but usable → to
 another department or use), return (unqualified → back to the donor). A line already expired
 on arrival can be registered (the record of what arrived is kept) but only returned.
-A line is one lot of one item; to accept part of a lot and return the rest, register two lines.
+A line is one lot of one item, and a lot is on one line only: a line repeating an earlier
+line's item and lot (case and blanks aside) is refused as a demand's repeated item is, whatever
+its quantity, expiry or certificates (one lot with two expiries is a typing error). The lot is
+judged as a whole; damaged cartons of an accepted lot are written off or returned in the depot.
 """
 
 from __future__ import annotations
@@ -140,6 +143,7 @@ def _lines(raw_lines: Sequence[Any] | None, catalogue: Catalogue, received_day: 
     if len(items) > policy.max_lines:
         raise InvalidInput("lines", f"at most {policy.max_lines} lines, got {len(items)}")
     out = []
+    seen: dict[tuple[str, str], int] = {}
     for i, raw in enumerate(items):
         f = f"lines[{i}]"
         code = as_text(get(raw, "item_code"), f"{f}.item_code", max_len=64)
@@ -152,6 +156,10 @@ def _lines(raw_lines: Sequence[Any] | None, catalogue: Catalogue, received_day: 
         qty = as_int(get(raw, "quantity"), f"{f}.quantity", min_value=1,
                      max_value=policy.max_quantity)
         lot = as_text(get(raw, "lot"), f"{f}.lot", max_len=64)
+        same = seen.setdefault((item.code, lot.casefold()), i)
+        if same != i:
+            raise InvalidInput(f"{f}.lot", f"lot {lot} of {item.code} repeats lines[{same}]; "
+                                           f"put the whole quantity of a lot on one line")
         expiry = as_date(get(raw, "expiry"), f"{f}.expiry")
         prod_raw = get(raw, "production_date")
         production = None if is_blank(prod_raw) else as_date(prod_raw, f"{f}.production_date")
@@ -181,7 +189,8 @@ def register_donation(*, donation_id: str, donor: Any, lines: Sequence[Any],
     donor: mapping/object with name, contact, kind (organization | person). lines: mappings
     or objects with item_code, quantity, lot, expiry (YYYY-MM-DD), certificates (list of
     certificate references), production_date (optional). Non-essential items are refused
-    (NON_ESSENTIAL); expired lines are registered with expired_on_arrival=True.
+    (NON_ESSENTIAL), a repeated lot of an item too (InvalidInput lines[i].lot); expired lines
+    are registered with expired_on_arrival=True.
     """
     require_aware(received_at)
     day = policy.local_day(received_at)

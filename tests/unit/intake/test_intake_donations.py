@@ -54,6 +54,16 @@ def test_the_person_who_registered_a_donation_does_not_inspect_it(catalogue):
     assert inspect(d, 1, "accept", catalogue).lines[1].inspection.inspector == "qc-zhang"
 
 
+@pytest.mark.parametrize("again", [rice(), rice(quantity=5), rice(lot=" r-77", expiry="2028-01-01")])
+def test_a_lot_of_an_item_is_on_one_line_only(catalogue, again):
+    with pytest.raises(InvalidInput) as e:
+        donate(catalogue, lines=[rice(), n95(), again])
+    assert e.value.field == "lines[2].lot" and "lines[0]" in e.value.message
+    other_lot = donate(catalogue, lines=[rice(), n95(), rice(lot="R-78"), n95(lot="R-77")])
+    assert [(ln.item_code, ln.lot) for ln in other_lot.lines] == [
+        ("RICE-10KG", "R-77"), ("MASK-N95", "N95-2611"), ("RICE-10KG", "R-78"), ("MASK-N95", "R-77")]
+
+
 def test_register_donation(catalogue):
     d = donate(catalogue)
     assert d.status is DonationStatus.REGISTERED and not d.targeted
