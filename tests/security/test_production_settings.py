@@ -27,6 +27,7 @@ def good_env(var_dir: Path) -> dict[str, str]:
         "SUPPLY_VAR_DIR": str(var_dir),
         "SUPPLY_SECRET": "p" * 40,
         "SUPPLY_JWT_KEY": "j" * 40,
+        "SUPPLY_LEDGER_KEY": "l" * 40,
         "SUPPLY_AUTH_TOKENS": f"{'h' * 32}=hq-duty:hq,{'v' * 32}=v1-worker:village:V-001",
         "AMQP_URL": f"amqp://supply-intake:{STRONG}@127.0.0.1:5672/supply",
         "MQTT_URL": f"mqtt://monitoring:{STRONG}@127.0.0.1:1883",
