@@ -200,6 +200,19 @@ class PlanVersionFact:
 
 
 @dataclass(frozen=True)
+class MaterialClassFact:
+    """An item's class I / II on the plan's day (RULES §5), as allocation computed it."""
+
+    item_code: str
+    material_class: str
+    catalogue_class: str
+    asked: int
+    normal_daily: float
+    ratio: float | None
+    reasons: tuple[ReasonFact, ...]
+
+
+@dataclass(frozen=True)
 class PlanFact:
     plan_id: str
     version: int
@@ -218,6 +231,7 @@ class PlanFact:
     tiers: tuple[PlanTierFact, ...] = ()
     warnings: tuple[ReasonFact, ...] = ()
     lines: tuple[PlanLineFact, ...] = ()
+    material_classes: tuple[MaterialClassFact, ...] = ()
 
     @property
     def approved(self) -> bool:
@@ -665,7 +679,12 @@ class _Collector:
             p.late, p.rejection_reason,
             tuple(PlanTierFact(int(x.tier), int(x.lines), int(x.asked), int(x.allocated),
                                int(x.unmet), int(x.substituted_packages)) for x in p.tiers),
-            tuple(ReasonFact(w.code, w.zh, w.en) for w in p.warnings), tuple(lines)), versions
+            tuple(ReasonFact(w.code, w.zh, w.en) for w in p.warnings), tuple(lines),
+            tuple(MaterialClassFact(m.item_code, m.material_class, m.catalogue_class, int(m.asked),
+                                    m.normal_daily,
+                                    m.demand_ratio if m.HasField("demand_ratio") else None,
+                                    tuple(ReasonFact(r.code, r.zh, r.en) for r in m.reasons))
+                  for m in p.material_classes)), versions
 
     # ---- monitoring
     def alerts(self) -> list[AlertFact] | None:

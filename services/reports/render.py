@@ -295,6 +295,12 @@ def _plan(facts: DayFacts) -> Section:
                "未满足 Unmet"],
               [[tier_label(t.tier), t.lines, t.asked, t.allocated, t.substituted_packages, t.unmet]
                for t in p.tiers]),
+        Table("5 物资分级 Classes", "物资分级 / Material classes I, II (RULES §5)",
+              ["物资编码 Item code", "物资名称 Item", "分级 Class", "目录分级 Catalogue class",
+               "申请 Asked", "常态日用量 Normal daily", "倍数 Ratio", "依据 Reasons"],
+              [[m.item_code, _item(facts, m.item_code), m.material_class or "–",
+                m.catalogue_class or "–", m.asked, _num(m.normal_daily),
+                _num(m.ratio, 2), _reasons(m)] for m in p.material_classes]),
         Table("5 分配依据 Rules", "分配依据 / Rules applied (RULES §3)",
               ["规则 Rule", "行数 Lines"], [[code, n] for code, n in sorted(rules.items())]),
         Table("5 未满足 Unmet", "未满足及原因 / Unmet quantities and reasons",

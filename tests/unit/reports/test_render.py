@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import pytest
@@ -22,6 +23,7 @@ from services.reports.collect import (
     DonorFact,
     GroupSupplyFact,
     ItemInfo,
+    MaterialClassFact,
     PlanFact,
     PlanLineFact,
     PlanTierFact,
@@ -298,3 +300,17 @@ def _number(text: str) -> bool:
 def test_the_markdown_carries_no_raw_html_from_user_text():
     md = render.markdown(hostile_facts())
     assert "<script" not in md and "</script" not in md and "&lt;script>alert(1)&lt;/script>西湖" in md
+
+
+def test_the_plan_shows_each_items_material_class_and_why():
+    day = facts()
+    why = ReasonFact("CLASS_I_RATIO", "疫情期需求为常态的3.75倍（≥2）", "epidemic demand is 3.75× normal (≥ 2)")
+    day = replace(day, plan=replace(day.plan, material_classes=(
+        MaterialClassFact("RICE-10KG", "I", "II", 300, 80.0, 3.75, (why,)),
+        MaterialClassFact("EGG-30", "", "", 4, 0.0, None, ()))))
+    md = render.markdown(day)
+    assert "### 物资分级 / Material classes I, II (RULES §5)" in md
+    assert ("| RICE-10KG | 大米10kg | I | II | 300 | 80.0 | 3.75 | 疫情期需求为常态的3.75倍（≥2） / "
+            "epidemic demand is 3.75× normal (≥ 2) |") in md
+    assert "| EGG-30 |" in md.split("Material classes")[1].split("###")[0]
+    assert "5 物资分级 Classes" in load_workbook(io.BytesIO(render.xlsx(day))).sheetnames
