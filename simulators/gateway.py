@@ -8,6 +8,11 @@ One MQTT client per gateway (one gateway per depot), client id `gw-<depot>` (pre
 topic root when the root is not `supply`, so that a test never takes over a running demo's
 session), MQTT 3.1.1 with a persistent session (clean_session False), QoS 1 throughout.
 
+Each gateway logs in with its own account: `{depot}` in the user name or password of the MQTT
+URL is replaced by the gateway's depot id, e.g. `mqtt://gw-{depot}:<password>@broker:1883` logs
+the cs01 gateway in as `gw-cs01`, which the broker's ACL lets write under `supply/cs01/#` only
+(deploy/mosquitto/acl).
+
 Status (DESIGN.md §4): on every (re)connect the gateway publishes retained `online` on its own
 status topic `<root>/<depot>/gw/<gateway>/status` and on each sensor's
 `<root>/<depot>/<zone>/<sensor>/status`. MQTT gives a client one last will only, so the will
@@ -128,6 +133,12 @@ def parse_mqtt_url(url: str) -> tuple[str, int, str | None, str | None]:
     return u.hostname or "127.0.0.1", u.port or 1883, u.username, u.password
 
 
+def account_of(depot: str, user: str, password: str | None) -> tuple[str, str | None]:
+    """The gateway's own login: `{depot}` in the URL's user or password is its depot id."""
+    return (user.replace("{depot}", depot),
+            None if password is None else password.replace("{depot}", depot))
+
+
 class GatewayLink:
     """One gateway's MQTT client: persistent session, last will, status announcements, and
     QoS 1 publishes tracked by mid until their PUBACK."""
@@ -193,7 +204,7 @@ class GatewayLink:
     def connect(self) -> None:
         host, port, user, password = parse_mqtt_url(self.options.mqtt_url)
         if user:
-            self.client.username_pw_set(user, password)
+            self.client.username_pw_set(*account_of(self.depot, user, password))
         self.client.connect_async(host, port, self.options.keepalive)
         self.client.loop_start()
 

@@ -1058,12 +1058,20 @@ def test_mosquitto_refuses_anonymous_clients_and_the_acl_knows_every_compose_use
             rules.setdefault(user, []).append(" ".join(words[1:]))
     services = compose()["services"]
     assert any(v.startswith("./deploy/mosquitto:/mosquitto/config") for v in services["mosquitto"]["volumes"])
-    assert "read supply/#" in rules["monitoring"]
+    assert rules["monitoring"] == ["read supply/#"]  # read-only
+    assert not re.search(r"^\s*pattern\b", acl, re.M), "a pattern applies to every user, monitoring too"
     for name, s in services.items():
         url = _env_of(s).get("MQTT_URL", "")
         if url:
             login = re.match(r"mqtts?://([^:@/]+):", url)
-            assert login and login.group(1) in rules, f"{name}: MQTT user not in deploy/mosquitto/acl"
+            assert login, f"{name}: MQTT_URL without a user"
+            # `{depot}`: one account per gateway (simulators/gateway.py), each in the ACL
+            users = [u for u in rules if re.fullmatch(re.escape(login.group(1)).replace(r"\{depot\}", ".+"), u)]
+            assert users, f"{name}: MQTT user not in deploy/mosquitto/acl"
+            for u in users:
+                if "{depot}" in login.group(1):
+                    depot = u[len(login.group(1).split("{depot}")[0]):]
+                    assert rules[u] == [f"write supply/{depot}/#"], f"{u}: writes outside its depot"
     health = " ".join(services["mosquitto"]["healthcheck"]["test"])
     assert "-u health" in health and "health" in rules
 
