@@ -44,6 +44,7 @@ from tests.integration.test_monitoring_support import (
     make_env,
     migrate,
     rejects,
+    register_zones,
     start_ingest,
     uid,
 )
@@ -192,6 +193,8 @@ def _gaps(seqs: list[int]) -> list[str]:
 def test_broker_restart_mid_stream_every_qos1_reading_is_stored_exactly_once(
         broker, env, tmp_path, influx_db):
     depot = uid("brk")
+    marker = uid("mark")
+    register_zones(env, (depot, "chl", "chilled"), (marker, "chl", "chilled"))
     where = f"depot = '{depot}'"
     ingest = start_ingest(env, tmp_path)
     runner = _gateway(_simulation(depot, SENSORS), env, broker, max_rate=RATE)
@@ -240,7 +243,6 @@ def test_broker_restart_mid_stream_every_qos1_reading_is_stored_exactly_once(
 
         # barrier: a marker published now is delivered after everything queued before it, so once
         # it is stored, everything that will ever arrive has
-        marker = uid("mark")
         pub = Publisher(port=broker.port)
         try:
             pub.publish(f"{env['SUPPLY_MQTT_ROOT']}/{marker}/gw/g1/batch",
@@ -274,6 +276,7 @@ def test_backlog_queued_for_a_stopped_ingest_survives_a_broker_restart_exactly_o
     """The part that holds: QoS 1 messages already queued in the ingest's session when the
     broker goes down are restored from its persistence file and stored once each."""
     depot = uid("blg")
+    register_zones(env, (depot, "chl", "chilled"))
     where = f"depot = '{depot}'"
     ingest = start_ingest(env, tmp_path)
     ingest.stop()  # clean DISCONNECT: the session stays, with SUPPLY_MQTT_SESSION_EXPIRY_S

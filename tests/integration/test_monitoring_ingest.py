@@ -26,6 +26,7 @@ from tests.integration.test_monitoring_support import (
     ingest_status,
     make_env,
     migrate,
+    register_zones,
     rejects,
     start_ingest,
     uid,
@@ -69,6 +70,7 @@ def scenario(depot: str) -> dict:
 def test_simulated_gateways_readings_reach_influxdb_exactly_once(env, tmp_path, influx_db):
     depot = env["TEST_DEPOT"]
     sim = Simulation(scenario(depot), seed=3, start=hours_ago(6))
+    register_zones(env, (depot, "frz", "frozen"), (f"{depot}2", "amb", "ambient"))
     ingest = start_ingest(env, tmp_path)
     try:
         runner = GatewayRunner(sim, GatewayOptions(root=env["SUPPLY_MQTT_ROOT"], speed=0, batch_size=50,
@@ -96,6 +98,7 @@ def test_simulated_gateways_readings_reach_influxdb_exactly_once(env, tmp_path, 
 
 def test_malformed_payloads_are_dead_lettered_with_reasons_and_ingest_continues(env, tmp_path, influx_db):
     depot = uid("bad")
+    register_zones(env, (depot, "chl", "chilled"))
     root = env["SUPPLY_MQTT_ROOT"]
     ingest = start_ingest(env, tmp_path)
     pub = Publisher()
@@ -150,6 +153,7 @@ def _minute(depot: str, sensors: list[str], start, i: int) -> list[dict]:
 
 def test_kill_9_mid_stream_then_restart_every_qos1_reading_is_stored_exactly_once(env, tmp_path, influx_db):
     depot = uid("kill")
+    register_zones(env, (depot, "chl", "chilled"))
     n, per = 600, 20
     ingest = start_ingest(env, tmp_path)
     done = threading.Event()
@@ -175,6 +179,7 @@ def test_kill_9_mid_stream_then_restart_every_qos1_reading_is_stored_exactly_onc
 def test_exit_after_writing_before_acking_redelivers_without_doubling(env, tmp_path, influx_db):
     """Failpoint: the process dies right after its first group is stored, before any PUBACK."""
     depot = uid("fp")
+    register_zones(env, (depot, "chl", "chilled"))
     root = env["SUPPLY_MQTT_ROOT"]
     ingest = start_ingest(env, tmp_path, SUPPLY_FAILPOINTS="ingest_exit_before_ack")
     pub = Publisher()
@@ -199,6 +204,7 @@ def test_influxdb_down_readings_spool_and_arrive_after_it_returns_none_doubled(e
     server = ThrowawayInflux(tmp_path / "influxd").start()
     db = "monitoring"
     depot = uid("spool")
+    register_zones(env, (depot, "chl", "chilled"))
     root = env["SUPPLY_MQTT_ROOT"]
     ingest = start_ingest(env, tmp_path, INFLUX_URL=server.url, INFLUX_DB=db)
     pub = Publisher()

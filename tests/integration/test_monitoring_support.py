@@ -71,6 +71,18 @@ def migrate(env: dict[str, str]) -> str:
     return url
 
 
+def register_zones(env: dict[str, str], *zones: tuple[str, str, str]) -> None:
+    """Add (depot, zone, storage class) to the env's zones file (created beside its var dir when
+    missing), applied when a monitoring process starts: the ingest holds readings of unknown zones."""
+    import yaml
+
+    path = Path(env.get("SUPPLY_ZONES_FILE") or Path(env["SUPPLY_VAR_DIR"]).parent / "zones-registered.yaml")
+    data = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+    data.setdefault("zones", []).extend({"depot": d, "zone": z, "storage_class": sc} for d, z, sc in zones)
+    path.write_text(yaml.safe_dump(data))
+    env["SUPPLY_ZONES_FILE"] = str(path)
+
+
 def engine(env: dict[str, str]):
     return make_engine(load_settings("monitoring", env).database_url, pool_size=2)
 
