@@ -110,8 +110,10 @@ class GrpcTls:
 
 def _grpc_tls(env: dict) -> GrpcTls:
     paths = {}
-    for attr in ("cert", "key", "client_ca", "ca", "client_cert", "client_key"):
-        name = f"SUPPLY_GRPC_TLS_{attr.upper()}"
+    for attr, name in (("cert", "SUPPLY_GRPC_TLS_CERT"), ("key", "SUPPLY_GRPC_TLS_KEY"),
+                       ("client_ca", "SUPPLY_GRPC_TLS_CLIENT_CA"), ("ca", "SUPPLY_GRPC_TLS_CA"),
+                       ("client_cert", "SUPPLY_GRPC_TLS_CLIENT_CERT"),
+                       ("client_key", "SUPPLY_GRPC_TLS_CLIENT_KEY")):
         raw = _env(env, name, "")
         if raw and not Path(raw).is_file():
             raise ConfigError(f"{name}: no such file {raw} / 证书文件不存在")

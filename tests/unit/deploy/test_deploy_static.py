@@ -354,7 +354,8 @@ def compose_health_problems(doc: dict) -> list[str]:
         s = services.get(name, {})
         port = grpc_port(service, _env_of(s))
         test = " ".join(str(t) for t in (s.get("healthcheck") or {}).get("test") or [])
-        if not ("grpc_health" in test and "SERVING" in test and f"127.0.0.1:{port}" in test):
+        probe = test.endswith(f"services.common.grpc_client {service}")  # its own port, over TLS
+        if not (probe or "grpc_health" in test and "SERVING" in test and f"127.0.0.1:{port}" in test):
             problems.append(f"compose: {name} healthcheck must ask grpc.health.v1 on 127.0.0.1:{port} for SERVING")
         if port not in [_published(p)[1] for p in s.get("ports") or []]:
             problems.append(f"compose: {name} does not publish its gRPC port {port}")
@@ -650,6 +651,9 @@ def k8s_probe_problems(docs: list[dict]) -> list[str]:
         name = d["metadata"]["name"]
         for probe in ("readinessProbe", "livenessProbe"):
             grpc = (c.get(probe) or {}).get("grpc")
+            command = ((c.get(probe) or {}).get("exec") or {}).get("command") or []
+            if command[-2:] == ["services.common.grpc_client", service]:
+                continue  # asks health at the service's configured port, over TLS (kubelet's grpc probe cannot)
             if not grpc:
                 problems.append(f"k8s: {name} has no grpc {probe}")
             elif int(grpc.get("port", -1)) != port:
@@ -1134,7 +1138,7 @@ def test_broken_compose_dependencies_and_healthchecks_are_noticed():
     del doc["services"]["postgres"]["healthcheck"]
     assert compose_dependency_problems(doc) and compose_health_problems(doc)
     doc = compose()
-    doc["services"]["logistics-api"]["healthcheck"]["test"][-1] = doc["services"]["logistics-api"]["healthcheck"]["test"][-1].replace("50053", "50051")
+    doc["services"]["logistics-api"]["healthcheck"]["test"][-1] = "intake"  # another API's health
     assert any("logistics-api" in p for p in compose_health_problems(doc))
 
 
@@ -1194,7 +1198,7 @@ def test_broken_k8s_manifests_are_noticed():
     assert any("logistics relay" in p for p in k8s_process_problems(docs))
     docs = k8s_docs()
     api = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "monitoring-api")
-    api["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"]["port"] = 50051
+    api["spec"]["template"]["spec"]["containers"][0]["readinessProbe"] = {"grpc": {"port": 50051}}
     del api["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
     assert any("monitoring-api readinessProbe" in p for p in k8s_probe_problems(docs))
     assert any("monitoring-api" in p for p in k8s_resource_problems(docs))
