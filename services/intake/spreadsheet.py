@@ -6,7 +6,12 @@ a bilingual reason) and is left out of `rows`; callers import only when `ParseRe
 
 Row numbers are the spreadsheet's own 1-based row numbers (CSV: record number, so a quoted
 cell with a line break does not shift them). Row 0 means the whole file (unreadable, wrong
-format, too many rows, no data).
+format, no data, too many errors).
+
+A file over a size limit of `SpreadsheetPolicy` (unpacked size, rows, columns, cell length) is
+not a row problem but a refusal: InvalidInput on "content", naming the limit. An XLSX is a zip:
+its parts' unpacked sizes are checked before openpyxl opens it (openpyxl reads the shared
+strings part whole), and zipfile never unpacks a part past the size it declares.
 """
 
 from __future__ import annotations
@@ -16,12 +21,14 @@ import io
 import math
 import re
 import unicodedata
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
 from services.common.catalogue import Catalogue
+from services.common.cells import spreadsheet_cell, spreadsheet_text
 from services.common.errors import InvalidInput
 
 FORMATS = ("csv", "xlsx")
@@ -49,13 +56,26 @@ REQUESTER_SHEETS = ("村居", "requesters")
 DEMAND_SHEETS = ("需求", "demands")
 
 _ZIP_MAGIC = b"PK\x03\x04"
+_ZIP_ENTRY = b"PK\x01\x02"  # a central directory entry: one per part
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # legacy .xls
+MiB = 1024 * 1024
+QUOTE_CHARS = 40  # of a cell's text quoted in a reason or a warning
 
 
 @dataclass(frozen=True)
 class SpreadsheetPolicy:
-    """Limits of the import; the rules are here, not in the parsing code."""
+    """Limits of the import; the rules are here, not in the parsing code. The size limits are
+    operators' settings (services/intake/config.py); docs/security.md says why these values."""
 
+    max_rows: int = 50_000  # data rows
+    max_columns: int = 50  # up to a row's last filled cell
+    max_cell_chars: int = 1_000
+    max_parts: int = 1_000  # files inside an XLSX (a zip); Excel writes about 10
+    max_part_bytes: int = 16 * MiB  # one part unpacked: 50,000 five-column rows are ~15 MB
+    max_unpacked_bytes: int = 24 * MiB  # every part together
+    max_ratio: int = 100  # unpacked : packed of a part over ratio_from_bytes; sheets are 5-15
+    ratio_from_bytes: int = 1 * MiB
+    max_errors: int = 1_000  # errors listed; past them checking stops
     max_int: int = 1_000_000
     progress_every: int = 500
     header_search_rows: int = 5  # title rows (e.g. a merged "XX镇物资需求表") before the header
@@ -247,6 +267,12 @@ def _text(v: Any) -> str:
     return str(v).strip()
 
 
+def _quote(v: Any) -> str:
+    """A cell's text as a reason quotes it: its first QUOTE_CHARS characters."""
+    s = _text(v)
+    return s if len(s) <= QUOTE_CHARS else s[:QUOTE_CHARS] + "…"
+
+
 _INT_RE = re.compile(r"\+?(\d{1,3}(,\d{3})+|\d+)(\.0+)?")
 _DEC_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
 
@@ -323,8 +349,8 @@ def _choice(v: Any, index: dict[str, str], table: dict[str, tuple[str, ...]],
     if code is None:
         allowed_zh = ", ".join(f"{words[0]}" for words in table.values())
         allowed_en = ", ".join(table)
-        raise _Bad(f"{zh}无效'{_text(v)}',可选: {allowed_zh} / "
-                   f"unknown {en} '{_text(v)}', allowed: {allowed_en}")
+        raise _Bad(f"{zh}无效'{_quote(v)}',可选: {allowed_zh} / "
+                   f"unknown {en} '{_quote(v)}', allowed: {allowed_en}")
     return code
 
 
@@ -363,20 +389,86 @@ def _decode(content: bytes) -> str:
                      "cannot decode the file (UTF-8 or GBK/GB18030 expected); it may be damaged")
 
 
-def _csv_rows(content: bytes) -> Iterable[tuple[int, list[Any]]]:
+def _refused(zh: str, en: str) -> InvalidInput:
+    """The file is over a limit: not a row problem, the whole request is refused."""
+    return InvalidInput("content", f"{zh} / {en}")
+
+
+def _mib(n: int) -> str:
+    return f"{n / MiB:.1f}"
+
+
+def _cell_too_long(n: int, column: int | None, policy: SpreadsheetPolicy) -> InvalidInput:
+    limit = policy.max_cell_chars
+    if column is None:
+        return _refused(f"第{n}行有单元格超过{limit}个字符(单元格长度上限)",
+                        f"a cell in row {n} is longer than {limit} characters (the limit per cell)")
+    from openpyxl.utils import get_column_letter
+
+    col = get_column_letter(column + 1)
+    return _refused(f"第{n}行{col}列的单元格超过{limit}个字符(单元格长度上限)",
+                    f"the cell at row {n}, column {col} is longer than {limit} characters (the "
+                    f"limit per cell)")
+
+
+def _too_many_rows(policy: SpreadsheetPolicy) -> InvalidInput:
+    return _refused(f"数据行数超过上限{policy.max_rows}行,请拆分文件",
+                    f"more than {policy.max_rows} data rows (the limit); split the file")
+
+
+def check_archive(content: bytes, policy: SpreadsheetPolicy = DEFAULT_POLICY) -> None:
+    """Refuse an XLSX whose parts would unpack past the policy's limits, before any is unpacked:
+    every part's declared size (zipfile stops at it), their total and their compression ratio."""
+    if content.count(_ZIP_ENTRY) > policy.max_parts:  # before zipfile lists them all
+        raise _refused(f"XLSX文件的部件超过上限{policy.max_parts}个",
+                       f"the XLSX file has more than {policy.max_parts} parts (the limit)")
+    try:
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            parts = archive.infolist()
+    except Exception:  # untrusted file: any failure of the reader is a file-level error
+        raise _FileError("无法读取XLSX文件,文件可能已损坏 / cannot read the XLSX file; "
+                         "it may be damaged") from None
+    total, limit = sum(p.file_size for p in parts), policy.max_unpacked_bytes
+    if total > limit:
+        raise _refused(f"文件解压后为{_mib(total)} MiB,超过解压后大小上限{limit / MiB:g} MiB",
+                       f"the file unpacks to {_mib(total)} MiB, over the limit of "
+                       f"{limit / MiB:g} MiB (unpacked size)")
+    for part in parts:
+        name = _quote(part.filename)
+        if part.file_size > policy.max_part_bytes:
+            limit = policy.max_part_bytes
+            raise _refused(f"文件中的部件{name}解压后为{_mib(part.file_size)} MiB,超过单个部件上限"
+                           f"{limit / MiB:g} MiB",
+                           f"the part {name} unpacks to {_mib(part.file_size)} MiB, over the limit "
+                           f"of {limit / MiB:g} MiB for one part")
+        ratio = part.file_size / max(part.compress_size, 1)
+        if part.file_size > policy.ratio_from_bytes and ratio > policy.max_ratio:
+            raise _refused(f"文件中的部件{name}压缩比为{ratio:.0f}:1,超过压缩比上限{policy.max_ratio}:1,"
+                           f"疑似压缩炸弹",
+                           f"the part {name} is packed {ratio:.0f}:1, over the limit of "
+                           f"{policy.max_ratio}:1 (compression ratio); it looks like a zip bomb")
+
+
+def _csv_rows(content: bytes, policy: SpreadsheetPolicy) -> Iterable[tuple[int, list[Any]]]:
     text = _decode(content)
     first = next((ln for ln in text.splitlines() if ln.strip()), "")
     delimiter = max((",", "\t", ";"), key=first.count)
+    n = 0
     try:
-        yield from enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter),
-                             start=1)
+        for n, cells in enumerate(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter),
+                                  start=1):
+            yield n, cells
     except csv.Error as e:
+        if str(e).startswith("field larger than field limit"):  # csv's own cap, 131,072
+            raise _cell_too_long(n + 1, None, policy) from None
         raise _FileError(f"CSV格式错误: {e} / malformed CSV: {e}") from None
 
 
-def _xlsx_rows(content: bytes, kind: str, warnings: list[str]) -> Iterable[tuple[int, list[Any]]]:
+def _xlsx_rows(content: bytes, kind: str, warnings: list[str], policy: SpreadsheetPolicy
+               ) -> Iterable[tuple[int, list[Any]]]:
     import openpyxl  # local: only this path needs it
 
+    check_archive(content, policy)
     try:
         wb = openpyxl.load_workbook(io.BytesIO(content), read_only=True, data_only=True)
     except Exception:  # untrusted file: any failure of the reader is a file-level error
@@ -393,8 +485,8 @@ def _xlsx_rows(content: bytes, kind: str, warnings: list[str]) -> Iterable[tuple
             ws = sheets[0]
             if len(sheets) > 1:
                 warnings.append(
-                    f"文件有{len(sheets)}个工作表,只读取了第一个'{ws.title}' / the workbook has "
-                    f"{len(sheets)} sheets; only the first, '{ws.title}', was read")
+                    f"文件有{len(sheets)}个工作表,只读取了第一个'{_quote(ws.title)}' / the workbook "
+                    f"has {len(sheets)} sheets; only the first, '{_quote(ws.title)}', was read")
         ws.reset_dimensions()  # stored dimensions are often wrong in files from other tools
         try:
             for n, cells in enumerate(ws.iter_rows(values_only=True), start=1):
@@ -405,7 +497,7 @@ def _xlsx_rows(content: bytes, kind: str, warnings: list[str]) -> Iterable[tuple
         wb.close()
 
 
-def _read(content: bytes, fmt: str, kind: str, warnings: list[str]
+def _read(content: bytes, fmt: str, kind: str, warnings: list[str], policy: SpreadsheetPolicy
           ) -> Iterator[tuple[int, list[Any]]]:
     if content.startswith(_OLE_MAGIC):
         raise _FileError("不支持旧版.xls文件,请另存为.xlsx或CSV / legacy .xls files are not "
@@ -417,7 +509,28 @@ def _read(content: bytes, fmt: str, kind: str, warnings: list[str]
     if fmt == "csv" and is_zip:
         raise _FileError("文件声明为CSV,但内容是XLSX(压缩包) / declared CSV but the content is "
                          "an XLSX (zip) file")
-    yield from (_xlsx_rows(content, kind, warnings) if is_zip else _csv_rows(content))
+    yield from (_xlsx_rows(content, kind, warnings, policy) if is_zip
+                else _csv_rows(content, policy))
+
+
+def _within_limits(n: int, cells: Sequence[Any], policy: SpreadsheetPolicy) -> list[Any]:
+    """Row `n` up to its last filled cell, each text as it stood before we exported it (one
+    neutralising apostrophe off); refused past the column or the cell-length limit."""
+    last = len(cells)
+    while last and _is_empty(cells[last - 1]):
+        last -= 1
+    if last > policy.max_columns:
+        raise _refused(f"第{n}行有{last}列,超过列数上限{policy.max_columns}列",
+                       f"row {n} has {last} columns, over the limit of {policy.max_columns} "
+                       f"columns")
+    out = []
+    for i, value in enumerate(cells[:last]):
+        if isinstance(value, str):
+            if len(value) > policy.max_cell_chars:
+                raise _cell_too_long(n, i, policy)
+            value = spreadsheet_text(value)
+        out.append(value)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -438,8 +551,8 @@ def _map_header(n: int, cells: Sequence[Any], kind: str) -> tuple[_Header, list[
     for i, cell in enumerate(cells):
         if _is_empty(cell):
             continue
-        text = _text(cell)
-        key = _header_key(text)
+        text = _quote(cell)
+        key = _header_key(_text(cell))
         col = index.get(key) or index.get(_strip_parens(key))
         if col is None:
             unknown.append(text)
@@ -558,7 +671,7 @@ class _RowParser:
         if name in ("item_code", "item_name"):
             code = self.items.get(_item_key(_text(raw)))
             if code is None:
-                raise _Bad(f"物资不在目录中'{_text(raw)}' / unknown item '{_text(raw)}' "
+                raise _Bad(f"物资不在目录中'{_quote(raw)}' / unknown item '{_quote(raw)}' "
                            f"(not in the catalogue)")
             return code
         if name in ("id", "requester_id"):
@@ -638,12 +751,12 @@ def parse_spreadsheet(
     kind: str,
     catalogue: Catalogue,
     *,
-    max_rows: int = 50_000,
     progress: Callable[[int, int], None] | None = None,
     policy: SpreadsheetPolicy = DEFAULT_POLICY,
 ) -> ParseResult:
     """Parse a requester list or a demand list. Problems in the file are returned in
-    `ParseResult.errors`, never raised; only a bad `fmt`/`kind` argument raises InvalidInput.
+    `ParseResult.errors` (at most `policy.max_errors`, then checking stops and no row is
+    returned); a file over a size limit and a bad `fmt`/`kind` argument raise InvalidInput.
 
     `progress(done, total)` is called every `policy.progress_every` data rows and once at the
     end; it is not called when the file fails before its rows are read (format, header, size).
@@ -654,44 +767,50 @@ def parse_spreadsheet(
     if kind not in KINDS:
         raise InvalidInput("kind", f"must be one of {', '.join(KINDS)}, got {kind!r}")
     warnings: list[str] = []
-    # Non-empty rows only; stop reading well past the limit so a huge file cannot exhaust memory.
-    cap = max_rows + policy.header_search_rows + 1
+    # Non-empty rows only, refused as soon as there are more than the header and the limit.
     rows: list[tuple[int, list[Any]]] = []
-    reader = _read(content, fmt, kind, warnings)
+    reader = _read(content, fmt, kind, warnings, policy)
     try:
         for n, cells in reader:
-            if all(_is_empty(c) for c in cells):
+            cells = _within_limits(n, cells, policy)
+            if not cells:
                 continue
             rows.append((n, cells))
-            if len(rows) > cap:
-                break
-        reader.close()  # closes the workbook when we stopped early
+            if len(rows) > policy.max_rows + policy.header_search_rows:
+                raise _too_many_rows(policy)
         pos, header, unknown = _find_header(rows, kind, policy)
     except _FileError as e:
         return ParseResult(errors=[e.error], warnings=warnings)
     except _HeaderErrors as e:
         return ParseResult(errors=e.errors, warnings=warnings)
+    finally:
+        reader.close()  # closes the workbook when we stopped early
     if pos:
         warnings.append(f"跳过表头前的{pos}行标题 / skipped {pos} title row(s) above the header "
                         f"(header is row {header.row})")
     warnings.extend(f"忽略未知列'{t}' / ignored unknown column '{t}'" for t in unknown)
     data = rows[pos + 1:]
     total = len(data)
-    if total > max_rows:
-        more = "+" if len(rows) > cap else ""
-        return ParseResult(
-            errors=[RowError(0, "", f"数据行数{total}{more}超过上限{max_rows} / {total}{more} data "
-                                    f"rows exceed the limit of {max_rows}")],
-            warnings=warnings, rows_total=total)
+    if total > policy.max_rows:
+        raise _too_many_rows(policy)
     if total == 0:
         return ParseResult(errors=[RowError(0, "", "没有数据行 / the file has no data rows")],
                            warnings=warnings)
     parser = _RowParser(kind, header, catalogue, policy)
     out: list[RequesterRow | DemandRow] = []
     errors: list[RowError] = []
+    columns = {name: text for name, (_, text) in header.columns.items()}
     for done, (n, cells) in enumerate(data, start=1):
         row, row_errors = parser.parse(n, cells)
         errors.extend(row_errors)
+        if len(errors) > policy.max_errors:
+            limit = policy.max_errors
+            errors[limit:] = [RowError(0, "", f"错误超过{limit}个,第{n}行之后未再检查,没有导入任何行;"
+                                              f"请修正后重新上传整个文件 / more than {limit} errors: "
+                                              f"rows after row {n} were not checked and no row "
+                                              f"was imported; fix the file and upload it again")]
+            return ParseResult(errors=errors, warnings=warnings, rows_total=total,
+                               columns=columns)
         if row is not None:
             out.append(row)
         if progress is not None and done % policy.progress_every == 0 and done != total:
@@ -699,7 +818,7 @@ def parse_spreadsheet(
     if progress is not None:
         progress(total, total)
     return ParseResult(rows=out, errors=errors, warnings=warnings, rows_total=total,
-                       columns={name: text for name, (_, text) in header.columns.items()})
+                       columns=columns)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -782,11 +901,19 @@ _SAMPLE_DEMANDS = (
 def sample_spreadsheet(kind: str, fmt: str, *, encoding: str = "utf-8-sig") -> bytes:
     """A small valid village list or demand list, as Excel on Chinese Windows would save it."""
     table = _SAMPLE_REQUESTERS if kind == "requesters" else _SAMPLE_DEMANDS
+    return write_spreadsheet(table, kind, fmt, encoding=encoding)
+
+
+def write_spreadsheet(table: Iterable[Sequence[Any]], kind: str, fmt: str, *,
+                      encoding: str = "utf-8-sig") -> bytes:
+    """Rows (the header first) as a file this module reads back: every text through
+    `spreadsheet_cell`, so none is a live formula when a person opens the file."""
     if fmt == "csv":
         buf = io.StringIO(newline="")
         writer = csv.writer(buf, lineterminator="\r\n")
         for r in table:
-            writer.writerow([v.strftime("%Y/%m/%d") if isinstance(v, date) else v for v in r])
+            writer.writerow([v.strftime("%Y/%m/%d") if isinstance(v, date) else spreadsheet_cell(v)
+                             for v in r])
         return buf.getvalue().encode(encoding)
     import openpyxl
 
@@ -794,9 +921,10 @@ def sample_spreadsheet(kind: str, fmt: str, *, encoding: str = "utf-8-sig") -> b
     ws = wb.active
     ws.title = REQUESTER_SHEETS[0] if kind == "requesters" else DEMAND_SHEETS[0]
     for r in table:
-        ws.append([None if v == "" else v for v in r])
-    for cell in ws["D"][1:] if kind == "demands" else ():
-        cell.number_format = "yyyy-mm-dd"
+        ws.append([None if v == "" else spreadsheet_cell(v) for v in r])
+        for cell in ws[ws.max_row]:
+            if isinstance(cell.value, date):
+                cell.number_format = "yyyy-mm-dd"
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

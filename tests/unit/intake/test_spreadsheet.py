@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import io
+import os
+import zipfile
 from datetime import date, datetime
 from pathlib import Path
 
@@ -11,14 +14,19 @@ import pytest
 
 from services.common.catalogue import load_catalogue
 from services.common.errors import InvalidInput
+from services.intake import spreadsheet
 from services.intake.spreadsheet import (
     DemandRow,
+    MiB,
     ParseResult,
     RequesterRow,
     RowError,
+    SpreadsheetPolicy,
+    check_archive,
     parse_spreadsheet,
     render_report,
     sample_spreadsheet,
+    write_spreadsheet,
 )
 
 CAT = load_catalogue()
@@ -319,20 +327,24 @@ def test_bad_arguments_raise():
         parse(b"a", kind="donations")
 
 
-def test_more_rows_than_max_rows_is_a_file_error():
+def test_more_rows_than_max_rows_is_refused_naming_the_limit():
     lines = [f"CG-{i:03d},土豆,3,," for i in range(11)]
-    assert parse(csv_bytes(DEM_HEADER_ZH, *lines), max_rows=11).ok
-    result = parse(csv_bytes(DEM_HEADER_ZH, *lines), max_rows=10)
-    assert result.rows == []
-    [err] = result.errors
-    assert err.row == 0 and "exceed the limit of 10" in err.reason
+    assert parse(csv_bytes(DEM_HEADER_ZH, *lines), policy=SpreadsheetPolicy(max_rows=11)).ok
+    with pytest.raises(InvalidInput) as info:
+        parse(csv_bytes(DEM_HEADER_ZH, *lines), policy=SpreadsheetPolicy(max_rows=10))
+    assert info.value.field == "content"
+    assert "数据行数超过上限10行" in info.value.message and "more than 10 data rows" in info.value.message
 
 
-def test_max_rows_stops_reading_a_huge_file_early():
+def test_max_rows_stops_reading_a_huge_file_early(monkeypatch):
     lines = [f"CG-{i},土豆,3,," for i in range(5_000)]
-    result = parse(csv_bytes(DEM_HEADER_ZH, *lines), max_rows=100)
-    assert "exceed the limit of 100" in result.errors[0].reason
-    assert result.rows_total < 200
+    read: list[int] = []
+    real = spreadsheet._within_limits
+    monkeypatch.setattr(spreadsheet, "_within_limits",
+                        lambda n, cells, policy: read.append(n) or real(n, cells, policy))
+    with pytest.raises(InvalidInput, match="more than 100 data rows"):
+        parse(csv_bytes(DEM_HEADER_ZH, *lines), policy=SpreadsheetPolicy(max_rows=100))
+    assert len(read) < 200
 
 
 def test_progress_is_reported_every_500_rows_and_at_the_end():
@@ -469,3 +481,109 @@ def test_xlsx_row_numbers_survive_blank_rows_between_data():
     result = parse(out.getvalue(), fmt="xlsx")
     assert [r.row for r in result.rows] == [6]
     error_at(result, 4, "数量")
+
+
+# --- size limits (issue #14, finding 1): refused as a whole, naming the limit -------------------
+
+
+def zipped(parts: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+    return out.getvalue()
+
+
+def refused(call) -> str:
+    with pytest.raises(InvalidInput) as info:
+        call()
+    assert info.value.field == "content"
+    zh, en = info.value.message.split(" / ", 1)
+    assert zh and en
+    return info.value.message
+
+
+def test_archive_over_a_limit_is_refused_before_it_is_unpacked():
+    small = SpreadsheetPolicy(max_parts=3, max_part_bytes=2 * MiB, max_unpacked_bytes=3 * MiB,
+                              max_ratio=10, ratio_from_bytes=100_000)
+    random = os.urandom(1_500_000)  # does not compress: ratio 1
+    check_archive(zipped({"a": random, "b": b"x" * 50_000}), small)
+    assert "more than 3 parts" in refused(
+        lambda: check_archive(zipped({str(i): b"x" for i in range(4)}), small))
+    assert "over the limit of 3 MiB (unpacked size)" in refused(
+        lambda: check_archive(zipped({"a": random, "b": random, "c": random}), small))
+    assert "the part big unpacks to 2.5 MiB, over the limit of 2 MiB for one part" in refused(
+        lambda: check_archive(zipped({"big": os.urandom(int(2.5 * MiB))}), small))
+    assert "over the limit of 10:1 (compression ratio)" in refused(
+        lambda: check_archive(zipped({"zeros": bytes(200_000)}), small))
+
+
+def test_xlsx_over_the_unpacked_limit_is_refused_through_parse():
+    content = xlsx_bytes([["村居编号", "物资名称", "数量"], ["CG-001", "土豆", 3]])
+    message = refused(lambda: parse(content, fmt="xlsx", policy=SpreadsheetPolicy(
+        max_unpacked_bytes=1024)))
+    assert "超过解压后大小上限" in message and "(unpacked size)" in message
+    assert parse(content, fmt="xlsx").ok
+
+
+def test_a_row_with_too_many_columns_is_refused_but_empty_trailing_cells_do_not_count():
+    policy = SpreadsheetPolicy(max_columns=5)
+    assert parse(xlsx_bytes([["村居编号", "物资名称", "数量"], ["CG-001", "土豆", 3, None, None, None,
+                                                      None, "  "]]), fmt="xlsx", policy=policy).ok
+    message = refused(lambda: parse(xlsx_bytes([["村居编号", "物资名称", "数量"],
+                                                ["CG-001", "土豆", 3, None, None, "x"]]),
+                                    fmt="xlsx", policy=policy))
+    assert "row 2 has 6 columns, over the limit of 5 columns" in message
+
+
+def test_a_too_long_cell_is_refused_naming_row_column_and_limit_without_quoting_it():
+    policy = SpreadsheetPolicy(max_cell_chars=50)
+    note = "很长" * 30
+    message = refused(lambda: parse(csv_bytes(DEM_HEADER_ZH, f"CG-001,土豆,3,,{note}"), policy=policy))
+    assert "the cell at row 2, column E is longer than 50 characters" in message
+    assert note[:20] not in message
+    huge = "x" * 200_000  # past csv's own field limit: the same refusal
+    assert "longer than 1000 characters" in refused(
+        lambda: parse(csv_bytes(DEM_HEADER_ZH, f"CG-001,土豆,3,,{huge}")))
+
+
+def test_errors_stop_at_the_limit_and_quote_only_a_prefix_of_the_cell():
+    name = "未知物资" * 100
+    lines = [f"CG-{i:03d},{name},3,," for i in range(10)]
+    result = parse(csv_bytes(DEM_HEADER_ZH, *lines), policy=SpreadsheetPolicy(max_errors=4))
+    assert not result.ok and result.rows == [] and result.rows_total == 10
+    assert [e.row for e in result.errors] == [2, 3, 4, 5, 0]
+    assert "more than 4 errors: rows after row 6 were not checked" in result.errors[-1].reason
+    assert all(len(e.reason) < 300 for e in result.errors), result.errors[0].reason
+
+
+# --- what we write, we read back ---------------------------------------------------------------
+
+
+USER_TEXT = ('=HYPERLINK("http://evil.example/","x")', "-呕吐", "+1+1", "@SUM(A1)", "'=已有撇号",
+             "'普通撇号", "-5")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_a_sheet_we_write_has_no_live_formula_and_imports_as_the_text_that_went_out(fmt):
+    table = [("村居编号", "物资名称", "数量", "配送日期", "备注")] + [
+        (f"CG-{i:03d}", "土豆", 3, date(2026, 11, 29), note) for i, note in enumerate(USER_TEXT)]
+    content = write_spreadsheet(table, "demands", fmt)
+    if fmt == "xlsx":
+        ws = openpyxl.load_workbook(io.BytesIO(content)).active
+        notes = [c.value for c in ws["E"][1:]]
+        assert all(c.data_type == "s" for c in ws["E"][1:])
+    else:
+        notes = [r[4] for r in list(csv.reader(io.StringIO(content.decode("utf-8-sig"))))[1:]]
+    assert notes == ["'" + USER_TEXT[0], "'-呕吐", "'+1+1", "'@SUM(A1)", "''=已有撇号", "''普通撇号",
+                     "-5"]
+    result = parse(content, fmt=fmt)
+    assert result.ok, result.errors
+    assert [r.note for r in result.rows] == list(USER_TEXT)
+
+
+def test_only_the_apostrophe_we_add_is_taken_off_on_import():
+    lines = ["CG-001,土豆,3,,'普通撇号", "CG-002,土豆,3,,'-5", "CG-003,土豆,3,,'=1+1",
+             "CG-004,土豆,3,,''=1+1"]
+    result = parse(csv_bytes(DEM_HEADER_ZH, *lines))
+    assert [r.note for r in result.rows] == ["'普通撇号", "'-5", "=1+1", "'=1+1"]

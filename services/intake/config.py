@@ -1,0 +1,36 @@
+"""Intake's settings beyond the platform's (services.common.config): the limits of a spreadsheet
+import, checked at start so that a typo stops the process with a message that names the variable.
+Why these defaults: docs/security.md, "Spreadsheet limits".
+
+| variable | default | what |
+|---|---|---|
+| INTAKE_IMPORT_MAX_ROWS | 50000 | data rows in one file |
+| INTAKE_IMPORT_MAX_COLUMNS | 50 | columns of a row, up to its last filled cell |
+| INTAKE_IMPORT_MAX_CELL_CHARS | 1000 | characters in one cell |
+| INTAKE_IMPORT_MAX_UNPACKED_MIB | 24 | an XLSX's parts together, unpacked |
+| INTAKE_IMPORT_MAX_PART_MIB | 16 | one part of an XLSX (a sheet, the shared strings), unpacked |
+| INTAKE_IMPORT_MAX_RATIO | 100 | unpacked : packed size of an XLSX part over 1 MiB |
+| INTAKE_IMPORT_MAX_PARTS | 1000 | parts (files) in an XLSX |
+| INTAKE_IMPORT_MAX_ERRORS | 1000 | errors listed in the report; past them checking stops |
+"""
+
+from __future__ import annotations
+
+from services.common.config import Settings, _int
+from services.intake.spreadsheet import MiB, SpreadsheetPolicy
+
+
+def spreadsheet_policy(settings: Settings) -> SpreadsheetPolicy:
+    env, d = settings.extra, SpreadsheetPolicy()
+    return SpreadsheetPolicy(
+        max_rows=_int(env, "INTAKE_IMPORT_MAX_ROWS", d.max_rows, 1, 1_000_000),
+        max_columns=_int(env, "INTAKE_IMPORT_MAX_COLUMNS", d.max_columns, 1, 16_384),
+        # csv refuses a field over 131,072 characters whatever this says
+        max_cell_chars=_int(env, "INTAKE_IMPORT_MAX_CELL_CHARS", d.max_cell_chars, 1, 100_000),
+        max_unpacked_bytes=_int(env, "INTAKE_IMPORT_MAX_UNPACKED_MIB", d.max_unpacked_bytes // MiB,
+                                1, 1024) * MiB,
+        max_part_bytes=_int(env, "INTAKE_IMPORT_MAX_PART_MIB", d.max_part_bytes // MiB, 1, 1024) * MiB,
+        max_ratio=_int(env, "INTAKE_IMPORT_MAX_RATIO", d.max_ratio, 2, 10_000),
+        max_parts=_int(env, "INTAKE_IMPORT_MAX_PARTS", d.max_parts, 10, 100_000),
+        max_errors=_int(env, "INTAKE_IMPORT_MAX_ERRORS", d.max_errors, 1, 100_000),
+    )
