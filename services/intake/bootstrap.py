@@ -7,6 +7,7 @@ from services.common.config import ConfigError, Settings
 from services.common.db import make_engine
 from services.common.migrate import check_at_head
 from services.intake import domain as d
+from services.intake.config import spreadsheet_policy
 from services.intake.handlers import IntakeContext
 
 
@@ -17,7 +18,8 @@ def build_context(settings: Settings, *, pool_size: int = 10,
     policy = demand_policy(settings)
     return IntakeContext(engine=engine, catalogue=load_catalogue(settings.catalogue_path),
                          clock=settings.clock(), secret=settings.secret.encode(), policy=policy,
-                         donation_policy=d.DonationPolicy(timezone=str(settings.timezone)))
+                         donation_policy=d.DonationPolicy(timezone=str(settings.timezone)),
+                         spreadsheet_policy=spreadsheet_policy(settings))
 
 
 def demand_policy(settings: Settings) -> d.DemandPolicy:

@@ -25,7 +25,13 @@ from services.common.serde import from_jsonable
 from services.intake import domain as d
 from services.intake.adapters import schema
 from services.intake.domain import events as ev
-from services.intake.spreadsheet import DemandRow, RequesterRow, parse_spreadsheet
+from services.intake.spreadsheet import (
+    DEFAULT_POLICY,
+    DemandRow,
+    RequesterRow,
+    SpreadsheetPolicy,
+    parse_spreadsheet,
+)
 
 DEMAND_ROLES = ("hq", "village", "unit", "unit_head", "grid_worker")
 # Who reads what (docs/integration.md, access matrix). admin and hq read everything; village,
@@ -56,6 +62,7 @@ class IntakeContext:
     secret: bytes
     policy: d.DemandPolicy = d.DemandPolicy()
     donation_policy: d.DonationPolicy = d.DonationPolicy()
+    spreadsheet_policy: SpreadsheetPolicy = DEFAULT_POLICY
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine, schema.tables, "intake", self.clock.now)
@@ -650,7 +657,7 @@ def import_spreadsheet(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, con
     from services.common.errors import DomainError
 
     actor.require("hq", "village", "grid_worker")
-    parsed = parse_spreadsheet(content, fmt, kind, ctx.catalogue,
+    parsed = parse_spreadsheet(content, fmt, kind, ctx.catalogue, policy=ctx.spreadsheet_policy,
                                progress=lambda done, total: progress("parsing", done, total))
     errors = [(e.row, e.column, e.reason, "INVALID_ARGUMENT") for e in parsed.errors]
     created: list[str] = []
