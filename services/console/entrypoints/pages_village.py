@@ -27,6 +27,7 @@ from supply.v1 import common_pb2 as cpb
 from supply.v1 import intake_pb2 as ipb
 from supply.v1 import logistics_pb2 as lpb
 
+from services.common.cells import spreadsheet_cell
 from services.console.adapters.services import ServiceError
 from services.console.domain import village as dv
 from services.console.entrypoints.web import (
@@ -601,7 +602,7 @@ async def import_template(request: Request, viewer: Viewer) -> Response:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["村居编号", "物资编码", "数量", "配送日期", "备注"])
-    w.writerow([viewer.scope, "RICE-10KG", "10", "", ""])
+    w.writerow([spreadsheet_cell(viewer.scope), "RICE-10KG", "10", "", ""])
     return Response(("\ufeff" + buf.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
                     headers={"content-disposition": f'attachment; filename="demands-{viewer.scope}.csv"'})
 
