@@ -356,10 +356,17 @@ def _stream_import(servicer: IntakeServicer, request, fmt: str, kind: str):
                 phase=phases[phase], rows_done=done, rows_total=total)))
         updates.put(pb.ImportProgress(phase=pb.IMPORT_PHASE_WRITING, rows_done=report.rows_total,
                                       rows_total=report.rows_total))
+        # the answer stays small: at most max_errors listed (+1: the parser's "more than" line)
+        limit = servicer.ctx.spreadsheet_policy.max_errors
+        shown = report.errors if len(report.errors) <= limit + 1 else report.errors[:limit]
+        errors = [pb.RowError(row=r, column=c, reason=m, code=code) for r, c, m, code in shown]
+        if len(shown) < len(report.errors):
+            rest = len(report.errors) - limit
+            errors.append(pb.RowError(reason=f"……另有{rest}个错误未列出 / … {rest} more errors not listed",
+                                      code="INVALID_ARGUMENT"))
         return pb.ImportReport(
             rows_total=report.rows_total, rows_accepted=report.rows_accepted,
-            rows_rejected=len({e[0] for e in report.errors}),
-            errors=[pb.RowError(row=r, column=c, reason=m, code=code) for r, c, m, code in report.errors],
+            rows_rejected=len({e[0] for e in report.errors}), errors=errors,
             committed=report.applied, warnings=list(report.warnings), ids=list(report.created_ids),
         ).SerializeToString()
 

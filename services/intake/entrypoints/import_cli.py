@@ -15,6 +15,7 @@ from supply.v1 import intake_pb2_grpc as rpc
 
 from services.common.config import DEV_TOKEN, load_settings
 from services.common.grpc_client import open_channel
+from services.intake.domain import ImportPolicy
 
 PHASES = {pb.IMPORT_PHASE_PARSING: "解析 parsing", pb.IMPORT_PHASE_VALIDATING: "校验 validating",
           pb.IMPORT_PHASE_WRITING: "写入 writing", pb.IMPORT_PHASE_DONE: "完成 done"}
@@ -59,6 +60,11 @@ def render_report(report: pb.ImportReport, console: Console) -> None:
 def run_import(path: Path, kind: str, all_or_nothing: bool, token: str, console: Console) -> int:
     if not path.is_file():
         console.print(f"[red]no such file: {path}[/]")
+        return 2
+    limit = ImportPolicy().max_bytes
+    if path.stat().st_size > limit:  # intake refuses it: not read into memory to be sent
+        console.print(f"[red]文件超过{limit // (1024 * 1024)} MiB,请拆分 / the file is larger than "
+                      f"{limit // (1024 * 1024)} MiB (the limit); split it[/]")
         return 2
     fmt = "xlsx" if path.suffix.lower() in (".xlsx", ".xlsm") else "csv"
     settings = load_settings("intake")
