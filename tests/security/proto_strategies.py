@@ -167,7 +167,8 @@ def _is_map(field: FieldDescriptor) -> bool:
 
 def _plausible(field: FieldDescriptor, plausible: Plausible) -> st.SearchStrategy:
     """The test's plausible values for the field, else a harmless value of its type."""
-    for name in (f"{field.containing_type.name}.{field.name}", field.name):
+    in_map = field.containing_type.GetOptions().map_entry  # a map's `value` is not a reading's value
+    for name in (f"{field.containing_type.name}.{field.name}", *(() if in_map else (field.name,))):
         if name in plausible:
             return plausible[name]
     t = field.type
