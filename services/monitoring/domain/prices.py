@@ -102,6 +102,9 @@ class PriceRise:
                 "history_days": self.history_days}
 
 
+MAX_PRICE_FEN = 100_000_000  # one million yuan: no retail price of 菜肉蛋奶 comes near it
+
+
 def parse_price_fen(value: Any, field_name: str = "price_yuan") -> int:
     """Yuan (number or decimal string) → integer fen. Refuses bools, NaN/inf, > 2 decimals, ≤ 0."""
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
@@ -119,6 +122,8 @@ def parse_price_fen(value: Any, field_name: str = "price_yuan") -> int:
         raise InvalidInput(field_name, f"{value!r} has more than 2 decimals (fen)")
     if fen <= 0:
         raise InvalidInput(field_name, f"must be positive, got {value!r}")
+    if fen > MAX_PRICE_FEN:  # before any arithmetic in float, which a 1e309 would overflow
+        raise InvalidInput(field_name, f"at most {MAX_PRICE_FEN // 100} yuan / 价格超出范围")
     return int(fen)
 
 

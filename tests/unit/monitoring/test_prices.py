@@ -75,3 +75,10 @@ def test_price_book_keeps_the_latest_submission_of_a_day():
     assert book.record(obs(0, 1100)) is None  # corrected the same day
     book.record(obs(0, 2000, product="EGG"))
     assert [r.product for r in book.check_day(TODAY)] == []  # eggs have no history
+
+
+@pytest.mark.parametrize("value", ["1e309", "9" * 40, "1000000.01"])
+def test_a_price_beyond_a_million_yuan_is_refused_before_any_float_arithmetic(value):
+    with pytest.raises(InvalidInput) as caught:
+        parse_price_fen(value)
+    assert caught.value.field == "price_yuan"
