@@ -3,6 +3,9 @@
 - authentication: `authorization: Bearer <token>` metadata → caller identity and role
   (health and reflection are open, as probes need them);
 - correlation id from `x-correlation-id` metadata (or a new one), echoed back, put in every log;
+- every request's fields checked against their limits (services.common.fields: text length,
+  control characters, NFC; days and instants near the county clock; numbers; list sizes; enums)
+  before any rule sees it;
 - domain errors → status codes (InvalidInput → INVALID_ARGUMENT with a google.rpc.BadRequest
   naming the field; NotFound → NOT_FOUND; RuleRefused → FAILED_PRECONDITION; Conflict →
   ALREADY_EXISTS); anything else → INTERNAL with the correlation id, details only in the log;
@@ -43,6 +46,7 @@ from services.common.errors import (
     RuleRefused,
     Unauthenticated,
 )
+from services.common.fields import RequestCheck
 from services.common.logs import correlation_id, new_correlation_id
 from services.common.tls import add_port
 
@@ -151,10 +155,11 @@ class _Guard:
     than by a server interceptor, which grpc.aio runs as extra coroutines on every call."""
 
     def __init__(self, tokens: dict[str, tuple[str, str, str]], pool: futures.ThreadPoolExecutor,
-                 jwt_key: str = ""):
+                 jwt_key: str = "", check: Callable[[object], None] = lambda request: None):
         self.tokens = tokens
         self.pool = pool
         self.jwt_key = jwt_key  # '' refuses every signed token
+        self.check = check  # the request's field limits (services.common.fields), before any rule
         self.wrapped: dict[str, tuple] = {}
 
     def _authenticate(self, metadata: dict[str, str]) -> Caller:
@@ -201,7 +206,7 @@ class _Guard:
                             f"internal error; correlation id {cid} / 内部错误，请凭编号联系管理员")
 
     def _wrap(self, method: str, handler):
-        pool, start, fail = self.pool, self._start, self._fail
+        pool, start, fail, check = self.pool, self._start, self._fail, self.check
 
         def unary(behaviour):
             if inspect.iscoroutinefunction(behaviour):
@@ -219,6 +224,7 @@ class _Guard:
             async def call(request, context):
                 cid = await start(context)
                 try:
+                    check(request)
                     return await answer(request, context)
                 except (grpc.aio.AbortError, grpc.RpcError):
                     raise
@@ -248,6 +254,7 @@ class _Guard:
             async def call(request, context):
                 cid = await start(context)
                 try:
+                    check(request)
                     # closed as the call ends however it ends, so its `finally` runs at once
                     async with contextlib.aclosing(messages(request, context)) as stream:
                         async for message in stream:
@@ -429,7 +436,9 @@ async def _serve(settings: Settings, register, checks, max_workers: int, on_stop
                  # several API processes of a service may share its port (SUPPLY_GRPC_REUSEPORT=1)
                  ("grpc.so_reuseport", 1 if settings.extra.get("SUPPLY_GRPC_REUSEPORT") == "1" else 0)],
     )
-    names = register(_GuardedServer(server, _Guard(settings.auth_tokens, pool, settings.jwt_key)))
+    guard = _Guard(settings.auth_tokens, pool, settings.jwt_key,
+                   RequestCheck(settings.clock(), settings.timezone))
+    names = register(_GuardedServer(server, guard))
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
