@@ -587,3 +587,15 @@ def test_only_the_apostrophe_we_add_is_taken_off_on_import():
              "CG-004,土豆,3,,''=1+1"]
     result = parse(csv_bytes(DEM_HEADER_ZH, *lines))
     assert [r.note for r in result.rows] == ["'普通撇号", "'-5", "=1+1", "'=1+1"]
+
+
+def test_the_limits_are_settings_and_a_bad_one_names_its_variable():
+    from services.common.config import ConfigError, load_settings
+    from services.intake.config import spreadsheet_policy
+
+    policy = spreadsheet_policy(load_settings("intake", {"INTAKE_IMPORT_MAX_PART_MIB": "8",
+                                                         "INTAKE_IMPORT_MAX_ROWS": "20000"}))
+    assert (policy.max_part_bytes, policy.max_rows) == (8 * MiB, 20_000)
+    assert spreadsheet_policy(load_settings("intake", {})) == SpreadsheetPolicy()
+    with pytest.raises(ConfigError, match="INTAKE_IMPORT_MAX_CELL_CHARS"):
+        spreadsheet_policy(load_settings("intake", {"INTAKE_IMPORT_MAX_CELL_CHARS": "lots"}))
