@@ -12,12 +12,16 @@ Settings (environment, all optional):
   SUPPLY_TRIP_SPEED_KMH           average road speed for routing (default 30)
   SUPPLY_DELIVERY_STAFF_PER_DROP_POINT  delivery persons known per drop point for the
                                   staffing check (default 0: every drop point reports short)
+  SUPPLY_LEDGER_KEY               the county key of the ledger's hash chain (HMAC-SHA256), at
+                                  least 32 characters; a published development key outside
+                                  production, required in production (ADR 0007)
 """
 
 from __future__ import annotations
 
+from services.common.auth import MIN_KEY_CHARS
 from services.common.catalogue import load_catalogue
-from services.common.config import ConfigError, Settings
+from services.common.config import DEV_LEDGER_KEY, ConfigError, Settings
 from services.common.db import make_engine
 from services.common.migrate import check_at_head
 from services.logistics.domain.policy import (
@@ -43,6 +47,19 @@ def _num(env: dict, name: str, default: float, lo: float, hi: float, cast=float)
     return value
 
 
+def ledger_key(settings: Settings) -> bytes:
+    """SUPPLY_LEDGER_KEY: signs every new ledger line; whoever holds it can verify the chain.
+    Production refuses a missing, published or short key at start (services.common.production)."""
+    raw = settings.extra.get("SUPPLY_LEDGER_KEY", "").strip()
+    if not raw and settings.env != "production":
+        raw = DEV_LEDGER_KEY
+    if len(raw) < MIN_KEY_CHARS:
+        raise ConfigError(f"SUPPLY_LEDGER_KEY must be a random key of at least {MIN_KEY_CHARS} "
+                          f"characters (keys the ledger's hash chain) / SUPPLY_LEDGER_KEY 须为至少 "
+                          f"{MIN_KEY_CHARS} 个字符的随机密钥(台账哈希链密钥)")
+    return raw.encode()
+
+
 def build_context(settings: Settings, *, pool_size: int = 10, check_schema: bool = True) -> LogisticsContext:
     engine = make_engine(settings.database_url, pool_size=pool_size)
     if check_schema:
@@ -53,7 +70,7 @@ def build_context(settings: Settings, *, pool_size: int = 10, check_schema: bool
     population = env.get("SUPPLY_POPULATION", "").strip()
     return LogisticsContext(
         engine=engine, catalogue=load_catalogue(settings.catalogue_path), clock=settings.clock(),
-        timezone=tz, ledger_policy=LedgerPolicy(timezone=tz),
+        timezone=tz, ledger_policy=LedgerPolicy(timezone=tz), ledger_key=ledger_key(settings),
         receipt_policy=ReceiptPolicy(timezone=tz, min_shelf_days_on_arrival=_num(
             env, "SUPPLY_MIN_SHELF_DAYS_ON_ARRIVAL", 0, 0, 3650, int)),
         pick_policy=PickPolicy(min_days_left_at_delivery=_num(

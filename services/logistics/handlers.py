@@ -69,6 +69,7 @@ from services.logistics.domain.receipts import (
     Receipt,
     ReceiptLine,
     accept_receipt,
+    refuse_repeated_lines,
     zone_occupancy,
 )
 from services.logistics.domain.supply_days import GroupSupply, days_of_supply
@@ -104,6 +105,7 @@ class LogisticsContext:
     clock: Clock
     timezone: str = "Asia/Shanghai"
     ledger_policy: LedgerPolicy = field(default_factory=LedgerPolicy)
+    ledger_key: bytes = b""  # SUPPLY_LEDGER_KEY (bootstrap.ledger_key)
     receipt_policy: ReceiptPolicy = field(default_factory=ReceiptPolicy)
     pick_policy: PickPolicy = field(default_factory=PickPolicy)
     supply_policy: SupplyDaysPolicy = field(default_factory=SupplyDaysPolicy)
@@ -196,7 +198,7 @@ def _open_ledger(ctx: LogisticsContext, uow: UnitOfWork, **load) -> OpenLedger:
     start = store.lock_head(uow.conn)
     balances = store.load_balances(uow.conn, **load) if load else {}
     return OpenLedger(Ledger(balances=balances, head_seq=start[0], head_hash=start[1],
-                             policy=ctx.ledger_policy, keep_lines=True), start)
+                             policy=ctx.ledger_policy, keep_lines=True, key=ctx.ledger_key), start)
 
 
 def _load_more(uow: UnitOfWork, ol: OpenLedger, **load) -> None:
@@ -433,6 +435,7 @@ def receive_stock(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, kind:
         raise InvalidInput("lines", "a receipt has at least one line")
     if len(origin_ref) > 200:
         raise InvalidInput("origin_ref", "at most 200 characters")
+    refuse_repeated_lines([(ln.item_code, ln.lot_number) for ln in lines])  # before put-away
     ol = _open_ledger(ctx, uow, depot_id=depot_id,
                       lot_ids=[ln.lot_id for ln in lines if ln.lot_id])
     zones = zones_of(uow.conn)

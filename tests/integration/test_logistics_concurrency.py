@@ -105,7 +105,7 @@ def test_two_processes_issuing_from_one_lot_never_overdraw_or_fork_the_chain(pg_
                               .where(t.c.kind == "issue")).one()
     assert seqs == list(range(1, len(seqs) + 1))
     assert tuple(issues) == (60, -60)
-    report = audit.reconcile(ctx.engine)
+    report = audit.reconcile(ctx.engine, ctx.ledger_key)
     assert report.ok and report.lines_checked == len(seqs), report
     ctx.engine.dispose()
 

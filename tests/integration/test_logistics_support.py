@@ -6,6 +6,8 @@ platform."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -121,6 +123,22 @@ def start(kind: str, env: dict[str, str], log_dir: Path, **extra_env: str) -> Se
             return all(queue_consumers(env["AMQP_URL"], q) > 0 for q in WORKER_QUEUES)
         eventually(consuming, timeout=30, interval=0.2, what="logistics worker consuming")
     return proc
+
+
+@contextmanager
+def api_with_depot(tmp: Path, amqp_url: str, **extra_env: str) -> Iterator[tuple[dict[str, str], Logistics]]:
+    """A migrated logistics API process on SQLite under `tmp` and a client, with depot D1 and
+    its zones registered."""
+    env = env_for(tmp / "var", amqp_url, **extra_env)
+    migrate(env)
+    proc = start("api", env, tmp)
+    client = Logistics(env)
+    try:
+        client.depot("D1")
+        yield env, client
+    finally:
+        client.close()
+        proc.stop()
 
 
 def publish(env: dict[str, str], source: str, event_type: str, payload: dict) -> dict:

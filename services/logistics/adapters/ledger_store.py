@@ -47,6 +47,13 @@ def read_head(conn: Connection) -> tuple[int, str]:
     return (int(row.seq), row.hash) if row is not None else (0, "0" * 64)
 
 
+def unkeyed_through(conn: Connection) -> int:
+    """The last seq written before the chain was keyed (migration 0002); 0 on a new county."""
+    value = conn.execute(select(ledger_head.c.unkeyed_through)
+                         .where(ledger_head.c.id == HEAD_ID)).scalar()
+    return int(value or 0)
+
+
 def balance_from_row(row) -> LotBalance:
     return LotBalance(
         lot_id=row.lot_id, item_code=row.item_code, depot_id=row.depot_id, zone_id=row.zone_id,
@@ -131,7 +138,7 @@ def _line_row(ln: LedgerLine) -> dict:
         "quarantined_delta": ln.quarantined_delta, "actor": ln.actor,
         "at": ln.at.astimezone(UTC), "reason": ln.reason, "doc_type": ln.doc.doc_type,
         "doc_id": ln.doc.doc_id, "plan_line_id": ln.plan_line_id, "expiry": ln.expiry,
-        "prev_hash": ln.prev_hash, "hash": ln.hash,
+        "prev_hash": ln.prev_hash, "hash": ln.hash, "scheme": ln.scheme,
     }
 
 
@@ -162,7 +169,7 @@ def line_from_row(row) -> LedgerLine:
         on_hand_delta=int(row.on_hand_delta), reserved_delta=int(row.reserved_delta),
         quarantined_delta=int(row.quarantined_delta), actor=row.actor, at=at,
         reason=row.reason, doc=_doc(row.doc_type, row.doc_id), plan_line_id=row.plan_line_id,
-        expiry=row.expiry, prev_hash=row.prev_hash, hash=row.hash,
+        expiry=row.expiry, prev_hash=row.prev_hash, hash=row.hash, scheme=row.scheme,
     )
 
 

@@ -108,6 +108,7 @@ ledger = Table(
     Column("expiry", Date, nullable=True),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False, unique=True),
+    Column("scheme", String(20), nullable=False),  # sha256 (before migration 0002) | hmac-sha256
 )
 Index("ix_ledger_lot", ledger.c.lot_id, ledger.c.seq)
 
@@ -116,6 +117,8 @@ ledger_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+    # the last seq written before the chain was keyed: no unkeyed line may follow it
+    Column("unkeyed_through", BigInteger, nullable=False, server_default="0"),
 )
 
 receipts = Table(

@@ -18,16 +18,22 @@ Each line stores its signed quantity and its explicit effects on the lot's three
 | release             | -q       |         |          | -q          |
 | return              | +q       | +q (issued goods come back) or 0 with reserved -q (refused on delivery) |
 
-Hash chain: `hash = sha256(canonical(line fields, prev_hash))`; the first line's prev_hash is
-GENESIS_HASH. `verify_chain` finds edited, deleted, inserted and reordered lines.
+Hash chain: `hash = HMAC-SHA256(county key, canonical(line fields, prev_hash))` (scheme
+`hmac-sha256`, SUPPLY_LEDGER_KEY); the first line's prev_hash is GENESIS_HASH. Lines written
+before the chain was keyed keep `hash = sha256(canonical(…))` (scheme `sha256`, ADR 0007): they
+may only come before every keyed line. Without the key nobody can recompute a keyed hash, so a
+rewritten line stays caught even when every later hash is recomputed. `verify_chain` finds
+edited, deleted, inserted and reordered lines, and a line that differs from an anchor (a seq and
+hash printed in a daily report).
 """
 
 from __future__ import annotations
 
 import copy
 import hashlib
+import hmac
 import json
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -40,6 +46,8 @@ from .policy import LedgerPolicy
 
 GENESIS_HASH = "0" * 64
 HASH_VERSION = "v1"
+UNKEYED = "sha256"  # lines written before the chain was keyed (migration 0002)
+KEYED = "hmac-sha256"
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -145,6 +153,7 @@ class LedgerLine:
     expiry: date | None
     prev_hash: str
     hash: str
+    scheme: str = KEYED
 
 
 def canonical(
@@ -164,12 +173,21 @@ def canonical(
     ).encode()
 
 
-def line_hash(line: LedgerLine) -> str:
-    return hashlib.sha256(canonical(
+def chain_hash(data: bytes, key: bytes, scheme: str = KEYED) -> str:
+    if scheme == KEYED:
+        return hmac.new(key, data, hashlib.sha256).hexdigest()
+    if scheme == UNKEYED:
+        return hashlib.sha256(data).hexdigest()
+    raise ValueError(f"unknown hash scheme {scheme!r}")
+
+
+def line_hash(line: LedgerLine, key: bytes = b"") -> str:
+    """The hash a line should carry under its scheme (the county key for a keyed line)."""
+    return chain_hash(canonical(
         line.seq, line.kind, line.lot_id, line.item_code, line.depot_id, line.zone_id,
         line.quantity, line.on_hand_delta, line.reserved_delta, line.quarantined_delta,
         line.actor, line.at, line.reason, line.doc, line.plan_line_id, line.expiry, line.prev_hash,
-    )).hexdigest()
+    ), key, line.scheme)
 
 
 @dataclass(slots=True)
@@ -211,7 +229,8 @@ def _refuse(rule: str, zh: str, en: str) -> RuleRefused:
 class Ledger:
     """The ledger aggregate: the chain head, the balances of the lots it has loaded, and (when
     `keep_lines`) the lines it appended. A use case loads the balances of the lots it touches
-    and the head; it never needs the whole history."""
+    and the head; it never needs the whole history. key: the county key every new line is
+    signed with (SUPPLY_LEDGER_KEY)."""
 
     def __init__(
         self,
@@ -221,7 +240,9 @@ class Ledger:
         head_hash: str = GENESIS_HASH,
         policy: LedgerPolicy | None = None,
         keep_lines: bool = True,
+        key: bytes = b"",
     ):
+        self.key = key
         self.balances: dict[str, LotBalance] = dict(balances or {})
         self.head_seq = head_seq
         self.head_hash = head_hash
@@ -310,10 +331,10 @@ class Ledger:
             item, depot, zone, expiry = bal.item_code, bal.depot_id, bal.zone_id, None
         oh, r, q = effects(kind, p.quantity, p.bucket)
         seq = self.head_seq + 1
-        digest = hashlib.sha256(canonical(
+        digest = chain_hash(canonical(
             seq, kind, p.lot_id, item, depot, zone, p.quantity, oh, r, q, p.actor, p.at,
             p.reason, p.doc, p.plan_line_id, expiry, self.head_hash,
-        )).hexdigest()
+        ), self.key)
         return LedgerLine(
             seq=seq, kind=kind, lot_id=p.lot_id, item_code=item, depot_id=depot, zone_id=zone,
             quantity=p.quantity, on_hand_delta=oh, reserved_delta=r, quarantined_delta=q,
@@ -466,9 +487,11 @@ def reconcile(lines: Iterable[LedgerLine], stored_balances: Mapping[str, object]
 
 @dataclass(frozen=True, slots=True)
 class ChainBreak:
-    """Where the chain does not hold. problem: hash (the line's content was changed),
-    prev_hash (a line before it was removed, inserted or changed and re-hashed), seq (a gap or
-    a reordering), head (lines after the last one given are missing)."""
+    """Where the chain does not hold. problem: hash (the line's content was changed, or it was
+    signed without the county key), prev_hash (a line before it was removed, inserted or changed
+    and re-hashed), seq (a gap or a reordering), scheme (an unkeyed line where only keyed lines
+    may be), head (lines after the last one given are missing), anchor (the line differs from,
+    or lacks, the seq and hash held outside the system)."""
 
     seq: int
     position: int
@@ -476,30 +499,79 @@ class ChainBreak:
     detail: str
 
 
-def verify_chain(
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """A line's seq and hash kept outside the system (the daily report's chain head)."""
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        """`<seq>:<hash>` as printed in the daily report."""
+        seq, _, digest = text.strip().partition(":")
+        digest = digest.strip().lower()
+        if not seq.strip().isdigit() or int(seq) < 1 or len(digest) != 64 or any(
+                c not in "0123456789abcdef" for c in digest):
+            raise InvalidInput("anchor", f"must be <seq>:<64 hex digits>, got {text[:80]!r}")
+        return cls(int(seq), digest)
+
+
+def check_chain(
     lines: Iterable[LedgerLine],
+    breaks: list[ChainBreak],
     *,
+    key: bytes,
     start_hash: str = GENESIS_HASH,
     start_seq: int = 0,
     expected_head: tuple[int, str] | None = None,
-    hasher: Callable[[LedgerLine], str] = line_hash,
-) -> list[ChainBreak]:
-    """Check a run of lines. start_hash / start_seq: the line before the run (genesis by
-    default). expected_head: the (seq, hash) the store says is last, to detect a cut tail."""
-    breaks: list[ChainBreak] = []
-    prev_hash, prev_seq = start_hash, start_seq
-    pos = -1
+    unkeyed_through: int | None = 0,
+    anchors: Iterable[Anchor] = (),
+) -> Iterator[LedgerLine]:
+    """Check a run of lines while passing them on (memory stays flat), adding every break to
+    `breaks`. start_hash / start_seq: the line before the run (genesis by default).
+    expected_head: the (seq, hash) the store says is last, to detect a cut tail.
+    unkeyed_through: the last seq that may be unkeyed (None: any line before the first keyed
+    one)."""
+    prev_hash, prev_seq, pos = start_hash, start_seq, -1
+    keyed_seen = False
+    pending = {a.seq: a for a in anchors}
     for pos, ln in enumerate(lines):
         if ln.seq != prev_seq + 1:
             what = "gap" if ln.seq > prev_seq + 1 else "out of order"
             breaks.append(ChainBreak(ln.seq, pos, "seq", f"{what}: expected {prev_seq + 1}, got {ln.seq}"))
         if ln.prev_hash != prev_hash:
-            breaks.append(ChainBreak(ln.seq, pos, "prev_hash",
-                                     "does not point at the line before it"))
-        if hasher(ln) != ln.hash:
-            breaks.append(ChainBreak(ln.seq, pos, "hash", "content does not match its hash"))
+            breaks.append(ChainBreak(ln.seq, pos, "prev_hash", "does not point at the line before it"))
+        if ln.scheme == UNKEYED and (keyed_seen or (unkeyed_through is not None
+                                                    and ln.seq > unkeyed_through)):
+            breaks.append(ChainBreak(ln.seq, pos, "scheme", "unkeyed (sha256) where only keyed "
+                                                            "lines may be / 此处只应有密钥签名的行"))
+        keyed_seen = keyed_seen or ln.scheme == KEYED
+        try:
+            good = line_hash(ln, key) == ln.hash
+        except Exception as exc:  # noqa: BLE001 - a tampered value that cannot even be hashed
+            breaks.append(ChainBreak(ln.seq, pos, "hash", f"cannot be hashed: {exc}"))
+        else:
+            if not good:
+                breaks.append(ChainBreak(ln.seq, pos, "hash", "content does not match its hash"))
+        anchor = pending.pop(ln.seq, None)
+        if anchor is not None and anchor.hash != ln.hash:
+            breaks.append(ChainBreak(ln.seq, pos, "anchor",
+                                     f"hash {ln.hash[:16]}… differs from the anchor "
+                                     f"{anchor.hash[:16]}… / 与留存的链头锚点不符"))
         prev_hash, prev_seq = ln.hash, ln.seq
+        yield ln
+    for anchor in pending.values():
+        breaks.append(ChainBreak(anchor.seq, pos, "anchor",
+                                 f"line {anchor.seq} is not in the ledger / 台账中没有锚点所指的行"))
     if expected_head is not None and (prev_seq, prev_hash) != tuple(expected_head):
         breaks.append(ChainBreak(prev_seq, pos, "head",
                                  f"last line is {prev_seq}, the store's head is {expected_head[0]}"))
+
+
+def verify_chain(lines: Iterable[LedgerLine], *, key: bytes = b"", **options) -> list[ChainBreak]:
+    """check_chain over a whole run of lines: its breaks (none: the chain holds)."""
+    breaks: list[ChainBreak] = []
+    for _ in check_chain(lines, breaks, key=key, **options):
+        pass
     return breaks

@@ -2,12 +2,14 @@
 
 A receipt is checked as a whole, line by line, with each line seeing the lines before it
 (two lines of one receipt may not put flammables and oxidizers into one zone, nor overfill it
-together). Nothing is half-accepted: any refusal refuses the receipt.
+together). Nothing is half-accepted: any refusal refuses the receipt. The same item and lot
+number twice in one receipt is refused on the second line, as intake refuses an item twice in one
+demand: one lot, one line (refuse_repeated_lines).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -57,6 +59,19 @@ class AcceptedReceipt:
     postings: tuple[Posting, ...]
 
 
+def refuse_repeated_lines(lines: Sequence[tuple[str, str]], field: str = "lines") -> None:
+    """(item code, lot number) per line: a pair seen on an earlier line refuses the receipt,
+    naming the repeated line (lot numbers compared without surrounding spaces)."""
+    seen: dict[tuple[str, str], int] = {}
+    for i, (item_code, lot_number) in enumerate(lines):
+        pair = (item_code, lot_number.strip() if isinstance(lot_number, str) else lot_number)
+        if pair in seen:
+            raise InvalidInput(f"{field}[{i}]", f"{item_code} lot {pair[1]!r} repeats {field}[{seen[pair]}]; "
+                                                f"put the whole quantity on one line / 同一物资同一批号重复,"
+                                                f"请合并为一行")
+        seen[pair] = i
+
+
 def zone_occupancy(
     zone: Zone, balances: Iterable[LotBalance], catalogue: Catalogue,
 ) -> ZoneOccupancy:
@@ -90,6 +105,7 @@ def accept_receipt(
     """
     policy = policy or ReceiptPolicy()
     _check_header(receipt)
+    refuse_repeated_lines([(ln.item_code, ln.lot_number) for ln in receipt.lines])
     today = local_date(receipt.received_at, policy.timezone)
     kind_zh, kind_en = RECEIPT_KINDS[receipt.kind]
     ledger_kind = LedgerKind.TRANSFER_IN if receipt.kind == "transfer" else LedgerKind.RECEIPT

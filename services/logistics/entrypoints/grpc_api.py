@@ -264,7 +264,7 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
 
     def ReconcileLedger(self, request, context):
         _actor().require(*h.AUDIT_ROLES)
-        r = audit.reconcile(self.ctx.engine)
+        r = audit.reconcile(self.ctx.engine, self.ctx.ledger_key)
         return pb.ReconcileReport(
             ok=r.ok, lines_checked=r.lines_checked, lots_checked=r.lots_checked,
             head_seq=r.head_seq, head_hash=r.head_hash,

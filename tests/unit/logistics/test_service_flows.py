@@ -133,7 +133,7 @@ def test_issue_needs_an_approved_plan_line_and_never_goes_below_zero(ctx):
         run(ctx, h.issue_stock, KEEPER, lot_id=lot, quantity=-1, plan_line_id="PL-2")
     with pytest.raises(PermissionDenied):
         run(ctx, h.issue_stock, h.Actor("v", "village"), lot_id=lot, quantity=1, plan_line_id="PL-2")
-    assert audit.reconcile(ctx.engine).ok
+    assert audit.reconcile(ctx.engine, ctx.ledger_key).ok
 
 
 def _routed(ctx):
@@ -189,7 +189,7 @@ def test_quarantine_repicks_fefo_and_swaps_the_lot_on_the_trip(ctx):
     assert balance(ctx, new).status == "quarantined"
     assert run(ctx, h.apply_alert, {"alert_id": "AL-3", "spoilage": False, "depot": "D1",
                                     "zone": "D1-AMB", "lot_ids": []}) == []
-    assert audit.reconcile(ctx.engine).ok
+    assert audit.reconcile(ctx.engine, ctx.ledger_key).ok
 
 
 def test_release_and_write_off_by_a_person(ctx):
@@ -232,7 +232,7 @@ def test_delivery_issues_returns_and_publishes_demand_results(ctx):
     assert (refused["received"], refused["refused"], refused["discrepancy"]) == (
         lines[0].received, 2, "refused")
     b = balance(ctx, lines[0].lot_id)
-    assert b.reserved >= 0 and audit.reconcile(ctx.engine).ok
+    assert b.reserved >= 0 and audit.reconcile(ctx.engine, ctx.ledger_key).ok
 
 
 def test_reserve_below_floor_is_published_on_the_change_only(tmp_path):
@@ -247,7 +247,7 @@ def test_reserve_below_floor_is_published_on_the_change_only(tmp_path):
 def test_tampered_ledger_is_detected_and_exports_carry_the_hashes(ctx):
     lot = receive(ctx, "RICE-10KG", 10)
     receive(ctx, "FLOUR-5KG", 5)
-    assert audit.reconcile(ctx.engine).ok
+    assert audit.reconcile(ctx.engine, ctx.ledger_key).ok
     buf = io.BytesIO()
     assert audit.export(ctx.engine, buf, "csv") == 2
     assert buf.getvalue().decode("utf-8-sig").splitlines()[0].startswith("seq,at_utc,at_us,kind")
@@ -257,11 +257,11 @@ def test_tampered_ledger_is_detected_and_exports_carry_the_hashes(ctx):
     assert len(rows) == 3 and rows[1][-1] == json.loads(json.dumps(rows[1][-1]))
     with ctx.engine.begin() as conn:
         conn.execute(text("UPDATE ledger SET quantity = 99 WHERE lot_id = :l"), {"l": lot})
-    report = audit.reconcile(ctx.engine)
+    report = audit.reconcile(ctx.engine, ctx.ledger_key)
     assert not report.ok and [(b.seq, b.problem) for b in report.chain_breaks] == [(1, "hash")]
     with ctx.engine.begin() as conn:
         conn.execute(text("UPDATE lot_balances SET on_hand = 3 WHERE lot_id = :l"), {"l": lot})
-    assert [(m.lot_id, m.field) for m in audit.reconcile(ctx.engine).mismatches] == [(lot, "on_hand")]
+    assert [(m.lot_id, m.field) for m in audit.reconcile(ctx.engine, ctx.ledger_key).mismatches] == [(lot, "on_hand")]
 
 
 def test_a_plan_line_naming_a_quarantined_lot_is_repicked_fefo_never_reserved_there(ctx):
