@@ -311,6 +311,7 @@ class ReconcileFact:
     head_seq: int = 0
     chain_breaks: int = 0
     mismatches: int = 0
+    head_hash: str = ""  # the chain head's HMAC: with head_seq, the anchor the report hands out
 
 
 @dataclass(frozen=True)
@@ -645,7 +646,7 @@ class _Collector:
             self.notes.append(f"ledger reconciliation: not run ({exc.code.name} {exc.details})")
             return None
         return ReconcileFact(r.ok, int(r.lines_checked), int(r.lots_checked), int(r.head_seq),
-                             len(r.chain_breaks), len(r.mismatches))
+                             len(r.chain_breaks), len(r.mismatches), r.head_hash)
 
     # ---- allocation
     def plan(self) -> tuple[PlanFact | None, list[PlanVersionFact]]:

@@ -385,11 +385,15 @@ def _ledger(facts: DayFacts) -> Section:
     verdict = ("一致：哈希链完整，余额与台账相符 / OK: the hash chain verifies and every balance "
                "matches the ledger" if r.ok else
                "不一致，请核查 / MISMATCH: see logistics ReconcileLedger")
-    return Section("八、台账核对 / Ledger reconciliation", [verdict], [
+    anchor = (f"链头锚点 / Chain head anchor: {r.head_seq}:{r.head_hash} — 请纪委留存；日后以 "
+              f"`python -m services.logistics.reconcile --anchor {r.head_seq}:{r.head_hash}` 核对 "
+              f"/ kept by the discipline commission, checked later against the ledger with that command")
+    return Section("八、台账核对 / Ledger reconciliation", [verdict, anchor] if r.head_seq else [verdict], [
         Table("8 台账核对 Ledger", "台账核对 / Reconciliation", ["项目 Item", "数值 Value"],
               [["结论 Result", "一致 OK" if r.ok else "不一致 MISMATCH"],
                ["核对行数 Lines checked", r.lines_checked], ["批次 Lots checked", r.lots_checked],
-               ["台账末行 Head seq", r.head_seq], ["链断点 Chain breaks", r.chain_breaks],
+               ["台账末行 Head seq", r.head_seq], ["链头哈希 Head HMAC", r.head_hash],
+               ["链断点 Chain breaks", r.chain_breaks],
                ["余额不符 Balance mismatches", r.mismatches]])])
 
 
@@ -587,7 +591,10 @@ def disclosure_html(facts: DayFacts) -> str:
             parts.append(_html_table(["捐赠方 Donor", "类型 Kind", "定向 Targeted",
                                       "用途 Target use", "入库物资 Items"], donors))
     generated = _local(facts.generated_at, facts.timezone)
-    parts.append(f"<footer>生成时间 / Generated {html.escape(generated)} ({facts.timezone})"
+    r = facts.reconciliation
+    head = (f"<br>台账链头 / Ledger chain head: {r.head_seq}:{html.escape(r.head_hash)}"
+            if r is not None and r.head_hash else "")
+    parts.append(f"<footer>生成时间 / Generated {html.escape(generated)} ({facts.timezone}){head}"
                  f"</footer></body></html>")
     return "".join(parts)
 
