@@ -155,9 +155,9 @@ def test_a_demand_reaches_a_nameko_handler_once_with_the_documented_payload(stac
     assert payload["requester_id"] == village.id and payload["delivery_day"] == day(2)
     assert (payload["requester_kind"], payload["risk_level"], payload["origin"]) == (
         "village", "sealed", "direct")
-    assert payload["top_tier"] == 2 and payload["township"] == village.township
+    assert payload["top_tier"] == 3 and payload["township"] == village.township
     assert [(ln["item_code"], ln["quantity"], ln["tier"], ln["tier_name"]) for ln in payload["lines"]] == [
-        ("RICE-10KG", 10, 3, "sealed_area"), ("FORMULA-STAGE1", 2, 2, "vulnerable")]
+        ("RICE-10KG", 10, 3, "sealed_area"), ("FORMULA-STAGE1", 2, 3, "sealed_area")]
     assert stack.deliveries([event_id]) == {event_id: 1}
     _, registered = eventually(lambda: stack.effects("requester_registered").get(village.id),
                                what="requester_registered applied")

@@ -123,8 +123,9 @@ def test_registered_requesters_come_back_whole_and_tiers_are_derived(api):
 
     assert [ln.tier for ln in frontline.lines] == [common_pb2.TIER_FRONTLINE_MEDICAL]
     assert [ln.tier for ln in sealed.lines] == [common_pb2.TIER_SEALED_AREA]
-    assert [ln.tier for ln in mixed.lines] == [common_pb2.TIER_GENERAL, common_pb2.TIER_VULNERABLE]
-    assert mixed.top_tier == common_pb2.TIER_VULNERABLE
+    # an area's ordinary formula stays in its area's tier (a registered need's is tier 2)
+    assert [ln.tier for ln in mixed.lines] == [common_pb2.TIER_GENERAL, common_pb2.TIER_GENERAL]
+    assert mixed.top_tier == common_pb2.TIER_GENERAL
     assert mixed.status == pb.DEMAND_STATUS_OPEN and mixed.origin == pb.DEMAND_ORIGIN_DIRECT
     assert api.GetDemand(pb.GetDemandRequest(demand_id=mixed.id)) == mixed
 
@@ -147,7 +148,10 @@ def test_submit_demand_is_idempotent_and_a_reused_key_with_another_body_is_refus
 def test_list_demands_filters_and_pages(api):
     village = api.village()
     on_day2 = [api.demand(village.id, ("RICE-10KG", 10 + i), delivery_day=day(2)) for i in range(3)]
-    on_day3 = [api.demand(village.id, ("FORMULA-STAGE1", 2), delivery_day=day(3)),
+    on_day3 = [api.RegisterSpecialNeed(pb.RegisterSpecialNeedRequest(
+        idempotency_key=key(), requester_id=village.id, delivery_day=day(3),
+        beneficiary=pb.Beneficiary(name="王小红", phone="13812345678"),
+        category=pb.SPECIAL_NEED_CATEGORY_INFANT_FORMULA, lines=lines(("FORMULA-STAGE1", 2)))).demand,
                api.demand(village.id, ("RICE-10KG", 5000), delivery_day=day(3))]
     all_ids = {d.id for d in on_day2 + on_day3}
 
@@ -195,7 +199,7 @@ def test_page_size_over_500_is_invalid(api):
 
 def test_tier_filter_finds_demands_with_any_line_of_that_tier(api):
     village = api.village(risk=PREVENTION)
-    mixed = api.demand(village.id, ("RICE-10KG", 10), ("FORMULA-STAGE1", 2))  # tiers 5 and 2
+    mixed = api.demand(village.id, ("RICE-10KG", 10), ("FORMULA-STAGE1", 2))  # both tier 5
     found = api.list_demands(requester_id=village.id, tier=common_pb2.TIER_GENERAL)
     assert [d.id for d in found] == [mixed.id]
 

@@ -5,7 +5,8 @@ Decisions:
   the line: nothing is half-accepted, the caller fixes the list and sends it again.
 - The same item twice in one demand is refused on the second line (InvalidInput), so that a
   demand line is identified by its item code (delivery results are keyed by item code).
-- Tiers are derived here from requester and item, never taken from the caller.
+- Tiers are derived here from where a line comes from, never taken from the caller: a
+  registered special need's lines are VULNERABLE, any other line has its requester's tier.
 - Delivery results close the demand: all delivered → fulfilled; part → partly_fulfilled;
   nothing → rolled. In the last two cases the remainder of each short line is carried to a
   new open demand (origin carry_over) for the next delivery day whose cut-off is still ahead;
@@ -33,7 +34,7 @@ class Tier(IntEnum):
     """Priority of a demand line, 1 served first (RULES.md §3)."""
 
     FRONTLINE_MEDICAL = 1   # hospitals, fever clinics, isolation sites
-    VULNERABLE = 2          # special-need items, nursing homes
+    VULNERABLE = 2          # registered special needs (a person's lines), nursing homes
     SEALED_AREA = 3         # villages / communities at risk level sealed
     CONTROLLED_AREA = 4     # … at risk level controlled
     GENERAL = 5             # prevention areas, schools, enterprises
@@ -59,10 +60,13 @@ class DemandOrigin(StrEnum):
     CARRY_OVER = "carry_over"      # remainder of a partly delivered demand
 
 
-def derive_tier(requester: Requester, item: Item) -> Tier:
+def derive_tier(requester: Requester) -> Tier:
+    """The tier of a requester's ordinary line: its own rank, whatever the item (RULES §3.2).
+    Lines of a registered special need are VULNERABLE (special_need_demand), so a village's
+    ordinary formula stays in the village's tier."""
     if requester.is_frontline:
         return Tier.FRONTLINE_MEDICAL
-    if item.special_need or requester.unit_type is UnitType.NURSING_HOME:
+    if requester.unit_type is UnitType.NURSING_HOME:
         return Tier.VULNERABLE
     if requester.risk_level is RiskLevel.SEALED:
         return Tier.SEALED_AREA
@@ -204,7 +208,7 @@ def build_lines(requested: Sequence[RequestedLine], requester: Requester, catalo
     out = []
     for i, rl in enumerate(requested):
         item = catalogue.item(rl.item_code)
-        line_tier = derive_tier(requester, item) if tier is None else min(tier, derive_tier(requester, item))
+        line_tier = derive_tier(requester) if tier is None else min(tier, derive_tier(requester))
         expected = policy.norm(item.per_capita_daily, people, days)
         out.append(DemandLine(
             line_no=i, item_code=item.code, quantity=rl.quantity, tier=line_tier, note=rl.note,

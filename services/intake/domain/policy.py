@@ -162,10 +162,14 @@ class SpecialNeedPolicy:
 
     max_period_days: longest collection period of a periodic need (chronic medicine).
     max_lines: lines per beneficiary registration.
+    one_off_days: the days a one-off need's delivery is meant to last, for its over-norm flag
+      (a periodic need's are its period). 14: the window a risk level is judged over (篇1:
+      连续14天) and an isolation period (篇11: 观察14天), so one delivery for a closure.
     """
 
     max_period_days: int = 90
     max_lines: int = 20
+    one_off_days: int = 14
 
 
 @dataclass(frozen=True)

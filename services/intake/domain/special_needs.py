@@ -182,15 +182,18 @@ def register_special_need(*, need_id: str, requester: Requester, name: str, phon
 
 def special_need_demand(need: SpecialNeed, requester: Requester, *, demand_id: str,
                         catalogue: Catalogue, policy: DemandPolicy, at: datetime,
-                        delivery_day: date | None = None) -> Demand:
+                        delivery_day: date | None = None,
+                        sn_policy: SpecialNeedPolicy = DEFAULT_SPECIAL_NEED_POLICY) -> Demand:
     """The demand for one delivery of a special need: tier VULNERABLE on every line.
 
     delivery_day defaults to the need's start day; the cut-off rule applies (rolls when
-    past). Over-norm flags use one person and the need's period (or the policy cycle).
+    past). Over-norm flags use one person and what the delivery is for: the need's period, or
+    sn_policy.one_off_days for a one-off need (not the demand cycle: 4 cans of formula are not
+    one day's).
     """
     require_aware(at)
-    lines = build_lines(need.lines, requester, catalogue, policy, tier=Tier.VULNERABLE,
-                        basis=1, days=need.period_days, special_need_id=need.id)
+    lines = build_lines(need.lines, requester, catalogue, policy, tier=Tier.VULNERABLE, basis=1,
+                        days=need.period_days or sn_policy.one_off_days, special_need_id=need.id)
     return new_demand(demand_id=demand_id, requester=requester, lines=lines, policy=policy,
                       at=at, delivery_day=delivery_day or need.start_day,
                       origin=DemandOrigin.SPECIAL_NEED, origin_ref=need.id)

@@ -9,8 +9,10 @@ from services.intake.domain import (
     DemandPolicy,
     DemandStatus,
     LineRuleRefused,
+    RequestedLine,
     Tier,
     apply_delivery_results,
+    build_lines,
     cancel_demand,
     derive_tier,
     submit_demand,
@@ -40,34 +42,32 @@ def test_tier_order():
 
 
 @pytest.mark.parametrize("unit_type", ["hospital", "fever_clinic", "isolation_site"])
-def test_frontline_units_are_tier_1_for_every_item(make_unit, catalogue, unit_type):
-    unit = make_unit(unit_type)
-    for code in ("RICE-10KG", "MASK-N95", "FORMULA-STAGE1"):
-        assert derive_tier(unit, catalogue.item(code)) is Tier.FRONTLINE_MEDICAL
+def test_frontline_units_are_tier_1(make_unit, unit_type):
+    assert derive_tier(make_unit(unit_type)) is Tier.FRONTLINE_MEDICAL
 
 
-def test_nursing_home_is_vulnerable(make_unit, catalogue):
-    assert derive_tier(make_unit("nursing_home"), catalogue.item("RICE-10KG")) is Tier.VULNERABLE
+def test_nursing_home_is_vulnerable(make_unit):
+    assert derive_tier(make_unit("nursing_home")) is Tier.VULNERABLE
 
 
-def test_special_need_items_are_vulnerable_wherever_they_go(
-        sealed_village, prevention_village, make_unit, catalogue):
-    formula = catalogue.item("FORMULA-STAGE1")
-    for r in (sealed_village, prevention_village, make_unit("school"), make_unit("enterprise")):
-        assert derive_tier(r, formula) is Tier.VULNERABLE
+def test_an_ordinary_line_of_a_special_need_item_keeps_its_requesters_tier(
+        sealed_village, prevention_village, make_unit, catalogue, policy):
+    """RULES §3.2: the tier follows the line's origin, not the item."""
+    formula = [RequestedLine("FORMULA-STAGE1", 30)]
+    tiers = [build_lines(formula, r, catalogue, policy)[0].tier
+             for r in (sealed_village, prevention_village, make_unit("school"), make_unit("hospital"))]
+    assert tiers == [Tier.SEALED_AREA, Tier.GENERAL, Tier.GENERAL, Tier.FRONTLINE_MEDICAL]
 
 
-def test_area_tiers_follow_risk_level(sealed_village, controlled_community, prevention_village,
-                                      catalogue):
-    rice = catalogue.item("RICE-10KG")
-    assert derive_tier(sealed_village, rice) is Tier.SEALED_AREA
-    assert derive_tier(controlled_community, rice) is Tier.CONTROLLED_AREA
-    assert derive_tier(prevention_village, rice) is Tier.GENERAL
+def test_area_tiers_follow_risk_level(sealed_village, controlled_community, prevention_village):
+    assert derive_tier(sealed_village) is Tier.SEALED_AREA
+    assert derive_tier(controlled_community) is Tier.CONTROLLED_AREA
+    assert derive_tier(prevention_village) is Tier.GENERAL
 
 
 @pytest.mark.parametrize("unit_type", ["school", "enterprise"])
-def test_schools_and_enterprises_are_general(make_unit, catalogue, unit_type):
-    assert derive_tier(make_unit(unit_type), catalogue.item("MASK-N95")) is Tier.GENERAL
+def test_schools_and_enterprises_are_general(make_unit, unit_type):
+    assert derive_tier(make_unit(unit_type)) is Tier.GENERAL
 
 
 def test_caller_cannot_choose_the_tier(prevention_village, catalogue):
@@ -83,9 +83,9 @@ def test_submit_demand(sealed_village, catalogue):
     assert (d.requested_day, d.rolled_over, d.origin) == (None, False, DemandOrigin.DIRECT)
     assert d.cutoff_at == local(2026, 11, 28, 11)
     assert [(ln.line_no, ln.item_code, ln.quantity, ln.tier) for ln in d.lines] == [
-        (0, "RICE-10KG", 30, Tier.SEALED_AREA), (1, "FORMULA-STAGE1", 4, Tier.VULNERABLE)]
+        (0, "RICE-10KG", 30, Tier.SEALED_AREA), (1, "FORMULA-STAGE1", 4, Tier.SEALED_AREA)]
     assert d.lines[0].note == "东头"
-    assert d.top_tier is Tier.VULNERABLE
+    assert d.top_tier is Tier.SEALED_AREA
 
 
 def test_submit_at_cutoff_rolls_over(sealed_village, catalogue):
@@ -267,7 +267,7 @@ def test_partial_delivery_carries_the_remainder_to_the_next_day(sealed_village, 
                                                          DemandOrigin.CARRY_OVER, "DM-1")
     assert c.delivery_day == date(2026, 11, 29) and c.cutoff_at == local(2026, 11, 29, 11)
     assert [(ln.line_no, ln.item_code, ln.quantity, ln.tier, ln.delivered) for ln in c.lines] == [
-        (0, "RICE-10KG", 10, Tier.SEALED_AREA, None), (1, "FORMULA-STAGE1", 4, Tier.VULNERABLE, None)]
+        (0, "RICE-10KG", 10, Tier.SEALED_AREA, None), (1, "FORMULA-STAGE1", 4, Tier.SEALED_AREA, None)]
 
 
 def test_nothing_delivered_is_rolled(sealed_village, catalogue, policy):

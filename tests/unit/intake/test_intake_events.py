@@ -47,7 +47,7 @@ def test_demand_lifecycle_events(sealed_village, catalogue, policy):
     assert p["demand_id"] == "DM-1" and p["township"] == "城关镇" and p["risk_level"] == "sealed"
     assert p["delivery_day"] == "2026-11-29" and p["requested_day"] == "2026-11-28"
     assert p["rolled_over"] is True and p["cutoff_at"] == "2026-11-29T03:00:00Z"
-    assert p["origin"] == "direct" and p["flagged"] is True and p["top_tier"] == 2
+    assert p["origin"] == "direct" and p["flagged"] is True and p["top_tier"] == 3
     assert p["lines"][0] == {"line_no": 0, "item_code": "RICE-10KG", "quantity": 200, "tier": 3,
                              "tier_name": "sealed_area", "flagged": True, "norm_quantity": 40,
                              "special_need_id": None, "note": "东头"}

@@ -38,7 +38,7 @@ def test_demand_round_trip(sealed_village, catalogue, policy):
                                     carry_over_id="D2").demand
     for x in (d, closed):
         back = roundtrip(Demand, x)
-        assert back.lines[1].tier == 2 and type(back.lines[1].tier).__name__ == "Tier"
+        assert back.lines[1].tier == 3 and type(back.lines[1].tier).__name__ == "Tier"
 
 
 def test_other_aggregates_round_trip(sealed_village, make_unit, catalogue, policy):

@@ -7,6 +7,7 @@ from services.common.errors import InvalidInput, RuleRefused
 from services.intake.domain import (
     DemandOrigin,
     SpecialNeedCategory,
+    SpecialNeedPolicy,
     Tier,
     normalize_phone,
     pseudonym,
@@ -132,6 +133,18 @@ def test_special_need_flags_use_one_person_and_the_period(sealed_village, catalo
                                    policy=policy, at=AT).lines[0]
     assert demand(10).norm_quantity == 4 and not demand(10).flagged
     assert demand(11).flagged
+
+
+def test_a_one_off_need_is_judged_for_its_one_off_days_not_one_day(sealed_village, catalogue, policy):
+    # formula 0.12 can/day × 1 person × 14 days = 1.68 → norm 2; flagged above 5.04
+    def demand(qty, **sn):
+        n = register(sealed_village, catalogue, policy,
+                     lines=[{"item_code": "FORMULA-STAGE1", "quantity": qty}])
+        return special_need_demand(n, sealed_village, demand_id="DM-1", catalogue=catalogue,
+                                   policy=policy, at=AT, **sn).lines[0]
+    assert demand(4).norm_quantity == 2 and not demand(5).flagged
+    assert demand(6).flagged
+    assert demand(4, sn_policy=SpecialNeedPolicy(one_off_days=1)).flagged
 
 
 def test_periodic_need_is_due_every_period(sealed_village, catalogue, policy):
