@@ -11,13 +11,19 @@ PYTEST_ARGS ?=
 
 .PHONY: setup proto up down status test unit integration browser bench demo down-demo lint up-services down-services services-status clean
 
-setup: $(VENV)/.deps gen/.stamp
+setup: $(VENV)/.deps $(BIN)/supplyctl gen/.stamp
 
 $(VENV)/.deps: requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q uv==0.13.9
 	$(BIN)/uv pip sync -q --python $(BIN)/python requirements.lock
 	$(BIN)/python -c 'import sysconfig; open(sysconfig.get_paths()["purelib"] + "/county-supply.pth", "w").write("$(CURDIR)\n$(CURDIR)/gen\n")'  # processes import services/ and gen/ from anywhere
+	touch $@
+
+# the project itself, editable, for its console script (pyproject's [project.scripts]); after
+# every sync, since `uv pip sync` removes what the lock does not name
+$(BIN)/supplyctl: $(VENV)/.deps pyproject.toml
+	$(BIN)/uv pip install -q --no-deps --python $(BIN)/python -e .
 	touch $@
 
 proto gen/.stamp: $(PROTOS) $(VENV)/.deps
