@@ -185,7 +185,7 @@ def database_url(service: str, env: dict) -> str:
 
 def load_settings(service: str, env: dict | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
-    if service not in SERVICES + ("tools", "console", "reports"):
+    if service not in SERVICES + ("tools", "console", "reports", "notify"):
         raise ConfigError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     var_dir = Path(_env(env, "SUPPLY_VAR_DIR", str(ROOT / "var")))
     db_url = database_url(service, env)
