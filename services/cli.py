@@ -10,6 +10,8 @@
     supplyctl doctor [--production]     check the settings (as production would) and that servers answer
     supplyctl user add NAME --role ROLE [--scope ID]               a console account (password asked)
     supplyctl user list | passwd NAME | disable NAME | enable NAME
+    supplyctl backup DIR                every database and InfluxDB, with a manifest and checksums
+    supplyctl restore DIR               verify, then bring every database and InfluxDB back
 """
 
 from __future__ import annotations
@@ -262,6 +264,48 @@ def cmd_doctor(production: bool) -> int:
     return 0
 
 
+def cmd_backup_or_restore(cmd: str, directory: Path, replay_hours: float | None) -> int:
+    """Progress as each database is done; a refused backup names every problem (exit 1)."""
+    from datetime import timedelta
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from services.ops.backup import backup, restore
+    from services.ops.manifest import BackupRefused
+
+    running = [f.stem for f in _run_dir().glob("*.pid") if _pid_alive(int(f.read_text()))]
+    if cmd == "restore" and running:
+        console.print(f"[red]✗ stop the services first (supplyctl down): {', '.join(running)} "
+                      f"/ 请先停止服务[/]")
+        return 1
+    env = dict(os.environ)
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=console, transient=True) as progress:
+            task = progress.add_task(cmd, total=None)
+
+            def step(what: str) -> None:
+                progress.update(task, description=escape(what))
+                progress.console.print(f"  {escape(what)}")
+
+            if cmd == "backup":
+                manifest = backup(directory, env, step)
+                done = [f"{len(manifest['files'])} files, {manifest['bytes'] / 1e6:.1f} MB, "
+                        f"SHA-256 in {directory / 'SHA256SUMS'}"]
+            else:
+                done = restore(directory, env, step, **(
+                    {} if replay_hours is None else {"replay": timedelta(hours=replay_hours)}))
+    except BackupRefused as exc:
+        console.print(f"[red]✗ {cmd} refused / 已拒绝:[/]")
+        for problem in exc.problems:
+            console.print(f"  [red]-[/] {escape(problem)}", highlight=False)
+        return 1
+    for line in done:
+        console.print(f"[green]✓[/] {escape(line)}", highlight=False)
+    console.print(f"[green]{cmd} done / 完成[/]")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="supplyctl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -299,6 +343,12 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("dead-letters")
     p.add_argument("service", choices=SERVICES)
     p.add_argument("--replay", type=int, metavar="ID")
+    p = sub.add_parser("backup", help="every database and InfluxDB into a new directory")
+    p.add_argument("directory", type=Path)
+    p = sub.add_parser("restore", help="verify a backup, then replace every database and InfluxDB with it")
+    p.add_argument("directory", type=Path)
+    p.add_argument("--replay-hours", type=float, metavar="H",
+                   help="send again the events published this long before the backup (default 24)")
     args = parser.parse_args(argv)
     try:
         if args.cmd in ("migrate", "up"):
@@ -329,6 +379,9 @@ def main(argv: list[str] | None = None) -> None:
             from services.common.dead_letters import show_or_replay
 
             show_or_replay(args.service, args.replay, console)
+        elif args.cmd in ("backup", "restore"):
+            sys.exit(cmd_backup_or_restore(args.cmd, args.directory,
+                                           getattr(args, "replay_hours", None)))
     except ConfigError as exc:
         console.print(f"[red]configuration error / 配置错误: {exc}[/]")
         sys.exit(2)
