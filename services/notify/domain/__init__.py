@@ -1,0 +1,1 @@
+"""Pure rules of notify: no I/O, no framework imports."""
