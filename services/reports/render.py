@@ -34,7 +34,8 @@ PLAN_STATUS = {"proposed": ("待批准", "proposed"), "approved": ("已批准", 
                "unspecified": ("试算", "dry run")}
 ALERT_KINDS = {"alarm": "温湿度报警", "sensor_offline": "传感器离线", "spoilage": "变质",
                "mkt": "平均动力学温度", "segregation": "危化品隔离", "reserve_below_floor": "低于储备",
-               "near_expiry": "临期", "price_rise": "价格异常"}
+               "near_expiry": "临期", "price_rise": "价格异常",
+               "unregistered_sensor": "未登记传感器"}
 SEVERITY = {"info": "提示", "warning": "警告", "critical": "严重"}
 ALERT_STATE = {"open": "未处理", "acknowledged": "已确认", "cleared": "已解除"}
 
