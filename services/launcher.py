@@ -3,6 +3,9 @@
 api     the gRPC API (grpc.aio, no eventlet: grpcio does not work under it; ADR 0004)
 worker  the nameko worker (event handlers, timers); eventlet-patched before anything else
 relay   the outbox relay (committed events → RabbitMQ, broker-acknowledged batches)
+
+The reports process has one kind: `python -m services.reports scheduler` (the 17:30 report, the
+day's deadlines, its own outbox relay, GetDailyReport).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ KINDS = ("api", "worker", "relay")
 
 def main(service: str, argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    kinds = KINDS + (("ingest",) if service == "monitoring" else ())
+    kinds = ("scheduler",) if service == "reports" else KINDS + (("ingest",) if service == "monitoring" else ())
     if len(argv) != 1 or argv[0] not in kinds:
         sys.exit(f"usage: python -m services.{service} {'|'.join(kinds)}")
     kind = argv[0]
@@ -37,5 +40,5 @@ def main(service: str, argv: list[str] | None = None) -> None:
         schema = importlib.import_module(f"services.{service}.adapters.schema")
         run_relay(settings, schema.tables)
         return
-    module = {"api": "grpc_api", "worker": "worker", "ingest": "mqtt_ingest"}[kind]
+    module = {"api": "grpc_api", "worker": "worker", "ingest": "mqtt_ingest", "scheduler": "scheduler"}[kind]
     importlib.import_module(f"services.{service}.entrypoints.{module}").run(settings)

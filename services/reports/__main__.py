@@ -1,5 +1,10 @@
 import sys
 
-from services.reports.cli import main
+if sys.argv[1:2] == ["scheduler"]:
+    from services.launcher import main as launch
 
-sys.exit(main())
+    launch("reports", sys.argv[1:])
+else:
+    from services.reports.cli import main
+
+    sys.exit(main())

@@ -1,6 +1,11 @@
 """`python -m services.reports --day YYYY-MM-DD [--out var/reports/<day>/]`: the daily report and
 the public disclosure lists of a county day, from the services' gRPC APIs.
 
+`python -m services.reports make --day YYYY-MM-DD [--again]`: the same files under REPORTS_DIR,
+made as the scheduler makes them (once a day; --again makes them anew) and announced by a
+`daily_report_ready` event. `python -m services.reports scheduler`: the process that does it at
+REPORTS_AT by itself.
+
 Writes daily-report.md, daily-report.xlsx, disclosure-<list>.csv (procurement, allocation,
 stock, donations; UTF-8 with BOM) and disclosure.html, and prints a summary. Exit status: 0
 written; 1 a service other than monitoring did not answer or refused (nothing written); 2 bad
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -19,32 +25,11 @@ from rich.console import Console
 from rich.table import Table
 
 from services.common.catalogue import load_catalogue
-from services.common.config import DEV_TOKEN, SERVICES, ConfigError, Settings, load_settings
+from services.common.config import SERVICES, ConfigError, load_settings
 from services.reports import render
+from services.reports.adapters.files import write_files  # noqa: F401 - also the demo's
 from services.reports.collect import CollectError, DayFacts, bearer, collect_day, connect
-
-
-def _token(settings: Settings, given: str) -> str:
-    if given:
-        return given
-    for tok, (_, role, _) in settings.auth_tokens.items():
-        if role == "admin":
-            return tok
-    return DEV_TOKEN
-
-
-def write_files(facts: DayFacts, out: Path) -> list[Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, data in (("daily-report.md", render.markdown(facts).encode("utf-8")),
-                       ("daily-report.xlsx", render.xlsx(facts)),
-                       ("disclosure.html", render.disclosure_html(facts).encode("utf-8"))):
-        (out / name).write_bytes(data)
-        written.append(out / name)
-    for name, text in render.disclosure_csvs(facts).items():
-        (out / name).write_text(text, encoding="utf-8-sig", newline="")
-        written.append(out / name)
-    return written
+from services.reports.config import service_token
 
 
 def summary_table(facts: DayFacts) -> Table:
@@ -58,7 +43,43 @@ def summary_table(facts: DayFacts) -> Table:
     return table
 
 
+def make(argv: list[str]) -> int:
+    """`make --day D [--again]`: through the reports database (its marker and outbox)."""
+    from services.reports import handlers
+    from services.reports.adapters.county import GrpcCounty
+    from services.reports.config import load_reports_config
+    from services.reports.entrypoints.scheduler import build_context
+
+    parser = argparse.ArgumentParser(prog="python -m services.reports make")
+    parser.add_argument("--day", required=True, type=date.fromisoformat, help="county-local day YYYY-MM-DD")
+    parser.add_argument("--again", action="store_true", help="make it again if it was made")
+    args = parser.parse_args(argv)
+    console = Console()
+    try:
+        settings = load_settings("reports")
+        config = load_reports_config(settings)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error / 配置错误: {exc}[/]")
+        return 2
+    county = GrpcCounty(settings, config.token, load_catalogue(settings.catalogue_path))
+    try:
+        made = handlers.make_report(build_context(settings, county), args.day, again=args.again)
+    except CollectError as exc:
+        console.print(f"[red]{exc} / 服务不可用或拒绝，未生成报告[/]")
+        return 1
+    finally:
+        county.close()
+    if made is None:
+        console.print(f"{args.day}: already made; --again to make it anew / 当日报告已生成")
+    else:
+        console.print(f"written / 已生成 ({made.times_made}): {made.directory}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["make"]:
+        return make(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m services.reports", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--day", required=True, help="county-local day YYYY-MM-DD")
@@ -80,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = {s: settings.grpc_target(s) for s in SERVICES}
     try:
         with connect(targets, settings.grpc_tls) as stubs:
-            facts = collect_day(day, stubs, metadata=bearer(_token(settings, args.token)),
+            facts = collect_day(day, stubs, metadata=bearer(service_token(settings, args.token)),
                                 tz=settings.timezone, catalogue=load_catalogue(settings.catalogue_path),
                                 now=settings.clock().now(), timeout=args.timeout)
     except CollectError as exc:
