@@ -1,4 +1,5 @@
-"""GetDailyReport over real processes: intake, allocation and logistics API processes (no
+"""GetDailyReport over real processes: intake, allocation and logistics API processes and the reports
+process (allocation forwards the call to it; no
 monitoring: its section must say "unavailable" without failing the report). A village, its
 demand, a special need with a phone number and a purchase receipt go in through the public APIs;
 the report for the day shows the demand and the receipt with the right totals, and the public
@@ -27,6 +28,7 @@ from supply.v1 import (
 
 from services.common.config import load_settings
 from services.common.migrate import upgrade
+from tests.support.infra import free_port
 from tests.support.intake import ADMIN, HQ, VILLAGE, Intake, auth, key, village_spec
 from tests.support.processes import ROOT, ServiceProcess
 
@@ -42,12 +44,13 @@ def _target(env: dict, service: str) -> str:
 @pytest.fixture
 def stack(service_env, tmp_path):
     # 08:00 on DAY, county time, for every process: before the 11:00 cut-off of DAY
-    env = {**service_env,
+    env = {**service_env, "REPORTS_GRPC_PORT": str(free_port()),
            "SUPPLY_CLOCK": f"sim:{DAY}T08:00:00+08:00;speed=1;anchor={time.time():.3f}"}
-    for service in ("intake", "allocation", "logistics"):
+    for service in ("intake", "allocation", "logistics", "reports"):
         upgrade(service, load_settings(service, env).database_url)
     procs = [ServiceProcess(s, "api", env, tmp_path).start()
              for s in ("intake", "allocation", "logistics")]
+    procs.append(ServiceProcess("reports", "scheduler", env, tmp_path).start())  # serves GetDailyReport
     channels: list[grpc.Channel] = []
     try:
         for proc in procs:

@@ -22,6 +22,7 @@ from services.allocation.entrypoints import proto_map as out
 from services.common.config import Settings
 from services.common.db import ping, run_idempotent
 from services.common.errors import Conflict, InvalidInput
+from services.common.grpc_client import open_channel
 from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.logs import correlation_id
 from services.common.messaging import EventPublisher
@@ -67,7 +68,8 @@ def _policy_changes(request: pb.SetPolicyRequest) -> dict:
 class AllocationServicer(rpc.AllocationServiceServicer):
     def __init__(self, ctx: h.AllocationContext, settings: Settings | None = None):
         self.ctx = ctx
-        self.settings = settings  # where the other services are (GetDailyReport)
+        self.settings = settings  # where the reports process is (GetDailyReport)
+        self.reports: rpc.AllocationServiceStub | None = None
 
     def _write(self, method: str, request: Message, response_type: type[Message],
                work: Callable[[h.Actor, object], Message]) -> Message:
@@ -192,55 +194,33 @@ class AllocationServicer(rpc.AllocationServiceServicer):
         return self._write("SetPolicy", request, pb.AllocationPolicy, lambda a, uow: out.policy(
             h.set_policy(self.ctx, uow, a, changes, expected), str(self.ctx.tz)))
 
-    # ---- daily report and public disclosure (services/reports)
+    # ---- daily report and public disclosure: made by the reports process, asked on the caller's behalf
     def GetDailyReport(self, request, context):
-        from services.reports import collect, render
-
         _actor().require(*h.REPORT_ROLES)
-        fmt = REPORT_FORMATS.get(request.format)
-        if fmt is None:
-            raise InvalidInput("format", "REPORT_FORMAT_MARKDOWN, _XLSX or _DISCLOSURE_HTML")
-        day = _day(request.day, "day") or self.ctx.clock.now().astimezone(self.ctx.tz).date()
         if self.settings is None:
-            raise RuntimeError("GetDailyReport needs the settings (service targets)")
-        token = dict(context.invocation_metadata()).get("authorization", "")
-        metadata = [("authorization", token)]  # the caller's own token, not the service's
-        if cid := correlation_id.get(""):
+            raise RuntimeError("GetDailyReport needs the settings (the reports process's address)")
+        metadata = [(k, v) for k, v in context.invocation_metadata()
+                    if k in ("authorization", "x-correlation-id")]  # the caller's own token
+        if (cid := correlation_id.get("")) and not any(k == "x-correlation-id" for k, _ in metadata):
             metadata.append(("x-correlation-id", cid))
-        targets = {s: self.settings.grpc_target(s) for s in ("intake", "logistics", "monitoring")}
+        remaining = context.time_remaining()
         try:
-            with collect.connect(targets, self.settings.grpc_tls) as stubs:
-                stubs.allocation = collect.LocalStub(self)  # own plans: no call to ourselves
-                facts = collect.collect_day(day, stubs, metadata=metadata, tz=self.ctx.tz,
-                                            catalogue=self.ctx.catalogue, now=self.ctx.clock.now())
-        except collect.CollectError as exc:
-            log.warning("daily report failed", extra={"error": str(exc)})
-            context.set_code(exc.code)
-            context.set_details(f"{exc} / 无法生成日报")
+            return self._reports().GetDailyReport(request, metadata=metadata,
+                                                  timeout=remaining if remaining else 120)
+        except grpc.RpcError as exc:
+            log.warning("daily report failed", extra={"error": exc.details()})
+            context.set_code(exc.code())
+            context.set_details(exc.details() if exc.code() != grpc.StatusCode.UNAVAILABLE else
+                                f"reports process ({self.settings.grpc_target('reports')}) unavailable"
+                                f" / 日报服务不可用: {exc.details()}")
             return pb.DailyReport()
-        content, content_type, filename = render.render(facts, fmt)
-        total, r = facts.total_fill(), facts.reconciliation
-        reply = pb.DailyReport(
-            day=day.isoformat(), format=request.format, content=content,
-            content_type=content_type, filename=filename, demands=total.demands,
-            lines=total.lines, asked=total.asked, delivered=total.delivered,
-            fill_rate=total.fill_rate, alerts=len(facts.alerts or ()),
-            alerts_available=facts.alerts is not None,
-            plan_id=facts.plan.plan_id if facts.plan else "",
-            plan_status=pb.PlanStatus.Value(f"PLAN_STATUS_{facts.plan.status.upper()}")
-            if facts.plan else pb.PLAN_STATUS_UNSPECIFIED,
-            notes=facts.notes,
-            tiers=[pb.TierFill(tier=f.tier, demands=f.demands, lines=f.lines, asked=f.asked,
-                               delivered=f.delivered, fill_rate=f.fill_rate, allocated=f.allocated)
-                   for f in facts.tier_fills()])
-        reply.generated_at.FromDatetime(facts.generated_at)
-        if r is not None:
-            reply.ledger_ok = r.ok
-        return reply
 
-
-REPORT_FORMATS = {pb.REPORT_FORMAT_MARKDOWN: "markdown", pb.REPORT_FORMAT_XLSX: "xlsx",
-                  pb.REPORT_FORMAT_DISCLOSURE_HTML: "disclosure_html"}
+    def _reports(self) -> rpc.AllocationServiceStub:
+        if self.reports is None:
+            channel = open_channel(self.settings.grpc_target("reports"), self.settings.grpc_tls,
+                                   options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+            self.reports = rpc.AllocationServiceStub(channel)
+        return self.reports
 
 
 def run(settings: Settings) -> None:

@@ -5,11 +5,19 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 
-from supply.v1 import allocation_pb2, logistics_pb2
+from supply.v1 import (
+    allocation_pb2,
+    allocation_pb2_grpc,
+    intake_pb2_grpc,
+    logistics_pb2,
+    logistics_pb2_grpc,
+    monitoring_pb2_grpc,
+)
 
 from services.common.catalogue import Catalogue
 from services.common.config import SERVICES, Settings
-from services.reports.collect import DayFacts, Stubs, bearer, collect_day, connect
+from services.common.grpc_client import open_channel
+from services.reports.collect import MAX_MESSAGE, DayFacts, Stubs, bearer, collect_day
 from services.reports.domain.schedule import Policy
 
 
@@ -26,11 +34,19 @@ class GrpcCounty:
         self.metadata = bearer(token)
         self.catalogue = catalogue
         self.timeout = timeout
-        self._connection = connect({s: settings.grpc_target(s) for s in SERVICES}, settings.grpc_tls)
-        self.stubs: Stubs = self._connection.__enter__()
+        # channels of their own (not the process's shared subchannels): while a service is down,
+        # the scheduler's reconnection back-off must not fail the GetDailyReport calls it serves
+        self._channels = {s: open_channel(settings.grpc_target(s), settings.grpc_tls, options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.use_local_subchannel_pool", 1)])
+            for s in SERVICES}
+        self.stubs = Stubs(intake=intake_pb2_grpc.IntakeServiceStub(self._channels["intake"]),
+                           allocation=allocation_pb2_grpc.AllocationServiceStub(self._channels["allocation"]),
+                           logistics=logistics_pb2_grpc.LogisticsServiceStub(self._channels["logistics"]),
+                           monitoring=monitoring_pb2_grpc.MonitoringServiceStub(self._channels["monitoring"]))
 
     def close(self) -> None:
-        self._connection.__exit__(None, None, None)
+        for channel in self._channels.values():
+            channel.close()
 
     def day_facts(self, day: date, now: datetime) -> DayFacts:
         return collect_day(day, self.stubs, metadata=self.metadata, tz=self.settings.timezone,
