@@ -326,3 +326,61 @@ def test_write_rpc_answers_hostile_input_with_documented_codes(stack, service, m
     fuzz()
     assert stack.serving(service), f"{service} no longer SERVING after {method}:\n{stack.procs[service].log()[-3000:]}"
     assert not findings.counts, f"{method}: {sum(findings.counts.values())} bad answers\n{findings.report()}"
+
+
+# ---- the findings of issue #14 that the field limits answer, case by case ---------------------
+def refusal(stack: Stack, service: str, method: str, request) -> grpc.RpcError:
+    before = stack.digest(service)
+    with pytest.raises(grpc.RpcError) as caught:
+        stack.call(service, method, request)
+    assert stack.digest(service) == before, "a refused call changed the database"
+    return caught.value
+
+
+@pytest.mark.parametrize("size", [1 << 20, 10 << 20])
+def test_finding_3_a_huge_zone_name_is_refused_naming_the_field_without_echoing_it(stack, size):
+    err = refusal(stack, "logistics", "RegisterZone", logistics_pb2.RegisterZoneRequest(
+        idempotency_key=uuid.uuid4().hex, zone=logistics_pb2.Zone(
+            id=uid("Z"), depot_id="D-FZ", name="冷" * size, storage_class="chilled", capacity_l=100)))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert bad_field(err) == "zone.name" and len(err.details()) < 300
+
+
+def test_finding_3_a_huge_driver_name_never_reaches_the_bus(stack):
+    err = refusal(stack, "logistics", "RegisterVehicle", logistics_pb2.RegisterVehicleRequest(
+        idempotency_key=uuid.uuid4().hex, vehicle=logistics_pb2.Vehicle(
+            id=uid("VH"), depot_id="D-FZ", driver="司" * (10 << 20), pass_number="P-1", capacity_kg=1000)))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_field(err) == "vehicle.driver"
+
+
+@pytest.mark.parametrize("lot_number", ["B\x00-1", "B-1\u202e", "B-1\x1b[2J"])
+def test_finding_3_control_characters_in_a_lot_number_are_invalid_not_internal(stack, lot_number):
+    err = refusal(stack, "logistics", "ReceiveStock", logistics_pb2.ReceiveStockRequest(
+        idempotency_key=uuid.uuid4().hex, kind=logistics_pb2.RECEIPT_KIND_PURCHASE, depot_id="D-FZ",
+        origin_ref="PO-2", lines=[logistics_pb2.ReceiptLineSpec(
+            item_code="RICE-10KG", quantity=1, lot_number=lot_number,
+            expiry=(county_today() + timedelta(days=90)).isoformat())]))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_field(err) == "lines[0].lot_number"
+
+
+def test_finding_3_a_nul_in_the_idempotency_key_is_invalid_not_internal(stack):
+    err = refusal(stack, "intake", "CancelDemand", intake_pb2.CancelDemandRequest(
+        idempotency_key="k\x00", demand_id="DM-unknown"))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_field(err) == "idempotency_key"
+
+
+def test_finding_4_a_delivery_received_at_the_end_of_time_is_invalid_not_internal(stack):
+    request = logistics_pb2.ConfirmDeliveryRequest(
+        idempotency_key=uuid.uuid4().hex, trip_id="T-unknown", requester_id="V-1", drop_point_id="DP1",
+        receiver="村专班", proof_ref="photo:" + "c0" * 32)
+    request.received_at.seconds = 2**63 - 1
+    err = refusal(stack, "logistics", "ConfirmDelivery", request)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_field(err) == "received_at"
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "9999-12-31", "2026-02-30"])
+def test_finding_4_prices_for_a_day_out_of_range_are_invalid_not_internal(stack, day):
+    err = refusal(stack, "monitoring", "SubmitPrices", monitoring_pb2.SubmitPricesRequest(
+        idempotency_key=uuid.uuid4().hex, prices=[monitoring_pb2.PriceReport(
+            product="PORK", market="城关农贸市场", day=day, price_yuan="30.00")]))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_field(err) == "prices[0].day"
