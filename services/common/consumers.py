@@ -50,6 +50,8 @@ def consume(uow_factory: Callable[[], UnitOfWork], consumer: str, body, handler:
                     handler(uow, envelope)
                     uow.commit()
                 failpoint("worker_exit_after_commit")
+                log.info("event handled", extra={"consumer": consumer, "event_id": envelope["event_id"],
+                                                 "event_type": envelope["event_type"]})
                 return "processed"
             except DomainError as exc:
                 error = f"{type(exc).__name__}: {exc.message}"

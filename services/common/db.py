@@ -228,11 +228,13 @@ class UnitOfWork:
     def record_events(self, events: list[tuple[str, dict[str, Any], int]], *,
                       correlation_id: str = "") -> list[str]:
         """record_event for many (event_type, payload, schema_version) in one statement."""
+        from services.common.logs import correlation_id as current_correlation_id
         from services.common.messaging import exchange_of, make_envelope
 
         assert self.conn is not None
         if not events:
             return []
+        correlation_id = correlation_id or current_correlation_id.get()  # the call's or event's
         occurred, created, exchange = self.now(), utcnow(), exchange_of(self.source)
         envelopes = [make_envelope(self.source, event_type, payload, correlation_id=correlation_id,
                                    schema_version=version, occurred_at=occurred)

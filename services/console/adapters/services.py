@@ -15,6 +15,7 @@ from supply.v1 import allocation_pb2_grpc, intake_pb2_grpc, logistics_pb2_grpc, 
 from services.common.auth import mint_token
 from services.common.config import PLAINTEXT, GrpcTls
 from services.common.grpc_client import open_channel
+from services.common.logs import correlation_id
 
 STUBS = {
     "intake": intake_pb2_grpc.IntakeServiceStub,
@@ -25,6 +26,11 @@ STUBS = {
 SERVICE_NAMES = {"intake": ("需求收集服务", "intake"), "allocation": ("调配服务", "allocation"),
                  "logistics": ("仓储配送服务", "logistics"), "monitoring": ("监测服务", "monitoring")}
 UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+
+
+def new_console_correlation_id() -> str:
+    """One per click (the web middleware sets it for the request); every call it makes sends it."""
+    return "console-" + uuid.uuid4().hex[:16]
 
 
 @dataclass(frozen=True)
@@ -123,7 +129,7 @@ class Services:
 
     async def call(self, person: Person, service: str, method: str, request, *,
                    timeout: float | None = None):
-        cid = "console-" + uuid.uuid4().hex[:16]
+        cid = correlation_id.get() or new_console_correlation_id()
         rpc = getattr(self._stub(service), method)
         try:
             return await rpc(request, metadata=self.metadata(person, cid), timeout=timeout or self.timeout)
@@ -145,7 +151,7 @@ class Services:
 
     def stream(self, person: Person, service: str, method: str, request, *, timeout: float | None = None):
         """A server-streaming call (its messages: `async for m in call`)."""
-        cid = "console-" + uuid.uuid4().hex[:16]
+        cid = correlation_id.get() or new_console_correlation_id()
         return getattr(self._stub(service), method)(request, metadata=self.metadata(person, cid),
                                                       timeout=timeout)
 

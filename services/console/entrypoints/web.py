@@ -34,8 +34,15 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from services.common.db import make_engine
+from services.common.logs import correlation_id
 from services.console import i18n
-from services.console.adapters.services import SERVICE_NAMES, Person, ServiceError, Services
+from services.console.adapters.services import (
+    SERVICE_NAMES,
+    Person,
+    ServiceError,
+    Services,
+    new_console_correlation_id,
+)
 from services.console.adapters.store import AccountStore, AuditLine
 from services.console.config import ConsoleSettings
 from services.console.domain.accounts import HOME, ROLE_NAMES
@@ -363,6 +370,8 @@ class Hardening:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         static = scope["path"].startswith("/static/")
+        if not static:  # each request runs in a task of its own: nothing to reset
+            correlation_id.set(new_console_correlation_id())
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
@@ -401,7 +410,7 @@ async def _not_found(request: Request, exc: HTTPException) -> Response:
 
 
 async def _crashed(request: Request, exc: Exception) -> Response:
-    cid = uuid.uuid4().hex[:12]
+    cid = correlation_id.get() or uuid.uuid4().hex[:12]
     log.error("page failed", extra={"path": request.url.path, "correlation_id": cid}, exc_info=exc)
     _ = gettext_of(request)
     response = error_page(request, 500, _("Something went wrong on our side"),

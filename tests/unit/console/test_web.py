@@ -310,7 +310,8 @@ def test_an_unexpected_exception_is_a_500_page_with_a_number_to_quote_and_no_tra
     with caplog.at_level(logging.ERROR, logger="services.console.entrypoints.web"):
         r = client.get("/hq/panel/clock")
     assert r.status_code == 500
-    cid = re.search(r"请向县信息技术保障人员报告此编号：([0-9a-f]{12})", r.text).group(1)
+    # the click's id, the one every service call of the request carried
+    cid = re.search(r"请向县信息技术保障人员报告此编号：(console-[0-9a-f]{16})", r.text).group(1)
     for leak in ("Traceback", "RuntimeError", "secret internals", "pages_hq.py", 'File "'):
         assert leak not in r.text
     logged = [rec for rec in caplog.records if getattr(rec, "correlation_id", "") == cid]
