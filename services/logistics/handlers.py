@@ -573,11 +573,12 @@ def issue_stock(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, lot_id:
         raise InvalidInput("plan_line_id", "required: every issue cites an approved plan line")
     ol = _open_ledger(ctx, uow, lot_ids=[lot_id])
     bal = _lot_balance(ol, lot_id)
-    pl = _plan_line(uow, plan_line_id)
+    pl = _plan_line(uow, plan_line_id) or _part_for_lot(uow, plan_line_id, bal)
     if pl is None:
         raise RuleRefused("PLAN_LINE_NOT_APPROVED",
                           f"计划行 {plan_line_id} 未经批准,不得出库 / plan line {plan_line_id!r} is not "
                           f"part of an approved plan (不得挤占、挪用和擅自分配)")
+    plan_line_id = pl.id  # `<line>/<k>` when asked by GetPlan's `<line>`
     if pl.item_code != bal.item_code or pl.depot_id != bal.depot_id:
         raise RuleRefused("LOT_MISMATCH",
                           f"批次 {lot_id} 是 {bal.depot_id} 的 {bal.item_code},计划行要求 {pl.depot_id} 的 {pl.item_code} / "
@@ -604,6 +605,25 @@ def issue_stock(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, lot_id:
     _consume_picks(uow, plan_line_id, lot_id, min(reserved, q))
     lines = _save_ledger(ctx, uow, ol)
     return ol.ledger.balances[lot_id], lines
+
+
+def _part_for_lot(uow: UnitOfWork, plan_line_id: str, bal: LotBalance):
+    """GetPlan's line id `<line>` names the part `<line>/<k>` of it that holds the lot's depot
+    and item (plan_approved splits a line into one part per depot and item). None when the
+    line has no parts here; INVALID_ARGUMENT naming the parts when none or several fit."""
+    t = schema.plan_lines
+    parts = uow.conn.execute(select(t).where(t.c.id.startswith(plan_line_id + "/", autoescape=True))
+                             .order_by(t.c.id)).all()
+    if not parts:
+        return None
+    fits = [p for p in parts if (p.depot_id, p.item_code) == (bal.depot_id, bal.item_code)]
+    if len(fits) == 1:
+        return fits[0]
+    listed = ", ".join(f"{p.id} ({p.item_code} @ {p.depot_id})" for p in parts)
+    raise InvalidInput("plan_line_id",
+                       f"计划行 {plan_line_id} 分为 {listed},请指明批次 {bal.lot_id}({bal.item_code} @ "
+                       f"{bal.depot_id})对应的一项 / plan line {plan_line_id!r} is split into "
+                       f"{listed}: name the part for lot {bal.lot_id!r} ({bal.item_code} @ {bal.depot_id})")
 
 
 def _consume_picks(uow: UnitOfWork, plan_line_id: str, lot_id: str, q: int) -> None:
@@ -898,8 +918,8 @@ def apply_plan_approved(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping
     pick_rows: list[dict] = []
     known = {r.id for r in uow.conn.execute(select(schema.plan_lines.c.id).where(
         schema.plan_lines.c.id.in_([str(ln.get("plan_line_id")) for ln in raw_lines])))}
-    order = sorted(range(len(raw_lines)),
-                   key=lambda i: (int(raw_lines[i].get("tier") or 5), str(raw_lines[i].get("plan_line_id"))))
+    rank = serve_ranks(raw_lines)
+    order = sorted(range(len(raw_lines)), key=lambda i: (rank[i], str(raw_lines[i].get("plan_line_id"))))
     for i in order:
         ln = raw_lines[i]
         f = f"payload.lines[{i}]"
@@ -961,6 +981,15 @@ def apply_plan_approved(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping
         uow.conn.execute(insert(schema.picks), pick_rows)
     _save_ledger(ctx, uow, ol)
     return plan_id
+
+
+def serve_ranks(lines: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Each line's place in HQ's order: its priority_rank (its tier's place in the plan's
+    policy). An event from before priority_rank (a line without it) falls back to the tier."""
+    ranks = [ln.get("priority_rank") for ln in lines]
+    if all(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in ranks):
+        return ranks
+    return [int(ln.get("tier") or 5) for ln in lines]
 
 
 def _parse_instant(value: Any) -> datetime | None:
@@ -1334,19 +1363,26 @@ def check_reserves(ctx: LogisticsContext, uow: UnitOfWork) -> list[str]:
 
 # ---- queries ----------------------------------------------------------------------------------
 
+SNAPSHOT_EXPIRED = "EXPIRED"  # StockSnapshot.excluded_lots[].reason
+
+
 def snapshot(ctx: LogisticsContext, conn: Connection, delivery_day: date,
-             item_codes: Sequence[str]) -> tuple[int, list, list]:
+             item_codes: Sequence[str]) -> tuple[int, list, list, list]:
+    """The ledger head, the depots, the lots allocation may plan with and the lots with stock
+    it may not because they expire before the delivery day (reported, not silently dropped)."""
     seq, _ = store.read_head(conn)
     depots = conn.execute(select(schema.depots).order_by(schema.depots.c.id)).all()
     t = schema.lot_balances
     available = t.c.on_hand - t.c.reserved - t.c.quarantined
     q = (select(t.c.lot_id, t.c.depot_id, t.c.zone_id, t.c.item_code, t.c.expiry,
                 available.label("available"))
-         .where(t.c.status == LotStatus.AVAILABLE.value, available > 0, t.c.expiry >= delivery_day)
+         .where(t.c.status == LotStatus.AVAILABLE.value, available > 0)
          .order_by(t.c.item_code, t.c.expiry, t.c.lot_id))
     if item_codes:
         q = q.where(t.c.item_code.in_(list(item_codes)))
-    return seq, depots, conn.execute(q).all()
+    usable = conn.execute(q.where(t.c.expiry >= delivery_day)).all()
+    expired = conn.execute(q.where(t.c.expiry < delivery_day)).all()
+    return seq, depots, usable, expired
 
 
 def lot_query(*, depot_id: str = "", zone_id: str = "", item_code: str = "", lot_id: str = "",

@@ -247,3 +247,65 @@ def test_list_depots_gives_each_depot_its_location_and_zones_and_refuses_a_villa
     with pytest.raises(grpc.RpcError) as refused:
         stack.api.ListDepots(pb.ListDepotsRequest(), token=VILLAGE)
     assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_approved_lines_are_picked_in_the_policys_order_not_by_tier(stack):
+    """HQ's policy puts tier 3 before tier 2 (priority_rank 1 vs 2); with stock for only one
+    line, the rank-1 line gets it (issue #15, item 3)."""
+    api = stack.api
+    lot_id = api.receive("D1", "MASK-N95", 10).lots[0].lot_id
+    plan_id, first, second = uid("P"), uid("PL") + "-b", uid("PL") + "-a"
+    tier3 = {**plan_line(first, "V-none", "MASK-N95", 10, "D1", "DM-3"), "tier": 3, "priority_rank": 1}
+    tier2 = {**plan_line(second, "V-none", "MASK-N95", 10, "D1", "DM-2"), "tier": 2, "priority_rank": 2}
+    stack.seed(h.apply_plan_approved, plan_payload(plan_id, day(1), [tier2, tier3]))
+    assert api.lot(lot_id).reserved == 10
+    issued = api.IssueStock(pb.IssueStockRequest(idempotency_key=key(), lot_id=lot_id, quantity=10,
+                                                 plan_line_id=first))
+    assert issued.lot.on_hand == 0
+    with pytest.raises(grpc.RpcError) as exc:  # nothing was reserved for the rank-2 line
+        api.IssueStock(pb.IssueStockRequest(idempotency_key=key(), lot_id=lot_id, quantity=1,
+                                            plan_line_id=second))
+    assert rule_of(exc.value) == "NEGATIVE_STOCK"
+
+
+def test_snapshot_lists_lots_expiring_before_the_delivery_day_as_excluded(stack):
+    api = stack.api
+    good = api.receive("D1", "ADULT-DIAPER-10", 30, expiry_days=30).lots[0].lot_id
+    soon = api.receive("D1", "ADULT-DIAPER-10", 12, expiry_days=1).lots[0].lot_id
+    snap = api.GetStockSnapshot(pb.GetStockSnapshotRequest(delivery_day=day(3),
+                                                           item_codes=["ADULT-DIAPER-10"]))
+    assert [x.lot_id for x in snap.lots] == [good]
+    assert [(x.lot.lot_id, x.lot.available, x.lot.expiry, x.reason) for x in snap.excluded_lots] == [
+        (soon, 12, day(1), "EXPIRED")]
+    on_day = api.GetStockSnapshot(pb.GetStockSnapshotRequest(delivery_day=day(1),
+                                                             item_codes=["ADULT-DIAPER-10"]))
+    assert {x.lot_id for x in on_day.lots} == {good, soon} and not on_day.excluded_lots
+
+
+def test_issue_accepts_the_plan_line_id_getplan_shows(stack):
+    """plan_approved splits a GetPlan line `<line>` into parts `<line>/<k>`, one per depot and
+    item; IssueStock takes either: `<line>` is the part holding the lot's depot and item
+    (issue #15, item 8)."""
+    api = stack.api
+    flour = api.receive("D1", "FLOUR-5KG", 6).lots[0].lot_id
+    oil = api.receive("D1", "OIL-5L", 4).lots[0].lot_id
+    line = uid("PL")
+    stack.seed(h.apply_plan_approved, plan_payload(uid("P"), day(1), [
+        plan_line(f"{line}/1", "V-none", "FLOUR-5KG", 6, "D1", "DM-8", lots=[(flour, 6)]),
+        plan_line(f"{line}/2", "V-none", "OIL-5L", 4, "D1", "DM-8", lots=[(oil, 4)])]))
+    issued = api.IssueStock(pb.IssueStockRequest(idempotency_key=key(), lot_id=oil, quantity=3,
+                                                 plan_line_id=line))
+    assert issued.lot.on_hand == 1
+    assert [ln.plan_line_id for ln in issued.ledger_lines] == [f"{line}/2"]
+    assert api.IssueStock(pb.IssueStockRequest(idempotency_key=key(), lot_id=flour, quantity=6,
+                                               plan_line_id=f"{line}/1")).lot.on_hand == 0
+    rice = api.receive("D1", "RICE-10KG", 5).lots[0].lot_id
+    with pytest.raises(grpc.RpcError) as exc:  # the line has no part for this lot's item
+        api.IssueStock(pb.IssueStockRequest(idempotency_key=key(), lot_id=rice, quantity=1,
+                                            plan_line_id=line))
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"{line}/1" in exc.value.details() and f"{line}/2" in exc.value.details()
+    with pytest.raises(grpc.RpcError) as exc:
+        api.IssueStock(pb.IssueStockRequest(idempotency_key=key(), lot_id=rice, quantity=1,
+                                            plan_line_id=uid("PL")))
+    assert rule_of(exc.value) == "PLAN_LINE_NOT_APPROVED"

@@ -65,14 +65,14 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
                 raise InvalidInput(f"item_codes[{i}]", f"unknown item code {code!r}")
         taken = utcnow()
         with audit.consistent_read(self.ctx.engine) as conn:
-            seq, depots, lots = h.snapshot(self.ctx, conn, day, list(request.item_codes))
+            seq, depots, lots, expired = h.snapshot(self.ctx, conn, day, list(request.item_codes))
         return pb.StockSnapshot(
             taken_at=out.ts(taken), ledger_seq=seq,
             depots=[pb.DepotInfo(depot_id=d.id, name=d.name,
                                  location=common.GeoPoint(lat=d.lat, lon=d.lon)) for d in depots],
-            lots=[pb.SnapshotLot(lot_id=r.lot_id, depot_id=r.depot_id, zone_id=r.zone_id,
-                                 item_code=r.item_code, available=int(r.available),
-                                 expiry=r.expiry.isoformat()) for r in lots])
+            lots=[out.snapshot_lot(r) for r in lots],
+            excluded_lots=[pb.ExcludedSnapshotLot(lot=out.snapshot_lot(r), reason=h.SNAPSHOT_EXPIRED)
+                           for r in expired])
 
     # ---- depots, zones, vehicles
     def RegisterDepot(self, request, context):

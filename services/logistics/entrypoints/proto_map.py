@@ -54,6 +54,12 @@ def lot(row, today: date) -> pb.Lot:
         receipt_id=row.receipt_id, source_kind=row.source_kind, received_at=ts(row.received_at))
 
 
+def snapshot_lot(row) -> pb.SnapshotLot:
+    return pb.SnapshotLot(lot_id=row.lot_id, depot_id=row.depot_id, zone_id=row.zone_id,
+                          item_code=row.item_code, available=int(row.available),
+                          expiry=row.expiry.isoformat())
+
+
 def ledger_line(ln: LedgerLine) -> pb.LedgerLine:
     return pb.LedgerLine(
         seq=ln.seq, kind=str(ln.kind), lot_id=ln.lot_id, item_code=ln.item_code,
