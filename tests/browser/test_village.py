@@ -1,7 +1,8 @@
 """The village and grid worker pages (村居专班 / 网格员) in a real browser against the whole county
-stack: the demand form (two lines, a refused baijiu line, bad quantities), the offline queue with
-its service worker, isolation between villages and from HQ's pages, special needs (masked), the
-spreadsheet import's row errors, the receipt page; screenshots of every page in both languages.
+stack: the demand form (two lines, a refused baijiu line, a demand of baijiu alone, bad
+quantities), the offline queue with its service worker, isolation between villages and from
+HQ's pages, special needs (masked), the spreadsheet import's row errors, the receipt page;
+screenshots of every page in both languages.
 
 The county clock starts at 10:50 and runs ×10, so by the time these tests run the day's 11:00
 cut-off has passed and a new demand is for the next day (intake rolls it forward)."""
@@ -102,25 +103,35 @@ def test_a_demand_with_two_lines_is_accepted_once_and_shows_on_the_village_page(
     in_both_languages(page, base_url, f"/village/demands/{demand_id}", "village-demand")
 
 
-def test_a_baijiu_line_is_refused_next_to_it_and_everything_typed_stays(page, base_url, county):
+def test_a_baijiu_line_is_refused_and_the_rest_of_the_demand_accepted(page, base_url, county):
+    """RULES §6: the baijiu line alone is refused; the demand page says so."""
     open_form(page, base_url)
     fill_line(page, 0, "CABBAGE-KG", "21", "少要菜叶")
     fill_line(page, 1, "BAIJIU-500ML", "2")
+    page.click("button[data-submit]")
+    expect(page).to_have_url(re.compile(r"/village/demands/[^/?#]+\?accepted=1"))
+    expect(page.locator("p.notice")).to_contain_text("烟酒等非必须品除外")
+    accepted = with_lines(county, "V-001", {"CABBAGE-KG": 21})
+    assert len(accepted) == 1 and [r.item_code for r in accepted[0].refused_lines] == ["BAIJIU-500ML"]
+    shoot(page, "village-demand-line-refused")
+
+
+def test_a_demand_of_baijiu_alone_is_refused_next_to_it_and_everything_typed_stays(page, base_url,
+                                                                                  county):
+    open_form(page, base_url)
+    fill_line(page, 0, "BAIJIU-500ML", "2", "过年")
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         page.click("button[data-submit]")
     assert answer.value.status == 422
-    error = page.locator("#err-lines-1-item")
+    error = page.locator("#err-lines-0-item")
     expect(error).to_contain_text("烟酒等非必须品除外")
-    expect(page.locator("#lines-1-item")).to_have_attribute("aria-invalid", "true")
-    expect(page.locator("#lines-1-item")).to_have_attribute("aria-describedby", "err-lines-1-item")
-    # the other typed values are still in the form
-    expect(page.locator("#lines-0-item")).to_have_value("CABBAGE-KG")
-    expect(page.locator("#lines-0-quantity")).to_have_value("21")
-    expect(page.locator("#lines-0-note")).to_have_value("少要菜叶")
-    expect(page.locator("#lines-1-item")).to_have_value("BAIJIU-500ML")
-    expect(page.locator("#lines-1-quantity")).to_have_value("2")
+    expect(page.locator("#lines-0-item")).to_have_attribute("aria-invalid", "true")
+    expect(page.locator("#lines-0-item")).to_have_attribute("aria-describedby", "err-lines-0-item")
+    # what was typed is still in the form
+    expect(page.locator("#lines-0-item")).to_have_value("BAIJIU-500ML")
+    expect(page.locator("#lines-0-quantity")).to_have_value("2")
+    expect(page.locator("#lines-0-note")).to_have_value("过年")
     shoot(page, "village-demand-refused")
-    assert with_lines(county, "V-001", {"CABBAGE-KG": 21}) == []  # the whole demand was refused
     set_language(page, base_url, "en")
     page.goto(f"{base_url}/village/demand/new")
     fill_line(page, 0, "BAIJIU-500ML", "2")

@@ -378,9 +378,9 @@ BAD = [
     ("day too far ahead", lambda a, v: a.SubmitDemand(demand_request(v, ("RICE-10KG", 1),
                                                                      delivery_day=day(32))),
      "INVALID_ARGUMENT", "delivery_day", None),
-    ("non-essential item", lambda a, v: a.SubmitDemand(demand_request(
-        v, ("RICE-10KG", 1), ("CIGARETTES-CARTON", 2))),
-     "FAILED_PRECONDITION", "lines[1].item_code", "NON_ESSENTIAL"),
+    ("only non-essential items", lambda a, v: a.SubmitDemand(demand_request(
+        v, ("CIGARETTES-CARTON", 2), ("BAIJIU-500ML", 1))),
+     "FAILED_PRECONDITION", "lines[0].item_code", "NON_ESSENTIAL"),
     ("missing idempotency key", lambda a, v: a.SubmitDemand(
         demand_request(v, ("RICE-10KG", 1), idempotency_key="")),
      "INVALID_ARGUMENT", "idempotency_key", None),

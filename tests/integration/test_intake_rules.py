@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 from supply.v1 import common_pb2, intake_pb2
 
-from tests.support.intake import key, running_api
+from tests.integration.test_intake_grpc import assert_refused, rpc_error
+from tests.support.intake import demand_request, key, running_api
 
 pb = intake_pb2
 SEALED = common_pb2.RISK_LEVEL_SEALED
@@ -39,6 +40,31 @@ def test_a_registered_babys_formula_ranks_before_a_sealed_villages_ordinary_form
     baby = special_need(api, sealed, ("FORMULA-STAGE1", 4)).demand
     assert [ln.tier for ln in baby.lines] == [common_pb2.TIER_VULNERABLE]
     assert baby.top_tier < ordinary.top_tier  # served first by allocation's tier order
+
+
+# ---- item 2: one refused line refuses that line, not the demand (RULES §6) ---------------------
+def test_a_tobacco_line_is_refused_and_the_rest_of_the_demand_accepted(api):
+    village = api.village().id
+    request = demand_request(village, ("RICE-10KG", 10), ("CIGARETTES-CARTON", 2),
+                             ("UNOBTAINIUM", 1), ("OIL-5L", 3))
+    demand = api.SubmitDemand(request)
+    assert [(ln.line_no, ln.item_code, ln.quantity) for ln in demand.lines] == [
+        (0, "RICE-10KG", 10), (3, "OIL-5L", 3)]
+    refused = [(r.line_no, r.item_code, r.field, r.reason.code) for r in demand.refused_lines]
+    assert refused == [(1, "CIGARETTES-CARTON", "lines[1].item_code", "NON_ESSENTIAL"),
+                       (2, "UNOBTAINIUM", "lines[2].item_code", "UNKNOWN_ITEM")]
+    for r in demand.refused_lines:
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in r.reason.zh) and r.reason.en.isascii()
+    assert "烟酒" in demand.refused_lines[0].reason.zh
+    assert api.GetDemand(pb.GetDemandRequest(demand_id=demand.id)) == demand
+    assert api.SubmitDemand(request) == demand  # a replay answers the same
+
+    # a demand whose every line is refused is refused as before, nothing recorded
+    err = rpc_error(lambda: api.SubmitDemand(demand_request(
+        village, ("CIGARETTES-CARTON", 2), ("BAIJIU-500ML", 1))))
+    assert_refused(err, "NON_ESSENTIAL")
+    assert "lines[0].item_code" in err.details()
+    assert [d.id for d in api.list_demands(requester_id=village)] == [demand.id]
 
 
 # ---- item 7: a one-off special need is judged for what it is registered for ---------------------

@@ -1,8 +1,11 @@
 """Demands: what a requester asks for a delivery day (RULES.md §2, §3, §6).
 
 Decisions:
-- One refused line refuses the whole submission (NON_ESSENTIAL, or any invalid line), naming
-  the line: nothing is half-accepted, the caller fixes the list and sends it again.
+- A refused line refuses that line only (RULES §6): a non-essential item (NON_ESSENTIAL) or an
+  item not in the catalogue (UNKNOWN_ITEM) is left out and listed in the demand's
+  refused_lines, the rest is accepted; a demand whose every line is refused is refused with the
+  first line's error. A malformed line (a bad quantity, a repeated item, a long note) refuses
+  the whole demand: that is the sender's mistake to fix, not a county rule.
 - The same item twice in one demand is refused on the second line (InvalidInput), so that a
   demand line is identified by its item code (delivery results are keyed by item code).
 - Tiers are derived here from where a line comes from, never taken from the caller: a
@@ -84,24 +87,39 @@ class RequestedLine:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class RefusedLine:
+    """A line of a demand left out by a county rule: line_no is its index in the request,
+    code the rule (NON_ESSENTIAL, UNKNOWN_ITEM), zh / en why."""
+
+    line_no: int
+    item_code: str
+    field: str
+    code: str
+    zh: str
+    en: str
+
+
+def _non_essential_texts(item: Item) -> tuple[str, str]:
+    return (f"{item.name_zh}({item.code})为非必需品, 烟酒等非必须品除外, 不予受理(篇5)",
+            f"{item.name_en} ({item.code}) is non-essential; tobacco, alcohol and other "
+            f"non-essentials are not handled")
+
+
 def non_essential_refusal(item: Item, field: str) -> rules.LineRuleRefused:
-    return rules.refuse(
-        rules.NON_ESSENTIAL,
-        f"{item.name_zh}({item.code})为非必需品, 烟酒等非必须品除外, 不予受理(篇5)",
-        f"{item.name_en} ({item.code}) is non-essential; tobacco, alcohol and other "
-        f"non-essentials are not handled",
-        field=field,
-    )
+    return rules.refuse(rules.NON_ESSENTIAL, *_non_essential_texts(item), field=field)
 
 
 def parse_lines(raw_lines: Sequence[Any] | None, catalogue: Catalogue, *, max_lines: int,
-                max_quantity: int, max_note_chars: int = 200,
-                field: str = "lines") -> tuple[RequestedLine, ...]:
+                max_quantity: int, max_note_chars: int = 200, field: str = "lines",
+                refused: list[RefusedLine] | None = None) -> tuple[RequestedLine, ...]:
     """Validate lines (mappings or objects with item_code, quantity, note).
 
     Raises InvalidInput naming ``lines[i].<field>`` (0-based) for an empty list, too many
     lines, an unknown item code, a quantity that is not an integer in 1..max_quantity, a too
     long note or a repeated item; LineRuleRefused NON_ESSENTIAL for a non-essential item.
+    Given a `refused` list, an unknown or non-essential item is appended to it and its line
+    left out instead, unless every line is: then the first line's error is raised.
     """
     items = list(raw_lines or ())
     if not items:
@@ -110,15 +128,26 @@ def parse_lines(raw_lines: Sequence[Any] | None, catalogue: Catalogue, *, max_li
         raise InvalidInput(field, f"at most {max_lines} lines, got {len(items)}")
     out: list[RequestedLine] = []
     seen: dict[str, int] = {}
+    first_error: Exception | None = None
     for i, raw in enumerate(items):
         f = f"{field}[{i}]"
         code = as_text(get(raw, "item_code"), f"{f}.item_code", max_len=64)
         item = catalogue.items.get(code) or catalogue.items.get(code.upper())
-        if item is None:
-            raise InvalidInput(f"{f}.item_code",
-                               f"unknown item code {code!r} (catalogue {catalogue.version})")
-        if not item.essential:
-            raise non_essential_refusal(item, f"{f}.item_code")
+        if item is None or not item.essential:
+            if item is None:
+                error: Exception = InvalidInput(
+                    f"{f}.item_code", f"unknown item code {code!r} (catalogue {catalogue.version})")
+                texts = (f"物资编码{code}不在物资目录({catalogue.version})中, 不予受理",
+                         f"unknown item code {code!r} (catalogue {catalogue.version})")
+            else:
+                error, texts = non_essential_refusal(item, f"{f}.item_code"), _non_essential_texts(item)
+            if refused is None:
+                raise error
+            first_error = first_error or error
+            refused.append(RefusedLine(i, item.code if item else code, f"{f}.item_code",
+                                       rules.UNKNOWN_ITEM if item is None else rules.NON_ESSENTIAL,
+                                       *texts))
+            continue
         if item.code in seen:
             raise InvalidInput(f"{f}.item_code", f"{item.code} repeats {field}[{seen[item.code]}]; "
                                                  f"put the whole quantity on one line")
@@ -126,6 +155,8 @@ def parse_lines(raw_lines: Sequence[Any] | None, catalogue: Catalogue, *, max_li
         qty = as_int(get(raw, "quantity"), f"{f}.quantity", min_value=1, max_value=max_quantity)
         note = as_text(get(raw, "note"), f"{f}.note", required=False, max_len=max_note_chars)
         out.append(RequestedLine(item.code, qty, note))
+    if not out and first_error is not None:
+        raise first_error
     return tuple(out)
 
 
@@ -164,7 +195,8 @@ class Demand:
     cutoff_at: the cut-off of `delivery_day`; the demand can be cancelled before it.
     origin / origin_ref: where the demand comes from (requisition id, special need id,
     the demand carried over …). carry_over_demand_id: the demand holding this one's
-    undelivered remainder, once delivery results are applied.
+    undelivered remainder, once delivery results are applied. refused_lines: the lines of the
+    request left out by a county rule (their line numbers are not among `lines`').
     """
 
     id: str
@@ -181,6 +213,7 @@ class Demand:
     closed_at: datetime | None = None
     cancel_reason: str = ""
     carry_over_demand_id: str | None = None
+    refused_lines: tuple[RefusedLine, ...] = ()
 
     @property
     def flagged(self) -> bool:
@@ -240,15 +273,23 @@ def submit_demand(*, demand_id: str, requester: Requester, lines: Sequence[Any],
 
     lines: mappings or objects with item_code, quantity, note. delivery_day: a date,
     "YYYY-MM-DD", or None/"" for the earliest open day. See DemandPolicy.delivery_target for
-    the cut-off and rollover rule. Raises InvalidInput (field named), RuleRefused NON_ESSENTIAL.
+    the cut-off and rollover rule. An unknown or non-essential item refuses its line only
+    (Demand.refused_lines), every line refused raises its first error. Raises InvalidInput
+    (field named), RuleRefused NON_ESSENTIAL.
     """
     require_aware(at)
     day = None if is_blank(delivery_day) else as_date(delivery_day, "delivery_day")
+    refused: list[RefusedLine] = []
     requested = parse_lines(lines, catalogue, max_lines=policy.max_lines,
-                            max_quantity=policy.max_quantity, max_note_chars=policy.max_note_chars)
-    built = build_lines(requested, requester, catalogue, policy)
-    return new_demand(demand_id=demand_id, requester=requester, lines=built, policy=policy,
-                      at=at, delivery_day=day, origin=origin)
+                            max_quantity=policy.max_quantity, max_note_chars=policy.max_note_chars,
+                            refused=refused)
+    left_out = {r.line_no for r in refused}
+    sent = [i for i in range(len(requested) + len(refused)) if i not in left_out]
+    built = tuple(replace(ln, line_no=i)
+                  for ln, i in zip(build_lines(requested, requester, catalogue, policy), sent, strict=True))
+    demand = new_demand(demand_id=demand_id, requester=requester, lines=built, policy=policy,
+                        at=at, delivery_day=day, origin=origin)
+    return replace(demand, refused_lines=tuple(refused))
 
 
 def _require_open(demand: Demand) -> None:
@@ -286,7 +327,8 @@ OVER_NORM = "OVER_NORM"
 
 
 def notices(demand: Demand, policy: DemandPolicy) -> tuple[Notice, ...]:
-    """ROLLED_OVER when the requested day's cut-off had passed; OVER_NORM per flagged line."""
+    """ROLLED_OVER when the requested day's cut-off had passed; OVER_NORM per flagged line; the
+    rule code of each refused line, so that a client showing notices shows those too."""
     out = []
     if demand.rolled_over and demand.requested_day:
         cut = policy.cutoff_at(demand.requested_day)
@@ -303,6 +345,8 @@ def notices(demand: Demand, policy: DemandPolicy) -> tuple[Notice, ...]:
                 f"{policy.over_norm_factor:g}倍, 请按实申领",
                 f"line {ln.line_no} {ln.item_code}: {ln.quantity} is more than "
                 f"{policy.over_norm_factor:g} × the per-capita norm ({ln.norm_quantity})"))
+    out.extend(Notice(r.code, f"第{r.line_no}行{r.item_code}未受理: {r.zh}",
+                      f"line {r.line_no} {r.item_code} left out: {r.en}") for r in demand.refused_lines)
     return tuple(out)
 
 

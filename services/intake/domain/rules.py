@@ -10,6 +10,7 @@ from __future__ import annotations
 from services.common.errors import RuleRefused
 
 NON_ESSENTIAL = "NON_ESSENTIAL"                  # 篇5: 烟酒等非必须品除外
+UNKNOWN_ITEM = "UNKNOWN_ITEM"                    # a demand line naming no catalogue item
 CUTOFF_PASSED = "CUTOFF_PASSED"                  # cancel after the delivery day's cut-off
 DEMAND_NOT_OPEN = "DEMAND_NOT_OPEN"              # cancel / close a demand that is not open
 AREA_REQUESTER_ONLY = "AREA_REQUESTER_ONLY"      # special needs belong to villages / communities

@@ -63,6 +63,9 @@ def demand(x: d.Demand, policy: d.DemandPolicy) -> pb.Demand:
         carry_over_demand_id=x.carry_over_demand_id or "", flagged=x.flagged,
         top_tier=int(x.top_tier),
         notices=[common.Reason(code=n.code, zh=n.zh, en=n.en) for n in d.notices(x, policy)],
+        refused_lines=[pb.RefusedLine(line_no=r.line_no, item_code=r.item_code, field=r.field,
+                                      reason=common.Reason(code=r.code, zh=r.zh, en=r.en))
+                       for r in x.refused_lines],
     )
 
 

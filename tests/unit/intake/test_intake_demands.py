@@ -15,6 +15,7 @@ from services.intake.domain import (
     build_lines,
     cancel_demand,
     derive_tier,
+    notices,
     submit_demand,
 )
 from tests.unit.intake.intake_support import local
@@ -124,16 +125,25 @@ def test_proto_like_lines_and_lowercase_codes(sealed_village, catalogue):
 
 # --- refusals ------------------------------------------------------------------------------
 
-def test_non_essential_line_refuses_the_whole_demand(sealed_village, catalogue):
+def test_a_non_essential_or_unknown_line_is_left_out_and_the_rest_accepted(sealed_village, catalogue,
+                                                                          policy):
+    d = submit(sealed_village, catalogue, [line("RICE-10KG", 10), line("CIGARETTES-CARTON", 2),
+                                           line("NOPE-1", 1), line("OIL-5L", 1)])
+    assert [(ln.line_no, ln.item_code) for ln in d.lines] == [(0, "RICE-10KG"), (3, "OIL-5L")]
+    assert [(r.line_no, r.item_code, r.field, r.code) for r in d.refused_lines] == [
+        (1, "CIGARETTES-CARTON", "lines[1].item_code", "NON_ESSENTIAL"),
+        (2, "NOPE-1", "lines[2].item_code", "UNKNOWN_ITEM")]
+    assert "烟酒等非必须品除外" in d.refused_lines[0].zh and "non-essential" in d.refused_lines[0].en
+    assert [n.code for n in notices(d, policy)] == ["NON_ESSENTIAL", "UNKNOWN_ITEM"]
+
+
+def test_a_demand_whose_every_line_is_refused_raises_the_first_lines_error(sealed_village, catalogue):
     with pytest.raises(RuleRefused) as e:
-        submit(sealed_village, catalogue,
-               [line("RICE-10KG", 10), line("CIGARETTES-CARTON", 2), line("OIL-5L", 1)])
+        submit(sealed_village, catalogue, [line("CIGARETTES-CARTON", 2), line("NOPE-1", 1)])
     err = e.value
     assert err.rule == "NON_ESSENTIAL"
-    assert isinstance(err, LineRuleRefused) and err.field == "lines[1].item_code"
+    assert isinstance(err, LineRuleRefused) and err.field == "lines[0].item_code"
     assert "烟酒等非必须品除外" in err.message and "non-essential" in err.message
-    with pytest.raises(RuleRefused, match="NON_ESSENTIAL"):
-        submit(sealed_village, catalogue, [line("BAIJIU-500ML", 1)])
 
 
 @pytest.mark.parametrize("lines,field", [
