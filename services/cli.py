@@ -3,7 +3,9 @@
     supplyctl migrate [SERVICE…]        bring databases to the current schema
     supplyctl up [SERVICE…]             migrate, then start every process in the background
     supplyctl down                      stop them (SIGTERM, then SIGKILL after 20 s)
-    supplyctl status                    processes and gRPC health
+    supplyctl status                    processes and gRPC health, outbox lag, queues, dead letters, readings
+    supplyctl logs SERVICE [-f] [--process KIND] [-n N]          a service's logs (var/log/)
+    supplyctl completion bash|zsh       shell completion: source <(supplyctl completion bash)
     supplyctl run SERVICE KIND          one process in the foreground
     supplyctl import FILE --kind requesters|demands [--partial]   spreadsheet into intake
     supplyctl dead-letters SERVICE [--replay ID]                  inspect failed events
@@ -86,9 +88,12 @@ def cmd_up(services: list[str]) -> None:
             if pid_file.exists() and _pid_alive(int(pid_file.read_text())):
                 console.print(f"  {service} {kind}: already running")
                 continue
-            log = (log_dir / f"{service}-{kind}.log").open("ab")
+            # the process logs to <service>-<kind>.log itself, rotated (services/common/logs.py);
+            # what bypasses logging (a crash before it is set up) goes to the .out file
+            out = (log_dir / f"{service}-{kind}.out").open("ab")
             proc = subprocess.Popen([sys.executable, "-m", f"services.{service}", kind], cwd=ROOT,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                    env={**os.environ, "SUPPLY_LOG_DIR": str(log_dir)},
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
             pid_file.write_text(str(proc.pid))
             console.print(f"  {service} {kind}: started pid {proc.pid}, log var/log/{service}-{kind}.log")
     _wait_healthy(services)
@@ -164,6 +169,93 @@ def cmd_status() -> None:
             health = _health(service) if kind in ("api", "web") and state == "running" else ""
             table.add_row(service, kind, str(pid or ""), state, health)
     console.print(table)
+    from services.cli_status import figures
+
+    for figure in figures(available_services()):
+        console.print(figure)
+
+
+def cmd_logs(service: str, kinds: list[str], follow: bool, lines: int) -> None:
+    """The last `lines` lines of each process's log, oldest first; then, with `follow`, new
+    lines as they come (a rotated file is reopened). JSON lines are shown short."""
+    from services.common.logs import log_path
+
+    log_dir = load_settings("tools").var_dir / "log"
+    paths = [log_path(log_dir, service, k) for k in kinds]
+    if not any(p.exists() for p in paths):
+        console.print(f"[red]no log of {service} under {log_dir} / 没有日志[/]")
+        sys.exit(1)
+    tail = [(p, line) for p in paths if p.exists()
+            for line in p.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]]
+    for path, line in sorted(tail, key=lambda pl: _log_time(pl[1])):
+        _print_log_line(path, line)
+    if not follow:
+        return
+    files = {p: _open_at_end(p) for p in paths}
+    try:
+        while True:
+            quiet = True
+            for path, f in list(files.items()):
+                if f is None or _rotated(path, f):
+                    if f is not None:
+                        for line in f:  # what was written before the rotation
+                            _print_log_line(path, line.rstrip("\n"))
+                        f.close()
+                    f = files[path] = path.open(encoding="utf-8", errors="replace") if path.exists() else None
+                    continue
+                for line in f:
+                    quiet = False
+                    _print_log_line(path, line.rstrip("\n"))
+            if quiet:
+                time.sleep(0.3)
+    except KeyboardInterrupt:
+        pass
+
+
+def _open_at_end(path: Path):
+    if not path.exists():
+        return None
+    f = path.open(encoding="utf-8", errors="replace")
+    f.seek(0, os.SEEK_END)
+    return f
+
+
+def _rotated(path: Path, f) -> bool:
+    try:
+        return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def _log_time(line: str) -> str:
+    import json
+
+    try:
+        return str(json.loads(line).get("time", ""))
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _print_log_line(path: Path, line: str) -> None:
+    import json
+
+    try:
+        r = json.loads(line)
+        shown = (f"{r.get('time', '')} {r.get('process_kind', '')} {r.get('level', '')} "
+                 f"{r.get('message', '')}")
+        extra = {k: v for k, v in r.items() if k not in (
+            "time", "level", "logger", "message", "service", "process_kind") and v not in ("", None)}
+        if extra:
+            shown += " " + json.dumps(extra, ensure_ascii=False, default=str)
+    except (ValueError, AttributeError):
+        shown = f"{path.stem} {line}"
+    console.print(shown, markup=False, highlight=False, soft_wrap=True)
+
+
+def cmd_completion(parser: argparse.ArgumentParser, shell: str) -> None:
+    from services.cli_completion import script
+
+    print(script(parser, shell))
 
 
 def _servers_problems(env: dict, timeout: float = 2.0) -> list[str]:
@@ -315,6 +407,14 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("services", nargs="*")
     sub.add_parser("down")
     sub.add_parser("status")
+    p = sub.add_parser("logs", help="a service's logs under var/log/ (-f to follow)")
+    p.add_argument("service", choices=sorted(PROCESSES))
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("--process", action="append", metavar="KIND",
+                   help="api, worker, relay, … (repeatable; default: every process of the service)")
+    p.add_argument("-n", "--lines", type=int, default=50)
+    p = sub.add_parser("completion", help="a completion script: source <(supplyctl completion bash)")
+    p.add_argument("shell", choices=("bash", "zsh"))
     p = sub.add_parser("run")
     p.add_argument("service", choices=SERVICES)
     p.add_argument("kind")
@@ -361,6 +461,15 @@ def main(argv: list[str] | None = None) -> None:
             cmd_down()
         elif args.cmd == "status":
             cmd_status()
+        elif args.cmd == "logs":
+            kinds = args.process or list(PROCESSES[args.service])
+            unknown = set(kinds) - set(PROCESSES[args.service])
+            if unknown:
+                parser.error(f"{args.service} has no process {', '.join(sorted(unknown))}; "
+                             f"one of {', '.join(PROCESSES[args.service])}")
+            cmd_logs(args.service, kinds, args.follow, args.lines)
+        elif args.cmd == "completion":
+            cmd_completion(parser, args.shell)
         elif args.cmd == "run":
             from services.launcher import main as launch
 

@@ -31,9 +31,9 @@ def main(service: str, argv: list[str] | None = None) -> None:
 
     try:
         settings = load_settings(service)
+        setup_logging(service, kind, settings.log_level)
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
-    setup_logging(service, kind, settings.log_level)
     if kind == "relay":
         from services.common.relay import run_relay
 

@@ -13,9 +13,9 @@ def main(argv: list[str]) -> None:
 
     try:
         settings = load_console_settings()
+        setup_logging("console", "web", settings.common.log_level)
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
-    setup_logging("console", "web", settings.common.log_level)
     from services.console.entrypoints.web import run
 
     run(settings)
