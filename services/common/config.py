@@ -75,12 +75,13 @@ def _tokens(raw: str) -> dict[str, tuple[str, str, str]]:
 
 def _targets(env: dict) -> dict[str, str]:
     out = {}
-    for s in (*SERVICES, "reports"):
-        raw = _env(env, f"{s.upper()}_GRPC_TARGET", "")
+    names = [(s, f"{s.upper()}_GRPC_TARGET") for s in SERVICES] + [("reports", "REPORTS_GRPC_TARGET")]
+    for s, name in names:
+        raw = _env(env, name, "")
         if raw:
             host, _, port = raw.rpartition(":")
             if not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ConfigError(f"{s.upper()}_GRPC_TARGET must be host:port, got {raw!r}")
+                raise ConfigError(f"{name} must be host:port, got {raw!r}")
             out[s] = raw
     return out
 
