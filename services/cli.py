@@ -36,12 +36,13 @@ console = Console()
 PROCESSES = {s: ("api", "worker", "relay") for s in SERVICES}
 PROCESSES["monitoring"] = ("api", "worker", "relay", "ingest")
 PROCESSES["console"] = ("web",)
-MIGRATED = (*SERVICES, "console")
+PROCESSES["reports"] = ("scheduler",)  # the 17:30 report, the day's deadlines, GetDailyReport
+MIGRATED = (*SERVICES, "console", "reports")
 
 
 def available_services() -> list[str]:
     return [*(s for s in SERVICES if (ROOT / "services" / s / "entrypoints" / "grpc_api.py").exists()),
-            "console"]
+            "console", "reports"]
 
 
 def _run_dir() -> Path:
@@ -166,7 +167,7 @@ def cmd_status() -> None:
             pid_file = _run_dir() / f"{service}-{kind}.pid"
             pid = int(pid_file.read_text()) if pid_file.exists() else None
             state = "running" if pid and _pid_alive(pid) else "stopped"
-            health = _health(service) if kind in ("api", "web") and state == "running" else ""
+            health = _health(service) if kind in ("api", "web", "scheduler") and state == "running" else ""
             table.add_row(service, kind, str(pid or ""), state, health)
     console.print(table)
     from services.cli_status import figures

@@ -44,7 +44,7 @@ from services.common.auth import mint_token
 from services.common.broker_admin import fresh_vhost
 from services.common.catalogue import load_catalogue
 from services.common.clock import SimulatedClock
-from services.common.config import DEFAULT_GRPC_PORTS, ROOT, load_settings
+from services.common.config import DEFAULT_GRPC_PORTS, REPORTS_GRPC_PORT, ROOT, load_settings
 from services.common.grpc_client import open_channel
 from services.intake.entrypoints.import_cli import import_file
 
@@ -157,7 +157,7 @@ def demand_sheet(rows: list[dict], day: date, bad_rows: int) -> bytes:
 
 # ---- processes ------------------------------------------------------------------------------
 def start_services(d: Day) -> None:
-    subprocess.run([sys.executable, "-m", "services.cli", "migrate", *SERVICES, "console"], env=d.env,
+    subprocess.run([sys.executable, "-m", "services.cli", "migrate", *SERVICES, "console", "reports"], env=d.env,
                    cwd=ROOT, check=True, capture_output=True)
     log_dir = d.var / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -167,6 +167,9 @@ def start_services(d: Day) -> None:
             d.procs.append(subprocess.Popen([sys.executable, "-m", f"services.{service}", kind],
                                             env=d.env, cwd=ROOT, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True))
+    log = (log_dir / "reports-scheduler.log").open("wb")  # the 17:30 report; GetDailyReport
+    d.procs.append(subprocess.Popen([sys.executable, "-m", "services.reports", "scheduler"], env=d.env,
+                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     log = (log_dir / "console-web.log").open("wb")
     d.procs.append(subprocess.Popen([sys.executable, "-m", "services.console", "web"], env=d.env, cwd=ROOT,
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
@@ -745,6 +748,7 @@ def main(argv: list[str] | None = None) -> int:
            "SUPPLY_ALLOCATION_TICK_SECONDS": "0.5", "SUPPLY_DELIVERY_STAFF_PER_DROP_POINT": "3"}
     for service, port in DEFAULT_GRPC_PORTS.items():
         env.setdefault(f"{service.upper()}_GRPC_PORT", str(port))
+    env.setdefault("REPORTS_GRPC_PORT", str(REPORTS_GRPC_PORT))
     if "AMQP_URL" not in os.environ:  # a clean broker for the day: no events left from other runs
         env["AMQP_URL"] = fresh_vhost(load_settings("tools").amqp_url, "supply-demo")
     d = Day(scenario, console, var, clock, env)

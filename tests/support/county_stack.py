@@ -79,16 +79,18 @@ class CountyStack:
             "SUPPLY_DELIVERY_STAFF_PER_DROP_POINT": "3",
             "CONSOLE_HTTP_PORT": str(free_port()), "CONSOLE_LOGIN_PER_MINUTE": "1000",
             **{f"{s.upper()}_GRPC_PORT": str(free_port()) for s in SERVICES},
+            "REPORTS_GRPC_PORT": str(free_port()),
         }
         env = {**os.environ, **self.env}
         self.var.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "services.cli", "migrate", *SERVICES, "console"], cwd=ROOT,
+        subprocess.run([sys.executable, "-m", "services.cli", "migrate", *SERVICES, "console", "reports"], cwd=ROOT,
                        env=env, check=True, capture_output=True)
         log_dir = self.var / "log"
         log_dir.mkdir(exist_ok=True)
         for service in SERVICES:
             for kind in KINDS.get(service, ("api", "worker", "relay")):
                 self.procs.append(ServiceProcess(service, kind, self.env, log_dir).start())
+        self.procs.append(ServiceProcess("reports", "scheduler", self.env, log_dir).start())  # GetDailyReport
         console = ServiceProcess("console", "web", self.env, log_dir).start()
         self.procs.append(console)
         for service in SERVICES:
