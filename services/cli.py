@@ -9,6 +9,7 @@
     supplyctl run SERVICE KIND          one process in the foreground
     supplyctl import FILE --kind requesters|demands [--partial]   spreadsheet into intake
     supplyctl dead-letters SERVICE [--replay ID]                  inspect failed events
+    supplyctl dead-letters monitoring --ingest [--depot D] [--code C] [--hours H]   refused telemetry
     supplyctl doctor [--production]     check the settings (as production would) and that servers answer
     supplyctl user add NAME --role ROLE [--scope ID]               a console account (password asked)
     supplyctl user list | passwd NAME | disable NAME | enable NAME
@@ -444,6 +445,13 @@ def main(argv: list[str] | None = None) -> None:
     p = sub.add_parser("dead-letters")
     p.add_argument("service", choices=SERVICES)
     p.add_argument("--replay", type=int, metavar="ID")
+    p.add_argument("--ingest", action="store_true",
+                   help="monitoring only: telemetry the ingest refused (over gRPC, with --token)")
+    p.add_argument("--depot", default="")
+    p.add_argument("--code", action="append", default=[], help="a reason code, e.g. bad_json (repeatable)")
+    p.add_argument("--hours", type=float, help="received in the last H hours")
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--token", default=os.environ.get("SUPPLY_TOKEN", ""))
     p = sub.add_parser("backup", help="every database and InfluxDB into a new directory")
     p.add_argument("directory", type=Path)
     p = sub.add_parser("restore", help="verify a backup, then replace every database and InfluxDB with it")
@@ -485,6 +493,12 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(run_user_command(args, console))
         elif args.cmd == "doctor":
             sys.exit(cmd_doctor(args.production))
+        elif args.cmd == "dead-letters" and args.ingest:
+            if args.service != "monitoring" or args.replay is not None:
+                parser.error("--ingest: only 'dead-letters monitoring --ingest', without --replay")
+            from services.monitoring.entrypoints.dead_letters_cli import run as show_ingest
+
+            sys.exit(show_ingest(args.depot, tuple(args.code), args.hours, args.limit, args.token, console))
         elif args.cmd == "dead-letters":
             from services.common.dead_letters import show_or_replay
 

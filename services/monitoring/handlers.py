@@ -28,9 +28,10 @@ from services.common.catalogue import Catalogue, StorageClass
 from services.common.clock import Clock
 from services.common.db import UnitOfWork, is_postgres, utcnow
 from services.common.errors import InvalidInput, NotFound
+from services.common.repository import Page
 from services.common.serde import from_jsonable, to_jsonable
 from services.monitoring import state as st
-from services.monitoring.adapters import schema
+from services.monitoring.adapters import dead_letters, schema
 from services.monitoring.config import MonitoringConfig, ZoneSpec
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain import hazmat, prices, spoilage
@@ -374,7 +375,7 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
     out = IngestOutcome()
     conn = uow.conn
     if rejects:
-        _dead_letter(conn, rejects, now, client_id, ctx.config.max_reject_rows)
+        dead_letters.store(conn, rejects, now, client_id, ctx.config.max_reject_rows)
     _record_statuses(uow, statuses, now)
     if not readings:
         return out
@@ -538,29 +539,6 @@ def clear_unregistered(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone
     alert = clear_key(uow, key, at, {"reason": "zone registered; held readings judged / 库区已登记, 暂存数据已判定",
                                      "released": released})
     return alert.alert_id if alert else None
-
-
-def _dead_letter(conn: Connection, rejects: Sequence[tuple[str, Rejected]], now: datetime,
-                 client_id: str, max_rows: int) -> None:
-    """One row per refused message or entry, with its reason; beyond `max_rows` per group (a
-    gateway replaying days of old data, a broken firmware) one summary row counts the rest by
-    code, so that a flood of bad data cannot flood the database (the process counters and the
-    stats log still count every one)."""
-    rows = [{"received_at": now, "client_id": client_id, "topic": topic[:400], "code": r.code,
-             "reason": r.reason, "reason_zh": r.reason_zh, "raw": r.raw, "entry_index": r.index}
-            for topic, r in rejects[:max_rows]]
-    rest = rejects[max_rows:]
-    if rest:
-        by_code: dict[str, int] = defaultdict(int)
-        for _, r in rest:
-            by_code[r.code] += 1
-        summary = ", ".join(f"{code} × {n}" for code, n in sorted(by_code.items()))
-        rows.append({"received_at": now, "client_id": client_id, "topic": "(summary)",
-                     "code": "truncated", "reason": f"{len(rest)} more rejected in this batch group, "
-                                                   f"not stored one by one: {summary}",
-                     "reason_zh": f"本批另有 {len(rest)} 条被拒数据未逐条保存: {summary}",
-                     "raw": rest[0][1].raw, "entry_index": None})
-    conn.execute(schema.ingest_rejects.insert(), rows)
 
 
 def _upsert_sensor_readings(uow: UnitOfWork, rows: list[dict]) -> None:
@@ -1120,6 +1098,12 @@ def list_alerts(uow: UnitOfWork, f: AlertFilter, page_size: int, page_token: str
         opened = aware(last.opened_at)
         token = base64.urlsafe_b64encode(f"{opened.isoformat()}|{last.alert_id}".encode()).decode()
     return items, token, total
+
+
+def list_ingest_dead_letters(uow: UnitOfWork, actor: Actor, f: dead_letters.DeadLetterFilter,
+                             page_size: int, page_token: str) -> Page[dead_letters.DeadLetter]:
+    actor.require(*SENSOR_READ_ROLES)
+    return dead_letters.page(uow.conn, f, page_size, page_token)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from services.monitoring import handlers as h
@@ -149,7 +149,8 @@ class Ingest:
                 self._status(work, m, topic, now)
                 continue
             result = parse_message(topic, m.payload, now, policy)
-            work.rejects.extend((m.topic, r) for r in result.rejected)
+            depot = topic.split("/")[1][:64]
+            work.rejects.extend((m.topic, replace(r, depot=depot)) for r in result.rejected)
             if result.readings and topic.endswith("/batch"):
                 gateway = topic.split("/")[3]
                 for r in result.readings:
@@ -173,7 +174,7 @@ class Ingest:
         is_gateway = len(parts) == 5 and parts[2] == "gw"
         update = parse_status(topic, m.payload, self.config.ingest_policy)
         if isinstance(update, Rejected):
-            work.rejects.append((m.topic, update))
+            work.rejects.append((m.topic, replace(update, depot=parts[1][:64])))
             return
         work.statuses.append(h.StatusChange(update.depot, None if is_gateway else update.zone,
                                             update.sensor, update.status, now))
@@ -237,7 +238,8 @@ class Ingest:
                 foreign = [] if released else by_standing[FOREIGN]
                 refused = [("(foreign zone)", Rejected(
                     "foreign_zone", f"zone {r.zone!r} is registered under depot "
-                                    f"{standing[r.zone_key][1]!r}, not {r.depot!r}", r.sensor_key))
+                                    f"{standing[r.zone_key][1]!r}, not {r.depot!r}", r.sensor_key,
+                    depot=r.depot))
                            for r in foreign]
                 raised = self._alert_unknown(uow, held + foreign, standing, now)
                 outcome = h.record_ingest(self.ctx, uow, self.cache, self.zone_map, judged,

@@ -6,6 +6,9 @@ the ingest and the worker use."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -31,6 +34,7 @@ from services.monitoring.ingest import Ingest, InMessage
 from tests.integration.test_monitoring_support import (
     ADMIN,
     HQ,
+    ROOT_DIR,
     VILLAGE,
     batch_payload,
     engine,
@@ -328,3 +332,74 @@ def test_calls_without_a_token_are_unauthenticated(world):
         world["stub"].ListAlerts(pb.ListAlertsRequest(), timeout=10)
     assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert json.dumps({"ok": True})  # the stub survives for the other tests
+
+
+def seed_dead_letters(world) -> tuple[str, str]:
+    """Refused telemetry of two depots through an in-process ingest (no InfluxDB write needed)."""
+    ctx = world["ctx"]
+    root = ctx.config.mqtt_root
+    a, b = uid("dla"), uid("dlb")
+    ts = int((datetime.now(UTC) - timedelta(minutes=5)).timestamp() * 1000)
+    good = {"depot": a, "zone": "chl", "sensor": "s1", "ts": ts, "seq": 1, "temp_c": 2.0, "rh": 80.0}
+    Ingest(ctx, lambda lines: None, "dl-seed").process([
+        InMessage(f"{root}/{a}/gw/g1/batch", batch_payload("g1", [good, {**good, "seq": 2, "temp_c": "hot"}])),
+        InMessage(f"{root}/{a}/chl/s2/telemetry", b'{"ts": '),
+        InMessage(f"{root}/{b}/chl/s1/telemetry", b'{"ts": 1, "seq": 1}'),
+    ])
+    return a, b
+
+
+def test_ingest_dead_letters_are_listed_by_depot_and_code_newest_first_with_paging(world):
+    a, b = seed_dead_letters(world)
+    resp = call(world, "ListIngestDeadLetters", pb.ListIngestDeadLettersRequest(depot=a))
+    assert resp.page.total == 3 and [d.depot for d in resp.dead_letters] == [a, a, a]
+    # newest first; its good reading names zone chl, registered under another depot
+    assert [d.code for d in resp.dead_letters] == ["foreign_zone", "bad_json", "wrong_type"]
+    typed = resp.dead_letters[2]
+    assert typed.entry_index == 1 and "temp_c" in typed.reason and typed.reason_zh
+    assert typed.topic.endswith(f"/{a}/gw/g1/batch") and typed.client_id == "dl-seed"
+    assert not resp.dead_letters[1].HasField("entry_index")
+    only = call(world, "ListIngestDeadLetters", pb.ListIngestDeadLettersRequest(depot=a, codes=["wrong_type"]))
+    assert [d.id for d in only.dead_letters] == [typed.id]
+    other = call(world, "ListIngestDeadLetters", pb.ListIngestDeadLettersRequest(depot=b), token=HQ)
+    assert [(d.depot, d.code) for d in other.dead_letters] == [(b, "missing_field")]
+    seen, token = [], ""
+    while True:
+        page = call(world, "ListIngestDeadLetters", pb.ListIngestDeadLettersRequest(
+            depot=a, page=common.PageRequest(page_size=1, page_token=token)))
+        seen += [d.id for d in page.dead_letters]
+        token = page.page.next_page_token
+        if not token:
+            break
+    assert seen == [d.id for d in resp.dead_letters]
+    later = Timestamp()
+    later.FromDatetime(datetime.now(UTC) + timedelta(minutes=1))
+    assert not call(world, "ListIngestDeadLetters", pb.ListIngestDeadLettersRequest(
+        depot=a, received_after=later)).dead_letters
+
+
+def test_ingest_dead_letters_need_a_sensor_reading_role_and_name_a_bad_page(world):
+    with pytest.raises(grpc.RpcError) as e:
+        call(world, "ListIngestDeadLetters", pb.ListIngestDeadLettersRequest(), token=VILLAGE)
+    assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    for request, field in (
+        (pb.ListIngestDeadLettersRequest(page=common.PageRequest(page_size=501)), "page.page_size"),
+        (pb.ListIngestDeadLettersRequest(page=common.PageRequest(page_token="%%%")), "page.page_token"),
+    ):
+        with pytest.raises(grpc.RpcError) as e:
+            call(world, "ListIngestDeadLetters", request)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and bad_field(e.value) == field
+
+
+def test_supplyctl_shows_the_ingest_dead_letters_of_a_depot(world):
+    a, b = seed_dead_letters(world)
+    run = subprocess.run([sys.executable, "-m", "services.cli", "dead-letters", "monitoring", "--ingest",
+                          "--depot", a, "--token", ADMIN], cwd=ROOT_DIR, capture_output=True, text=True,
+                         env={**os.environ, **world["env"], "COLUMNS": "250"}, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "bad_json" in run.stdout and "wrong_type" in run.stdout and "(3 of 3)" in run.stdout
+    assert b not in run.stdout
+    denied = subprocess.run([sys.executable, "-m", "services.cli", "dead-letters", "monitoring", "--ingest",
+                             "--token", VILLAGE], cwd=ROOT_DIR, capture_output=True, text=True,
+                            env={**os.environ, **world["env"], "COLUMNS": "250"}, timeout=60)
+    assert denied.returncode == 1 and "PERMISSION_DENIED" in denied.stdout

@@ -163,8 +163,9 @@ prices = Table(
     Column("submitted_at", UTCDateTime, nullable=False),
 )
 
-# Telemetry the ingest refused (malformed, implausible, too late), with the reason: the MQTT
-# dead-letter store. Written in the ingest's transaction, before the MQTT message is acked.
+# Telemetry the ingest refused (malformed, implausible, too late, another depot's zone), with the
+# reason: the MQTT dead-letter store. Written in the ingest's transaction, before the MQTT message
+# is acked. `depot`: the depot its topic or reading names (none for a topic outside the root).
 ingest_rejects = Table(
     "ingest_rejects", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -176,8 +177,10 @@ ingest_rejects = Table(
     Column("reason_zh", Text, nullable=False),
     Column("raw", Text, nullable=False),
     Column("entry_index", Integer, nullable=True),
+    Column("depot", String(64), nullable=True),
 )
 Index("ix_ingest_rejects_received", ingest_rejects.c.received_at)
+Index("ix_ingest_rejects_depot", ingest_rejects.c.depot, ingest_rejects.c.received_at)
 
 # Readings for a zone nobody has registered yet, held (bounded: domain/zones.py HoldPolicy) until
 # it is; then judged in time order, written to InfluxDB and deleted.

@@ -82,12 +82,14 @@ class Reading:
 
 @dataclass(frozen=True)
 class Rejected:
-    """One bad message or one bad entry of a batch. `index` is the position in the batch."""
+    """One bad message or one bad entry of a batch. `index` is the position in the batch;
+    `depot` the depot its topic or reading names, when known."""
 
     code: str
     reason: str
     raw: str
     index: int | None = None
+    depot: str | None = None
 
     @property
     def reason_zh(self) -> str:
@@ -491,7 +493,7 @@ class Deduplicator:
                 continue
             if v.status == "too_late":
                 out.too_late.append(Rejected(code="too_late", reason=v.reason,
-                                             raw=_excerpt(_reading_dict(r), policy)))
+                                             raw=_excerpt(_reading_dict(r), policy), depot=r.depot))
                 continue
             if v.status == "restart":
                 out.restarts.append(r.sensor_key)

@@ -23,6 +23,7 @@ from services.common.errors import InvalidInput
 from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.messaging import EventPublisher
 from services.monitoring import handlers as h
+from services.monitoring.adapters import dead_letters
 from services.monitoring.adapters.influx import InfluxError, quote_ident
 from services.monitoring.adapters.influx_query import InfluxReader
 from services.monitoring.bootstrap import build_context
@@ -202,6 +203,19 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
                 sm.points.append(p)
             resp.series.append(sm)
         return resp
+
+    # ---- the ingest's dead letters
+    def ListIngestDeadLetters(self, request, context):
+        f = dead_letters.DeadLetterFilter(
+            depot=request.depot, codes=tuple(request.codes),
+            received_after=_instant(request, "received_after"),
+            received_before=_instant(request, "received_before"))
+        with self.ctx.uow() as uow:
+            page = h.list_ingest_dead_letters(uow, _actor(), f, request.page.page_size,
+                                              request.page.page_token)
+        return pb.ListIngestDeadLettersResponse(
+            dead_letters=[out.dead_letter(d) for d in page.items],
+            page=common.PageInfo(next_page_token=page.next_page_token, total=page.total))
 
     # ---- prices
     def SubmitPrices(self, request, context):

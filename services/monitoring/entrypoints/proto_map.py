@@ -13,6 +13,7 @@ from supply.v1 import monitoring_pb2 as pb
 
 from services.common.proto_time import timestamp as ts
 from services.monitoring import handlers as h
+from services.monitoring.adapters.dead_letters import DeadLetter
 from services.monitoring.domain import alerts as al
 
 KIND = {k: pb.AlertKind.Value(f"ALERT_KIND_{k.upper()}") for k in al.KINDS}
@@ -118,4 +119,13 @@ def price_result(r: h.PriceResult) -> pb.PriceResult:
     if r.rise is not None:
         m.baseline_fen = round(r.rise.baseline_fen, 2)
         m.rise_pct = round(r.rise.rise_pct, 2)
+    return m
+
+
+def dead_letter(d: DeadLetter) -> pb.IngestDeadLetter:
+    m = pb.IngestDeadLetter(id=d.id, received_at=ts(d.received_at), depot=d.depot or "", topic=d.topic,
+                            code=d.code, reason=d.reason, reason_zh=d.reason_zh, raw=d.raw,
+                            client_id=d.client_id)
+    if d.entry_index is not None:
+        m.entry_index = d.entry_index
     return m
