@@ -59,28 +59,28 @@ def send_due(ctx: NotifyContext, limit: int = 100) -> dict[str, int]:
     failed_channels: set[str] = set()
     done = {"sent": 0, "failed": 0, "dead": 0}
     for row in outbox.claim_due(ctx.engine, now, ctx.lease, limit):
-        channel = by_id.get(row.channel)
-        attempts = row.attempts + 1
-        if row.channel in failed_channels:
-            outbox.release(ctx.engine, row.notification_id, now)
+        channel = by_id.get(row["channel"])
+        attempts = row["attempts"] + 1
+        if row["channel"] in failed_channels:
+            outbox.release(ctx.engine, row["notification_id"], now)
             continue
         try:
             if channel is None:
-                raise SendError(f"channel {row.channel!r} is no longer configured / 通道已不在配置中")
-            ctx.send(channel, render(Notice.from_dict(row.notice), channel.type, row.notification_id))
+                raise SendError(f"channel {row['channel']!r} is no longer configured / 通道已不在配置中")
+            ctx.send(channel, render(Notice.from_dict(row["notice"]), channel.type, row["notification_id"]))
         except SendError as exc:
-            failed_channels.add(row.channel)
-            dead = channel is None or ctx.retry.is_dead(row.created_at, utcnow())
+            failed_channels.add(row["channel"])
+            dead = channel is None or ctx.retry.is_dead(row["created_at"], utcnow())
             retry_at = None if dead else utcnow() + timedelta(seconds=ctx.retry.delay(attempts))
-            outbox.mark_failed(ctx.engine, row.notification_id, attempts, str(exc), retry_at)
+            outbox.mark_failed(ctx.engine, row["notification_id"], attempts, str(exc), retry_at)
             done["dead" if dead else "failed"] += 1
             log.log(logging.ERROR if dead else logging.WARNING,
                     "notification dead-lettered / 通知投递失败已放弃" if dead else "notification send failed; will retry",
-                    extra={"notification_id": row.notification_id, "channel": row.channel,
-                           "event_type": row.event_type, "attempts": attempts, "error": str(exc),
+                    extra={"notification_id": row["notification_id"], "channel": row["channel"],
+                           "event_type": row["event_type"], "attempts": attempts, "error": str(exc),
                            "retry_at": retry_at.isoformat() if retry_at else None})
             continue
-        outbox.mark_sent(ctx.engine, row.notification_id, attempts, utcnow())
+        outbox.mark_sent(ctx.engine, row["notification_id"], attempts, utcnow())
         done["sent"] += 1
     if done["dead"]:
         log.error("notifications dead-lettered / 通知死信", extra={"dead_total": outbox.counts(ctx.engine).get("dead", 0)})

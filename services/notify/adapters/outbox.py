@@ -4,7 +4,7 @@ or given up."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -26,8 +26,9 @@ def enqueue(uow: UnitOfWork, rows: list[dict[str, Any]]) -> int:
     return len(new)
 
 
-def claim_due(engine: Engine, now: datetime, lease: timedelta, limit: int = 100) -> list[Any]:
-    """Pending rows due by `now`, their next try moved `lease` ahead so no other sender takes them."""
+def claim_due(engine: Engine, now: datetime, lease: timedelta, limit: int = 100) -> list[dict[str, Any]]:
+    """Pending rows due by `now`, their next try moved `lease` ahead so no other sender takes them.
+    created_at comes back in UTC (SQLite gives it without its zone)."""
     with engine.begin() as conn:
         q = (select(n).where(n.c.state == "pending", n.c.next_attempt_at <= now)
              .order_by(n.c.next_attempt_at).limit(limit))
@@ -37,7 +38,8 @@ def claim_due(engine: Engine, now: datetime, lease: timedelta, limit: int = 100)
         if rows:
             conn.execute(update(n).where(n.c.notification_id.in_([r.notification_id for r in rows]))
                          .values(next_attempt_at=now + lease))
-    return rows
+    return [{**r._mapping, "created_at": r.created_at.replace(tzinfo=UTC) if r.created_at.tzinfo is None
+             else r.created_at} for r in rows]
 
 
 def mark_sent(engine: Engine, notification_id: str, attempts: int, now: datetime) -> None:

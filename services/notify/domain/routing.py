@@ -48,12 +48,12 @@ class Channel:
     def wants(self, notice: Notice) -> bool:
         if notice.event_type not in self.events:
             return False
-        if SEVERITIES.index(notice.severity) < SEVERITIES.index(self.min_severity):
-            return False
         if self.depots is not None and notice.depot is not None and notice.depot not in self.depots:
             return False
-        return not (self.alert_kinds is not None and notice.event_type.startswith("alert_")
-                    and notice.kind not in self.alert_kinds)
+        if not notice.event_type.startswith("alert_"):  # deadlines and reports: by `events` alone
+            return True
+        return (SEVERITIES.index(notice.severity) >= SEVERITIES.index(self.min_severity)
+                and (self.alert_kinds is None or notice.kind in self.alert_kinds))
 
 
 def route(notice: Notice, channels: list[Channel]) -> list[Channel]:
