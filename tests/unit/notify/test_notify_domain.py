@@ -147,7 +147,10 @@ def test_routing_by_event_kind_severity_depot_and_alert_kind():
     assert routed("alert_raised", {**base, "severity": "warning"}) == ["all"]
     assert routed("alert_raised", {**base, "depot": "D2"}) == ["all"]
     assert routed("alert_raised", {**base, "kind": "spoilage"}) == ["all", "critical-d1", "spoilage"]
-    assert routed("daily_report_ready", {"day": "2026-03-01"}) == ["all", "reports", "spoilage"]
+    # severity and alert kind filter alerts only; a report goes by `events` (and depot) alone
+    assert routed("daily_report_ready", {"day": "2026-03-01"}) == ["all", "critical-d1", "reports", "spoilage"]
+    assert routed("deadline_missed", {"kind": "dispatch", "day": "2026-03-01", "depot": "D2"}) == [
+        "all", "reports", "spoilage"]
 
 
 @pytest.mark.parametrize("change, key", [
