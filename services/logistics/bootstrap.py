@@ -31,7 +31,7 @@ from services.logistics.domain.policy import (
     SupplyDaysPolicy,
     TripPolicy,
 )
-from services.logistics.handlers import LogisticsContext
+from services.logistics.handlers.base import LogisticsContext
 
 
 def _num(env: dict, name: str, default: float, lo: float, hi: float, cast=float):

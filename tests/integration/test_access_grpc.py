@@ -27,8 +27,8 @@ from supply.v1 import logistics_pb2 as lpb
 from services.common.auth import mint_token
 from services.common.config import load_settings
 from services.common.migrate import upgrade
-from services.logistics import handlers as lh
 from services.logistics.bootstrap import build_context
+from services.logistics.handlers import dispatch, sites
 from tests.integration import test_logistics_support as ls
 from tests.integration import test_monitoring_support as ms
 from tests.support.intake import HQ, VILLAGE, Intake, auth, day, key, migrate, start_api, uid
@@ -241,15 +241,15 @@ def test_a_village_sees_and_confirms_only_the_stops_at_its_own_village(logistics
     api, env, ctx, seed = logistics
     a, b = uid("V"), uid("V")
     for rid, lat in ((a, 30.32), (b, 30.33)):
-        seed(lh.apply_requester, ls.requester_payload(rid, lat=lat))
+        seed(sites.apply_requester, ls.requester_payload(rid, lat=lat))
     lot_id = api.receive("D1", "RICE-10KG", 60).lots[0].lot_id
     both, only_b = uid("P"), uid("P")
-    seed(lh.apply_plan_approved, ls.plan_payload(both, day(1), [
+    seed(dispatch.apply_plan_approved, ls.plan_payload(both, day(1), [
         ls.plan_line(uid("PL"), a, "RICE-10KG", 12, "D1", "DM-A", lots=[(lot_id, 12)]),
         ls.plan_line(uid("PL"), b, "RICE-10KG", 10, "D1", "DM-B", lots=[(lot_id, 10)])]))
-    seed(lh.apply_plan_approved, ls.plan_payload(only_b, day(2), [
+    seed(dispatch.apply_plan_approved, ls.plan_payload(only_b, day(2), [
         ls.plan_line(uid("PL"), b, "RICE-10KG", 5, "D1", "DM-B2", lots=[(lot_id, 5)])]))
-    assert lh.route_plan(ctx, both) and lh.route_plan(ctx, only_b)
+    assert dispatch.route_plan(ctx, both) and dispatch.route_plan(ctx, only_b)
 
     everything = api.ListTrips(lpb.ListTripsRequest(plan_id=both), token=HQ)
     assert {s.requester_id for t in everything.trips for s in t.stops} == {a, b}

@@ -337,13 +337,14 @@ def stop_lines(c: County, requester_id: str) -> list[tuple[str, list]]:
 
 def confirm(c: County, trip_id: str, requester_id: str, drop_point_id: str, lines, short=None):
     """Proof of delivery at one stop: everything received, except `short` {item_code: (kind, n)}."""
-    h = c.logistics.handlers
+    from services.logistics.handlers import delivery
+
     specs = []
     for ln in lines:
         kind, n = (short or {}).get(ln["item_code"], (None, 0))
-        specs.append(h.ReceivedSpec(ln["plan_line_id"], ln["lot_id"], ln["quantity"] - n,
-                                    ((kind, n, "破损"),) if kind else ()))
-    return c.logistics.run(h.confirm_delivery, ct.logistics_keeper(), trip_id=trip_id,
+        specs.append(delivery.ReceivedSpec(ln["plan_line_id"], ln["lot_id"], ln["quantity"] - n,
+                                           ((kind, n, "破损"),) if kind else ()))
+    return c.logistics.run(delivery.confirm_delivery, ct.logistics_keeper(), trip_id=trip_id,
                            requester_id=requester_id, drop_point_id=drop_point_id, receiver="村专班",
                            received_at=datetime(2026, 11, 28, 6, 0, tzinfo=UTC), proof_ref=ct.PROOF,
                            lines=specs)
@@ -426,7 +427,8 @@ def test_zone_registered_capacity_reaches_monitoring(make_county):
 @contract(("logistics", "stock_received", "monitoring"), ("logistics", "stock_changed", "monitoring"))
 def test_stock_received_and_changed_tell_monitoring_what_a_zone_holds(make_county):
     c = make_county("logistics", "monitoring")
-    lh = c.logistics.handlers
+    from services.logistics.handlers import stock
+
     ct.setup_depot(c, "D1", vehicle=False)
     c.relay("logistics", "zone_registered", to="monitoring")
     pork = ct.receive(c, "PORK-KG", 40, expiry=DAY + timedelta(days=5))
@@ -439,13 +441,13 @@ def test_stock_received_and_changed_tell_monitoring_what_a_zone_holds(make_count
     with c.monitoring.ctx.uow() as uow:
         assert c.monitoring.handlers.zone_lot_ids(uow, "D1/D1-CHL") == [pork]
 
-    c.logistics.run(lh.write_off, ct.logistics_keeper(), lot_id=pork, quantity=15,
+    c.logistics.run(stock.write_off, ct.logistics_keeper(), lot_id=pork, quantity=15,
                     doc_type="stocktake", doc_id="ST-1", reason="盘亏")
     c.relay("logistics", "stock_changed", to="monitoring")
     last_seq = c.logistics.payloads("stock_changed")[-1]["ledger_seq"]
     row = c.monitoring.row("lots", lt.c.lot_id == pork)
     assert (row.on_hand, row.status, row.ledger_seq) == (25, "available", last_seq)
-    c.logistics.run(lh.write_off, ct.logistics_keeper(), lot_id=pork, quantity=0,
+    c.logistics.run(stock.write_off, ct.logistics_keeper(), lot_id=pork, quantity=0,
                     doc_type="stocktake", doc_id="ST-2", reason="盘亏")
     c.relay("logistics", "stock_changed", to="monitoring")
     row = c.monitoring.row("lots", lt.c.lot_id == pork)
@@ -455,21 +457,22 @@ def test_stock_received_and_changed_tell_monitoring_what_a_zone_holds(make_count
 @contract(("logistics", "lot_quarantined", "monitoring"), ("logistics", "lot_released", "monitoring"))
 def test_lot_quarantined_and_released_set_the_lots_status_in_monitoring(make_county):
     c = make_county("logistics", "monitoring")
-    lh = c.logistics.handlers
+    from services.logistics.handlers import stock
+
     ct.setup_depot(c, "D1", vehicle=False)
     pork = ct.receive(c, "PORK-KG", 40)
     c.relay("logistics", "zone_registered", to="monitoring")
     c.relay("logistics", "stock_received", to="monitoring")
     lt = c.monitoring.table("lots")
 
-    c.logistics.run(lh.quarantine_by_person, ct.logistics_keeper(), lot_id=pork,
+    c.logistics.run(stock.quarantine_by_person, ct.logistics_keeper(), lot_id=pork,
                     inspection_ref="INS-1", reason="包装破损")
     assert len(c.relay("logistics", "lot_quarantined", to="monitoring")) == 1
     assert c.monitoring.row("lots", lt.c.lot_id == pork).status == "quarantined"
     with c.monitoring.ctx.uow() as uow:
         assert c.monitoring.handlers.zone_lot_ids(uow, "D1/D1-CHL") == []
 
-    c.logistics.run(lh.release, ct.logistics_keeper(), lot_id=pork, inspection_ref="INS-2",
+    c.logistics.run(stock.release, ct.logistics_keeper(), lot_id=pork, inspection_ref="INS-2",
                     reason="复检合格")
     assert len(c.relay("logistics", "lot_released", to="monitoring")) == 1
     assert c.monitoring.row("lots", lt.c.lot_id == pork).status == "available"
@@ -478,13 +481,14 @@ def test_lot_quarantined_and_released_set_the_lots_status_in_monitoring(make_cou
 @contract(("logistics", "lot_released", "monitoring"))
 def test_partial_write_off_of_a_quarantined_lot_leaves_it_quarantined_in_monitoring(make_county):
     c = make_county("logistics", "monitoring")
-    lh = c.logistics.handlers
+    from services.logistics.handlers import stock
+
     ct.setup_depot(c, "D1", vehicle=False)
     pork = ct.receive(c, "PORK-KG", 40)
-    c.logistics.run(lh.quarantine_by_person, ct.logistics_keeper(), lot_id=pork,
+    c.logistics.run(stock.quarantine_by_person, ct.logistics_keeper(), lot_id=pork,
                     inspection_ref="INS-1", reason="包装破损")
     c.pump()
-    c.logistics.run(lh.write_off, ct.logistics_keeper(), lot_id=pork, quantity=10,
+    c.logistics.run(stock.write_off, ct.logistics_keeper(), lot_id=pork, quantity=10,
                     doc_type="inspection", doc_id="INS-1", reason="破损报损")
     b = c.logistics.table("lot_balances")
     assert c.logistics.row("lot_balances", b.c.lot_id == pork).status == "quarantined"

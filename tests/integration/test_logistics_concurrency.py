@@ -23,15 +23,15 @@ from services.common.db import make_engine, run_idempotent
 from services.common.errors import RuleRefused
 from services.common.migrate import upgrade
 from services.logistics import audit
-from services.logistics import handlers as h
 from services.logistics.adapters import schema
 from services.logistics.bootstrap import build_context
+from services.logistics.handlers import base, dispatch, queries, receipts, sites, stock
 
-KEEPER = h.Actor("keeper-1", "depot_keeper")
+KEEPER = base.Actor("keeper-1", "depot_keeper")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _ctx(url: str) -> h.LogisticsContext:
+def _ctx(url: str) -> base.LogisticsContext:
     return build_context(load_settings("logistics", {"LOGISTICS_DATABASE_URL": url}), pool_size=2)
 
 
@@ -46,7 +46,7 @@ def child(url: str, lot_id: str, plan_line_id: str, count: int, go: Path) -> dic
     for i in range(count):
         try:
             run_idempotent(ctx.uow(), "keeper-1:IssueStock", f"{os.getpid()}-{i}", f"{os.getpid()}-{i}",
-                           lambda uow: repr(h.issue_stock(ctx, uow, KEEPER, lot_id=lot_id, quantity=1,
+                           lambda uow: repr(stock.issue_stock(ctx, uow, KEEPER, lot_id=lot_id, quantity=1,
                                                           plan_line_id=plan_line_id)).encode())
             issued += 1
         except RuleRefused as exc:
@@ -65,13 +65,13 @@ def test_two_processes_issuing_from_one_lot_never_overdraw_or_fork_the_chain(pg_
             uow.commit()
             return out
 
-    hq = h.Actor("hq-1", "hq")
-    seed(h.register_depot, hq, {"id": "D1", "name": "城关仓", "lat": 30.3, "lon": 120.1})
-    seed(h.register_zone, hq, {"id": "D1-AMB", "depot_id": "D1", "storage_class": "ambient",
+    hq = base.Actor("hq-1", "hq")
+    seed(sites.register_depot, hq, {"id": "D1", "name": "城关仓", "lat": 30.3, "lon": 120.1})
+    seed(sites.register_zone, hq, {"id": "D1-AMB", "depot_id": "D1", "storage_class": "ambient",
                                "capacity_l": 100_000})
-    lot_id = seed(h.receive_stock, KEEPER, kind="purchase", depot_id="D1", origin_ref="PO-1", lines=[
-        h.ReceiptLineSpec("RICE-10KG", 60, "B-1", "2099-01-01")])["lot_ids"][0]
-    seed(h.apply_plan_approved, {"plan_id": "P1", "delivery_day": "2099-01-01", "approved_by": "hq",
+    lot_id = seed(receipts.receive_stock, KEEPER, kind="purchase", depot_id="D1", origin_ref="PO-1", lines=[
+        receipts.ReceiptLineSpec("RICE-10KG", 60, "B-1", "2099-01-01")])["lot_ids"][0]
+    seed(dispatch.apply_plan_approved, {"plan_id": "P1", "delivery_day": "2099-01-01", "approved_by": "hq",
                                  "lines": [{"plan_line_id": "PL-1", "demand_id": "DM-1",
                                             "requester_id": "V1", "drop_point_id": "DP1",
                                             "item_code": "RICE-10KG", "quantity": 100,
@@ -97,7 +97,7 @@ def test_two_processes_issuing_from_one_lot_never_overdraw_or_fork_the_chain(pg_
         refused.update(r["refused"])
     assert refused == {"NEGATIVE_STOCK": 40}
     with ctx.engine.connect() as conn:
-        lot = h.lot_row(conn, lot_id)
+        lot = queries.lot_row(conn, lot_id)
         assert (lot.on_hand, lot.reserved, lot.quarantined) == (0, 0, 0)
         t = schema.ledger
         seqs = [s for (s,) in conn.execute(select(t.c.seq).order_by(t.c.seq))]

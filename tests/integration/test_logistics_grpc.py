@@ -17,8 +17,8 @@ from sqlalchemy import text
 from supply.v1 import logistics_pb2 as pb
 
 from services.common.config import load_settings
-from services.logistics import handlers as h
 from services.logistics.bootstrap import build_context
+from services.logistics.handlers import dispatch, sites
 from tests.integration.test_logistics_support import (
     Logistics,
     confirm_all,
@@ -120,7 +120,7 @@ def test_issue_more_than_the_balance_is_refused_and_writes_are_idempotent(stack)
     first = api.ReceiveStock(request)
     assert api.ReceiveStock(request).receipt_id == first.receipt_id  # same key: same receipt
     plid = uid("PL")
-    stack.seed(h.apply_plan_approved, plan_payload(uid("P"), day(1), [
+    stack.seed(dispatch.apply_plan_approved, plan_payload(uid("P"), day(1), [
         plan_line(plid, "V-none", "FLOUR-5KG", 20, "D1", "DM-1")]))
     assert api.lot(lot_id).reserved == 8  # FEFO reserved what there is; 12 reported unmet
     with pytest.raises(grpc.RpcError) as exc:
@@ -166,13 +166,13 @@ def test_snapshot_offers_only_available_unexpired_stock(stack):
 def test_confirm_delivery_once_per_stop(stack):
     api = stack.api
     rid = uid("V")
-    stack.seed(h.apply_requester, requester_payload(rid))
+    stack.seed(sites.apply_requester, requester_payload(rid))
     api.vehicle(uid("T"), "D1")
     lot_id = api.receive("D1", "RICE-10KG", 50).lots[0].lot_id
     plan_id, plid = uid("P"), uid("PL")
-    stack.seed(h.apply_plan_approved, plan_payload(plan_id, day(1), [
+    stack.seed(dispatch.apply_plan_approved, plan_payload(plan_id, day(1), [
         plan_line(plid, rid, "RICE-10KG", 12, "D1", "DM-7", lots=[(lot_id, 12)])]))
-    assert h.route_plan(stack.ctx, plan_id)
+    assert dispatch.route_plan(stack.ctx, plan_id)
     trips = api.ListTrips(pb.ListTripsRequest(plan_id=plan_id))
     assert len(trips.trips) == 1 and trips.dispatches[0].status == "dispatched"
     trip = trips.trips[0]
@@ -257,7 +257,7 @@ def test_approved_lines_are_picked_in_the_policys_order_not_by_tier(stack):
     plan_id, first, second = uid("P"), uid("PL") + "-b", uid("PL") + "-a"
     tier3 = {**plan_line(first, "V-none", "MASK-N95", 10, "D1", "DM-3"), "tier": 3, "priority_rank": 1}
     tier2 = {**plan_line(second, "V-none", "MASK-N95", 10, "D1", "DM-2"), "tier": 2, "priority_rank": 2}
-    stack.seed(h.apply_plan_approved, plan_payload(plan_id, day(1), [tier2, tier3]))
+    stack.seed(dispatch.apply_plan_approved, plan_payload(plan_id, day(1), [tier2, tier3]))
     assert api.lot(lot_id).reserved == 10
     issued = api.IssueStock(pb.IssueStockRequest(idempotency_key=key(), lot_id=lot_id, quantity=10,
                                                  plan_line_id=first))
@@ -290,7 +290,7 @@ def test_issue_accepts_the_plan_line_id_getplan_shows(stack):
     flour = api.receive("D1", "FLOUR-5KG", 6).lots[0].lot_id
     oil = api.receive("D1", "OIL-5L", 4).lots[0].lot_id
     line = uid("PL")
-    stack.seed(h.apply_plan_approved, plan_payload(uid("P"), day(1), [
+    stack.seed(dispatch.apply_plan_approved, plan_payload(uid("P"), day(1), [
         plan_line(f"{line}/1", "V-none", "FLOUR-5KG", 6, "D1", "DM-8", lots=[(flour, 6)]),
         plan_line(f"{line}/2", "V-none", "OIL-5L", 4, "D1", "DM-8", lots=[(oil, 4)])]))
     issued = api.IssueStock(pb.IssueStockRequest(idempotency_key=key(), lot_id=oil, quantity=3,

@@ -236,9 +236,10 @@ class County:
         from services.logistics import handlers
         from services.logistics.adapters import schema
         from services.logistics.domain.policy import TripPolicy
+        from services.logistics.handlers.base import LogisticsContext
 
         trips = TripPolicy(time_limit_s=0.5, fallback_time_limit_s=0.5, max_iterations=200, seed=1)
-        return handlers.LogisticsContext(engine=engine, catalogue=CATALOGUE, clock=self.clock,
+        return LogisticsContext(engine=engine, catalogue=CATALOGUE, clock=self.clock,
                                          trip_policy=trips, delivery_staff_per_drop_point=50), \
             handlers, schema
 
@@ -342,13 +343,13 @@ def intake_hq():
 
 
 def logistics_hq():
-    from services.logistics.handlers import Actor
+    from services.logistics.handlers.base import Actor
 
     return Actor("hq-officer", "hq")
 
 
 def logistics_keeper():
-    from services.logistics.handlers import Actor
+    from services.logistics.handlers.base import Actor
 
     return Actor("keeper-1", "depot_keeper")
 
@@ -390,17 +391,18 @@ def setup_depot(county: County, depot: str = "D1", place=DEPOT_1,
                 zones: Iterable[tuple[str, str, int]] = (("AMB", "ambient", 100_000),
                                                          ("CHL", "chilled", 20_000)),
                 vehicle: bool = True) -> None:
+    from services.logistics.handlers import sites
+
     lg = county.logistics
-    h = lg.handlers
     lat, lon = place
-    lg.run(h.register_depot, logistics_hq(), {"id": depot, "name": f"{depot}仓", "lat": lat,
+    lg.run(sites.register_depot, logistics_hq(), {"id": depot, "name": f"{depot}仓", "lat": lat,
                                               "lon": lon})
     for zid, sclass, cap in zones:
-        lg.run(h.register_zone, logistics_hq(), {"id": f"{depot}-{zid}", "depot_id": depot,
+        lg.run(sites.register_zone, logistics_hq(), {"id": f"{depot}-{zid}", "depot_id": depot,
                                                  "storage_class": sclass, "capacity_l": cap,
                                                  "name": f"{depot} {sclass}"})
     if vehicle:
-        lg.run(h.register_vehicle, logistics_hq(), {
+        lg.run(sites.register_vehicle, logistics_hq(), {
             "id": f"T-{depot}", "pass_number": f"通-{depot}", "driver": "staff-d1",
             "clerk": "staff-c1", "capacity_kg": 3000, "capacity_l": 20000, "refrigerated": True,
             "depot_id": depot, "slots": [{"start": "07:00", "end": "18:00"}]})
@@ -408,10 +410,11 @@ def setup_depot(county: County, depot: str = "D1", place=DEPOT_1,
 
 def receive(county: County, item: str, qty: int, *, depot: str = "D1", zone: str = "",
             expiry: date | None = None, lot_number: str = "B1") -> str:
+    from services.logistics.handlers import receipts
+
     lg = county.logistics
-    h = lg.handlers
-    r = lg.run(h.receive_stock, logistics_keeper(), kind="purchase", depot_id=depot,
-               origin_ref="PO-1", lines=[h.ReceiptLineSpec(
+    r = lg.run(receipts.receive_stock, logistics_keeper(), kind="purchase", depot_id=depot,
+               origin_ref="PO-1", lines=[receipts.ReceiptLineSpec(
                    item, qty, lot_number, (expiry or DAY + timedelta(days=120)).isoformat(), zone)])
     return r["lot_ids"][0]
 

@@ -155,6 +155,15 @@ class DropPoint:
             raise InvalidInput("drop_point.households", "must be >= 0")
 
 
+def stop_key(requester_id: str, drop_point_id: str) -> str:
+    """Drop point ids are unique only within their requester: trips key stops by both."""
+    return f"{requester_id}/{drop_point_id}"
+
+
+def split_stop_key(key: str, requester_id: str) -> str:
+    return key[len(requester_id) + 1:] if key.startswith(requester_id + "/") else key
+
+
 def _check_latlon(lat: float, lon: float, what: str) -> None:
     if not -90.0 <= lat <= 90.0:
         raise InvalidInput(f"{what}.lat", "must be within [-90, 90]")

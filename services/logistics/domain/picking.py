@@ -6,9 +6,10 @@ Functions here return ledger postings; the use case posts them (Ledger.post_all)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from services.common.errors import InvalidInput, NotFound, RuleRefused
 
@@ -50,6 +51,16 @@ class Pick:
 
 def _refuse(rule: str, zh: str, en: str) -> RuleRefused:
     return RuleRefused(rule, f"{zh} / {en}")
+
+
+def serve_ranks(lines: Sequence[Mapping[str, Any]]) -> list[int]:
+    """Each approved line's place in HQ's order (RULES §3.2): its priority_rank, the tier's place
+    in the plan's policy, 1 first. An event from before priority_rank (a line without it) falls
+    back to the numeric tier."""
+    ranks = [ln.get("priority_rank") for ln in lines]
+    if all(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in ranks):
+        return ranks
+    return [int(ln.get("tier") or 5) for ln in lines]
 
 
 def pick_many(

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from services.common.catalogue import Catalogue
+from services.common.catalogue import Catalogue, Item
 from services.common.errors import Conflict, InvalidInput, NotFound, RuleRefused
 
 from .ledger import LedgerKind, LotBalance, Posting
@@ -88,6 +88,41 @@ def zone_occupancy(
         if item.hazard:
             hazards.add(item.hazard)
     return ZoneOccupancy(zone.id, used, frozenset(hazards), frozenset(items))
+
+
+def fit_zone(item: Item, quantity: int, zones: Mapping[str, Zone],
+             balances: Mapping[str, LotBalance], pending: Sequence[tuple[str, Item, int]], *,
+             catalogue: Catalogue, policy: ReceiptPolicy) -> str | None:
+    """The zone to put `item` away in (put-away placement): its storage class, no segregation
+    conflict with what the zone holds (or with `pending` lines of the same receipt: zone id,
+    item, quantity), room for it; exact class first, then the zone with most free litres."""
+    best = None
+    for zone in zones.values():
+        if not policy.accepts(zone.storage_class, item.storage_class):
+            continue
+        occ = zone_occupancy(zone, balances.values(), catalogue)
+        used, hazards = occ.used_l, set(occ.hazards)
+        for zid, it, q in pending:
+            if zid == zone.id:
+                used += q * it.volume_l
+                if it.hazard:
+                    hazards.add(it.hazard)
+        if any(policy.incompatible(item.hazard, h) for h in hazards):
+            continue
+        free = zone.capacity_l - used
+        if quantity * item.volume_l > free:
+            continue
+        key = (zone.storage_class != item.storage_class, -free, zone.id)
+        if best is None or key < best[0]:
+            best = (key, zone.id)
+    return None if best is None else best[1]
+
+
+def no_fitting_zone(item: Item, depot_id: str) -> RuleRefused:
+    return RuleRefused("NO_FITTING_ZONE",
+                       f"仓库 {depot_id} 没有可存放{item.name_zh}({item.storage_class})的库区(类别、隔离或容量) / "
+                       f"depot {depot_id} has no zone for {item.name_en} (storage class "
+                       f"{item.storage_class}, segregation, capacity)")
 
 
 def accept_receipt(

@@ -19,9 +19,9 @@ from services.common.errors import InvalidInput
 from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.messaging import EventPublisher
 from services.logistics import audit
-from services.logistics import handlers as h
 from services.logistics.bootstrap import build_context
 from services.logistics.entrypoints import proto_map as out
+from services.logistics.handlers import base, delivery, ledger, queries, receipts, sites, stock
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +31,22 @@ KINDS = {pb.RECEIPT_KIND_PURCHASE: "purchase", pb.RECEIPT_KIND_DONATION: "donati
          pb.RECEIPT_KIND_UPPER_LEVEL_ALLOCATION: "upper_level_allocation"}
 
 
-def _actor() -> h.Actor:
+def _actor() -> base.Actor:
     c = caller()
-    return h.Actor(c.identity, c.role, c.scope)
+    return base.Actor(c.identity, c.role, c.scope)
 
 
 
-def _day_or_today(ctx: h.LogisticsContext, value: str, f: str):
-    return h.parse_day(value, f) if value else ctx.today()
+def _day_or_today(ctx: base.LogisticsContext, value: str, f: str):
+    return base.parse_day(value, f) if value else ctx.today()
 
 
 class LogisticsServicer(rpc.LogisticsServiceServicer):
-    def __init__(self, ctx: h.LogisticsContext):
+    def __init__(self, ctx: base.LogisticsContext):
         self.ctx = ctx
 
     def _write(self, method: str, request: Message, response_type: type[Message],
-               work: Callable[[h.Actor, object], Message]) -> Message:
+               work: Callable[[base.Actor, object], Message]) -> Message:
         actor = _actor()
         data = run_idempotent(self.ctx.uow(), f"{actor.identity}:{method}", request.idempotency_key,
                               write_fingerprint(request),
@@ -54,24 +54,24 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
         return response_type.FromString(data)
 
     def _lot(self, uow, lot_id: str) -> pb.Lot:
-        return out.lot(h.lot_row(uow.conn, lot_id), self.ctx.today())
+        return out.lot(queries.lot_row(uow.conn, lot_id), self.ctx.today())
 
     # ---- snapshot for allocation
     def GetStockSnapshot(self, request, context):
-        _actor().require(*h.STOCK_READ_ROLES)
+        _actor().require(*base.STOCK_READ_ROLES)
         day = _day_or_today(self.ctx, request.delivery_day, "delivery_day")
         for i, code in enumerate(request.item_codes):
             if code not in self.ctx.catalogue.items:
                 raise InvalidInput(f"item_codes[{i}]", f"unknown item code {code!r}")
         taken = utcnow()
         with audit.consistent_read(self.ctx.engine) as conn:
-            seq, depots, lots, expired = h.snapshot(self.ctx, conn, day, list(request.item_codes))
+            seq, depots, lots, expired = queries.snapshot(self.ctx, conn, day, list(request.item_codes))
         return pb.StockSnapshot(
             taken_at=out.ts(taken), ledger_seq=seq,
             depots=[pb.DepotInfo(depot_id=d.id, name=d.name,
                                  location=common.GeoPoint(lat=d.lat, lon=d.lon)) for d in depots],
             lots=[out.snapshot_lot(r) for r in lots],
-            excluded_lots=[pb.ExcludedSnapshotLot(lot=out.snapshot_lot(r), reason=h.SNAPSHOT_EXPIRED)
+            excluded_lots=[pb.ExcludedSnapshotLot(lot=out.snapshot_lot(r), reason=queries.SNAPSHOT_EXPIRED)
                            for r in expired])
 
     # ---- depots, zones, vehicles
@@ -80,7 +80,7 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
         spec = {"id": d.id, "name": d.name, "lat": d.location.lat, "lon": d.location.lon,
                 "loading_open": d.loading_hours.start, "loading_close": d.loading_hours.end}
         return self._write("RegisterDepot", request, pb.Depot,
-                           lambda a, uow: out.depot(h.register_depot(self.ctx, uow, a, spec)))
+                           lambda a, uow: out.depot(sites.register_depot(self.ctx, uow, a, spec)))
 
     def RegisterZone(self, request, context):
         z = request.zone
@@ -88,9 +88,9 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
                 "storage_class": z.storage_class, "capacity_l": z.capacity_l}
 
         def work(a, uow):
-            row = h.register_zone(self.ctx, uow, a, spec)
-            zones = h.zones_of(uow.conn, row.depot_id)
-            return out.zone(row, h.zone_used_l(self.ctx, uow.conn, zones[row.id]))
+            row = sites.register_zone(self.ctx, uow, a, spec)
+            zones = sites.zones_of(uow.conn, row.depot_id)
+            return out.zone(row, sites.zone_used_l(self.ctx, uow.conn, zones[row.id]))
         return self._write("RegisterZone", request, pb.Zone, work)
 
     def RegisterVehicle(self, request, context):
@@ -100,7 +100,7 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
                 "refrigerated": v.refrigerated, "depot_id": v.depot_id,
                 "slots": [{"start": s.start, "end": s.end} for s in v.slots]}
         return self._write("RegisterVehicle", request, pb.Vehicle,
-                           lambda a, uow: out.vehicle(h.register_vehicle(self.ctx, uow, a, spec)))
+                           lambda a, uow: out.vehicle(sites.register_vehicle(self.ctx, uow, a, spec)))
 
     # ---- receipts and issues
     def ReceiveStock(self, request, context):
@@ -108,30 +108,30 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
         if kind is None:
             raise InvalidInput("kind", "one of RECEIPT_KIND_PURCHASE, _DONATION, _TRANSFER, "
                                        "_UPPER_LEVEL_ALLOCATION")
-        lines = [h.ReceiptLineSpec(item_code=ln.item_code, quantity=ln.quantity,
+        lines = [receipts.ReceiptLineSpec(item_code=ln.item_code, quantity=ln.quantity,
                                    lot_number=ln.lot_number, expiry=ln.expiry, zone_id=ln.zone_id,
                                    lot_id=ln.lot_id) for ln in request.lines]
 
         def work(a, uow):
-            r = h.receive_stock(self.ctx, uow, a, kind=kind, depot_id=request.depot_id,
+            r = receipts.receive_stock(self.ctx, uow, a, kind=kind, depot_id=request.depot_id,
                                 origin_ref=request.origin_ref, lines=lines)
-            row = h.receipt_row(uow.conn, r["receipt_id"])
-            return out.receipt(row, h.receipt_lots(uow.conn, r["receipt_id"]), self.ctx.today())
+            row = queries.receipt_row(uow.conn, r["receipt_id"])
+            return out.receipt(row, queries.receipt_lots(uow.conn, r["receipt_id"]), self.ctx.today())
         return self._write("ReceiveStock", request, pb.Receipt, work)
 
     def ListReceipts(self, request, context):
-        _actor().require(*h.STORE_READ_ROLES)
+        _actor().require(*base.STORE_READ_ROLES)
         with self.ctx.uow() as uow:
-            rows, token = h.list_receipts(uow.conn, depot_id=request.depot_id, status=request.status,
+            rows, token = queries.list_receipts(uow.conn, depot_id=request.depot_id, status=request.status,
                                           page_size=request.page.page_size,
                                           page_token=request.page.page_token)
             today = self.ctx.today()
-            receipts = [out.receipt(r, h.receipt_lots(uow.conn, r.id), today) for r in rows]
-        return pb.ListReceiptsResponse(receipts=receipts, page=common.PageInfo(next_page_token=token))
+            listed = [out.receipt(r, queries.receipt_lots(uow.conn, r.id), today) for r in rows]
+        return pb.ListReceiptsResponse(receipts=listed, page=common.PageInfo(next_page_token=token))
 
     def IssueStock(self, request, context):
         def work(a, uow):
-            _, lines = h.issue_stock(self.ctx, uow, a, lot_id=request.lot_id,
+            _, lines = stock.issue_stock(self.ctx, uow, a, lot_id=request.lot_id,
                                      quantity=request.quantity, plan_line_id=request.plan_line_id,
                                      reason=request.reason)
             return pb.IssueStockResponse(lot=self._lot(uow, request.lot_id),
@@ -140,25 +140,25 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
 
     # ---- stock queries
     def ListDepots(self, request, context):
-        _actor().require(*h.STOCK_READ_ROLES)
+        _actor().require(*base.STOCK_READ_ROLES)
         with self.ctx.engine.connect() as conn:
             return pb.ListDepotsResponse(depots=[
                 pb.DepotWithZones(depot=out.depot(row), zones=[
-                    out.zone(z_row, h.zone_used_l(self.ctx, conn, zones[z_row.id])) for z_row in z_rows])
-                for row, z_rows, zones in h.depots_with_zones(conn)])
+                    out.zone(z_row, sites.zone_used_l(self.ctx, conn, zones[z_row.id])) for z_row in z_rows])
+                for row, z_rows, zones in sites.depots_with_zones(conn)])
 
     def GetStock(self, request, context):
-        _actor().require(*h.STOCK_READ_ROLES)
+        _actor().require(*base.STOCK_READ_ROLES)
         with audit.consistent_read(self.ctx.engine) as conn:
-            seq, lines = h.stock_summary(self.ctx, conn, depot_id=request.depot_id,
+            seq, lines = queries.stock_summary(self.ctx, conn, depot_id=request.depot_id,
                                          zone_id=request.zone_id, item_code=request.item_code)
         return pb.StockSummary(lines=[pb.StockLine(**s) for s in lines], ledger_seq=seq)
 
     def ListLots(self, request, context):
-        _actor().require(*h.STORE_READ_ROLES)
+        _actor().require(*base.STORE_READ_ROLES)
         status = out.STATUS_NAME.get(request.status, "")
         with self.ctx.uow() as uow:
-            rows, token, total = h.list_lots(
+            rows, token, total = queries.list_lots(
                 uow.conn, depot_id=request.depot_id, zone_id=request.zone_id,
                 item_code=request.item_code, lot_id=request.lot_id, status=status,
                 include_empty=request.include_empty, page_size=request.page.page_size,
@@ -168,19 +168,19 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
                                    page=common.PageInfo(next_page_token=token, total=total))
 
     def GetDaysOfSupply(self, request, context):
-        _actor().require(*h.STOCK_READ_ROLES)
+        _actor().require(*base.STOCK_READ_ROLES)
         day = _day_or_today(self.ctx, request.day, "day")
         if request.population < 0:
             raise InvalidInput("population", "must be >= 0")
         with self.ctx.uow() as uow:
-            pop, day, groups = h.supply_days(self.ctx, uow.conn, day=day,
+            pop, day, groups = ledger.supply_days(self.ctx, uow.conn, day=day,
                                              depot_ids=list(request.depot_ids) or None,
                                              population=int(request.population) or None)
         return pb.DaysOfSupply(day=day.isoformat(), population=pop,
                                groups=[out.group_supply(g) for g in groups])
 
     # ---- quarantine, release, write-off
-    def _transition(self, uow, t: h.Transitioned) -> pb.LotTransitionResponse:
+    def _transition(self, uow, t: stock.Transitioned) -> pb.LotTransitionResponse:
         return pb.LotTransitionResponse(
             lot=self._lot(uow, t.lot.lot_id), ledger_lines=[out.ledger_line(ln) for ln in t.lines],
             repicks=[pb.Repick(plan_line_id=r.plan_line_id, released=r.released,
@@ -188,35 +188,35 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
 
     def QuarantineLot(self, request, context):
         return self._write("QuarantineLot", request, pb.LotTransitionResponse, lambda a, uow: self._transition(
-            uow, h.quarantine_by_person(self.ctx, uow, a, lot_id=request.lot_id,
+            uow, stock.quarantine_by_person(self.ctx, uow, a, lot_id=request.lot_id,
                                         inspection_ref=request.inspection_ref, reason=request.reason)))
 
     def ReleaseLot(self, request, context):
         return self._write("ReleaseLot", request, pb.LotTransitionResponse, lambda a, uow: self._transition(
-            uow, h.release(self.ctx, uow, a, lot_id=request.lot_id,
+            uow, stock.release(self.ctx, uow, a, lot_id=request.lot_id,
                            inspection_ref=request.inspection_ref, reason=request.reason)))
 
     def WriteOffLot(self, request, context):
         return self._write("WriteOffLot", request, pb.LotTransitionResponse, lambda a, uow: self._transition(
-            uow, h.write_off(self.ctx, uow, a, lot_id=request.lot_id, quantity=int(request.quantity),
+            uow, stock.write_off(self.ctx, uow, a, lot_id=request.lot_id, quantity=int(request.quantity),
                              doc_type=request.doc_type, doc_id=request.doc_id,
                              reason=request.reason)))
 
     # ---- trips and deliveries
     def ListTrips(self, request, context):
-        day = h.parse_day(request.delivery_day, "delivery_day") if request.delivery_day else None
+        day = base.parse_day(request.delivery_day, "delivery_day") if request.delivery_day else None
         with self.ctx.uow() as uow:
-            trips, plans = h.trips_seen_by(uow.conn, _actor(), delivery_day=day,
+            trips, plans = queries.trips_seen_by(uow.conn, _actor(), delivery_day=day,
                                            plan_id=request.plan_id, depot_id=request.depot_id,
                                            vehicle_id=request.vehicle_id)
-            demand_of = h.demand_ids(uow.conn, [p for t in trips for p in out.trip_plan_line_ids(t)])
+            demand_of = queries.demand_ids(uow.conn, [p for t in trips for p in out.trip_plan_line_ids(t)])
         return pb.ListTripsResponse(trips=[out.trip(t, demand_of) for t in trips],
                                     dispatches=[out.dispatch(p) for p in plans])
 
     def GetManifest(self, request, context):
         with self.ctx.uow() as uow:
-            row = h.manifest_seen_by(uow.conn, _actor(), request.trip_id)
-            demand_of = h.demand_ids(uow.conn, out.trip_plan_line_ids(row))
+            row = queries.manifest_seen_by(uow.conn, _actor(), request.trip_id)
+            demand_of = queries.demand_ids(uow.conn, out.trip_plan_line_ids(row))
         trip = out.trip(row, demand_of)
         lines = [ln for s in trip.stops for ln in s.lines]
         return pb.Manifest(trip=trip, lines=lines,
@@ -225,18 +225,18 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
 
     def ConfirmDelivery(self, request, context):
         received_at = request.received_at.ToDatetime(tzinfo=UTC) if request.HasField("received_at") else None
-        lines = [h.ReceivedSpec(ln.plan_line_id, ln.lot_id, int(ln.received),
+        lines = [delivery.ReceivedSpec(ln.plan_line_id, ln.lot_id, int(ln.received),
                                 tuple((d.reason, int(d.quantity), d.note) for d in ln.discrepancies))
                  for ln in request.lines]
         return self._write("ConfirmDelivery", request, pb.DeliveryResult, lambda a, uow: out.delivery(
-            h.confirm_delivery(self.ctx, uow, a, trip_id=request.trip_id,
+            delivery.confirm_delivery(self.ctx, uow, a, trip_id=request.trip_id,
                                requester_id=request.requester_id, drop_point_id=request.drop_point_id,
                                receiver=request.receiver, received_at=received_at,
                                proof_ref=request.proof_ref, lines=lines)))
 
     # ---- audit
     def ExportLedger(self, request, context):
-        _actor().require(*h.AUDIT_ROLES)
+        _actor().require(*base.AUDIT_ROLES)
         fmt = {pb.EXPORT_FORMAT_CSV: "csv", pb.EXPORT_FORMAT_XLSX: "xlsx"}.get(request.format)
         if fmt is None:
             raise InvalidInput("format", "EXPORT_FORMAT_CSV or EXPORT_FORMAT_XLSX")
@@ -263,7 +263,7 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
                     return
 
     def ReconcileLedger(self, request, context):
-        _actor().require(*h.AUDIT_ROLES)
+        _actor().require(*base.AUDIT_ROLES)
         r = audit.reconcile(self.ctx.engine, self.ctx.ledger_key)
         return pb.ReconcileReport(
             ok=r.ok, lines_checked=r.lines_checked, lots_checked=r.lots_checked,

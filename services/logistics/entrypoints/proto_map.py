@@ -11,10 +11,9 @@ from supply.v1 import logistics_pb2 as pb
 from services.common.proto_time import timestamp as ts
 from services.common.serde import from_jsonable
 from services.logistics.domain.ledger import LedgerLine
-from services.logistics.domain.model import LotStatus
+from services.logistics.domain.model import LotStatus, split_stop_key
 from services.logistics.domain.supply_days import GroupSupply
 from services.logistics.domain.trips import ManifestLine, Trip
-from services.logistics.handlers import split_stop_key
 
 LOT_STATUS = {LotStatus.AVAILABLE.value: pb.LOT_STATUS_AVAILABLE,
               LotStatus.QUARANTINED.value: pb.LOT_STATUS_QUARANTINED,

@@ -17,9 +17,9 @@ from nameko.timer import timer
 
 from services.common.config import Settings
 from services.common.nameko_support import ServiceDatabase, run_worker
-from services.logistics import handlers
 from services.logistics.bootstrap import build_context
 from services.logistics.domain.trips import build_trips
+from services.logistics.handlers import dispatch, ledger, receipts, sites, stock
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def make_service(settings: Settings) -> type:
             return
         routing.add(plan_id)
         try:
-            if handlers.route_plan(ctx, plan_id, solve=solve_off_loop):
+            if dispatch.route_plan(ctx, plan_id, solve=solve_off_loop):
                 log.info("plan dispatched", extra={"plan_id": plan_id})
         except Exception:  # noqa: BLE001 - the timer retries; the picks stay reserved
             log.exception("routing failed; will retry", extra={"plan_id": plan_id})
@@ -54,24 +54,24 @@ def make_service(settings: Settings) -> type:
         @event_handler("intake", "donation_inspected", requeue_on_error=True)
         def on_donation_inspected(self, body):
             self.events.handle("on_donation_inspected", body,
-                               lambda uow, env: handlers.receive_donation(ctx, uow, env["payload"]))
+                               lambda uow, env: receipts.receive_donation(ctx, uow, env["payload"]))
 
         @event_handler("intake", "requester_registered", requeue_on_error=True)
         def on_requester_registered(self, body):
             self.events.handle("on_requester_registered", body,
-                               lambda uow, env: handlers.apply_requester(ctx, uow, env["payload"]))
+                               lambda uow, env: sites.apply_requester(ctx, uow, env["payload"]))
 
         @event_handler("intake", "requester_updated", requeue_on_error=True)
         def on_requester_updated(self, body):
             self.events.handle("on_requester_updated", body,
-                               lambda uow, env: handlers.apply_requester(ctx, uow, env["payload"]))
+                               lambda uow, env: sites.apply_requester(ctx, uow, env["payload"]))
 
         @event_handler("allocation", "plan_approved", requeue_on_error=True)
         def on_plan_approved(self, body):
             held: list[str] = []
 
             def apply(uow, env):
-                plan_id = handlers.apply_plan_approved(ctx, uow, env["payload"])
+                plan_id = dispatch.apply_plan_approved(ctx, uow, env["payload"])
                 if plan_id:
                     held.append(plan_id)
 
@@ -81,18 +81,18 @@ def make_service(settings: Settings) -> type:
         @event_handler("monitoring", "alert_raised", requeue_on_error=True)
         def on_alert_raised(self, body):
             self.events.handle("on_alert_raised", body,
-                               lambda uow, env: handlers.apply_alert(ctx, uow, env["payload"]))
+                               lambda uow, env: stock.apply_alert(ctx, uow, env["payload"]))
 
         @timer(interval=poll)
         def route_pending(self):
-            for plan_id in handlers.pending_plans(ctx):
+            for plan_id in dispatch.pending_plans(ctx):
                 route(plan_id)
 
         @timer(interval=300)
         def recheck_reserves(self):
             try:
                 with ctx.uow() as uow:
-                    handlers.check_reserves(ctx, uow)
+                    ledger.check_reserves(ctx, uow)
                     uow.commit()
             except Exception:  # noqa: BLE001 - next round
                 log.exception("reserve check failed")

@@ -12,26 +12,26 @@ from services.common.catalogue import load_catalogue
 from services.common.clock import FixedClock
 from services.common.db import make_engine, run_idempotent
 from services.common.migrate import upgrade
-from services.logistics import handlers as h
 from services.logistics.adapters import schema
 from services.logistics.domain.policy import TripPolicy
+from services.logistics.handlers import base, queries, receipts, sites
 
-KEEPER = h.Actor("keeper-1", "depot_keeper")
-HQ = h.Actor("hq-1", "hq")
+KEEPER = base.Actor("keeper-1", "depot_keeper")
+HQ = base.Actor("hq-1", "hq")
 NOW = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)  # 09:00 in the county
 TODAY = date(2026, 11, 28)
 TOMORROW = TODAY + timedelta(days=1)
 POLICY = TripPolicy(time_limit_s=1.0, fallback_time_limit_s=1.0, max_iterations=300, seed=3)
 
 
-def make_ctx(tmp_path: Path, **kw) -> h.LogisticsContext:
+def make_ctx(tmp_path: Path, **kw) -> base.LogisticsContext:
     url = f"sqlite:///{tmp_path / 'logistics.db'}"
     upgrade("logistics", url)
-    return h.LogisticsContext(engine=make_engine(url), catalogue=load_catalogue(),
+    return base.LogisticsContext(engine=make_engine(url), catalogue=load_catalogue(),
                               clock=FixedClock(NOW), trip_policy=POLICY, **kw)
 
 
-def run(ctx: h.LogisticsContext, fn, *args, **kw):
+def run(ctx: base.LogisticsContext, fn, *args, **kw):
     """One use case in one committed unit of work."""
     with ctx.uow() as uow:
         result = fn(ctx, uow, *args, **kw)
@@ -39,34 +39,34 @@ def run(ctx: h.LogisticsContext, fn, *args, **kw):
         return result
 
 
-def write(ctx: h.LogisticsContext, key: str, fn, *args, **kw) -> bytes:
+def write(ctx: base.LogisticsContext, key: str, fn, *args, **kw) -> bytes:
     """Through run_idempotent, as the gRPC servicer does (the result is a repr)."""
     return run_idempotent(ctx.uow(), "test", key, key, lambda uow: repr(fn(ctx, uow, *args, **kw)).encode())
 
 
-def setup_depot(ctx: h.LogisticsContext, depot: str = "D1", lat: float = 30.30, lon: float = 120.10) -> None:
-    run(ctx, h.register_depot, HQ, {"id": depot, "name": "城关仓", "lat": lat, "lon": lon})
+def setup_depot(ctx: base.LogisticsContext, depot: str = "D1", lat: float = 30.30, lon: float = 120.10) -> None:
+    run(ctx, sites.register_depot, HQ, {"id": depot, "name": "城关仓", "lat": lat, "lon": lon})
     for zid, sclass, cap in (("AMB", "ambient", 100_000), ("CHL", "chilled", 20_000),
                              ("FLM", "flammable", 5_000), ("OXD", "oxidizer", 5_000)):
-        run(ctx, h.register_zone, HQ, {"id": f"{depot}-{zid}", "depot_id": depot,
+        run(ctx, sites.register_zone, HQ, {"id": f"{depot}-{zid}", "depot_id": depot,
                                        "storage_class": sclass, "capacity_l": cap})
 
 
-def receive(ctx: h.LogisticsContext, item: str, qty: int, *, depot: str = "D1", zone: str = "",
+def receive(ctx: base.LogisticsContext, item: str, qty: int, *, depot: str = "D1", zone: str = "",
             expiry: date | None = None, kind: str = "purchase", origin: str = "PO-1",
             lot_id: str = "") -> str:
-    r = run(ctx, h.receive_stock, KEEPER, kind=kind, depot_id=depot, origin_ref=origin, lines=[
-        h.ReceiptLineSpec(item, qty, "B1", (expiry or TODAY + timedelta(days=90)).isoformat(),
+    r = run(ctx, receipts.receive_stock, KEEPER, kind=kind, depot_id=depot, origin_ref=origin, lines=[
+        receipts.ReceiptLineSpec(item, qty, "B1", (expiry or TODAY + timedelta(days=90)).isoformat(),
                           zone, lot_id)])
     return r["lot_ids"][0]
 
 
-def balance(ctx: h.LogisticsContext, lot_id: str):
+def balance(ctx: base.LogisticsContext, lot_id: str):
     with ctx.engine.connect() as conn:
-        return h.lot_row(conn, lot_id)
+        return queries.lot_row(conn, lot_id)
 
 
-def events(ctx: h.LogisticsContext, routing_key: str) -> list[dict]:
+def events(ctx: base.LogisticsContext, routing_key: str) -> list[dict]:
     t = schema.tables["outbox"]
     with ctx.engine.connect() as conn:
         rows = conn.execute(select(t.c.body).where(t.c.routing_key == routing_key).order_by(t.c.id))
