@@ -23,7 +23,7 @@ $(VENV)/.deps: requirements.lock
 # the project itself, editable, for its console script (pyproject's [project.scripts]); after
 # every sync, since `uv pip sync` removes what the lock does not name
 $(BIN)/supplyctl: $(VENV)/.deps pyproject.toml
-	$(BIN)/uv pip install -q --no-deps --python $(BIN)/python -e .
+	$(BIN)/uv pip install -q --no-deps --no-build-isolation --python $(BIN)/python -e .  # setuptools from the lock: no download
 	touch $@
 
 proto gen/.stamp: $(PROTOS) $(VENV)/.deps
