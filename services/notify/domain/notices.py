@@ -20,10 +20,9 @@ _PERSONAL = re.compile(r"(?<![0-9])(?:1[3-9][0-9]{9}|[0-9]{17}[0-9Xx]|[0-9]{15})
                        r"|[\w.+-]+@[\w-]+\.[\w.-]+")
 _SHOWN_IDS = 5
 
-DEADLINES = {  # deadline_missed kind → (中文, English)
-    "plan_approval": ("调配方案未在截止时间前审批", "plan not approved by the deadline"),
-    "dispatch": ("车次未在截止时间前发车", "trips not dispatched by the deadline"),
-    "cutoff": ("需求截止时间已过", "demand cut-off passed"),
+DEADLINES = {  # deadline_missed kind (services/reports) → (中文, English)
+    "plan_not_approved": ("调配方案未在截止时间前审批", "plan not approved by the deadline"),
+    "trips_not_dispatched": ("车次未在截止时间前发车", "trips not dispatched by the deadline"),
 }
 
 
@@ -127,17 +126,14 @@ def _deadline(envelope: Mapping[str, Any], p: Mapping[str, Any]) -> Notice:
         raise NoticeError("payload.kind and payload.day are required for deadline_missed")
     zh, en = DEADLINES.get(kind, ("截止时间已过", "deadline missed"))
     facts = [Fact("日期", "day", day), Fact("事项", "kind", kind)]
-    if _token(p.get("deadline")):
-        facts.append(Fact("截止", "deadline", _token(p.get("deadline"))))
-    what = p.get("what")
-    late = _ids(what)
-    if late:
-        facts.append(Fact("逾期项", "late", f"{late[0]} ({late[1]})"))
-    elif _token(what):
-        facts.append(Fact("逾期项", "late", _token(what)))
-    for key, fzh, fen in (("plan_id", "方案", "plan"), ("count", "数量", "count")):
+    for key, fzh, fen in (("due_at", "截止", "due at"), ("count", "数量", "count")):
         if _token(p.get(key)):
             facts.append(Fact(fzh, fen, _token(p.get(key))))
+    late = _ids(p.get("what"))
+    if late:
+        facts.append(Fact("逾期项", "late", f"{late[0]} ({late[1]})"))
+    elif _text(p, "what") or _text(p, "what_zh"):  # the reports process's own words
+        facts.append(Fact(_text(p, "what_zh") or "逾期项", "late", _text(p, "what") or _text(p, "what_zh")))
     return Notice(
         event_type="deadline_missed", event_id=str(envelope.get("event_id", "")),
         occurred_at=str(envelope.get("occurred_at", "")), severity=_severity(p, "warning"),
@@ -151,10 +147,13 @@ def _report(envelope: Mapping[str, Any], p: Mapping[str, Any]) -> Notice:
         raise NoticeError("payload.day is required for daily_report_ready")
     facts = [Fact("日期", "day", day)]
     files = p.get("files")
-    if isinstance(files, (list, tuple)):
-        names = [t for t in (_token(str(f).replace("\\", "/").rsplit("/", 1)[-1]) for f in files) if t]
+    if isinstance(files, (list, tuple)):  # [{name, sha256}] (or plain names)
+        names = [t for t in (_token(str(f.get("name", "") if isinstance(f, Mapping) else f)
+                                    .replace("\\", "/").rsplit("/", 1)[-1]) for f in files) if t]
         if names:
             facts.append(Fact("文件", "files", ", ".join(names)))
+    if isinstance(p.get("times_made"), int) and p["times_made"] > 1:
+        facts.append(Fact("第几次生成", "times made", str(p["times_made"])))
     return Notice(
         event_type="daily_report_ready", event_id=str(envelope.get("event_id", "")),
         occurred_at=str(envelope.get("occurred_at", "")), severity="info", kind="daily_report",

@@ -49,11 +49,15 @@ def alert_payload(action: str) -> dict:
 EVENTS = {
     "alert_raised": alert_payload("opened"),
     "alert_cleared": alert_payload("cleared"),
-    "deadline_missed": {"kind": "dispatch", "day": "2026-03-01", "deadline": "17:00",
-                        "what": ["TRIP-1", "TRIP-2", NAME], "plan_id": "PLAN-9",
+    # as services/reports records them (docs/events.md)
+    "deadline_missed": {"kind": "trips_not_dispatched", "day": "2026-03-01", "due_at": "17:00",
+                        "checked_at": "2026-03-01T09:00:00+00:00", "count": 2,
+                        "what": "2 approved plans without dispatched trips", "what_zh": "2 个已审批方案未发车",
                         "by": NAME, "note": f"{NAME} {PHONE}", **EVERYONE},
-    "daily_report_ready": {"day": "2026-03-01", "files": ["var/reports/2026-03-01/daily.md",
-                                                          f"{NAME}.xlsx"], "by": NAME, **EVERYONE},
+    "daily_report_ready": {"day": "2026-03-01", "generated_at": "2026-03-01T09:30:00+00:00",
+                           "times_made": 2, "files": [{"name": "daily-report.md", "sha256": "ab" * 32},
+                                                      {"name": f"{NAME}.xlsx", "sha256": "cd" * 32}],
+                           "by": NAME, **EVERYONE},
 }
 
 
@@ -84,16 +88,18 @@ def test_an_alert_notice_keeps_ids_place_counts_and_titles():
 def test_a_deadline_notice_says_what_is_late_and_a_report_notice_names_its_files():
     d = notice_from_event(envelope("deadline_missed", EVENTS["deadline_missed"]))
     assert "车次未在截止时间前发车" in d.title_zh and "2026-03-01" in d.title_en
-    assert {f.label_en: f.value for f in d.facts}["late"] == "3 (TRIP-1, TRIP-2)"
+    facts = {f.label_en: f.value for f in d.facts}
+    assert facts["late"] == "2 approved plans without dispatched trips" and facts["due at"] == "17:00"
     r = notice_from_event(envelope("daily_report_ready", EVENTS["daily_report_ready"]))
-    assert {f.label_en: f.value for f in r.facts}["files"] == "daily.md"
+    facts = {f.label_en: f.value for f in r.facts}
+    assert facts["files"] == "daily-report.md" and facts["times made"] == "2"
 
 
 def test_an_event_without_what_its_message_needs_is_refused():
     with pytest.raises(NoticeError, match="alert_id"):
         notice_from_event(envelope("alert_raised", {"kind": "alarm"}))
     with pytest.raises(NoticeError, match="day"):
-        notice_from_event(envelope("deadline_missed", {"kind": "dispatch"}))
+        notice_from_event(envelope("deadline_missed", {"kind": "trips_not_dispatched"}))
 
 
 def test_robot_payloads_have_their_documented_shape():
@@ -149,7 +155,7 @@ def test_routing_by_event_kind_severity_depot_and_alert_kind():
     assert routed("alert_raised", {**base, "kind": "spoilage"}) == ["all", "critical-d1", "spoilage"]
     # severity and alert kind filter alerts only; a report goes by `events` (and depot) alone
     assert routed("daily_report_ready", {"day": "2026-03-01"}) == ["all", "critical-d1", "reports", "spoilage"]
-    assert routed("deadline_missed", {"kind": "dispatch", "day": "2026-03-01", "depot": "D2"}) == [
+    assert routed("deadline_missed", {"kind": "plan_not_approved", "day": "2026-03-01", "depot": "D2"}) == [
         "all", "reports", "spoilage"]
 
 
