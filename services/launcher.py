@@ -5,7 +5,8 @@ worker  the nameko worker (event handlers, timers); eventlet-patched before anyt
 relay   the outbox relay (committed events → RabbitMQ, broker-acknowledged batches)
 
 The reports process has one kind: `python -m services.reports scheduler` (the 17:30 report, the
-day's deadlines, its own outbox relay, GetDailyReport).
+day's deadlines, its own outbox relay, GetDailyReport); notify only `worker` (the events people
+are told of, and the sender of its notifications).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ KINDS = ("api", "worker", "relay")
 
 def main(service: str, argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    kinds = ("scheduler",) if service == "reports" else KINDS + (("ingest",) if service == "monitoring" else ())
+    kinds = {"reports": ("scheduler",), "notify": ("worker",)}.get(
+        service, KINDS + (("ingest",) if service == "monitoring" else ()))
     if len(argv) != 1 or argv[0] not in kinds:
         sys.exit(f"usage: python -m services.{service} {'|'.join(kinds)}")
     kind = argv[0]

@@ -45,7 +45,7 @@ def processes() -> frozenset[tuple[str, str]]:
     from services.launcher import main
 
     found = set()
-    for service in (*SERVICES, "reports"):
+    for service in (*SERVICES, "reports", "notify"):
         with pytest.raises(SystemExit) as exc:
             main(service, ["--no-such-kind--"])
         m = re.fullmatch(rf"usage: python -m services\.{service} ([a-z|]+)", str(exc.value.code))
