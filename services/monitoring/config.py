@@ -20,6 +20,7 @@ stops the process with a message that names the variable.
 | SUPPLY_HOLD_PER_SENSOR | 100 | held readings kept per sensor of an unregistered zone (the newest) |
 | SUPPLY_HOLD_RETENTION_H | 72 | held readings older than this are dropped |
 | SUPPLY_HOLD_MAX_ROWS | 100000 | held readings kept in all (the newest) |
+| SUPPLY_UNREGISTERED_ALERTS_PER_DEPOT | 20 | open unregistered_sensor alerts per depot; beyond, zones are only counted (ingest stats `unregistered_over_cap`) and one UNREGISTERED_SENSOR_CAP alert says so |
 | SUPPLY_SENSOR_INTERVAL_S | 60 | reporting interval of a sensor when its zone does not say |
 | SUPPLY_OFFLINE_INTERVALS | 3 | offline after this many intervals without data (RULES §9) |
 | SUPPLY_OFFLINE_CHECK_S | 10 | worker timer: offline check |
@@ -86,6 +87,7 @@ class MonitoringConfig:
     unknown_zone_ttl_s: float = 2.0
     hold_check_s: float = 1.0
     hold_policy: HoldPolicy = field(default_factory=HoldPolicy)
+    unregistered_alerts_per_depot: int = 20
     sensor_interval: timedelta = timedelta(seconds=60)
     offline_check_s: float = 10.0
     spoilage_check_s: float = 60.0
@@ -157,6 +159,7 @@ def monitoring_config(settings: Settings) -> MonitoringConfig:
             per_sensor=_num(env, "SUPPLY_HOLD_PER_SENSOR", 100, 1, 100_000, int),
             retention=timedelta(hours=_num(env, "SUPPLY_HOLD_RETENTION_H", 72, 0.01, 24 * 365)),
             max_rows=_num(env, "SUPPLY_HOLD_MAX_ROWS", 100_000, 1, 100_000_000, int)),
+        unregistered_alerts_per_depot=_num(env, "SUPPLY_UNREGISTERED_ALERTS_PER_DEPOT", 20, 1, 10_000, int),
         sensor_interval=timedelta(seconds=interval),
         offline_check_s=_num(env, "SUPPLY_OFFLINE_CHECK_S", 10, 0.1, 86_400),
         spoilage_check_s=_num(env, "SUPPLY_SPOILAGE_CHECK_S", 60, 0.1, 86_400),

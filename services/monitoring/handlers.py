@@ -524,13 +524,30 @@ def trim_held(ctx: MonitoringContext, policy: HoldPolicy, now: datetime) -> int:
     return n
 
 
-def raise_unregistered(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str,
-                       sensors: Iterable[str], registered_under: str | None, at: datetime) -> str | None:
-    """One open alert per (depot, zone): an open one is left as it is. The new alert's id or None."""
-    c = al.unregistered_sensor(depot, zone, sensors, registered_under=registered_under,
-                               policy=ctx.alert_policy)
-    res = raise_candidate(uow, c, at, update_existing=False)
-    return res[0].alert_id if res else None
+def _open_unregistered_zones(uow: UnitOfWork, depot: str) -> list[str]:
+    a = schema.alerts
+    return list(uow.conn.execute(select(a.c.zone).where(
+        a.c.kind == "unregistered_sensor", a.c.depot == depot, a.c.rule_code == "UNREGISTERED_SENSOR",
+        a.c.open_key.is_not(None))).scalars())
+
+
+def raise_unregistered(ctx: MonitoringContext, uow: UnitOfWork, depot: str,
+                       sensors: Mapping[str, Iterable[str]], registered_under: Mapping[str, str | None],
+                       at: datetime) -> tuple[list[str], list[str]]:
+    """One open alert per (depot, zone), an open one left as it is, up to the depot's cap
+    (SUPPLY_UNREGISTERED_ALERTS_PER_DEPOT); beyond it one alert says the cap was hit. `sensors`
+    by zone id. Returns the zones alerted now and the zones over the cap (only counted)."""
+    open_zones = _open_unregistered_zones(uow, depot)
+    cap = ctx.config.unregistered_alerts_per_depot
+    alert, over = al.unregistered_zones_to_alert(sensors, open_zones, cap)
+    for zone in alert:
+        raise_candidate(uow, al.unregistered_sensor(depot, zone, sensors[zone],
+                                                    registered_under=registered_under.get(zone),
+                                                    policy=ctx.alert_policy), at, update_existing=False)
+    if over:
+        raise_candidate(uow, al.unregistered_cap_reached(depot, cap, over, ctx.alert_policy), at,
+                        update_existing=False)
+    return alert, over
 
 
 def clear_unregistered(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str,
@@ -538,6 +555,9 @@ def clear_unregistered(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone
     key = al.unregistered_sensor(depot, zone, ()).key
     alert = clear_key(uow, key, at, {"reason": "zone registered; held readings judged / 库区已登记, 暂存数据已判定",
                                      "released": released})
+    if alert is not None and len(_open_unregistered_zones(uow, depot)) < ctx.config.unregistered_alerts_per_depot:
+        clear_key(uow, al.unregistered_cap_reached(depot, 0, ()).key, at,
+                  {"reason": "below the cap again / 未登记库区告警已低于上限"})
     return alert.alert_id if alert else None
 
 

@@ -35,8 +35,20 @@ from datetime import datetime
 from services.monitoring import handlers as h
 from services.monitoring.adapters.influx import LineProtocolError, env_line
 from services.monitoring.domain.offline import parse_status
-from services.monitoring.domain.readings import Deduplicator, Reading, Rejected, parse_message
-from services.monitoring.domain.zones import FOREIGN, KNOWN, UNREGISTERED, newest_per_sensor, zone_standing
+from services.monitoring.domain.readings import (
+    Deduplicator,
+    Reading,
+    Rejected,
+    parse_message,
+    zone_key,
+)
+from services.monitoring.domain.zones import (
+    FOREIGN,
+    KNOWN,
+    UNREGISTERED,
+    newest_per_sensor,
+    zone_standing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -277,16 +289,19 @@ class Ingest:
         return outcome
 
     def _alert_unknown(self, uow, readings: Sequence[Reading], standing, now: datetime) -> set[str]:
-        """One unregistered_sensor alert per (depot, zone) (an open one is left as it is)."""
-        sensors: dict[str, set[str]] = defaultdict(set)
+        """One unregistered_sensor alert per (depot, zone), up to the depot's cap (an open one is
+        left as it is); zones over the cap are counted, and alerted once there is room."""
+        sensors: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         for r in readings:
             if r.zone_key not in self.alerted:
-                sensors[r.zone_key].add(r.sensor)
+                sensors[r.depot][r.zone].add(r.sensor)
         raised = set()
-        for k in sorted(sensors):
-            depot, _, zone = k.partition("/")
-            h.raise_unregistered(self.ctx, uow, depot, zone, sensors[k], standing[k][1], now)
-            raised.add(k)
+        for depot in sorted(sensors):
+            zones = sensors[depot]
+            under = {z: standing[zone_key(depot, z)][1] for z in zones}
+            _, over = h.raise_unregistered(self.ctx, uow, depot, zones, under, now)
+            raised.update(zone_key(depot, z) for z in zones if z not in over)
+            self.stats["unregistered_over_cap"] += len(over)
         if len(self.alerted) > 100_000:
             self.alerted.clear()
         return raised

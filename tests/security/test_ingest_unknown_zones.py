@@ -34,6 +34,8 @@ from tests.integration.test_monitoring_support import (
 )
 from tests.support.polling import eventually
 
+CAP = 3  # open unregistered_sensor alerts per depot
+
 
 @pytest.fixture
 def stack(tmp_path, amqp_url, influx_db):
@@ -43,7 +45,7 @@ def stack(tmp_path, amqp_url, influx_db):
         {"depot": depot, "zone": f"{depot}-chl", "storage_class": "chilled", "sensors": ["s1"]},
         {"depot": other, "zone": f"{other}-chl", "storage_class": "chilled", "sensors": ["s1"]}]}))
     env = make_env(tmp_path / "var", amqp_url, influx_db, SUPPLY_ZONES_FILE=str(zones),
-                   SUPPLY_HOLD_CHECK_S="0.2")
+                   SUPPLY_HOLD_CHECK_S="0.2", SUPPLY_UNREGISTERED_ALERTS_PER_DEPOT=str(CAP))
     migrate(env)
     worker = start_worker(env, tmp_path)
     ingest = start_ingest(env, tmp_path)
@@ -78,13 +80,17 @@ def register_zone(stack, zone: str) -> None:
         publisher.close()
 
 
-def alerts(stack, zone: str, kind: str) -> list:
+def alerts(stack, zone: str | None, kind: str) -> list:
+    """The depot's alerts of this kind in this zone (None: in every zone)."""
     eng = engine(stack["env"])
     try:
         with eng.connect() as conn:
             a = schema.alerts
-            return conn.execute(select(a.c.alert_id, a.c.state, a.c.rule_code, a.c.data).where(
-                a.c.depot == stack["depot"], a.c.zone == zone, a.c.kind == kind)).all()
+            where = [a.c.depot == stack["depot"], a.c.kind == kind]
+            if zone is not None:
+                where.append(a.c.zone == zone)
+            return conn.execute(select(a.c.alert_id, a.c.state, a.c.rule_code, a.c.zone, a.c.data)
+                                .where(*where).order_by(a.c.zone)).all()
     finally:
         eng.dispose()
 
@@ -162,3 +168,36 @@ def test_a_zone_registered_just_before_its_first_reading_is_judged_at_once(stack
     eventually(lambda: alerts(stack, zone, "alarm"), timeout=3, what="the first reading judged")
     assert ingest_status(stack["env"]).get("held", 0) == 0
     eventually(lambda: stored(stack, zone) == 1, timeout=10, what="stored")
+
+
+def test_unregistered_sensor_alerts_are_capped_per_depot_beyond_the_cap_only_counted(stack):
+    """A gateway publishing made-up zone ids raises CAP zone alerts and one saying the cap was
+    hit; further zones are counted, not alerted."""
+    depot, root = stack["depot"], stack["env"]["SUPPLY_MQTT_ROOT"]
+
+    def made_up(n: int, minutes_ago: float) -> list[str]:
+        zones = [uid("fake-") for _ in range(n)]
+        rows = [e for z in zones for e in entries(depot, z, ["s1"], hours_ago(minutes_ago / 60), 1)]
+        stack["pub"].publish(f"{root}/{depot}/gw/g1/batch", batch_payload("g1", rows))
+        stack["pub"].wait()
+        return zones
+
+    made_up(CAP + 3, minutes_ago=10)
+    st = eventually(lambda: ingest_status(stack["env"]).get("held") == CAP + 3 and ingest_status(stack["env"]),
+                    timeout=15, what="every made-up zone's reading held")
+    assert st["unregistered_over_cap"] == 3
+    found = alerts(stack, None, "unregistered_sensor")
+    per_zone = [a for a in found if a.rule_code == "UNREGISTERED_SENSOR"]
+    cap = [a for a in found if a.rule_code == "UNREGISTERED_SENSOR_CAP"]
+    assert len(per_zone) == CAP and len(cap) == 1 and cap[0].state == "opened"
+    assert cap[0].data["evidence"]["cap"] == CAP and len(cap[0].data["evidence"]["zones_not_alerted"]) == 3
+    assert "未登记" in cap[0].data["title_zh"] and "only counted" in cap[0].data["title_en"]
+    made_up(2, minutes_ago=5)
+    eventually(lambda: ingest_status(stack["env"]).get("unregistered_over_cap") == 5, timeout=15,
+               what="two more zones counted over the cap")
+    again = alerts(stack, None, "unregistered_sensor")
+    assert sorted(a.alert_id for a in again) == sorted(a.alert_id for a in found)  # no new alert
+    register_zone(stack, per_zone[0].zone)  # its alert clears: the depot is below the cap again
+    eventually(lambda: [a.state for a in alerts(stack, None, "unregistered_sensor")
+                        if a.rule_code == "UNREGISTERED_SENSOR_CAP"] == ["cleared"], timeout=20,
+               what="the cap's alert cleared")

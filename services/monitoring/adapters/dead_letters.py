@@ -12,7 +12,13 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from services.common.errors import InvalidInput
-from services.common.repository import DEFAULT_PAGE, MAX_PAGE, Page, decode_page_token, encode_page_token
+from services.common.repository import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    Page,
+    decode_page_token,
+    encode_page_token,
+)
 from services.monitoring.adapters import schema
 from services.monitoring.domain.readings import Rejected
 

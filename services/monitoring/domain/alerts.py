@@ -9,7 +9,7 @@ the same finding (at-least-once delivery) yields the same id.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -274,6 +274,34 @@ def unregistered_sensor(depot: str, zone: str, sensors: Iterable[str], *,
         zone=zone, rule_code="UNREGISTERED_SENSOR", title_zh=zh, title_en=en,
         evidence={"sensors": sorted(set(sensors)), "registered_under": registered_under,
                   "held": not registered_under},
+    )
+
+
+UNREGISTERED_CAP_CODE = "UNREGISTERED_SENSOR_CAP"
+
+
+def unregistered_zones_to_alert(zones: Iterable[str], open_zones: Iterable[str], cap: int
+                                ) -> tuple[list[str], list[str]]:
+    """A depot's unregistered_sensor alerts are capped (a gateway publishing made-up zone ids
+    would otherwise raise one each): of `zones` without an open alert, the first ones up to
+    `cap` open alerts in all get one, the rest (returned second) are only counted."""
+    open_ = set(open_zones)
+    room = max(0, cap - len(open_))
+    new = sorted(set(zones) - open_)
+    return new[:room], new[room:]
+
+
+def unregistered_cap_reached(depot: str, cap: int, zones: Sequence[str],
+                             policy: AlertPolicy = AlertPolicy()) -> AlertCandidate:
+    """One alert per depot saying its unregistered_sensor alerts hit the cap; `zones`: the first
+    zones left without their own alert."""
+    return AlertCandidate(
+        kind="unregistered_sensor", severity=policy.severity["unregistered_sensor"], depot=depot,
+        zone=None, rule_code=UNREGISTERED_CAP_CODE,
+        title_zh=f"未登记传感器过多: 库点 {depot} 已有 {cap} 个库区告警, 其余仅计数",
+        title_en=f"too many unregistered sensors: depot {depot} has {cap} zone alerts open; "
+                 f"further zones are only counted",
+        evidence={"cap": cap, "zones_not_alerted": list(zones)[:20]},
     )
 
 

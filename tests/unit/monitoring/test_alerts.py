@@ -4,6 +4,7 @@ import pytest
 
 from services.common.catalogue import load_catalogue
 from services.common.errors import InvalidInput, RuleRefused
+from services.monitoring.domain import alerts as al
 from services.monitoring.domain.alarms import CLEARED, OPENED, UPDATED, evaluate_history
 from services.monitoring.domain.alerts import (
     Alert,
@@ -149,3 +150,12 @@ def test_near_expiry_windows_fresh_3_days_others_30():
     assert c.lot_ids == ("P3",) and c.severity == "info" and "3 days left" in c.title_en
     longer = AlertPolicy(expiry_window_days={"pork": 5})
     assert [f.lot_id for f in near_expiry(lots, today, CAT, longer)] == ["P3", "P4", "R30", "M-1"]
+
+
+def test_unregistered_zones_are_alerted_up_to_the_depots_cap_the_rest_only_counted():
+    alert, over = al.unregistered_zones_to_alert(["z4", "z1", "z5", "z2", "z3"], ["z1", "z9"], 4)
+    assert alert == ["z2", "z3"] and over == ["z4", "z5"]  # z1 has its alert already
+    assert al.unregistered_zones_to_alert(["z1"], ["a", "b", "c"], 2) == ([], ["z1"])
+    c = al.unregistered_cap_reached("D1", 20, [f"z{i}" for i in range(30)])
+    assert c.rule_code == "UNREGISTERED_SENSOR_CAP" and c.zone is None and c.key != al.unregistered_sensor("D1", "z0", ()).key
+    assert len(c.evidence["zones_not_alerted"]) == 20 and "20" in c.title_zh
