@@ -19,6 +19,7 @@ from services.common.errors import InvalidInput
 from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.messaging import EventPublisher
 from services.logistics import audit
+from services.logistics.adapters import sites_store
 from services.logistics.bootstrap import build_context
 from services.logistics.entrypoints import proto_map as out
 from services.logistics.handlers import base, delivery, ledger, queries, receipts, sites, stock
@@ -89,7 +90,7 @@ class LogisticsServicer(rpc.LogisticsServiceServicer):
 
         def work(a, uow):
             row = sites.register_zone(self.ctx, uow, a, spec)
-            zones = sites.zones_of(uow.conn, row.depot_id)
+            zones = sites_store.zones_of(uow.conn, row.depot_id)
             return out.zone(row, sites.zone_used_l(self.ctx, uow.conn, zones[row.id]))
         return self._write("RegisterZone", request, pb.Zone, work)
 

@@ -18,6 +18,7 @@ from services.common.errors import InvalidInput, NotFound, RuleRefused
 from services.common.serde import to_jsonable
 from services.logistics.adapters import ledger_store as store
 from services.logistics.adapters import schema
+from services.logistics.adapters.sites_store import depot_from_row, depot_rows, vehicles_of
 from services.logistics.domain.model import (
     Depot,
     DropPoint,
@@ -41,7 +42,6 @@ from services.logistics.handlers.base import (
     utc,
 )
 from services.logistics.handlers.ledger import load_more, open_ledger, save_ledger
-from services.logistics.handlers.sites import depot_from_row, vehicles_of
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def _routing_input(ctx: LogisticsContext, conn: Connection, plan_id: str) -> Rou
             continue
         lists.setdefault((p.depot_id, key), []).append(
             PickLine(p.plan_line_id, p.item_code, p.lot_id, int(p.quantity)))
-    depots = [depot_from_row(r) for r in conn.execute(select(schema.depots).order_by(schema.depots.c.id))]
+    depots = [depot_from_row(r) for r in depot_rows(conn)]
     taken = _slots_taken(conn, plan.delivery_day, plan_id)
     vehicles = []
     for v in vehicles_of(conn):

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from services.common.errors import InvalidInput, NotFound, PermissionDenied
 from services.logistics.adapters import ledger_store as store
-from services.logistics.adapters import schema
+from services.logistics.adapters import schema, sites_store
 from services.logistics.domain.model import (
     LotStatus,
 )
@@ -26,7 +26,7 @@ def snapshot(ctx: LogisticsContext, conn: Connection, delivery_day: date,
     """The ledger head, the depots, the lots allocation may plan with and the lots with stock
     it may not because they expire before the delivery day (reported, not silently dropped)."""
     seq, _ = store.read_head(conn)
-    depots = conn.execute(select(schema.depots).order_by(schema.depots.c.id)).all()
+    depots = sites_store.depot_rows(conn)
     t = schema.lot_balances
     available = t.c.on_hand - t.c.reserved - t.c.quarantined
     q = (select(t.c.lot_id, t.c.depot_id, t.c.zone_id, t.c.item_code, t.c.expiry,

@@ -14,6 +14,7 @@ from services.common.db import UnitOfWork, new_id
 from services.common.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from services.logistics.adapters import ledger_store as store
 from services.logistics.adapters import schema
+from services.logistics.adapters.sites_store import depot_ids, zones_of
 from services.logistics.domain.model import (
     DocRef,
     positive_int,
@@ -38,7 +39,7 @@ from services.logistics.handlers.base import (
     utc,
 )
 from services.logistics.handlers.ledger import open_ledger, save_ledger
-from services.logistics.handlers.sites import depot_row, zones_of
+from services.logistics.handlers.sites import depot_row
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ def receive_donation(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping[st
 
 
 def _donation_depot(ctx: LogisticsContext, uow: UnitOfWork, item: Item, quantity: Any) -> str:
-    depots = [r.id for r in uow.conn.execute(select(schema.depots.c.id).order_by(schema.depots.c.id))]
+    depots = depot_ids(uow.conn)
     if ctx.donation_depot in depots:
         depots.remove(ctx.donation_depot)
         depots.insert(0, ctx.donation_depot)

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from datetime import time
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from services.common.db import UnitOfWork
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.logistics.adapters import ledger_store as store
-from services.logistics.adapters import schema
+from services.logistics.adapters import sites_store as db
 from services.logistics.domain.model import (
     Depot,
     TimeSlot,
@@ -28,7 +26,6 @@ from services.logistics.handlers.base import (
     Actor,
     LogisticsContext,
     check_id,
-    hhmm,
     parse_hhmm,
     required_text,
     utc,
@@ -38,15 +35,10 @@ from services.logistics.handlers.base import (
 def depot_row(uow: UnitOfWork, depot_id: str, f: str = "depot_id"):
     if not depot_id:
         raise InvalidInput(f, "required")
-    row = uow.conn.execute(select(schema.depots).where(schema.depots.c.id == depot_id)).first()
+    row = db.depot_row(uow.conn, depot_id)
     if row is None:
         raise NotFound(f"{f}: no depot {depot_id!r} / 未登记的仓库")
     return row
-
-
-def depot_from_row(row) -> Depot:
-    return Depot(row.id, row.name, row.lat, row.lon, parse_hhmm(row.loading_open, "", time(6)),
-                 parse_hhmm(row.loading_close, "", time(16)))
 
 
 def register_depot(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, spec: Mapping[str, Any]):
@@ -62,31 +54,20 @@ def register_depot(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, spec: M
     depot = Depot(depot_id, name, lat, lon,
                   parse_hhmm(spec.get("loading_open"), "depot.loading_hours.start", time(6)),
                   parse_hhmm(spec.get("loading_close"), "depot.loading_hours.end", time(16)))
-    existing = uow.conn.execute(select(schema.depots).where(schema.depots.c.id == depot_id)).first()
+    existing = db.depot_row(uow.conn, depot_id)
     if existing is not None:
-        if depot_from_row(existing) != depot:
+        if db.depot_from_row(existing) != depot:
             raise Conflict(f"depot {depot_id!r} is already registered with other details")
         return existing
-    uow.conn.execute(insert(schema.depots).values(
-        id=depot.id, name=depot.name, lat=depot.lat, lon=depot.lon,
-        loading_open=hhmm(depot.loading_open), loading_close=hhmm(depot.loading_close),
-        registered_at=utc(ctx.clock.now()), registered_by=actor.identity))
-    return uow.conn.execute(select(schema.depots).where(schema.depots.c.id == depot_id)).first()
-
-
-def zones_of(conn: Connection, depot_id: str | None = None) -> dict[str, Zone]:
-    q = select(schema.zones).order_by(schema.zones.c.id)
-    if depot_id is not None:
-        q = q.where(schema.zones.c.depot_id == depot_id)
-    return {r.id: Zone(r.id, r.depot_id, r.storage_class, int(r.capacity_l)) for r in conn.execute(q)}
+    db.add_depot(uow.conn, depot, at=utc(ctx.clock.now()), by=actor.identity)
+    return db.depot_row(uow.conn, depot_id)
 
 
 def depots_with_zones(conn: Connection) -> list[tuple[Any, list[Any], dict[str, Zone]]]:
     """Each depot's row, its zone rows and its zones, by id."""
-    depots = conn.execute(select(schema.depots).order_by(schema.depots.c.id)).all()
-    zone_rows = conn.execute(select(schema.zones).order_by(schema.zones.c.id)).all()
-    zones = zones_of(conn)
-    return [(d, [z for z in zone_rows if z.depot_id == d.id], zones) for d in depots]
+    zone_rows = db.zone_rows(conn)
+    zones = {r.id: db.zone_from_row(r) for r in zone_rows}
+    return [(d, [z for z in zone_rows if z.depot_id == d.id], zones) for d in db.depot_rows(conn)]
 
 
 def register_zone(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, spec: Mapping[str, Any]):
@@ -103,20 +84,16 @@ def register_zone(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, spec: Ma
         raise InvalidInput("zone.capacity_l", f"must be an integer > 0 (litres), got {capacity!r}")
     name = (spec.get("name") or "").strip() or zone_id
     zone = Zone(zone_id, depot_id, sclass, capacity)
-    t = schema.zones
-    existing = uow.conn.execute(select(t).where(t.c.id == zone_id)).first()
+    existing = db.zone_row(uow.conn, zone_id)
     if existing is not None:
-        if (Zone(existing.id, existing.depot_id, existing.storage_class, int(existing.capacity_l)) != zone
-                or existing.name != name):
+        if db.zone_from_row(existing) != zone or existing.name != name:
             raise Conflict(f"zone {zone_id!r} is already registered with other details")
         return existing
-    uow.conn.execute(insert(t).values(id=zone_id, depot_id=depot_id, name=name, storage_class=sclass,
-                                      capacity_l=capacity, registered_at=utc(ctx.clock.now()),
-                                      registered_by=actor.identity))
+    db.add_zone(uow.conn, zone, name, at=utc(ctx.clock.now()), by=actor.identity)
     uow.record_event("zone_registered", {"depot_id": depot_id, "zone_id": zone_id,
                                          "storage_class": sclass, "capacity_l": capacity,
                                          "name": name})
-    return uow.conn.execute(select(t).where(t.c.id == zone_id)).first()
+    return db.zone_row(uow.conn, zone_id)
 
 
 def zone_used_l(ctx: LogisticsContext, conn: Connection, zone: Zone) -> float:
@@ -143,29 +120,8 @@ def register_vehicle(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor,
             slots=tuple(slots))
     except ValueError as exc:  # TimeSlot end <= start
         raise InvalidInput("vehicle.slots", str(exc)) from None
-    t = schema.vehicles
-    row = {"depot_id": depot_id, "data": vehicle_json(vehicle), "updated_at": utc(ctx.clock.now())}
-    if uow.conn.execute(select(t.c.id).where(t.c.id == vid)).first() is None:
-        uow.conn.execute(insert(t).values(id=vid, **row))
-    else:
-        uow.conn.execute(update(t).where(t.c.id == vid).values(**row))
+    db.save_vehicle(uow.conn, vehicle, at=utc(ctx.clock.now()))
     return vehicle
-
-
-def vehicle_json(v: Vehicle) -> dict:
-    return {**{f.name: getattr(v, f.name) for f in dataclasses.fields(v) if f.name != "slots"},
-            "slots": [[hhmm(s.start), hhmm(s.end)] for s in v.slots]}
-
-
-def vehicle_from_json(data: Mapping[str, Any]) -> Vehicle:
-    slots = tuple(TimeSlot(parse_hhmm(a, "", time(0)), parse_hhmm(b, "", time(0)))
-                  for a, b in data.get("slots", ()))
-    return Vehicle(**{**{k: v for k, v in data.items() if k != "slots"}, "slots": slots})
-
-
-def vehicles_of(conn: Connection) -> list[Vehicle]:
-    return [vehicle_from_json(r.data) for r in
-            conn.execute(select(schema.vehicles.c.data).order_by(schema.vehicles.c.id))]
 
 
 def apply_requester(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping[str, Any]) -> bool:
@@ -175,9 +131,8 @@ def apply_requester(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping[str
     if not rid:
         raise InvalidInput("payload.requester_id", "required")
     version = int(payload.get("version") or 1)
-    t = schema.requesters
-    have = uow.conn.execute(select(t.c.version).where(t.c.id == rid)).first()
-    if have is not None and have.version >= version:
+    have = db.requester_version(uow.conn, rid)
+    if have is not None and have >= version:
         return False
     loc = payload.get("location") or {}
     households = payload.get("households")
@@ -185,20 +140,12 @@ def apply_requester(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping[str
            "households": households, "lat": float(loc.get("lat") or 0.0),
            "lon": float(loc.get("lon") or 0.0), "version": version,
            "updated_at": utc(ctx.clock.now())}
-    if have is None:
-        uow.conn.execute(insert(t).values(id=rid, **row))
-    else:
-        uow.conn.execute(update(t).where(t.c.id == rid).values(**row))
-    dp = schema.drop_points
-    uow.conn.execute(delete(dp).where(dp.c.requester_id == rid))
     points = payload.get("drop_points") or []
     share = -(-int(households or 0) // max(1, len(points))) if points else 0
-    for p in points:
-        ploc = p.get("location") or loc
-        uow.conn.execute(insert(dp).values(
-            requester_id=rid, drop_point_id=str(p.get("id") or ""), name=str(p.get("name") or ""),
-            lat=float(ploc.get("lat") or 0.0), lon=float(ploc.get("lon") or 0.0),
-            window_open=p.get("window_start") or "08:00", window_close=p.get("window_end") or "18:00",
-            households=share))
+    db.save_requester(uow.conn, rid, row, new=have is None, points=[{
+        "drop_point_id": str(p.get("id") or ""), "name": str(p.get("name") or ""),
+        "lat": float((p.get("location") or loc).get("lat") or 0.0),
+        "lon": float((p.get("location") or loc).get("lon") or 0.0),
+        "window_open": p.get("window_start") or "08:00",
+        "window_close": p.get("window_end") or "18:00", "households": share} for p in points])
     return True
-
