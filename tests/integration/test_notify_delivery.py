@@ -2,7 +2,7 @@
 worker process, which sends them to a local HTTP sink (playing a generic webhook, a 企业微信
 robot and a 钉钉 robot) and a local SMTP server (aiosmtpd). Routing by severity and depot; a
 sink answering 500 and an SMTP port closed are retried with backoff and delivered once when
-they come back; an event delivered twice is notified once."""
+they come back; an event delivered twice is notified once. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -104,8 +104,8 @@ def sinks():
     smtp.stop()
 
 
-@pytest.fixture
-def notify(tmp_path, service_env, sinks):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def notify(request, tmp_path, service_env, sinks, pg_url_factory):
     http, smtp = sinks
     channels = tmp_path / "channels.yaml"
     channels.write_text(json.dumps({"channels": [
@@ -121,6 +121,8 @@ def notify(tmp_path, service_env, sinks):
            "NOTIFY_TEST_HOOK_SECRET": HOOK_SECRET, "NOTIFY_TEST_DING_SECRET": DING_SECRET,
            "NOTIFY_TEST_WECOM_URL": f"{http.url}/wecom?key=k3y", "NOTIFY_SEND_INTERVAL_MS": "50",
            "NOTIFY_RETRY_BASE_MS": "300", "NOTIFY_RETRY_CAP_S": "2"}
+    if request.param == "postgresql":
+        env["NOTIFY_DATABASE_URL"] = pg_url_factory("notify")
     url = load_settings("notify", env).database_url
     upgrade("notify", url)
     publisher = EventPublisher(env["AMQP_URL"])
