@@ -156,3 +156,54 @@ def test_daily_report_shows_the_days_demand_and_receipt_and_discloses_no_phone(s
     assert (out / "daily-report.md").read_text(encoding="utf-8").count(demand.id) >= 1
     assert "RICE-10KG" in (out / "disclosure-procurement.csv").read_text(encoding="utf-8-sig")
     assert "37" in cli.stdout  # the summary table's total asked
+
+
+FORMULA = '=HYPERLINK("http://evil.example/","x")'
+
+
+def test_user_text_never_becomes_a_formula_or_markup_in_the_report(stack):
+    """Issue #14, finding 2, through the public call: a village named like a formula, a township
+    carrying a script and a purchase order number starting with @ come out as text."""
+    env, channels, _ = stack
+    intake = Intake(env)
+    channels.append(intake.channel)
+    allocation_ch = grpc.insecure_channel(
+        _target(env, "allocation"), options=[("grpc.max_receive_message_length", 64 << 20)])
+    logistics_ch = grpc.insecure_channel(_target(env, "logistics"))
+    channels += [allocation_ch, logistics_ch]
+    spec = village_spec("V-EVIL", township="<script>alert(1)</script>")
+    spec.name = FORMULA
+    intake.RegisterRequester(intake_pb2.RegisterRequesterRequest(idempotency_key=key(), requester=spec))
+    demand = intake.SubmitDemand(intake_pb2.SubmitDemandRequest(
+        idempotency_key=key(), requester_id="V-EVIL", delivery_day=DAY,
+        lines=[common_pb2.ItemLine(item_code="RICE-10KG", quantity=3)]))
+    logistics = logistics_pb2_grpc.LogisticsServiceStub(logistics_ch)
+    md = auth(ADMIN)
+    logistics.RegisterDepot(logistics_pb2.RegisterDepotRequest(
+        idempotency_key=key(), depot=logistics_pb2.Depot(
+            id="D-EVIL", name="城关仓", location=common_pb2.GeoPoint(lat=30.3, lon=120.1))), metadata=md)
+    logistics.RegisterZone(logistics_pb2.RegisterZoneRequest(
+        idempotency_key=key(), zone=logistics_pb2.Zone(
+            id="D-EVIL-AMB", depot_id="D-EVIL", storage_class="ambient", capacity_l=10_000)), metadata=md)
+    logistics.ReceiveStock(logistics_pb2.ReceiveStockRequest(
+        idempotency_key=key(), kind=logistics_pb2.RECEIPT_KIND_PURCHASE, depot_id="D-EVIL",
+        origin_ref="@SUM(1+1)*cmd|' /C calc'!A0", lines=[logistics_pb2.ReceiptLineSpec(
+            item_code="RICE-10KG", quantity=10, lot_number="=1+1", expiry="2027-06-01")]), metadata=md)
+    allocation = allocation_pb2_grpc.AllocationServiceStub(allocation_ch)
+
+    def report(fmt: int) -> bytes:
+        return allocation.GetDailyReport(allocation_pb2.GetDailyReportRequest(day=DAY, format=fmt),
+                                         metadata=auth(HQ), timeout=60).content
+
+    book = load_workbook(io.BytesIO(report(allocation_pb2.REPORT_FORMAT_XLSX)))
+    cells = [c for sheet in book.worksheets for row in sheet.iter_rows() for c in row if c.value is not None]
+    assert not [c.coordinate for c in cells if c.data_type == "f"], "a formula in the workbook"
+    texts = [str(c.value) for c in cells]
+    assert any(demand.id in t for t in texts)
+    starts_formula = [t for t in texts if t[:1] in ("=", "+", "-", "@", "\t", "\r")
+                      and not t.lstrip("-").replace(".", "").isdigit()]
+    assert not starts_formula
+    markdown = report(allocation_pb2.REPORT_FORMAT_MARKDOWN).decode("utf-8")
+    assert "<script>" not in markdown and demand.id in markdown
+    page = report(allocation_pb2.REPORT_FORMAT_DISCLOSURE_HTML).decode("utf-8")
+    assert "<script>alert(1)</script>" not in page
