@@ -9,7 +9,8 @@ from services.common.config import Settings
 from services.common.db import make_engine
 from services.common.migrate import check_at_head
 from services.monitoring.config import load_zones_file, monitoring_config
-from services.monitoring.handlers import MonitoringContext, apply_zones_file
+from services.monitoring.handlers.base import MonitoringContext
+from services.monitoring.handlers.zones import apply_zones_file
 
 log = logging.getLogger(__name__)
 

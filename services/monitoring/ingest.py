@@ -32,7 +32,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from services.monitoring import handlers as h
 from services.monitoring.adapters.influx import LineProtocolError, env_line
 from services.monitoring.domain.offline import parse_status
 from services.monitoring.domain.readings import (
@@ -49,6 +48,7 @@ from services.monitoring.domain.zones import (
     newest_per_sensor,
     zone_standing,
 )
+from services.monitoring.handlers import base, ingest, zones
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class Work:
     messages: list[InMessage]
     readings: list[Reading] = field(default_factory=list)
     gateway_of: dict[str, str] = field(default_factory=dict)
-    statuses: list[h.StatusChange] = field(default_factory=list)
+    statuses: list[ingest.StatusChange] = field(default_factory=list)
     rejects: list[tuple[str, Rejected]] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
     duplicates: int = 0
@@ -110,7 +110,7 @@ class Work:
 
 
 class Ingest:
-    def __init__(self, ctx: h.MonitoringContext, write_lines: Callable[[list[str]], None],
+    def __init__(self, ctx: base.MonitoringContext, write_lines: Callable[[list[str]], None],
                  client_id: str, *, zone_refresh_s: float = 5.0):
         self.ctx = ctx
         self.config = ctx.config
@@ -118,8 +118,8 @@ class Ingest:
         self.write_lines = write_lines
         self.client_id = client_id
         self.dedup = Deduplicator(ctx.config.dedup_policy)
-        self.cache = h.EvalCache()
-        self.zone_map: dict[str, h.ZoneRow] = {}
+        self.cache = ingest.EvalCache()
+        self.zone_map: dict[str, zones.ZoneRow] = {}
         self.zone_refresh_s = zone_refresh_s
         self._zones_loaded = 0.0
         self.unknown = UnknownZones(ctx.config.unknown_zone_ttl_s)
@@ -133,7 +133,7 @@ class Ingest:
     def refresh_zones(self, force: bool = False) -> None:
         if force or time.monotonic() - self._zones_loaded >= self.zone_refresh_s:
             with self.ctx.engine.connect() as conn:
-                zone_map = h.load_zone_map(conn)
+                zone_map = zones.load_zone_map(conn)
             if self._zones_loaded:  # registered since: their held readings go first
                 self.registered_since.update(k for k in zone_map if k not in self.zone_map)
             self.zone_map = zone_map
@@ -188,7 +188,7 @@ class Ingest:
         if isinstance(update, Rejected):
             work.rejects.append((m.topic, replace(update, depot=parts[1][:64])))
             return
-        work.statuses.append(h.StatusChange(update.depot, None if is_gateway else update.zone,
+        work.statuses.append(ingest.StatusChange(update.depot, None if is_gateway else update.zone,
                                             update.sensor, update.status, now))
         self.stats["statuses"] += 1
 
@@ -212,7 +212,7 @@ class Ingest:
             else:
                 out[k] = (zone_standing(k.partition("/")[0], depots), min(depots, default=None))
         if ask:
-            named = h.zones_named(conn, {k.partition("/")[2] for k in ask})
+            named = zones.zones_named(conn, {k.partition("/")[2] for k in ask})
             for k in ask:
                 depot, _, zone = k.partition("/")
                 rows = named.get(zone, [])
@@ -227,26 +227,26 @@ class Ingest:
                     out[k] = (standing, depots[0] if depots else None)
         return out, learned
 
-    def commit(self, work: Work) -> h.IngestOutcome:
-        zones = {r.zone_key for r in work.readings}
+    def commit(self, work: Work) -> ingest.IngestOutcome:
+        named = {r.zone_key for r in work.readings}
         now = self.ctx.clock.now()
         released = bool(work.held_ids)
         policy = self.config.hold_policy
-        taken: list[h.HeldReading] = []
+        taken: list[ingest.HeldReading] = []
         try:
             with self.ctx.uow() as uow:
-                standing, learned = self._standings(uow.conn, sorted(zones))
+                standing, learned = self._standings(uow.conn, sorted(named))
                 by_standing: dict[str, list[Reading]] = {KNOWN: [], UNREGISTERED: [], FOREIGN: []}
                 for r in work.readings:
                     by_standing[standing[r.zone_key][0]].append(r)
                 judged = by_standing[KNOWN]
                 gateway_of = dict(work.gateway_of)
-                taken = [x for x in h.held_readings_of(uow.conn, learned) if x.id not in self.releasing]
+                taken = [x for x in ingest.held_readings_of(uow.conn, learned) if x.id not in self.releasing]
                 judged = [x.reading for x in taken] + judged
                 gateway_of.update({x.reading.sensor_key: x.gateway for x in taken if x.gateway
                                    and x.reading.sensor_key not in gateway_of})
                 held = [] if released else newest_per_sensor(by_standing[UNREGISTERED], policy.per_sensor)
-                h.hold_readings(uow, held, gateway_of, now)
+                ingest.hold_readings(uow, held, gateway_of, now)
                 foreign = [] if released else by_standing[FOREIGN]
                 refused = [("(foreign zone)", Rejected(
                     "foreign_zone", f"zone {r.zone!r} is registered under depot "
@@ -254,18 +254,18 @@ class Ingest:
                     depot=r.depot))
                            for r in foreign]
                 raised = self._alert_unknown(uow, held + foreign, standing, now)
-                outcome = h.record_ingest(self.ctx, uow, self.cache, self.zone_map, judged,
+                outcome = ingest.record_ingest(self.ctx, uow, self.cache, self.zone_map, judged,
                                           gateway_of, work.statuses, work.rejects + refused, self.client_id)
                 cleared = {r.zone_key for r in judged} if released else {x.reading.zone_key for x in taken}
                 for k in sorted(cleared):
                     depot, _, zone = k.partition("/")
-                    alert_id = h.clear_unregistered(self.ctx, uow, depot, zone, now, len(judged))
+                    alert_id = ingest.clear_unregistered(self.ctx, uow, depot, zone, now, len(judged))
                     if alert_id is not None:
                         outcome.alerts.append((alert_id, "cleared"))
                 lines = self._lines(judged)
                 uow.commit()
         except BaseException:
-            self.cache.invalidate(zones | {x.reading.zone_key for x in taken})
+            self.cache.invalidate(named | {x.reading.zone_key for x in taken})
             raise
         self.registered_since.difference_update(learned)
         work.lines = lines
@@ -297,10 +297,10 @@ class Ingest:
                 sensors[r.depot][r.zone].add(r.sensor)
         raised = set()
         for depot in sorted(sensors):
-            zones = sensors[depot]
-            under = {z: standing[zone_key(depot, z)][1] for z in zones}
-            _, over = h.raise_unregistered(self.ctx, uow, depot, zones, under, now)
-            raised.update(zone_key(depot, z) for z in zones if z not in over)
+            of_depot = sensors[depot]
+            under = {z: standing[zone_key(depot, z)][1] for z in of_depot}
+            _, over = ingest.raise_unregistered(self.ctx, uow, depot, of_depot, under, now)
+            raised.update(zone_key(depot, z) for z in of_depot if z not in over)
             self.stats["unregistered_over_cap"] += len(over)
         if len(self.alerted) > 100_000:
             self.alerted.clear()
@@ -320,15 +320,15 @@ class Ingest:
         """The held readings of zones registered since they arrived (oldest first), as a group to
         commit and write like any other; None when there are none."""
         with self.ctx.engine.connect() as conn:
-            keys = h.registered_held_zones(conn)
+            keys = ingest.registered_held_zones(conn)
             if not keys:
                 return None
-            named = h.zones_named(conn, {k.partition("/")[2] for k in keys})
+            named = zones.zones_named(conn, {k.partition("/")[2] for k in keys})
             for rows in named.values():
                 for row in rows:
                     self.zone_map.setdefault(row.zone_key, row)
                     self.unknown.forget(row.zone_key)
-            held = [x for x in h.held_readings_of(conn, keys, limit or self.config.group_readings)
+            held = [x for x in ingest.held_readings_of(conn, keys, limit or self.config.group_readings)
                     if x.id not in self.releasing]
         if not held:
             return None
@@ -337,14 +337,14 @@ class Ingest:
                     held_ids=[x.id for x in held])
 
     def trim_held(self) -> int:
-        n = h.trim_held(self.ctx, self.config.hold_policy, self.ctx.clock.now())
+        n = ingest.trim_held(self.ctx, self.config.hold_policy, self.ctx.clock.now())
         self.stats["held_trimmed"] += n
         return n
 
     def write(self, work: Work) -> None:
         self.write_lines(work.lines)
         if work.held_ids:
-            h.delete_held(self.ctx, work.held_ids)
+            ingest.delete_held(self.ctx, work.held_ids)
             self.releasing.difference_update(work.held_ids)
         work.written = True
 

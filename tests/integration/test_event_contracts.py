@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.common.messaging import all_subscriptions
+from services.monitoring.handlers.ingest import zone_lot_ids
 from tests.support import contracts as ct
 from tests.support.contracts import DAY, NOW, County
 
@@ -325,6 +326,42 @@ def test_plan_approved_rolls_the_demands_it_left_out_and_leaves_the_planned_ones
     assert new.delivery_day > DAY and lines_of(new) == [(0, "FLOUR-5KG", 5, 3)]
 
 
+@contract(("allocation", "policy_changed", "intake"))
+def test_policy_changed_gives_intake_hqs_cut_off_and_an_older_version_never_wins(make_county):
+    from services.common.errors import RuleRefused
+
+    c = make_county("intake", "allocation")
+    ah, ih = c.allocation.handlers, c.intake.handlers
+    # allocation's worker announced its policy when it started: version 0, the configured seed
+    (seed,) = c.relay("allocation", "policy_changed", to="intake")
+    assert (seed["payload"]["version"], seed["payload"]["cutoff"]) == (0, "11:00")
+    ct.register_village(c, "V1")
+    early = ct.submit_demand(c, "V1", ("RICE-10KG", 3))  # at 09:00, before 11:00
+    assert early.delivery_day == DAY
+
+    c.allocation.run(ah.set_policy, ah.Actor("hq-officer", "hq"), {"cutoff": "08:30"}, 0)
+    (changed,) = c.relay("allocation", "policy_changed", to="intake",
+                         where=lambda p: p["version"] == 1)
+    p = changed["payload"]
+    assert (p["cutoff"], p["cutoff_days_before"], p["dispatch_deadline"], p["tier_order"]) == (
+        "08:30", 0, "17:00", [1, 2, 3, 4, 5])
+    assert "updated_by" not in p and p["timezone"] == "Asia/Shanghai"
+
+    late = ct.submit_demand(c, "V1", ("RICE-10KG", 3))  # 09:00 is past the new 08:30
+    assert (late.delivery_day, late.rolled_over) == (DAY + timedelta(days=1), True)
+    with c.intake.ctx.uow() as uow:
+        moved = ih.get_demand(uow, early.id)
+    assert moved.cutoff_at == datetime(2026, 11, 28, 8, 30, tzinfo=ct.CST)
+    with pytest.raises(RuleRefused) as refused:
+        c.intake.run(ih.cancel_demand, ct.intake_hq(), early.id, "不要了")
+    assert refused.value.rule == "CUTOFF_PASSED"
+
+    c.deliver(seed | {"event_id": str(uuid.uuid4())}, "intake")  # version 0 again, late
+    with c.intake.ctx.uow() as uow:
+        assert ih.demand_policy(c.intake.ctx, uow).cutoff.strftime("%H:%M") == "08:30"
+        assert ih.county_cutoff(uow).version == 1
+
+
 def stop_lines(c: County, requester_id: str) -> list[tuple[str, list]]:
     """(trip id, manifest lines) of every trip stop at the requester."""
     out = []
@@ -439,7 +476,7 @@ def test_stock_received_and_changed_tell_monitoring_what_a_zone_holds(make_count
         "PORK-KG", "D1", "D1-CHL", "D1/D1-CHL", 40, "available", DAY + timedelta(days=5))
     assert row.account is not None  # its thermal account runs in the zone
     with c.monitoring.ctx.uow() as uow:
-        assert c.monitoring.handlers.zone_lot_ids(uow, "D1/D1-CHL") == [pork]
+        assert zone_lot_ids(uow, "D1/D1-CHL") == [pork]
 
     c.logistics.run(stock.write_off, ct.logistics_keeper(), lot_id=pork, quantity=15,
                     doc_type="stocktake", doc_id="ST-1", reason="盘亏")
@@ -470,7 +507,7 @@ def test_lot_quarantined_and_released_set_the_lots_status_in_monitoring(make_cou
     assert len(c.relay("logistics", "lot_quarantined", to="monitoring")) == 1
     assert c.monitoring.row("lots", lt.c.lot_id == pork).status == "quarantined"
     with c.monitoring.ctx.uow() as uow:
-        assert c.monitoring.handlers.zone_lot_ids(uow, "D1/D1-CHL") == []
+        assert zone_lot_ids(uow, "D1/D1-CHL") == []
 
     c.logistics.run(stock.release, ct.logistics_keeper(), lot_id=pork, inspection_ref="INS-2",
                     reason="复检合格")

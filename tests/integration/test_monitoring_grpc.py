@@ -27,9 +27,9 @@ from supply.v1 import monitoring_pb2_grpc as rpc
 from services.common.catalogue import load_catalogue
 from services.common.clock import RealClock
 from services.common.config import load_settings
-from services.monitoring import handlers as h
 from services.monitoring.adapters.influx import InfluxWriter
 from services.monitoring.config import ZoneSpec, monitoring_config
+from services.monitoring.handlers import base, lots, zones
 from services.monitoring.ingest import Ingest, InMessage
 from tests.integration.test_monitoring_support import (
     ADMIN,
@@ -55,10 +55,10 @@ def world(tmp_path_factory, amqp_url, influx_db):
     env = make_env(tmp / "var", amqp_url, influx_db)
     migrate(env)
     settings = load_settings("monitoring", env)
-    ctx = h.MonitoringContext(engine=engine(env), catalogue=load_catalogue(), clock=RealClock(),
+    ctx = base.MonitoringContext(engine=engine(env), catalogue=load_catalogue(), clock=RealClock(),
                               config=monitoring_config(settings), timezone=TZ)
     depot = uid("g")
-    h.apply_zones_file(ctx, [ZoneSpec(depot, "chl", "chilled", ("s1", "s2")),
+    zones.apply_zones_file(ctx, [ZoneSpec(depot, "chl", "chilled", ("s1", "s2")),
                              ZoneSpec(depot, "med", "medicine_2_8", ("s1",))])
     api = start_api(env, tmp)
     channel = grpc.insecure_channel(f"127.0.0.1:{env['MONITORING_GRPC_PORT']}")
@@ -112,11 +112,11 @@ def seeded(world):
     start = seed_compressor_failure(world)
     ctx = world["ctx"]
     with ctx.uow() as uow:
-        h.stock_received(ctx, uow, {"occurred_at": start.isoformat(), "payload": {
+        lots.stock_received(ctx, uow, {"occurred_at": start.isoformat(), "payload": {
             "lot_id": f"L-{world['depot']}", "item_code": "PORK-KG", "quantity": 40,
             "depot_id": world["depot"], "zone_id": "chl", "expiry": "2099-01-01",
             "received_at": start.isoformat()}})
-        h.reserve_below_floor(ctx, uow, {"payload": {"group": "grain_oil", "days_of_supply": 9.5,
+        lots.reserve_below_floor(ctx, uow, {"payload": {"group": "grain_oil", "days_of_supply": 9.5,
                                                      "floor_days": 15}})
         uow.commit()
     return start
@@ -290,8 +290,8 @@ def test_prices_rise_raises_an_alert_and_bad_prices_name_the_field(world):
     today = datetime.now(TZ).date()
     history = [pb.PriceReport(product="PORK", market=market, day=(today - timedelta(days=d)).isoformat(),
                               price_yuan=p) for d, p in ((3, "30.00"), (2, "31.00"), (1, "29.00"))]
-    base = call(world, "SubmitPrices", pb.SubmitPricesRequest(idempotency_key=key(), prices=history), token=HQ)
-    assert [r.price_fen for r in base.results] == [3000, 3100, 2900] and not base.results[0].alert_id
+    first = call(world, "SubmitPrices", pb.SubmitPricesRequest(idempotency_key=key(), prices=history), token=HQ)
+    assert [r.price_fen for r in first.results] == [3000, 3100, 2900] and not first.results[0].alert_id
     k = key()
     req = pb.SubmitPricesRequest(idempotency_key=k, prices=[
         pb.PriceReport(product="PORK", market=market, price_yuan="38.50"),

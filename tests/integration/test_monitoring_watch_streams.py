@@ -19,8 +19,8 @@ from supply.v1 import monitoring_pb2_grpc as rpc
 from services.common.catalogue import load_catalogue
 from services.common.clock import RealClock
 from services.common.config import load_settings
-from services.monitoring import handlers as h
 from services.monitoring.config import monitoring_config
+from services.monitoring.handlers import base, lots
 from tests.integration.test_monitoring_support import ADMIN, engine, make_env, migrate, start_api
 from tests.support.polling import eventually
 
@@ -39,7 +39,7 @@ def world(tmp_path_factory, amqp_url, influx_db):
     env.update(SUPPLY_GRPC_THREADS=str(THREADS), MONITORING_WATCH_STREAMS_PER_IDENTITY=str(PER_IDENTITY),
                MONITORING_WATCH_STREAMS_MAX=str(MOST))
     migrate(env)
-    ctx = h.MonitoringContext(engine=engine(env), catalogue=load_catalogue(), clock=RealClock(),
+    ctx = base.MonitoringContext(engine=engine(env), catalogue=load_catalogue(), clock=RealClock(),
                               config=monitoring_config(load_settings("monitoring", env)),
                               timezone=ZoneInfo("Asia/Shanghai"))
     api = start_api(env, tmp)
@@ -150,7 +150,7 @@ def test_a_transition_reaches_every_open_stream(world, watches):
     assert streams
     ctx, group = world["ctx"], "grain_oil"  # this module's database has no alert of it yet
     with ctx.uow() as uow:
-        h.reserve_below_floor(ctx, uow, {"payload": {"group": group, "days_of_supply": 3.0, "floor_days": 15}})
+        lots.reserve_below_floor(ctx, uow, {"payload": {"group": group, "days_of_supply": 3.0, "floor_days": 15}})
         uow.commit()
 
     def everywhere():

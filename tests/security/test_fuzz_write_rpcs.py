@@ -44,8 +44,9 @@ from services.common.clock import RealClock
 from services.common.config import SERVICES, load_settings
 from services.common.db import make_engine
 from services.common.migrate import upgrade
-from services.monitoring import handlers as monitoring_handlers
 from services.monitoring.config import monitoring_config
+from services.monitoring.handlers import base as monitoring_base
+from services.monitoring.handlers import lots as monitoring_lots
 from tests.security.proto_strategies import Fuzzed, requests
 from tests.support.intake import ADMIN, COUNTY_TZ, Intake, auth, county_today, make_env, uid
 from tests.support.processes import ROOT, ServiceProcess
@@ -247,11 +248,11 @@ def seed(s: Stack) -> dict[str, st.SearchStrategy]:
 def seed_alert(s: Stack) -> str:
     """A reserve alert, raised by the handler monitoring's worker runs on `reserve_below_floor`."""
     settings_ = load_settings("monitoring", s.env)
-    ctx = monitoring_handlers.MonitoringContext(
+    ctx = monitoring_base.MonitoringContext(
         engine=s.engines["monitoring"], catalogue=load_catalogue(), clock=RealClock(),
         config=monitoring_config(settings_), timezone=COUNTY_TZ)
     with ctx.uow() as uow:
-        monitoring_handlers.reserve_below_floor(ctx, uow, {"payload": {
+        monitoring_lots.reserve_below_floor(ctx, uow, {"payload": {
             "group": "grain_oil", "days_of_supply": 9.5, "floor_days": 15}})
         uow.commit()
     alerts = s.call("monitoring", "ListAlerts", monitoring_pb2.ListAlertsRequest()).alerts

@@ -247,9 +247,10 @@ class County:
         from services.monitoring import handlers
         from services.monitoring.adapters import schema
         from services.monitoring.config import MonitoringConfig
+        from services.monitoring.handlers.base import MonitoringContext
 
-        return handlers.MonitoringContext(engine=engine, catalogue=CATALOGUE, clock=self.clock,
-                                          config=MonitoringConfig(), timezone=CST), handlers, schema
+        return MonitoringContext(engine=engine, catalogue=CATALOGUE, clock=self.clock,
+                                 config=MonitoringConfig(), timezone=CST), handlers, schema
 
     # ---- moving events
     def deliver(self, envelope: dict, consumer: str) -> None:

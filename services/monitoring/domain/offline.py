@@ -153,14 +153,29 @@ class OfflineTracker:
     def check(self, now: datetime) -> list[SensorTransition]:
         out: list[SensorTransition] = []
         for s in self._sensors.values():
-            silent_for = now - (s.last_seen or s.since)
-            silent = silent_for >= self.policy.timeout(s.interval)
-            down = s.status_offline or silent
-            if down and not s.reported_offline:
-                s.reported_offline = True
-                reason = "last_will" if s.status_offline else "silent"
-                out.append(SensorTransition(s.depot, s.zone, s.sensor, OFFLINE, now, reason, s.last_seen))
-            elif not down and s.reported_offline:
-                s.reported_offline = False
-                out.append(SensorTransition(s.depot, s.zone, s.sensor, ONLINE, now, "heard", s.last_seen))
+            t = offline_transition(s.depot, s.zone, s.sensor, expected_since=s.since, last_heard=s.last_seen,
+                                   last_reading=s.last_seen, interval=s.interval,
+                                   status_offline=s.status_offline, reported_offline=s.reported_offline,
+                                   now=now, policy=self.policy)
+            if t is not None:
+                s.reported_offline = t.state == OFFLINE
+                out.append(t)
         return out
+
+
+def offline_transition(depot: str, zone: str, sensor: str, *, expected_since: datetime,
+                       last_heard: datetime | None, last_reading: datetime | None,
+                       interval: timedelta | None, status_offline: bool, reported_offline: bool,
+                       now: datetime, policy: OfflinePolicy) -> SensorTransition | None:
+    """One sensor's verdict: offline when silent for the timeout since it was last heard (or
+    expected) or when its status (or its gateway's last will) says offline; online again once
+    heard and not offline; None when nothing changes. The worker's stored sensors and the
+    in-memory OfflineTracker both judge with it."""
+    silent = now - (last_heard or expected_since) >= policy.timeout(interval)
+    down = status_offline or silent
+    if down and not reported_offline:
+        return SensorTransition(depot, zone, sensor, OFFLINE, now,
+                                "last_will" if status_offline else "silent", last_reading)
+    if not down and reported_offline:
+        return SensorTransition(depot, zone, sensor, ONLINE, now, "heard", last_reading)
+    return None

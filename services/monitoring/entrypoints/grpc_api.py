@@ -22,13 +22,13 @@ from services.common.db import ping, run_idempotent
 from services.common.errors import InvalidInput
 from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.messaging import EventPublisher
-from services.monitoring import handlers as h
 from services.monitoring.adapters import dead_letters
 from services.monitoring.adapters.influx import InfluxError, quote_ident
 from services.monitoring.adapters.influx_query import InfluxReader
 from services.monitoring.bootstrap import build_context
 from services.monitoring.entrypoints import proto_map as out
 from services.monitoring.entrypoints.watch_streams import StreamRefused, WatchStreams
+from services.monitoring.handlers import alerts, base, prices, queries
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +39,9 @@ GAP_PATIENCE_S = 30.0
 MAX_GAPS = 1000  # how long a skipped history id may still turn up (a transaction not yet committed)
 
 
-def _actor() -> h.Actor:
+def _actor() -> base.Actor:
     c = caller()
-    return h.Actor(c.identity, c.role)
+    return base.Actor(c.identity, c.role)
 
 
 
@@ -61,22 +61,22 @@ def _enum_names(values, names: dict, field: str) -> tuple[str, ...]:
 
 
 class MonitoringServicer(rpc.MonitoringServiceServicer):
-    def __init__(self, ctx: h.MonitoringContext, influx: InfluxReader, stopping: threading.Event):
+    def __init__(self, ctx: base.MonitoringContext, influx: InfluxReader, stopping: threading.Event):
         self.ctx = ctx
         self.influx = influx
         self.stopping = stopping
         self.watch_streams = WatchStreams(ctx.config.watch_streams_per_identity, ctx.config.watch_streams_max)
 
     def _write(self, method: str, request: Message, response_type: type[Message],
-               work: Callable[[h.Actor, object], Message]) -> Message:
+               work: Callable[[base.Actor, object], Message]) -> Message:
         actor = _actor()
         data = run_idempotent(self.ctx.uow(), f"{actor.identity}:{method}", request.idempotency_key,
                               write_fingerprint(request), lambda uow: work(actor, uow).SerializeToString())
         return response_type.FromString(data)
 
     # ---- alerts
-    def _filter(self, request) -> h.AlertFilter:
-        return h.AlertFilter(
+    def _filter(self, request) -> queries.AlertFilter:
+        return queries.AlertFilter(
             states=_enum_names(getattr(request, "states", ()), out.STATE_NAME, "states"),
             kinds=_enum_names(request.kinds, out.KIND_NAME, "kinds"),
             severities=_enum_names(request.severities, out.SEVERITY_NAME, "severities"),
@@ -86,12 +86,12 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
             spoilage_only=getattr(request, "spoilage_only", False))
 
     def ListAlerts(self, request, context):
-        _actor().require(*h.ALERT_READ_ROLES)
+        _actor().require(*base.ALERT_READ_ROLES)
         f = self._filter(request)
         if f.zone and not f.depot:
             raise InvalidInput("depot", "required when zone is given (zone ids are per depot)")
         with self.ctx.uow() as uow:
-            items, token, total = h.list_alerts(uow, f, request.page.page_size, request.page.page_token)
+            items, token, total = queries.list_alerts(uow, f, request.page.page_size, request.page.page_token)
         return pb.ListAlertsResponse(alerts=[out.alert(a) for a in items],
                                      page=common.PageInfo(next_page_token=token, total=total))
 
@@ -102,7 +102,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
     async def WatchAlerts(self, request, context):
         """On the event loop: each poll of the history runs on the pool (short, blocking), the
         waits between polls hold no thread. Streams are counted per identity and in all."""
-        _actor().require(*h.ALERT_READ_ROLES)
+        _actor().require(*base.ALERT_READ_ROLES)
         f = self._filter(request)
         try:
             stream = self.watch_streams.open(caller().identity)
@@ -111,7 +111,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
         context.add_done_callback(lambda _: stream.close())  # however the call ends
         try:
             cursor = (request.after_cursor if request.HasField("after_cursor")
-                      else await asyncio.to_thread(self._read, h.last_history_id))
+                      else await asyncio.to_thread(self._read, queries.last_history_id))
             if cursor < 0:
                 raise InvalidInput("after_cursor", "must be ≥ 0")
             # the starting point, before any transition: a client knows from here on nothing is missed
@@ -119,7 +119,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
             gaps: dict[int, float] = {}  # history ids skipped (not committed yet) → when first noticed
             while not context.done() and not self.stopping.is_set():
                 # to_thread: the loop's default executor, which is the API's pool, in this context
-                rows = await asyncio.to_thread(self._read, h.history_since, cursor, list(gaps), f)
+                rows = await asyncio.to_thread(self._read, queries.history_since, cursor, list(gaps), f)
                 now = time.monotonic()
                 for row in rows:
                     gaps.pop(row.id, None)
@@ -137,17 +137,17 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
 
     def AcknowledgeAlert(self, request, context):
         return self._write("AcknowledgeAlert", request, pb.Alert, lambda a, uow: out.alert(
-            h.acknowledge_alert(self.ctx, uow, a, request.alert_id, request.note)))
+            alerts.acknowledge_alert(self.ctx, uow, a, request.alert_id, request.note)))
 
     # ---- zones and sensors
     def GetZoneStatus(self, request, context):
-        _actor().require(*h.SENSOR_READ_ROLES)
+        _actor().require(*base.SENSOR_READ_ROLES)
         with self.ctx.uow() as uow:
-            z = h.zone_status(self.ctx, uow, request.depot, request.zone)
+            z = queries.zone_status(self.ctx, uow, request.depot, request.zone)
         return out.zone_status(z, self.ctx.storage_class(z.storage_class))
 
     def GetSensorHistory(self, request, context):
-        _actor().require(*h.SENSOR_READ_ROLES)
+        _actor().require(*base.SENSOR_READ_ROLES)
         if not request.depot:
             raise InvalidInput("depot", "required")
         if not request.zone:
@@ -211,7 +211,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
             received_after=_instant(request, "received_after"),
             received_before=_instant(request, "received_before"))
         with self.ctx.uow() as uow:
-            page = h.list_ingest_dead_letters(uow, _actor(), f, request.page.page_size,
+            page = queries.list_ingest_dead_letters(uow, _actor(), f, request.page.page_size,
                                               request.page.page_token)
         return pb.ListIngestDeadLettersResponse(
             dead_letters=[out.dead_letter(d) for d in page.items],
@@ -229,7 +229,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
                 raise InvalidInput(f"prices[{i}].price_yuan", "required, e.g. \"12.50\"")
         return self._write("SubmitPrices", request, pb.SubmitPricesResponse, lambda a, uow:
                            pb.SubmitPricesResponse(results=[
-                               out.price_result(r) for r in h.submit_prices(self.ctx, uow, a, items)]))
+                               out.price_result(r) for r in prices.submit_prices(self.ctx, uow, a, items)]))
 
 
 def run(settings: Settings) -> None:

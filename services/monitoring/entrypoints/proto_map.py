@@ -12,9 +12,9 @@ from google.protobuf.json_format import ParseDict
 from supply.v1 import monitoring_pb2 as pb
 
 from services.common.proto_time import timestamp as ts
-from services.monitoring import handlers as h
 from services.monitoring.adapters.dead_letters import DeadLetter
 from services.monitoring.domain import alerts as al
+from services.monitoring.handlers import alerts, prices, queries
 
 KIND = {k: pb.AlertKind.Value(f"ALERT_KIND_{k.upper()}") for k in al.KINDS}
 KIND_NAME = {v: k for k, v in KIND.items()}
@@ -55,7 +55,7 @@ def alert(a: al.Alert, *, with_history: bool = True) -> pb.Alert:
         opened_at=ts(a.opened_at), updated_at=ts(last_at), cleared_at=ts(a.cleared_at),
         acknowledged_by=a.acknowledged_by or "", acknowledged_at=ts(a.acknowledged_at),
         acknowledged_note=a.acknowledged_note or "", evidence=struct(a.evidence),
-        lot_ids=list(a.lot_ids), spoilage=h.alert_is_spoilage(a),
+        lot_ids=list(a.lot_ids), spoilage=alerts.alert_is_spoilage(a),
     )
     if with_history:
         m.history.extend(pb.AlertHistoryEntry(
@@ -77,12 +77,12 @@ def alert_from_payload(p: Mapping[str, Any]) -> pb.Alert:
     )
 
 
-def transition(row: h.HistoryRow) -> pb.AlertTransition:
+def transition(row: queries.HistoryRow) -> pb.AlertTransition:
     return pb.AlertTransition(cursor=row.id, action=ACTION[row.action], at=ts(row.at), by=row.by or "",
                               note=row.note or "", alert=alert_from_payload(row.payload))
 
 
-def zone_status(z: h.ZoneStatus, sc) -> pb.ZoneStatus:
+def zone_status(z: queries.ZoneStatus, sc) -> pb.ZoneStatus:
     m = pb.ZoneStatus(
         depot=z.depot, zone=z.zone, storage_class=z.storage_class or "",
         storage_class_name_zh=sc.name_zh if sc else "", storage_class_name_en=sc.name_en if sc else "",
@@ -111,7 +111,7 @@ def zone_status(z: h.ZoneStatus, sc) -> pb.ZoneStatus:
     return m
 
 
-def price_result(r: h.PriceResult) -> pb.PriceResult:
+def price_result(r: prices.PriceResult) -> pb.PriceResult:
     o = r.observation
     m = pb.PriceResult(product=o.product, market=o.market, day=o.day.isoformat(),
                        price_fen=o.price_fen, alert_id=r.alert_id or "",

@@ -17,9 +17,9 @@ from nameko.timer import timer
 
 from services.common.config import Settings
 from services.common.nameko_support import ServiceDatabase, run_worker
-from services.monitoring import handlers
 from services.monitoring.adapters.influx import InfluxWriter
 from services.monitoring.bootstrap import build_context, spool_dir
+from services.monitoring.handlers import alerts, base, ingest, lots, zones
 
 log = logging.getLogger(__name__)
 
@@ -57,51 +57,51 @@ def make_service(settings: Settings) -> type:
         def on_zone_registered(self, body):
             def apply(uow, env):
                 p = env["payload"]
-                depot, zone = handlers._req(p, "depot_id"), handlers._req(p, "zone_id")
+                depot, zone = base.required(p, "depot_id"), base.required(p, "zone_id")
                 cap = p.get("capacity_l")
-                handlers.register_zone(ctx, uow, depot, zone, handlers._req(p, "storage_class"),
+                zones.register_zone(ctx, uow, depot, zone, base.required(p, "storage_class"),
                                        capacity=cap if isinstance(cap, int) else None,
                                        source="event", field_prefix="payload.")
-                handlers.audit_zone(ctx, uow, f"{depot}/{zone}", ctx.clock.now())
+                lots.audit_zone(ctx, uow, f"{depot}/{zone}", ctx.clock.now())
             self.events.handle("on_zone_registered", body, apply)
 
         @event_handler("logistics", "stock_received", requeue_on_error=True)
         def on_stock_received(self, body):
             self.events.handle("on_stock_received", body,
-                               lambda uow, env: handlers.stock_received(ctx, uow, env))
+                               lambda uow, env: lots.stock_received(ctx, uow, env))
 
         @event_handler("logistics", "stock_changed", requeue_on_error=True)
         def on_stock_changed(self, body):
             self.events.handle("on_stock_changed", body,
-                               lambda uow, env: handlers.stock_changed(ctx, uow, env))
+                               lambda uow, env: lots.stock_changed(ctx, uow, env))
 
         @event_handler("logistics", "lot_quarantined", requeue_on_error=True)
         def on_lot_quarantined(self, body):
             self.events.handle("on_lot_quarantined", body,
-                               lambda uow, env: handlers.lot_status(ctx, uow, env, "quarantined"))
+                               lambda uow, env: lots.lot_status(ctx, uow, env, "quarantined"))
 
         @event_handler("logistics", "lot_released", requeue_on_error=True)
         def on_lot_released(self, body):
             self.events.handle("on_lot_released", body,
-                               lambda uow, env: handlers.lot_status(ctx, uow, env, "available"))
+                               lambda uow, env: lots.lot_status(ctx, uow, env, "available"))
 
         @event_handler("logistics", "reserve_below_floor", requeue_on_error=True)
         def on_reserve_below_floor(self, body):
             self.events.handle("on_reserve_below_floor", body,
-                               lambda uow, env: handlers.reserve_below_floor(ctx, uow, env))
+                               lambda uow, env: lots.reserve_below_floor(ctx, uow, env))
 
         @timer(interval=cfg.offline_check_s)
         def check_offline(self):
-            periodic("offline", lambda: handlers.check_offline(ctx))
+            periodic("offline", lambda: ingest.check_offline(ctx))
 
         @timer(interval=cfg.spoilage_check_s)
         def check_spoilage(self):
-            periodic("spoilage", lambda: handlers.check_spoilage(ctx))
+            periodic("spoilage", lambda: lots.check_spoilage(ctx))
 
         @timer(interval=cfg.export_check_s)
         def export_alarms(self):
             def run():
-                while handlers.export_alarm_lines(ctx, write_lines) >= 500:
+                while alerts.export_alarm_lines(ctx, write_lines) >= 500:
                     pass
             periodic("export", run)
 

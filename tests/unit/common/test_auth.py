@@ -115,7 +115,7 @@ def test_roles_cover_every_role_the_services_check():
     from services.allocation import handlers as allocation
     from services.intake import handlers as intake
     from services.logistics.handlers import base as logistics
-    from services.monitoring import handlers as monitoring
+    from services.monitoring.handlers import base as monitoring
 
     used = {role for module in (intake, allocation, logistics, monitoring)
             for name, value in vars(module).items() if name.endswith("_ROLES")

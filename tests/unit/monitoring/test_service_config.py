@@ -1,5 +1,5 @@
 """Monitoring's settings and zones file (services/monitoring/config.py), and the stored-sensor
-offline rule (handlers.offline_transition)."""
+offline rule (domain/offline.py offline_transition)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 from services.common.catalogue import load_catalogue
 from services.common.config import ConfigError, load_settings
 from services.monitoring.config import monitoring_config, parse_zones
-from services.monitoring.domain.offline import OfflinePolicy
-from services.monitoring.handlers import offline_transition
+from services.monitoring.domain.offline import OfflinePolicy, offline_transition
 
 CAT = load_catalogue()
 T0 = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)

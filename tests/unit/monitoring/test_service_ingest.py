@@ -16,11 +16,11 @@ from services.common.catalogue import load_catalogue
 from services.common.clock import FixedClock
 from services.common.db import make_engine
 from services.common.migrate import upgrade
-from services.monitoring import handlers as h
 from services.monitoring.adapters import schema
 from services.monitoring.config import MonitoringConfig, ZoneSpec
 from services.monitoring.domain.alarms import ZoneAlarms
 from services.monitoring.domain.readings import Reading
+from services.monitoring.handlers import base, ingest, lots, queries, zones
 from services.monitoring.ingest import Ingest, InMessage, domain_topic, topic_filters
 
 CAT = load_catalogue()
@@ -31,9 +31,9 @@ T0 = datetime(2026, 11, 28, 0, 0, tzinfo=UTC)
 def ctx(tmp_path):
     url = f"sqlite:///{tmp_path / 'monitoring.db'}"
     upgrade("monitoring", url)
-    c = h.MonitoringContext(engine=make_engine(url), catalogue=CAT, clock=FixedClock(T0 + timedelta(days=1)),
+    c = base.MonitoringContext(engine=make_engine(url), catalogue=CAT, clock=FixedClock(T0 + timedelta(days=1)),
                             config=MonitoringConfig(mqtt_root="t1"), timezone=ZoneInfo("Asia/Shanghai"))
-    h.apply_zones_file(c, [ZoneSpec("cs", "chl", "chilled", ("s1", "s2"))])
+    zones.apply_zones_file(c, [ZoneSpec("cs", "chl", "chilled", ("s1", "s2"))])
     return c
 
 
@@ -126,7 +126,7 @@ def test_spoilage_alarm_carries_the_lots_the_zone_holds(ctx):
     with ctx.uow() as uow:
         for lot, item, zone in (("L-PORK", "PORK-KG", "chl"), ("L-MILK", "MILK-1L", "chl"),
                                 ("L-RICE", "RICE-10KG", "amb")):
-            h.stock_received(ctx, uow, {"occurred_at": T0.isoformat(), "payload": {
+            lots.stock_received(ctx, uow, {"occurred_at": T0.isoformat(), "payload": {
                 "lot_id": lot, "item_code": item, "quantity": 10, "depot_id": "cs", "zone_id": zone,
                 "expiry": "2026-12-30", "received_at": T0.isoformat()}})
         uow.commit()
@@ -159,30 +159,30 @@ def test_malformed_payloads_are_dead_lettered_with_reasons_and_the_good_readings
 def test_gateway_will_and_silence_make_sensors_offline_and_data_brings_them_back(ctx):
     ing = Ingest(ctx, [].extend, "ingest-a")
     ing.process([batch("cs", "gw-cs", [entry(0, 2.0, "s1"), entry(0, 2.0, "s2")])])
-    assert h.check_offline(ctx) == []
+    assert ingest.check_offline(ctx) == []
     ing.process([InMessage("t1/cs/gw/gw-cs/status", b"offline")])
-    went = h.check_offline(ctx)
+    went = ingest.check_offline(ctx)
     assert {(t.sensor, t.state, t.reason) for t in went} == {("s1", "offline", "last_will"),
                                                              ("s2", "offline", "last_will")}
-    assert h.check_offline(ctx) == []  # reported once
+    assert ingest.check_offline(ctx) == []  # reported once
     ing.process([InMessage("t1/cs/gw/gw-cs/status", b"online")])
-    back = h.check_offline(ctx)
+    back = ingest.check_offline(ctx)
     assert {(t.sensor, t.state) for t in back} == {("s1", "online"), ("s2", "online")}
     ctx.clock.advance(minutes=3, seconds=1)  # 3 × 60 s without data
-    assert {t.reason for t in h.check_offline(ctx)} == {"silent"}
+    assert {t.reason for t in ingest.check_offline(ctx)} == {"silent"}
     types = [e["event_type"] for e in outbox(ctx)]
     assert types.count("alert_raised") == 4 and types.count("alert_cleared") == 2
 
 
 def test_reserve_and_expiry_and_segregation_alerts(ctx):
     with ctx.uow() as uow:
-        h.register_zone(ctx, uow, "wh", "flm", "flammable")
+        zones.register_zone(ctx, uow, "wh", "flm", "flammable")
         for lot, item, expiry in (("L-ETH", "ETHANOL-75-500ML", "2027-06-01"),
                                   ("L-84", "DISINF-84-1L", "2026-12-05")):
-            h.stock_received(ctx, uow, {"occurred_at": T0.isoformat(), "payload": {
+            lots.stock_received(ctx, uow, {"occurred_at": T0.isoformat(), "payload": {
                 "lot_id": lot, "item_code": item, "quantity": 5, "depot_id": "wh", "zone_id": "flm",
                 "expiry": expiry}})
-        h.reserve_below_floor(ctx, uow, {"payload": {"group": "pork", "days_of_supply": 1.5,
+        lots.reserve_below_floor(ctx, uow, {"payload": {"group": "pork", "days_of_supply": 1.5,
                                                      "floor_days": 3}})
         uow.commit()
     raised = {(p["kind"], p["rule_code"]) for p in
@@ -192,7 +192,7 @@ def test_reserve_and_expiry_and_segregation_alerts(ctx):
     assert ("near_expiry", "NEAR_EXPIRY") in raised  # 84 disinfectant: 7 days left, window 30
     assert ("reserve_below_floor", "RESERVE_FLOOR") in raised
     with ctx.uow() as uow:
-        h.stock_changed(ctx, uow, {"payload": {"lot_id": "L-84", "on_hand": 0, "status": "available",
+        lots.stock_changed(ctx, uow, {"payload": {"lot_id": "L-84", "on_hand": 0, "status": "available",
                                                "ledger_seq": 3}})
         uow.commit()
     cleared = {e["payload"]["rule_code"] for e in outbox(ctx) if e["event_type"] == "alert_cleared"}
@@ -201,7 +201,7 @@ def test_reserve_and_expiry_and_segregation_alerts(ctx):
 
 def test_lot_life_runs_out_in_a_warm_zone_and_is_alerted_for_quarantine(ctx):
     with ctx.uow() as uow:
-        h.stock_received(ctx, uow, {"occurred_at": T0.isoformat(), "payload": {
+        lots.stock_received(ctx, uow, {"occurred_at": T0.isoformat(), "payload": {
             "lot_id": "L-PORK", "item_code": "PORK-KG", "quantity": 10, "depot_id": "cs",
             "zone_id": "chl", "received_at": T0.isoformat()}})
         uow.commit()
@@ -209,15 +209,15 @@ def test_lot_life_runs_out_in_a_warm_zone_and_is_alerted_for_quarantine(ctx):
     entries = [entry(m, 16.0, "s1") for m in range(0, 60 * 48, 30)]
     Ingest(ctx, [].extend, "ingest-a").process([batch("cs", "gw-cs", entries)])
     ctx.clock.current = T0 + timedelta(days=2)
-    assert h.check_spoilage(ctx) >= 1
+    assert lots.check_spoilage(ctx) >= 1
     spoiled = [e["payload"] for e in outbox(ctx)
                if e["event_type"] == "alert_raised" and e["payload"]["kind"] == "spoilage"]
     assert len(spoiled) == 1 and spoiled[0]["lot_ids"] == ["L-PORK"] and spoiled[0]["spoilage"] is True
     assert spoiled[0]["evidence"]["remaining_days"] <= 0
-    h.check_spoilage(ctx)  # not raised twice
+    lots.check_spoilage(ctx)  # not raised twice
     assert len([e for e in outbox(ctx) if e["payload"].get("kind") == "spoilage"]) == 1
     with ctx.uow() as uow:
-        status = h.zone_status(ctx, uow, "cs", "chl")
+        status = queries.zone_status(ctx, uow, "cs", "chl")
     assert status.lots[0].remaining_days < 0 and status.storage_class == "chilled"
 
 

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from services.monitoring.domain import alerts as al
-from services.monitoring.handlers import event_payload
+from services.monitoring.handlers.alerts import event_payload
 from services.notify.adapters.senders import dingtalk_signed
 from services.notify.domain.delivery import RetryPolicy, notification_id
 from services.notify.domain.formats import WECOM_MAX_BYTES, render

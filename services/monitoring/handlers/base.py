@@ -1,0 +1,104 @@
+"""The monitoring context, who may call what, and the small helpers the use cases share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Connection, Engine
+
+from services.common.auth import Caller
+from services.common.catalogue import Catalogue, StorageClass
+from services.common.clock import Clock
+from services.common.db import UnitOfWork, is_postgres
+from services.common.errors import InvalidInput
+from services.monitoring.adapters import schema
+from services.monitoring.config import MonitoringConfig
+from services.monitoring.domain import alerts as al
+from services.monitoring.domain import spoilage
+
+HELD = ("available", "quarantined")
+
+ACK_ROLES = ("hq", "depot_keeper", "operator")
+
+PRICE_ROLES = ("hq", "department", "market_supervisor", "operator")
+
+# Who reads what (docs/integration.md, access matrix; admin reads everything). Nothing here
+# is personal data. Alerts (cold chain, reserves, prices) go also to departments and market
+# supervisors, and to a gateway's own token (the console's one upstream alert stream).
+SENSOR_READ_ROLES = ("hq", "depot_keeper", "operator", "auditor")  # zone status, sensor history
+
+ALERT_READ_ROLES = (*SENSOR_READ_ROLES, "department", "market_supervisor", "gateway")
+
+
+class Actor(Caller):
+    """Who is calling (from the caller's token)."""
+
+
+@dataclass
+class MonitoringContext:
+    engine: Engine
+    catalogue: Catalogue
+    clock: Clock
+    config: MonitoringConfig
+    timezone: ZoneInfo
+    alert_policy: al.AlertPolicy = field(default_factory=al.AlertPolicy)
+    spoilage_policy: spoilage.SpoilagePolicy = field(default_factory=spoilage.SpoilagePolicy)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.engine, schema.tables, "monitoring", self.clock.now)
+
+    def storage_class(self, code: str | None) -> StorageClass | None:
+        return self.catalogue.storage_classes.get(code) if code else None
+
+
+def dialect_insert(conn: Connection, table):
+    if is_postgres(conn):
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def aware(t: datetime | None) -> datetime | None:
+    """A stored instant as aware UTC (SQLite gives back naive UTC, PostgreSQL aware)."""
+    if t is None:
+        return None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def iso(t: datetime | None) -> str | None:
+    return None if t is None else t.isoformat().replace("+00:00", "Z")
+
+
+def required(payload: Mapping[str, Any], name: str, kind: type = str) -> Any:
+    v = payload.get(name)
+    if v is None or (kind is str and (not isinstance(v, str) or not v)):
+        raise InvalidInput(f"payload.{name}", "required")
+    if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
+        raise InvalidInput(f"payload.{name}", f"must be an integer, got {v!r}")
+    return v
+
+
+def parse_instant(v: Any, name: str, default: datetime) -> datetime:
+    if v in (None, ""):
+        return default
+    try:
+        t = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"payload.{name}", f"not an ISO-8601 instant: {v!r}") from None
+    if t.tzinfo is None:
+        raise InvalidInput(f"payload.{name}", f"needs a UTC offset: {v!r}")
+    return t.astimezone(UTC)
+
+
+def parse_day(v: Any, name: str) -> date | None:
+    if v in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(v)[:10])
+    except ValueError:
+        raise InvalidInput(f"payload.{name}", f"not a day YYYY-MM-DD: {v!r}") from None

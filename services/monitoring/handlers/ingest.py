@@ -1,0 +1,352 @@
+"""The ingest's unit of work: one group of MQTT messages in one transaction (dead letters,
+statuses, sensors' last readings, alarm evaluation, alerts); readings of zones nobody registered
+(held, the capped unregistered-sensor alerts); the sensor-offline timer."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy.engine import Connection
+
+from services.common.db import UnitOfWork
+from services.monitoring import state as st
+from services.monitoring.adapters import dead_letters, schema
+from services.monitoring.domain import alerts as al
+from services.monitoring.domain import spoilage
+from services.monitoring.domain.alarms import CLEARED, AlarmTransition, ZoneAlarms
+from services.monitoring.domain.offline import (
+    OFFLINE,
+    SensorTransition,
+    offline_transition,
+)
+from services.monitoring.domain.readings import Reading, Rejected
+from services.monitoring.domain.zones import HoldPolicy
+from services.monitoring.handlers.alerts import clear_key, raise_candidate
+from services.monitoring.handlers.base import MonitoringContext, aware, dialect_insert
+from services.monitoring.handlers.zones import ZoneRow, ensure_zone_rows, lock_zones, zone_interval
+
+
+@dataclass
+class ZoneEval:
+    """A process's decoded copy of a zone's evaluation state, valid while `version` matches."""
+
+    version: int
+    storage_class: str | None
+    alarms: ZoneAlarms | None
+    thermal: spoilage.ThermalHistory
+
+
+class EvalCache:
+    def __init__(self, max_zones: int = 100_000):
+        self.zones: dict[str, ZoneEval] = {}
+        self.max_zones = max_zones
+
+    def invalidate(self, keys: Iterable[str]) -> None:
+        for k in keys:
+            self.zones.pop(k, None)
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    depot: str
+    zone: str | None  # None for a gateway
+    name: str  # sensor or gateway id
+    status: str
+    at: datetime
+
+
+@dataclass
+class IngestOutcome:
+    transitions: list[AlarmTransition] = field(default_factory=list)
+    alerts: list[tuple[str, str]] = field(default_factory=list)  # (alert_id, action)
+
+
+def _load_zone_eval(ctx: MonitoringContext, uow: UnitOfWork, key: str, version: int,
+                    info: ZoneRow | None) -> ZoneEval:
+    zs, s = schema.zone_state, schema.sensors
+    row = uow.conn.execute(select(zs.c.thermal, zs.c.open_rules).where(zs.c.zone_key == key)).one()
+    thermal = st.restore_thermal(key, row.thermal, ctx.spoilage_policy)
+    sc = ctx.storage_class(info.storage_class if info else None)
+    za = None
+    if sc is not None:
+        depot, _, zone = key.partition("/")
+        za = st.new_zone_alarms(depot, zone, sc, ctx.config.alarm_policy)
+        interval = zone_interval(ctx, info)
+        for r in uow.conn.execute(select(s.c.sensor, s.c.evaluators)
+                                  .where(s.c.depot == depot, s.c.zone == zone)).all():
+            za.set_interval(r.sensor, interval)
+            st.load_sensor_evaluators(za, r.sensor, r.evaluators)
+        st.load_open_rules(za, row.open_rules)
+    return ZoneEval(version=version, storage_class=sc.code if sc else None, alarms=za, thermal=thermal)
+
+
+def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zone_map: Mapping[str, ZoneRow],
+                  readings: Sequence[Reading], gateway_of: Mapping[str, str],
+                  statuses: Sequence[StatusChange], rejects: Sequence[tuple[str, Rejected]],
+                  client_id: str) -> IngestOutcome:
+    """One group of MQTT messages: dead letters, statuses, sensors' last readings and evaluator
+    state, zones' thermal sums, alarm transitions → alerts. The caller commits, then acks; on any
+    error it must `cache.invalidate()` the zones of `readings` (their decoded copies moved on)."""
+    now = ctx.clock.now()
+    out = IngestOutcome()
+    conn = uow.conn
+    if rejects:
+        dead_letters.store(conn, rejects, now, client_id, ctx.config.max_reject_rows)
+    _record_statuses(uow, statuses, now)
+    if not readings:
+        return out
+
+    by_zone: dict[str, list[Reading]] = defaultdict(list)
+    for r in readings:
+        by_zone[r.zone_key].append(r)
+    keys = sorted(by_zone)
+    ensure_zone_rows(uow, [k for k in keys if k not in cache.zones], now)
+    versions = lock_zones(uow, keys)
+    if len(cache.zones) > cache.max_zones:
+        cache.zones.clear()
+
+    sensor_rows: list[dict] = []
+    zone_rows: list[dict] = []
+    for key in keys:
+        info = zone_map.get(key)
+        version = versions[key]
+        ze = cache.zones.get(key)
+        sc_code = info.storage_class if info else None
+        if ze is None or ze.version != version or ze.storage_class != sc_code:
+            ze = cache.zones[key] = _load_zone_eval(ctx, uow, key, version, info)
+        rs = sorted(by_zone[key], key=lambda r: (r.ts, r.sensor))
+        za = ze.alarms
+        if za is not None:
+            interval = zone_interval(ctx, info)
+            for sensor in {r.sensor for r in rs}:
+                if sensor not in za._intervals:
+                    za.set_interval(sensor, interval)
+            for r in rs:
+                out.transitions.extend(za.feed(r))
+        newest: dict[str, Reading] = {}
+        for r in rs:
+            ze.thermal.feed(r.ts, r.temp_c)
+            newest[r.sensor] = r  # rs is in time order: the last one per sensor is its newest
+        for sensor, r in newest.items():
+            sensor_rows.append({
+                "sensor_key": r.sensor_key, "depot": r.depot, "zone": r.zone, "sensor": sensor,
+                "gateway": gateway_of.get(r.sensor_key), "expected_since": now, "last_ts": r.ts,
+                "last_received_at": now, "last_seq": r.seq, "last_temp_c": r.temp_c,
+                "last_rh": r.rh, "reported_offline": False,
+                "evaluators": st.sensor_evaluators(za, sensor) if za is not None else None,
+            })
+        ze.version = version + 1
+        zone_rows.append({"k": key, "v": ze.version, "thermal": st.thermal_state(ze.thermal),
+                          "open_rules": st.open_rules_state(za) if za is not None else {},
+                          "at": now})
+    _upsert_sensor_readings(uow, sensor_rows)
+    zs = schema.zone_state
+    conn.execute(update(zs).where(zs.c.zone_key == bindparam("k")).values(
+        version=bindparam("v"), thermal=bindparam("thermal"), open_rules=bindparam("open_rules"),
+        updated_at=bindparam("at")), zone_rows)
+
+    lots_of: dict[str, list[str]] = {}
+    for t in out.transitions:
+        c = al.from_alarm(t, ctx.alert_policy)
+        if t.state == CLEARED:
+            alert = clear_key(uow, c.key, t.at, c.evidence, value=t.value, sensor=t.sensor)
+            if alert is not None:
+                out.alerts.append((alert.alert_id, CLEARED))
+            continue
+        if t.spoilage:
+            if t.zone_key not in lots_of:
+                lots_of[t.zone_key] = zone_lot_ids(uow, t.zone_key)
+            c = replace(c, lot_ids=tuple(lots_of[t.zone_key]))
+        res = raise_candidate(uow, c, t.at, value=t.value, sensor=t.sensor)
+        if res is not None:
+            out.alerts.append((res[0].alert_id, res[1]))
+    return out
+
+
+def hold_readings(uow: UnitOfWork, readings: Sequence[Reading], gateway_of: Mapping[str, str],
+                  now: datetime) -> None:
+    if readings:
+        uow.conn.execute(schema.held_readings.insert(), [
+            {"zone_key": r.zone_key, "sensor_key": r.sensor_key, "depot": r.depot, "zone": r.zone,
+             "sensor": r.sensor, "gateway": gateway_of.get(r.sensor_key), "ts": r.ts, "seq": r.seq,
+             "temp_c": r.temp_c, "rh": r.rh, "received_at": now} for r in readings])
+
+
+@dataclass(frozen=True)
+class HeldReading:
+    id: int
+    reading: Reading
+    gateway: str | None
+
+
+def held_readings_of(conn: Connection, keys: Iterable[str], limit: int = 100_000) -> list[HeldReading]:
+    """The held readings of these zones, oldest first."""
+    keys = sorted(set(keys))
+    if not keys:
+        return []
+    hr = schema.held_readings
+    rows = conn.execute(select(hr).where(hr.c.zone_key.in_(keys)).order_by(hr.c.ts, hr.c.id)
+                        .limit(limit)).all()
+    return [HeldReading(r.id, Reading(r.depot, r.zone, r.sensor, aware(r.ts), r.seq, r.temp_c, r.rh),
+                        r.gateway) for r in rows]
+
+
+def registered_held_zones(conn: Connection, limit: int = 100) -> list[str]:
+    """Zones with held readings that are registered now: theirs are to be judged."""
+    hr, z = schema.held_readings, schema.zones
+    return list(conn.execute(select(hr.c.zone_key).distinct()
+                             .select_from(hr.join(z, z.c.zone_key == hr.c.zone_key))
+                             .order_by(hr.c.zone_key).limit(limit)).scalars())
+
+
+def delete_held(ctx: MonitoringContext, ids: Sequence[int]) -> None:
+    hr = schema.held_readings
+    with ctx.uow() as uow:
+        for i in range(0, len(ids), 1000):
+            uow.conn.execute(hr.delete().where(hr.c.id.in_(list(ids[i:i + 1000]))))
+        uow.commit()
+
+
+def trim_held(ctx: MonitoringContext, policy: HoldPolicy, now: datetime) -> int:
+    """Enforce the hold's bounds: retention, newest `per_sensor` per sensor, `max_rows` in all."""
+    hr = schema.held_readings
+    with ctx.uow() as uow:
+        n = uow.conn.execute(hr.delete().where(hr.c.received_at < now - policy.retention)).rowcount
+        rank = func.row_number().over(partition_by=hr.c.sensor_key,
+                                      order_by=(hr.c.ts.desc(), hr.c.id.desc())).label("rank")
+        ranked = select(hr.c.id, rank).subquery()
+        n += uow.conn.execute(hr.delete().where(hr.c.id.in_(
+            select(ranked.c.id).where(ranked.c.rank > policy.per_sensor)))).rowcount
+        floor = uow.conn.execute(select(hr.c.id).order_by(hr.c.id.desc())
+                                 .offset(policy.max_rows).limit(1)).scalar()
+        if floor is not None:
+            n += uow.conn.execute(hr.delete().where(hr.c.id <= floor)).rowcount
+        uow.commit()
+    return n
+
+
+def _open_unregistered_zones(uow: UnitOfWork, depot: str) -> list[str]:
+    a = schema.alerts
+    return list(uow.conn.execute(select(a.c.zone).where(
+        a.c.kind == "unregistered_sensor", a.c.depot == depot, a.c.rule_code == "UNREGISTERED_SENSOR",
+        a.c.open_key.is_not(None))).scalars())
+
+
+def raise_unregistered(ctx: MonitoringContext, uow: UnitOfWork, depot: str,
+                       sensors: Mapping[str, Iterable[str]], registered_under: Mapping[str, str | None],
+                       at: datetime) -> tuple[list[str], list[str]]:
+    """One open alert per (depot, zone), an open one left as it is, up to the depot's cap
+    (SUPPLY_UNREGISTERED_ALERTS_PER_DEPOT); beyond it one alert says the cap was hit. `sensors`
+    by zone id. Returns the zones alerted now and the zones over the cap (only counted)."""
+    open_zones = _open_unregistered_zones(uow, depot)
+    cap = ctx.config.unregistered_alerts_per_depot
+    alert, over = al.unregistered_zones_to_alert(sensors, open_zones, cap)
+    for zone in alert:
+        raise_candidate(uow, al.unregistered_sensor(depot, zone, sensors[zone],
+                                                    registered_under=registered_under.get(zone),
+                                                    policy=ctx.alert_policy), at, update_existing=False)
+    if over:
+        raise_candidate(uow, al.unregistered_cap_reached(depot, cap, over, ctx.alert_policy), at,
+                        update_existing=False)
+    return alert, over
+
+
+def clear_unregistered(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str,
+                       at: datetime, released: int) -> str | None:
+    key = al.unregistered_sensor(depot, zone, ()).key
+    alert = clear_key(uow, key, at, {"reason": "zone registered; held readings judged / 库区已登记, 暂存数据已判定",
+                                     "released": released})
+    if alert is not None and len(_open_unregistered_zones(uow, depot)) < ctx.config.unregistered_alerts_per_depot:
+        clear_key(uow, al.unregistered_cap_reached(depot, 0, ()).key, at,
+                  {"reason": "below the cap again / 未登记库区告警已低于上限"})
+    return alert.alert_id if alert else None
+
+
+def _upsert_sensor_readings(uow: UnitOfWork, rows: list[dict]) -> None:
+    if not rows:
+        return
+    s = schema.sensors
+    ins = dialect_insert(uow.conn, s)
+    ex = ins.excluded
+    newer = or_(s.c.last_ts.is_(None), ex.last_ts > s.c.last_ts)
+
+    def newest(col):
+        from sqlalchemy import case
+
+        return case((newer, getattr(ex, col)), else_=getattr(s.c, col))
+
+    stmt = ins.on_conflict_do_update(index_elements=[s.c.sensor_key], set_={
+        "gateway": func.coalesce(ex.gateway, s.c.gateway),
+        "last_ts": newest("last_ts"), "last_seq": newest("last_seq"),
+        "last_temp_c": newest("last_temp_c"), "last_rh": newest("last_rh"),
+        "last_received_at": ex.last_received_at,
+        "evaluators": ex.evaluators,
+    })
+    uow.conn.execute(stmt, rows)
+
+
+def _record_statuses(uow: UnitOfWork, statuses: Sequence[StatusChange], now: datetime) -> None:
+    for sc in statuses:
+        if sc.zone is None:
+            g = schema.gateways
+            stmt = dialect_insert(uow.conn, g).values(gateway_key=f"{sc.depot}/{sc.name}", depot=sc.depot,
+                                               gateway=sc.name, status=sc.status, status_at=sc.at)
+            uow.conn.execute(stmt.on_conflict_do_update(
+                index_elements=[g.c.gateway_key], set_={"status": sc.status, "status_at": sc.at}))
+        else:
+            s = schema.sensors
+            stmt = dialect_insert(uow.conn, s).values(
+                sensor_key=f"{sc.depot}/{sc.zone}/{sc.name}", depot=sc.depot, zone=sc.zone,
+                sensor=sc.name, expected_since=now, status=sc.status, status_at=sc.at,
+                reported_offline=False)
+            uow.conn.execute(stmt.on_conflict_do_update(
+                index_elements=[s.c.sensor_key], set_={"status": sc.status, "status_at": sc.at}))
+
+
+def zone_lot_ids(uow: UnitOfWork, key: str) -> list[str]:
+    lt = schema.lots
+    rows = uow.conn.execute(select(lt.c.lot_id).where(lt.c.zone_key == key, lt.c.status == "available",
+                                                      lt.c.on_hand > 0).order_by(lt.c.lot_id)).all()
+    return [r.lot_id for r in rows]
+
+
+def check_offline(ctx: MonitoringContext) -> list[SensorTransition]:
+    now = ctx.clock.now()
+    s, g, z = schema.sensors, schema.gateways, schema.zones
+    out: list[SensorTransition] = []
+    with ctx.uow() as uow:
+        rows = uow.conn.execute(
+            select(s.c.sensor_key, s.c.depot, s.c.zone, s.c.sensor, s.c.expected_since,
+                   s.c.last_received_at, s.c.last_ts, s.c.interval_s, s.c.status,
+                   s.c.reported_offline, g.c.status.label("gw_status"), z.c.interval_s.label("zone_interval"))
+            .select_from(s.outerjoin(g, and_(g.c.depot == s.c.depot, g.c.gateway == s.c.gateway))
+                         .outerjoin(z, and_(z.c.depot == s.c.depot, z.c.zone == s.c.zone)))
+            .order_by(s.c.sensor_key)).all()
+        for r in rows:
+            seconds = r.interval_s or r.zone_interval
+            t = offline_transition(
+                r.depot, r.zone, r.sensor, expected_since=aware(r.expected_since),
+                last_heard=aware(r.last_received_at), last_reading=aware(r.last_ts),
+                interval=timedelta(seconds=seconds) if seconds else None,
+                status_offline=r.status == OFFLINE or r.gw_status == OFFLINE,
+                reported_offline=r.reported_offline, now=now, policy=ctx.config.offline_policy)
+            if t is None:
+                continue
+            # a conditional update: two workers checking at once raise the alert once
+            won = uow.conn.execute(update(s).where(s.c.sensor_key == r.sensor_key,
+                                                   s.c.reported_offline == r.reported_offline)
+                                   .values(reported_offline=t.state == OFFLINE)).rowcount
+            if not won:
+                continue
+            c = al.from_offline(t, ctx.alert_policy)
+            if t.state == OFFLINE:
+                raise_candidate(uow, c, now, update_existing=False, sensor=t.sensor)
+            else:
+                clear_key(uow, c.key, now, c.evidence, sensor=t.sensor)
+            out.append(t)
+        uow.commit()
+    return out

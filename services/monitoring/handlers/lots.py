@@ -1,0 +1,299 @@
+"""Lots from logistics' events: thermal accounts per zone, segregation audit, near expiry,
+spoilage and MKT (worker timer), reserve floor alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from services.common.db import UnitOfWork, utcnow
+from services.common.errors import InvalidInput
+from services.common.serde import from_jsonable, to_jsonable
+from services.monitoring import state as st
+from services.monitoring.adapters import schema
+from services.monitoring.domain import alerts as al
+from services.monitoring.domain import hazmat, spoilage
+from services.monitoring.domain.readings import zone_key
+from services.monitoring.handlers.alerts import (
+    clear_key,
+    load_open_alert,
+    load_open_alerts,
+    raise_candidate,
+)
+from services.monitoring.handlers.base import (
+    HELD,
+    MonitoringContext,
+    aware,
+    parse_day,
+    parse_instant,
+    required,
+)
+from services.monitoring.handlers.zones import (
+    lock_zones_sorted,
+    register_zone,
+    save_thermal,
+    zone_state_for_update,
+)
+
+
+def lot_account(data: Any) -> spoilage.LotThermalAccount | None:
+    return None if data is None else from_jsonable(spoilage.LotThermalAccount, data)
+
+
+def _expires_at(ctx: MonitoringContext, day: date | None) -> datetime | None:
+    if day is None:
+        return None
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=ctx.timezone)
+
+
+def _enter_zone(ctx: MonitoringContext, uow: UnitOfWork, acct: spoilage.LotThermalAccount,
+                key: str, at: datetime) -> None:
+    version, h, _ = zone_state_for_update(uow, key)
+    models = st.thermal_models(h)
+    acct.enter(h, at)
+    if st.thermal_models(h) != models:
+        save_thermal(uow, key, version, h)
+
+
+def _leave_zone(ctx: MonitoringContext, uow: UnitOfWork, acct: spoilage.LotThermalAccount,
+                at: datetime) -> None:
+    if acct.zone_key is None:
+        return
+    _, h, _ = zone_state_for_update(uow, acct.zone_key)
+    acct.leave(h, at)
+
+
+def stock_received(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[str, Any]) -> None:
+    """A receipt put away: the lot is now in its zone (its thermal account starts there)."""
+    p = envelope["payload"]
+    lot_id, item_code = required(p, "lot_id"), required(p, "item_code")
+    depot, zone = required(p, "depot_id"), required(p, "zone_id")
+    quantity = required(p, "quantity", int)
+    try:
+        item = ctx.catalogue.item(item_code)
+    except Exception:
+        raise InvalidInput("payload.item_code", f"unknown item code {item_code!r}") from None
+    storage_class = p.get("storage_class") or item.storage_class
+    register_zone(ctx, uow, depot, zone, storage_class, source="stock", field_prefix="payload.")
+    occurred = parse_instant(envelope.get("occurred_at"), "occurred_at", ctx.clock.now())
+    received_at = parse_instant(p.get("received_at"), "received_at", occurred)
+    expiry = parse_day(p.get("expiry"), "expiry")
+    key = zone_key(depot, zone)
+    lt = schema.lots
+    row = uow.conn.execute(select(lt).where(lt.c.lot_id == lot_id).with_for_update()).first()
+    acct = lot_account(row.account) if row is not None else None
+    if acct is None:
+        acct = spoilage.open_account(lot_id, item_code, ctx.catalogue, received_at,
+                                     _expires_at(ctx, expiry), ctx.spoilage_policy)
+    if acct.zone_key != key:
+        lock_zones_sorted(uow, {key, acct.zone_key})
+        _leave_zone(ctx, uow, acct, received_at)
+        _enter_zone(ctx, uow, acct, key, received_at)
+    values = {"item_code": item_code, "depot": depot, "zone": zone, "zone_key": key,
+              "on_hand": quantity if row is None else max(row.on_hand, quantity),
+              "status": "available" if row is None else row.status, "expiry": expiry,
+              "received_at": received_at if row is None else aware(row.received_at),
+              "account": to_jsonable(acct), "updated_at": utcnow()}
+    if row is None:
+        uow.conn.execute(lt.insert().values(lot_id=lot_id, ledger_seq=0, **values))
+    else:
+        uow.conn.execute(update(lt).where(lt.c.lot_id == lot_id).values(**values))
+    audit_zone(ctx, uow, key, ctx.clock.now())
+    if row is not None and row.zone_key != key:
+        audit_zone(ctx, uow, row.zone_key, ctx.clock.now())
+    check_expiry(ctx, uow, [lot_id])
+
+
+def stock_changed(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[str, Any]) -> None:
+    """Any ledger movement: on hand, status, and a move to another zone."""
+    p = envelope["payload"]
+    lot_id = required(p, "lot_id")
+    on_hand = required(p, "on_hand", int)
+    seq = p.get("ledger_seq") or 0
+    status = p.get("status") or "available"
+    lt = schema.lots
+    row = uow.conn.execute(select(lt).where(lt.c.lot_id == lot_id).with_for_update()).first()
+    now = ctx.clock.now()
+    at = parse_instant(envelope.get("occurred_at"), "occurred_at", now)
+    if row is not None and seq and row.ledger_seq and seq <= row.ledger_seq:
+        return  # an older movement than one already applied
+    depot = p.get("depot_id") or (row.depot if row else None)
+    zone = p.get("zone_id") or (row.zone if row else None)
+    if depot is None or zone is None:
+        raise InvalidInput("payload.zone_id", "required for a lot monitoring has not seen")
+    key = zone_key(depot, zone)
+    gone = on_hand <= 0 or status == "written_off"
+    new_status = ("written_off" if status == "written_off" else "gone") if gone else status
+    if row is None:
+        if gone:
+            return
+        item_code = required(p, "item_code")
+        try:
+            item = ctx.catalogue.item(item_code)
+        except Exception:
+            raise InvalidInput("payload.item_code", f"unknown item code {item_code!r}") from None
+        register_zone(ctx, uow, depot, zone, item.storage_class, source="stock", field_prefix="payload.")
+        acct = spoilage.open_account(lot_id, item_code, ctx.catalogue, at, None, ctx.spoilage_policy)
+        _enter_zone(ctx, uow, acct, key, at)
+        uow.conn.execute(lt.insert().values(
+            lot_id=lot_id, item_code=item_code, depot=depot, zone=zone, zone_key=key,
+            on_hand=on_hand, status=new_status, expiry=None, received_at=at, ledger_seq=seq,
+            account=to_jsonable(acct), updated_at=utcnow()))
+        audit_zone(ctx, uow, key, now)
+        return
+    acct = lot_account(row.account)
+    if acct is not None:
+        lock_zones_sorted(uow, {key, acct.zone_key})
+        if gone:
+            _leave_zone(ctx, uow, acct, at)
+        elif acct.zone_key != key:
+            _leave_zone(ctx, uow, acct, at)
+            _enter_zone(ctx, uow, acct, key, at)
+    uow.conn.execute(update(lt).where(lt.c.lot_id == lot_id).values(
+        depot=depot, zone=zone, zone_key=key, on_hand=max(on_hand, 0), status=new_status,
+        ledger_seq=seq or row.ledger_seq, account=to_jsonable(acct) if acct else None,
+        updated_at=utcnow()))
+    if gone:
+        clear_lot_alerts(uow, lot_id, now)
+    for k in sorted({key, row.zone_key}):
+        audit_zone(ctx, uow, k, now)
+
+
+def lot_status(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[str, Any], status: str) -> None:
+    """lot_quarantined / lot_released: the lot's status (a quarantined lot is not alerted again).
+    A `lot_released` that reports a write-off carries the lot's resulting status (a partial
+    write-off of quarantined stock leaves it quarantined): that status wins."""
+    p = envelope["payload"]
+    lot_id = required(p, "lot_id")
+    if p.get("outcome") == "written_off" and p.get("status") in ("quarantined", "available", "written_off"):
+        status = p["status"]
+    lt = schema.lots
+    row = uow.conn.execute(select(lt.c.status).where(lt.c.lot_id == lot_id).with_for_update()).first()
+    if row is None or row.status in ("gone", "written_off"):
+        return
+    uow.conn.execute(update(lt).where(lt.c.lot_id == lot_id).values(status=status, updated_at=utcnow()))
+
+
+LOT_ALERT_KINDS = ("spoilage", "mkt", "near_expiry")
+
+
+def clear_lot_alerts(uow: UnitOfWork, lot_id: str, at: datetime) -> None:
+    a = schema.alerts
+    for alert in load_open_alerts(uow, a.c.subject == lot_id, a.c.kind.in_(LOT_ALERT_KINDS)):
+        clear_key(uow, alert.key, at, {"reason": "lot no longer held / 批次已出库或核销"})
+
+
+def _held_lots(uow: UnitOfWork, key: str) -> list[Any]:
+    lt = schema.lots
+    return uow.conn.execute(select(lt.c.lot_id, lt.c.item_code, lt.c.status)
+                            .where(lt.c.zone_key == key, lt.c.status.in_(HELD), lt.c.on_hand > 0)
+                            .order_by(lt.c.lot_id)).all()
+
+
+def audit_zone(ctx: MonitoringContext, uow: UnitOfWork, key: str, at: datetime) -> None:
+    """Segregation audit of what logistics says the zone holds; stale violations clear."""
+    z, a = schema.zones, schema.alerts
+    info = uow.conn.execute(select(z.c.depot, z.c.zone, z.c.storage_class)
+                            .where(z.c.zone_key == key)).first()
+    if info is None:
+        return
+    contents = hazmat.ZoneContents(info.depot, info.zone, info.storage_class,
+                                   tuple((r.lot_id, r.item_code) for r in _held_lots(uow, key)))
+    found = {}
+    for v in hazmat.audit_zone(contents, ctx.catalogue):
+        c = al.from_segregation(v, ctx.alert_policy)
+        found[c.key] = c
+    for alert in load_open_alerts(uow, a.c.kind == "segregation", a.c.depot == info.depot,
+                                  a.c.zone == info.zone):
+        if alert.key not in found:
+            clear_key(uow, alert.key, at, {"reason": "segregation restored / 已恢复分区存放"})
+    for c in found.values():
+        existing = load_open_alert(uow, c.key)
+        if existing is not None and set(existing.lot_ids) >= set(c.lot_ids):
+            continue
+        raise_candidate(uow, c, at)
+
+
+def check_expiry(ctx: MonitoringContext, uow: UnitOfWork, lot_ids: Sequence[str] | None = None) -> int:
+    """Near-expiry alerts for held lots (all of them, or `lot_ids`); an open one is updated once
+    a day (days_left changes)."""
+    lt = schema.lots
+    q = select(lt.c.lot_id, lt.c.item_code, lt.c.depot, lt.c.zone, lt.c.expiry).where(
+        lt.c.status == "available", lt.c.on_hand > 0, lt.c.expiry.is_not(None))
+    if lot_ids is not None:
+        q = q.where(lt.c.lot_id.in_(list(lot_ids)))
+    rows = uow.conn.execute(q).all()
+    now = ctx.clock.now()
+    today = now.astimezone(ctx.timezone).date()
+    lots = [al.LotExpiry(r.lot_id, r.item_code, r.depot, r.zone, r.expiry) for r in rows]
+    n = 0
+    for f in al.near_expiry(lots, today, ctx.catalogue, ctx.alert_policy):
+        c = al.from_near_expiry(f, ctx.alert_policy)
+        existing = load_open_alert(uow, c.key)
+        if existing is not None and existing.evidence.get("days_left") == f.days_left:
+            continue
+        raise_candidate(uow, c, now)
+        n += 1
+    return n
+
+
+def check_spoilage(ctx: MonitoringContext) -> int:
+    """Remaining shelf life and MKT of every held lot from its zone's thermal sums; a lot whose life
+    ran out or whose MKT is above its class's limit gets an alert with spoilage: true."""
+    lt, z = schema.lots, schema.zones
+    with ctx.uow() as uow:
+        keys = [r.zone_key for r in uow.conn.execute(
+            select(lt.c.zone_key).where(lt.c.status == "available", lt.c.on_hand > 0,
+                                        lt.c.account.is_not(None)).distinct()).all()]
+    raised = 0
+    for key in sorted(keys):
+        with ctx.uow() as uow:
+            now = ctx.clock.now()
+            _, h, _ = zone_state_for_update(uow, key)
+            sc_row = uow.conn.execute(select(z.c.storage_class).where(z.c.zone_key == key)).first()
+            sc = ctx.storage_class(sc_row.storage_class if sc_row else None)
+            rows = uow.conn.execute(select(lt.c.lot_id, lt.c.account).where(
+                lt.c.zone_key == key, lt.c.status == "available", lt.c.on_hand > 0)).all()
+            for r in rows:
+                acct = lot_account(r.account)
+                if acct is None:
+                    continue
+                for f in spoilage.evaluate_lot(acct, h if acct.zone_key == key else None, sc, now,
+                                               ctx.spoilage_policy):
+                    c = al.from_spoilage(f, ctx.alert_policy)
+                    if raise_candidate(uow, c, now, update_existing=False) is not None:
+                        raised += 1
+            uow.commit()
+    with ctx.uow() as uow:
+        raised += check_expiry(ctx, uow)
+        expire_reserve_alerts(ctx, uow)
+        uow.commit()
+    return raised
+
+
+def reserve_below_floor(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[str, Any]) -> None:
+    p = envelope["payload"]
+    group = required(p, "group")
+    if group not in ctx.catalogue.groups:
+        raise InvalidInput("payload.group", f"unknown item group {group!r}")
+    try:
+        days = float(p["days_of_supply"])
+        floor = float(p["floor_days"])
+    except (KeyError, TypeError, ValueError):
+        raise InvalidInput("payload.days_of_supply", "days_of_supply and floor_days must be numbers") from None
+    c = al.reserve_below_floor(p.get("depot_id"), group, ctx.catalogue, days, floor, ctx.alert_policy)
+    extra = {k: p[k] for k in ("usable_quantity", "daily_consumption") if k in p}
+    c = replace(c, evidence={**c.evidence, **extra})
+    raise_candidate(uow, c, ctx.clock.now(), value=days)
+
+
+def expire_reserve_alerts(ctx: MonitoringContext, uow: UnitOfWork) -> None:
+    a = schema.alerts
+    cutoff = ctx.clock.now() - ctx.config.reserve_alert_ttl
+    for alert in load_open_alerts(uow, a.c.kind == "reserve_below_floor", a.c.updated_at < cutoff):
+        clear_key(uow, alert.key, ctx.clock.now(),
+                  {"reason": "not re-raised by logistics / 储备已恢复(未再报告低于底线)"})

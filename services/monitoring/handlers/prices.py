@@ -1,0 +1,79 @@
+"""Prices (gRPC SubmitPrices): validate, store, and raise or clear price_rise alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from services.common.db import UnitOfWork
+from services.common.errors import InvalidInput
+from services.monitoring.adapters import schema
+from services.monitoring.domain import alerts as al
+from services.monitoring.domain import prices
+from services.monitoring.domain.alarms import CLEARED
+from services.monitoring.handlers.alerts import clear_key, raise_candidate
+from services.monitoring.handlers.base import PRICE_ROLES, Actor, MonitoringContext, dialect_insert
+
+
+@dataclass(frozen=True)
+class PriceResult:
+    observation: prices.PriceObservation
+    rise: prices.PriceRise | None
+    alert_id: str | None
+    action: str | None
+
+
+def submit_prices(ctx: MonitoringContext, uow: UnitOfWork, actor: Actor,
+                  submissions: Sequence[Mapping[str, Any]]) -> list[PriceResult]:
+    actor.require(*PRICE_ROLES)
+    policy = ctx.config.price_policy
+    now = ctx.clock.now()
+    today = now.astimezone(ctx.timezone).date()
+    observations = []
+    for i, raw in enumerate(submissions):
+        raw = dict(raw)
+        if not raw.get("day"):
+            raw["day"] = today.isoformat()
+        try:
+            observations.append(prices.validate_submission(raw, policy, today))
+        except InvalidInput as exc:
+            raise InvalidInput(f"prices[{i}].{exc.field}", exc.message.split(": ", 1)[-1]) from None
+    seen: dict[tuple, int] = {}
+    for i, o in enumerate(observations):
+        k = (o.product, o.market, o.day)
+        if k in seen:
+            raise InvalidInput(f"prices[{i}]", f"repeats prices[{seen[k]}] (same product, market and day)")
+        seen[k] = i
+    p = schema.prices
+    out = []
+    for o in observations:
+        stmt = dialect_insert(uow.conn, p).values(product=o.product, market=o.market, day=o.day,
+                                           price_fen=o.price_fen, submitted_by=actor.identity,
+                                           submitted_at=now)
+        uow.conn.execute(stmt.on_conflict_do_update(
+            index_elements=[p.c.product, p.c.market, p.c.day],
+            set_={"price_fen": o.price_fen, "submitted_by": actor.identity, "submitted_at": now}))
+        start = o.day - timedelta(days=policy.baseline_days)
+        history = [prices.PriceObservation(r.product, r.market, r.day, r.price_fen)
+                   for r in uow.conn.execute(select(p).where(
+                       p.c.product == o.product, p.c.market == o.market,
+                       p.c.day >= start, p.c.day < o.day)).all()]
+        rise = prices.detect_price_rise(o, history, policy)
+        key = al.alert_key("price_rise", None, None, "PRICE_RISE", f"{o.product}@{o.market}")
+        alert_id = action = None
+        if rise is not None:
+            res = raise_candidate(uow, al.from_price_rise(rise, ctx.alert_policy), now,
+                                  value=float(rise.rise_pct))
+            if res is not None:
+                alert_id, action = res[0].alert_id, res[1]
+        elif o.day == today:
+            cleared = clear_key(uow, key, now, {"reason": "price back within threshold / 价格回落",
+                                                "price_fen": o.price_fen})
+            if cleared is not None:
+                alert_id, action = cleared.alert_id, CLEARED
+        out.append(PriceResult(o, rise, alert_id, action))
+    return out

@@ -1,0 +1,150 @@
+"""Zones: the zone map, registration (logistics' event, the zones file, stock), and the
+zones' evaluation-state rows (locked in sorted order: ADR 0002)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
+
+from services.common.db import UnitOfWork, utcnow
+from services.common.errors import InvalidInput
+from services.monitoring import state as st
+from services.monitoring.adapters import schema
+from services.monitoring.config import ZoneSpec
+from services.monitoring.domain import spoilage
+from services.monitoring.domain.readings import zone_key
+from services.monitoring.handlers.base import MonitoringContext, dialect_insert
+
+
+@dataclass(frozen=True)
+class ZoneRow:
+    zone_key: str
+    depot: str
+    zone: str
+    storage_class: str
+    interval_s: float | None
+    source: str
+
+
+def load_zone_map(conn: Connection) -> dict[str, ZoneRow]:
+    z = schema.zones
+    rows = conn.execute(select(z.c.zone_key, z.c.depot, z.c.zone, z.c.storage_class,
+                               z.c.interval_s, z.c.source)).all()
+    return {r.zone_key: ZoneRow(*r) for r in rows}
+
+
+def register_zone(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str, storage_class: str,
+                  *, capacity: int | None = None, interval_s: float | None = None,
+                  source: str = "event", field_prefix: str = "") -> bool:
+    """Upsert a zone. A zone registered by logistics' event is never overridden by the zones file
+    or by a storage class learned from stock. Returns True when something changed."""
+    if storage_class not in ctx.catalogue.storage_classes:
+        raise InvalidInput(f"{field_prefix}storage_class",
+                           f"{storage_class!r} is not one of {sorted(ctx.catalogue.storage_classes)}")
+    z = schema.zones
+    key = zone_key(depot, zone)
+    row = uow.conn.execute(select(z).where(z.c.zone_key == key)).first()
+    now = utcnow()
+    if row is None:
+        inserted = uow.conn.execute(dialect_insert(uow.conn, z).values(
+            zone_key=key, depot=depot, zone=zone, storage_class=storage_class, capacity=capacity,
+            interval_s=interval_s, source=source, updated_at=now).on_conflict_do_nothing()).rowcount
+        if inserted:
+            return True
+        row = uow.conn.execute(select(z).where(z.c.zone_key == key)).one()  # a concurrent insert won
+    if source != "event" and row.source == "event":
+        return False
+    if source == "stock" and row.source != "stock":
+        return False
+    changes = {}
+    if row.storage_class != storage_class:
+        changes["storage_class"] = storage_class
+    if capacity is not None and row.capacity != capacity:
+        changes["capacity"] = capacity
+    if interval_s is not None and row.interval_s != interval_s:
+        changes["interval_s"] = interval_s
+    if row.source != source and source == "event":
+        changes["source"] = source
+    if changes:
+        uow.conn.execute(update(z).where(z.c.zone_key == key).values(**changes, updated_at=now))
+    return bool(changes)
+
+
+def apply_zones_file(ctx: MonitoringContext, specs: Sequence[ZoneSpec]) -> int:
+    """Zones (and their expected sensors) from SUPPLY_ZONES_FILE; idempotent, run at start."""
+    changed = 0
+    now = ctx.clock.now()
+    with ctx.uow() as uow:
+        for spec in specs:
+            changed += register_zone(ctx, uow, spec.depot, spec.zone, spec.storage_class,
+                                     capacity=spec.capacity, interval_s=spec.interval_s, source="file")
+            for sensor in spec.sensors:
+                uow.conn.execute(dialect_insert(uow.conn, schema.sensors).values(
+                    sensor_key=f"{spec.zone_key}/{sensor}", depot=spec.depot, zone=spec.zone,
+                    sensor=sensor, interval_s=spec.interval_s, expected_since=now,
+                    reported_offline=False).on_conflict_do_nothing())
+        uow.commit()
+    return changed
+
+
+def zone_interval(ctx: MonitoringContext, info: ZoneRow | None) -> timedelta:
+    if info is not None and info.interval_s:
+        return timedelta(seconds=info.interval_s)
+    return ctx.config.sensor_interval
+
+
+def ensure_zone_rows(uow: UnitOfWork, keys: Iterable[str], now: datetime) -> None:
+    rows = [{"zone_key": k, "version": 0, "thermal": {}, "open_rules": {}, "updated_at": now}
+            for k in keys]
+    if rows:
+        uow.conn.execute(dialect_insert(uow.conn, schema.zone_state).on_conflict_do_nothing(), rows)
+
+
+def lock_zones(uow: UnitOfWork, keys: Sequence[str]) -> dict[str, int]:
+    """Lock the zones' state rows (sorted order: no deadlock between processes); their versions."""
+    zs = schema.zone_state
+    rows = uow.conn.execute(select(zs.c.zone_key, zs.c.version)
+                            .where(zs.c.zone_key.in_(sorted(keys)))
+                            .order_by(zs.c.zone_key).with_for_update()).all()
+    return {r.zone_key: r.version for r in rows}
+
+
+def zones_named(conn: Connection, zone_ids: Iterable[str]) -> dict[str, list[ZoneRow]]:
+    """Every registered zone with one of these zone ids, by zone id (any depot)."""
+    ids = sorted(set(zone_ids))
+    out: dict[str, list[ZoneRow]] = defaultdict(list)
+    if not ids:
+        return out
+    z = schema.zones
+    for r in conn.execute(select(z.c.zone_key, z.c.depot, z.c.zone, z.c.storage_class, z.c.interval_s,
+                                 z.c.source).where(z.c.zone.in_(ids))).all():
+        out[r.zone].append(ZoneRow(*r))
+    return out
+
+
+def zone_state_for_update(uow: UnitOfWork, key: str) -> tuple[int, spoilage.ThermalHistory, Any]:
+    ensure_zone_rows(uow, [key], utcnow())
+    lock_zones(uow, [key])
+    zs = schema.zone_state
+    row = uow.conn.execute(select(zs.c.version, zs.c.thermal, zs.c.open_rules)
+                           .where(zs.c.zone_key == key)).one()
+    return row.version, st.restore_thermal(key, row.thermal), row.open_rules
+
+
+def lock_zones_sorted(uow: UnitOfWork, keys: Iterable[str | None]) -> None:
+    """Lock every zone a lot move touches up front, in the ingest's (sorted) order: no deadlock."""
+    keys = sorted(k for k in keys if k)
+    ensure_zone_rows(uow, keys, utcnow())
+    lock_zones(uow, keys)
+
+
+def save_thermal(uow: UnitOfWork, key: str, version: int, h: spoilage.ThermalHistory) -> None:
+    zs = schema.zone_state
+    uow.conn.execute(update(zs).where(zs.c.zone_key == key).values(
+        version=version + 1, thermal=st.thermal_state(h), updated_at=utcnow()))
