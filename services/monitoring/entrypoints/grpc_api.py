@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -23,7 +22,7 @@ from services.common.errors import InvalidInput
 from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.messaging import EventPublisher
 from services.monitoring.adapters import dead_letters
-from services.monitoring.adapters.influx import InfluxError, quote_ident
+from services.monitoring.adapters.influx import InfluxError
 from services.monitoring.adapters.influx_query import InfluxReader
 from services.monitoring.bootstrap import build_context
 from services.monitoring.entrypoints import proto_map as out
@@ -33,7 +32,6 @@ from services.monitoring.handlers import alerts, base, prices, queries
 log = logging.getLogger(__name__)
 
 MAX_PRICES = 500
-MAX_HISTORY_RANGE = timedelta(days=90)
 WATCH_POLL_S = 0.25
 GAP_PATIENCE_S = 30.0
 MAX_GAPS = 1000  # how long a skipped history id may still turn up (a transaction not yet committed)
@@ -157,52 +155,19 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
             raise InvalidInput("start", "required")
         if end is None:
             raise InvalidInput("end", "required")
-        if end <= start:
-            raise InvalidInput("end", "must be after start")
-        if end - start > MAX_HISTORY_RANGE:
-            raise InvalidInput("end", f"range longer than {MAX_HISTORY_RANGE.days} days")
-        max_points = request.max_points or 500
-        if not 1 <= max_points <= 10_000:
-            raise InvalidInput("max_points", f"must be 1 … 10000, got {max_points}")
-        span_s = (end - start).total_seconds()
+        interval = None
         if request.HasField("interval"):
-            iv = request.interval
-            if iv.nanos or iv.seconds < 1:
-                raise InvalidInput("interval", "whole seconds, at least 1 s")
-            seconds = iv.seconds
-            if math.ceil(span_s / seconds) > max_points:
-                raise InvalidInput("interval", f"{seconds} s buckets give more than {max_points} points "
-                                               f"over {span_s:.0f} s; widen it or raise max_points")
-        else:
-            seconds = max(1, math.ceil(span_s / max_points))
-        params = {"depot": request.depot, "zone": request.zone}
-        where = f"{quote_ident('depot')} = $depot AND {quote_ident('zone')} = $zone"
-        if request.sensor:
-            where += f" AND {quote_ident('sensor')} = $sensor"
-            params["sensor"] = request.sensor
-        start_ms = int(start.timestamp() * 1000)
-        end_ms = int(end.timestamp() * 1000)
-        q = (f"SELECT mean(temp_c), min(temp_c), max(temp_c), mean(rh), count(temp_c) FROM env "
-             f"WHERE {where} AND time >= {start_ms}ms AND time < {end_ms}ms "
-             f"GROUP BY time({seconds}s, {(start_ms // 1000) % seconds}s), {quote_ident('sensor')} fill(none)")
+            interval = (request.interval.seconds, request.interval.nanos)
+        seconds = queries.history_bucket_seconds(start, end, request.max_points or 500, interval)
         try:
-            series = self.influx.query(q, params)
+            series = self.influx.sensor_history(request.depot, request.zone, request.sensor, start, end, seconds)
         except InfluxError as exc:
             log.warning("sensor history: influxdb failed", extra={"error": str(exc)})
             context.set_code(grpc.StatusCode.UNAVAILABLE)
             context.set_details("InfluxDB is not answering; try again / 时序数据库暂不可用")
             return pb.GetSensorHistoryResponse()
-        resp = pb.GetSensorHistoryResponse(interval=Duration(seconds=seconds))
-        for s in sorted(series, key=lambda s: s.get("tags", {}).get("sensor", "")):
-            sm = pb.SensorHistorySeries(sensor=s.get("tags", {}).get("sensor", ""))
-            for t_ms, mean, lo, hi, rh, n in s["values"]:
-                p = pb.SensorHistoryPoint(time=out.ts(datetime.fromtimestamp(t_ms / 1000, UTC)),
-                                          temp_mean_c=mean, temp_min_c=lo, temp_max_c=hi, count=n)
-                if rh is not None:
-                    p.rh_mean = rh
-                sm.points.append(p)
-            resp.series.append(sm)
-        return resp
+        return pb.GetSensorHistoryResponse(interval=Duration(seconds=seconds), series=[
+            out.sensor_series(sensor, points) for sensor, points in series.items()])
 
     # ---- the ingest's dead letters
     def ListIngestDeadLetters(self, request, context):
@@ -212,7 +177,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
             received_before=_instant(request, "received_before"))
         with self.ctx.uow() as uow:
             page = queries.list_ingest_dead_letters(uow, _actor(), f, request.page.page_size,
-                                              request.page.page_token)
+                                                    request.page.page_token)
         return pb.ListIngestDeadLettersResponse(
             dead_letters=[out.dead_letter(d) for d in page.items],
             page=common.PageInfo(next_page_token=page.next_page_token, total=page.total))

@@ -13,6 +13,7 @@ from supply.v1 import monitoring_pb2 as pb
 
 from services.common.proto_time import timestamp as ts
 from services.monitoring.adapters.dead_letters import DeadLetter
+from services.monitoring.adapters.influx_query import HistoryPoint
 from services.monitoring.domain import alerts as al
 from services.monitoring.handlers import alerts, prices, queries
 
@@ -128,4 +129,15 @@ def dead_letter(d: DeadLetter) -> pb.IngestDeadLetter:
                             client_id=d.client_id)
     if d.entry_index is not None:
         m.entry_index = d.entry_index
+    return m
+
+
+def sensor_series(sensor: str, points: list[HistoryPoint]) -> pb.SensorHistorySeries:
+    m = pb.SensorHistorySeries(sensor=sensor)
+    for p in points:
+        pm = pb.SensorHistoryPoint(time=ts(p.time), temp_mean_c=p.temp_mean_c, temp_min_c=p.temp_min_c,
+                                   temp_max_c=p.temp_max_c, count=p.count)
+        if p.rh_mean is not None:
+            pm.rh_mean = p.rh_mean
+        m.points.append(pm)
     return m

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -210,3 +211,28 @@ def zone_status(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str) 
     zone_mkt = h.totals(now).mkt_c(ctx.spoilage_policy) if h.last_ts is not None else None
     return ZoneStatus(depot, zone, sc.code if sc else None, info.source if info else None, sensors,
                       alerts_, lots, zone_mkt, now)
+
+
+MAX_HISTORY_RANGE = timedelta(days=90)
+
+
+def history_bucket_seconds(start: datetime, end: datetime, max_points: int,
+                           interval: tuple[int, int] | None) -> int:
+    """GetSensorHistory's bucket width: `interval` (seconds, nanos) when given, else the
+    narrowest whole-second width that keeps a series within `max_points`."""
+    if end <= start:
+        raise InvalidInput("end", "must be after start")
+    if end - start > MAX_HISTORY_RANGE:
+        raise InvalidInput("end", f"range longer than {MAX_HISTORY_RANGE.days} days")
+    if not 1 <= max_points <= 10_000:
+        raise InvalidInput("max_points", f"must be 1 … 10000, got {max_points}")
+    span_s = (end - start).total_seconds()
+    if interval is None:
+        return max(1, math.ceil(span_s / max_points))
+    seconds, nanos = interval
+    if nanos or seconds < 1:
+        raise InvalidInput("interval", "whole seconds, at least 1 s")
+    if math.ceil(span_s / seconds) > max_points:
+        raise InvalidInput("interval", f"{seconds} s buckets give more than {max_points} points "
+                                       f"over {span_s:.0f} s; widen it or raise max_points")
+    return seconds
