@@ -27,7 +27,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.monitoring.adapters.influx import InfluxWriter, env_line  # noqa: E402
+from services.monitoring.adapters.influx import InfluxWriter  # noqa: E402
+from services.monitoring.adapters.line_protocol import env_line  # noqa: E402
 
 T0_MS = 1795852800000  # 2026-11-28T08:00:00Z
 

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from services.monitoring.adapters.influx import LineProtocolError, env_line
+from services.monitoring.adapters.line_protocol import LineProtocolError, env_line
 from services.monitoring.domain.offline import parse_status
 from services.monitoring.domain.readings import (
     Deduplicator,

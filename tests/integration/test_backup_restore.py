@@ -27,7 +27,8 @@ from services.common.db import make_engine
 from services.common.migrate import upgrade
 from services.logistics.audit import reconcile
 from services.logistics.bootstrap import ledger_key
-from services.monitoring.adapters.influx import InfluxWriter, env_line
+from services.monitoring.adapters.influx import InfluxWriter
+from services.monitoring.adapters.line_protocol import env_line
 from tests.integration.test_allocation_service import Allocation
 from tests.integration.test_logistics_support import Logistics
 from tests.support import infra

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from services.monitoring.adapters.influx import InfluxWriter, env_line, quote_ident
+from services.monitoring.adapters.influx import InfluxWriter
+from services.monitoring.adapters.line_protocol import env_line, quote_ident
 from tests.support.infra import (
     INFLUX_URL,
     create_influx_database,
@@ -193,7 +194,8 @@ def test_frozen_server_times_out_spools_and_replay_does_not_double(own_influx, t
 CHILD = textwrap.dedent("""
     import os, sys
     sys.path.insert(0, {root!r})
-    from services.monitoring.adapters.influx import InfluxWriter, env_line
+    from services.monitoring.adapters.influx import InfluxWriter
+    from services.monitoring.adapters.line_protocol import env_line
     w = InfluxWriter({url!r}, "nowhere", {spool!r}, batch_lines=1000, timeout=1)
     w.add([env_line("D1", "Z1", "S1", None, {t0} + i, 4.0, 50.0, i) for i in range(3000)])
     w.flush()

@@ -11,7 +11,8 @@ from pathlib import Path
 import requests
 import yaml
 
-from services.monitoring.adapters.influx import InfluxWriter, alarm_line, env_line
+from services.monitoring.adapters.influx import InfluxWriter
+from services.monitoring.adapters.line_protocol import alarm_line, env_line
 from tests.support.infra import INFLUX_URL
 
 GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana"

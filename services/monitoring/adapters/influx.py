@@ -1,5 +1,6 @@
-"""InfluxDB adapter (DESIGN.md §2, §4): line protocol encoding, a batched writer over the v1 HTTP
-API (`/write`, `/query`, `/ping`) with a durable on-disk spool, and a small InfluxQL query helper.
+"""InfluxDB adapter (DESIGN.md §2, §4): a batched writer over the v1 HTTP API (`/write`, `/query`,
+`/ping`) with a durable on-disk spool, and a small InfluxQL query helper (the lines themselves:
+line_protocol.py).
 
 Why replaying the spool is safe: InfluxDB stores one point per measurement + tag set + timestamp;
 writing the same point again overwrites it with the same field values. A batch whose write timed
@@ -18,200 +19,21 @@ import contextlib
 import fcntl
 import json
 import logging
-import math
 import os
 import re
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from services.monitoring.adapters.line_protocol import quote_ident
+
 log = logging.getLogger(__name__)
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-
-ENV_MEASUREMENT = "env"
-ALARM_MEASUREMENT = "alarm"
-
-
-class LineProtocolError(ValueError):
-    """A value that cannot be written as line protocol (NaN, newline, naive datetime …)."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Line protocol (InfluxDB 1.x): pure functions
-# ---------------------------------------------------------------------------------------------
-
-_MEASUREMENT_ESC = str.maketrans({",": r"\,", " ": r"\ "})
-_KEY_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\="})
-_STRING_ESC = str.maketrans({"\\": "\\\\", '"': '\\"'})
-_LINE_BREAKS = ("\n", "\r")
-
-
-def _check_utf8(value: str, what: str) -> None:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise LineProtocolError(f"{what} {value!r} is not valid Unicode (lone surrogate)") from None
-
-
-def _check_name(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise LineProtocolError(f"{what} must be a string, got {type(value).__name__} {value!r}")
-    if not value:
-        raise LineProtocolError(f"{what} is empty")
-    if "\n" in value or "\r" in value:
-        raise LineProtocolError(f"{what} {value!r} contains a line break")
-    _check_utf8(value, what)
-    # 1.x has no escape for a backslash: a trailing one would escape the following separator.
-    if value.endswith("\\"):
-        raise LineProtocolError(f"{what} {value!r} ends with a backslash")
-    return value
-
-
-@lru_cache(maxsize=4096)
-def escape_measurement(name: str) -> str:
-    return _check_name(name, "measurement").translate(_MEASUREMENT_ESC)
-
-
-@lru_cache(maxsize=65536)
-def escape_key(value: str) -> str:
-    """Escape a tag key, tag value or field key (commas, spaces, equals signs)."""
-    return _check_name(value, "tag/field").translate(_KEY_ESC)
-
-
-def escape_string_field(value: str) -> str:
-    """A string field value, quoted, with backslashes and double quotes escaped."""
-    if any(c in value for c in _LINE_BREAKS):
-        raise LineProtocolError(f"string field {value!r} contains a line break")
-    _check_utf8(value, "string field")
-    return f'"{value.translate(_STRING_ESC)}"'
-
-
-def format_float(value: Any, what: str = "float field") -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise LineProtocolError(f"{what} must be a number, got {type(value).__name__} {value!r}")
-    f = float(value)
-    if not math.isfinite(f):
-        raise LineProtocolError(f"{what} is not finite ({value!r}); InfluxDB refuses NaN/Inf")
-    return repr(f)  # shortest round-trip form, always with '.' or an exponent: never an integer
-
-
-def format_int(value: Any, what: str = "integer field") -> str:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise LineProtocolError(f"{what} must be an int, got {type(value).__name__} {value!r}")
-    if not INT64_MIN <= value <= INT64_MAX:
-        raise LineProtocolError(f"{what} {value} is outside int64")
-    return f"{value}i"
-
-
-def format_field_value(value: Any, key: str = "field") -> str:
-    """bool → true/false, int → 12i, float → 1.5, str → "quoted"."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return format_int(value, key)
-    if isinstance(value, float):
-        return format_float(value, key)
-    if isinstance(value, str):
-        return escape_string_field(value)
-    raise LineProtocolError(f"field {key}: unsupported type {type(value).__name__} {value!r}")
-
-
-def to_epoch_ms(ts: datetime | int) -> int:
-    """A timezone-aware datetime (or epoch milliseconds) → epoch milliseconds."""
-    if isinstance(ts, datetime):
-        if ts.tzinfo is None:
-            raise LineProtocolError(f"timestamp {ts.isoformat()} has no timezone")
-        return (ts - EPOCH) // _MS
-    if isinstance(ts, bool) or not isinstance(ts, int):
-        raise LineProtocolError(f"timestamp must be a datetime or epoch ms, got {ts!r}")
-    return ts
-
-
-def encode_tags(tags: Mapping[str, str | None]) -> str:
-    """`,k=v,k2=v2` sorted by key (InfluxDB's preferred order); None values are left out."""
-    parts = [f",{escape_key(k)}={escape_key(v)}" for k, v in sorted(tags.items()) if v is not None]
-    return "".join(parts)
-
-
-def encode_line(measurement: str, tags: Mapping[str, str | None], fields: Mapping[str, Any],
-                ts: datetime | int) -> str:
-    """One point, millisecond timestamp. Fields whose value is None are left out."""
-    body = ",".join(f"{escape_key(k)}={format_field_value(v, k)}"
-                    for k, v in fields.items() if v is not None)
-    if not body:
-        raise LineProtocolError(f"{measurement}: a point needs at least one field")
-    return f"{escape_measurement(measurement)}{encode_tags(tags)} {body} {to_epoch_ms(ts)}"
-
-
-@lru_cache(maxsize=65536)
-def _env_series(depot: str, zone: str, sensor: str, storage_class: str | None) -> str:
-    return ENV_MEASUREMENT + encode_tags(
-        {"depot": depot, "zone": zone, "sensor": sensor, "storage_class": storage_class})
-
-
-def env_line(depot: str, zone: str, sensor: str, storage_class: str | None, ts: datetime | int,
-             temp_c: float, rh: float | None, seq: int) -> str:
-    """measurement `env`: tags depot, zone, sensor, storage_class; fields temp_c, rh (floats,
-    also when given as ints, so the field type never flips), seq (integer)."""
-    fields = f"temp_c={format_float(temp_c, 'temp_c')}"
-    if rh is not None:
-        fields += f",rh={format_float(rh, 'rh')}"
-    fields += f",seq={format_int(seq, 'seq')}"
-    return f"{_env_series(depot, zone, sensor, storage_class)} {fields} {to_epoch_ms(ts)}"
-
-
-def reading_line(reading: Any, storage_class: str | None) -> str:
-    """A `monitoring.domain.readings.Reading` as an `env` line."""
-    return env_line(reading.depot, reading.zone, reading.sensor, storage_class, reading.ts,
-                    reading.temp_c, reading.rh, reading.seq)
-
-
-def alarm_line(depot: str, zone: str, rule_code: str, kind: str, state: str, value: float,
-               alert_id: str, ts: datetime | int, sensor: str | None = None) -> str:
-    """measurement `alarm`: tags depot, zone, rule_code, kind; fields state, value, alert_id
-    (and the sensor that caused the transition, as a field so the series stays per rule)."""
-    fields = (f"state={escape_string_field(state)},value={format_float(value, 'value')},"
-              f"alert_id={escape_string_field(alert_id)}")
-    if sensor is not None:
-        fields += f",sensor={escape_string_field(sensor)}"
-    tags = encode_tags({"depot": depot, "zone": zone, "rule_code": rule_code, "kind": kind})
-    return f"{ALARM_MEASUREMENT}{tags} {fields} {to_epoch_ms(ts)}"
-
-
-def transition_line(transition: Any, alert_id: str) -> str:
-    """A `monitoring.domain.alarms.AlarmTransition` as an `alarm` line."""
-    t = transition
-    return alarm_line(t.depot, t.zone, t.rule_code, t.kind, t.state, t.value, alert_id, t.at,
-                      sensor=t.sensor)
-
-
-# ---------------------------------------------------------------------------------------------
-# InfluxQL quoting
-# ---------------------------------------------------------------------------------------------
-
-def quote_ident(name: str) -> str:
-    """An InfluxQL identifier (database, measurement, tag or field key) in double quotes."""
-    if "\n" in name:
-        raise ValueError(f"identifier {name!r} contains a line break")
-    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def quote_literal(value: str) -> str:
-    """An InfluxQL string literal (e.g. a tag value in WHERE) in single quotes."""
-    if "\n" in value:
-        raise ValueError(f"string {value!r} contains a line break")
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
 
 # ---------------------------------------------------------------------------------------------
 # Writer with spool

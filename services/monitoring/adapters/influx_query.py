@@ -12,7 +12,8 @@ from typing import Any
 
 import requests
 
-from services.monitoring.adapters.influx import InfluxError, query_series, quote_ident
+from services.monitoring.adapters.influx import InfluxError, query_series
+from services.monitoring.adapters.line_protocol import quote_ident
 
 
 @dataclass(frozen=True)

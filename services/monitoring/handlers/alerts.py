@@ -143,7 +143,7 @@ def acknowledge_alert(ctx: MonitoringContext, uow: UnitOfWork, actor: Actor, ale
 def export_alarm_lines(ctx: MonitoringContext, write_lines, limit: int = 500) -> int:
     """Unexported alert history rows → `alarm` lines → `write_lines(lines)` (durable: written or
     spooled) → marked exported, in one transaction; several workers skip each other's rows."""
-    from services.monitoring.adapters.influx import LineProtocolError, alarm_line
+    from services.monitoring.adapters.line_protocol import LineProtocolError, alarm_line
 
     h = schema.alert_history
     q = select(h.c.id, h.c.depot, h.c.zone, h.c.rule_code, h.c.kind, h.c.action, h.c.value,

@@ -14,12 +14,10 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from services.monitoring.adapters.influx import (
-    InfluxWriter,
+from services.monitoring.adapters.influx import InfluxWriter, SpoolLocked, bad_lines_from_error
+from services.monitoring.adapters.line_protocol import (
     LineProtocolError,
-    SpoolLocked,
     alarm_line,
-    bad_lines_from_error,
     encode_line,
     env_line,
     escape_key,
