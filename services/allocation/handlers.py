@@ -256,7 +256,28 @@ def set_policy(ctx: AllocationContext, uow: UnitOfWork, actor: Actor, changes: M
     except IntegrityError:
         raise RuleRefused("VERSION_MISMATCH", f"policy version {new.version} was written "
                                               f"concurrently; read it again") from None
+    uow.record_event(pv.POLICY_CHANGED, pv.policy_changed(new, str(ctx.tz)))
     return new
+
+
+def announce_policy(ctx: AllocationContext) -> CountyPolicy:
+    """At the worker's start: publish the current policy (policy_changed), so that intake knows
+    the cut-off before HQ first sets one and after a restore; the first time, version 0 (the
+    configured seed) is stored, so that it cannot change under the same version number.
+    Publishing a version twice is harmless: consumers apply a version once (docs/adr/0008)."""
+    with ctx.uow() as uow:
+        current = current_policy(ctx, uow)
+        if current is ctx.default_policy:
+            try:
+                with uow.conn.begin_nested():
+                    uow.conn.execute(insert(schema.policies).values(
+                        version=current.version, data=to_jsonable(current), set_by="config",
+                        set_at=ctx.clock.now()))
+            except IntegrityError:  # another worker stored it first
+                current = current_policy(ctx, uow)
+        uow.record_event(pv.POLICY_CHANGED, pv.policy_changed(current, str(ctx.tz)))
+        uow.commit()
+    return current
 
 
 # ---- plans: records -----------------------------------------------------------------------

@@ -30,6 +30,7 @@ from services.allocation.domain.plan_state import PlanHeader
 PLAN_PROPOSED = "plan_proposed"
 PLAN_APPROVED = "plan_approved"
 PLAN_REJECTED = "plan_rejected"
+POLICY_CHANGED = "policy_changed"
 SCHEMA_VERSION = 1
 
 
@@ -249,4 +250,20 @@ def plan_rejected(header: PlanHeader) -> dict[str, Any]:
         "plan_id": header.plan_id, "delivery_day": header.delivery_day.isoformat(),
         "version": header.version, "rejected_by": header.decided_by,
         "rejected_at": utc(header.decided_at), "reason": header.decision_reason,
+    }
+
+
+def policy_changed(policy: CountyPolicy, timezone: str) -> dict[str, Any]:
+    """policy_changed: version; updated_at (null for version 0, the configured seed); timezone;
+    cutoff ("HH:MM"); cutoff_days_before; dispatch_deadline ("HH:MM"); tier_order; reserve_days
+    {group: days}; reserve_floors {group or item: units}; below_reserve_tiers;
+    allow_package_substitution; min_days_to_expiry. No person: who changed it stays in allocation."""
+    return {
+        "version": policy.version, "updated_at": utc(policy.updated_at), "timezone": timezone,
+        "cutoff": policy.cutoff, "cutoff_days_before": policy.cutoff_days_before,
+        "dispatch_deadline": policy.dispatch_deadline, "tier_order": list(policy.tier_order),
+        "reserve_days": dict(policy.reserve_days), "reserve_floors": dict(policy.reserve_floors),
+        "below_reserve_tiers": list(policy.below_reserve_tiers),
+        "allow_package_substitution": policy.allow_package_substitution,
+        "min_days_to_expiry": policy.min_days_to_expiry,
     }

@@ -23,18 +23,15 @@ def build_context(settings: Settings, *, pool_size: int = 10,
 
 
 def demand_policy(settings: Settings) -> d.DemandPolicy:
-    """SUPPLY_DEMAND_CUTOFF (HH:MM, default 11:00), SUPPLY_DEMAND_CUTOFF_DAYS_BEFORE (0),
-    SUPPLY_DEMAND_CYCLE_DAYS (1), SUPPLY_OVER_NORM_FACTOR (3.0): RULES.md §2, §6."""
-    from datetime import time
-
+    """SUPPLY_DEMAND_CYCLE_DAYS (1), SUPPLY_OVER_NORM_FACTOR (3.0): RULES.md §2, §6. The cut-off
+    is not set here: allocation's policy owns it and intake follows its policy_changed events
+    (handlers.demand_policy, docs/adr/0008)."""
     env = settings.extra
     try:
-        hh, mm = env.get("SUPPLY_DEMAND_CUTOFF", "11:00").split(":")
         return d.DemandPolicy(
-            timezone=str(settings.timezone), cutoff=time(int(hh), int(mm)),
-            cutoff_days_before=int(env.get("SUPPLY_DEMAND_CUTOFF_DAYS_BEFORE", "0")),
+            timezone=str(settings.timezone),
             cycle_days=int(env.get("SUPPLY_DEMAND_CYCLE_DAYS", "1")),
             over_norm_factor=float(env.get("SUPPLY_OVER_NORM_FACTOR", "3.0")),
         )
     except ValueError as exc:
-        raise ConfigError(f"demand policy (SUPPLY_DEMAND_*, SUPPLY_OVER_NORM_FACTOR): {exc}") from None
+        raise ConfigError(f"demand policy (SUPPLY_DEMAND_CYCLE_DAYS, SUPPLY_OVER_NORM_FACTOR): {exc}") from None

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import bindparam, case, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Engine
 
 from services.common.auth import Caller
@@ -195,12 +197,64 @@ def _choice(field: str, value: str, enum) -> str:
         raise InvalidInput(field, f"{value!r} is not one of {', '.join(e.value for e in enum)}") from None
 
 
+# ---- the county's cut-off: allocation's policy owns it (docs/adr/0008) ---------------------
+_newest_cutoff = select(schema.county_policy).order_by(schema.county_policy.c.version.desc()).limit(1)
+
+
+def county_cutoff(uow: UnitOfWork) -> d.CountyCutoff | None:
+    """The newest cut-off received from allocation (None before its first policy_changed)."""
+    row = uow.conn.execute(_newest_cutoff).first()
+    if row is None:
+        return None
+    return d.CountyCutoff(row.version, time.fromisoformat(row.cutoff), row.cutoff_days_before,
+                          row.updated_at)
+
+
+@lru_cache(maxsize=32)
+def _following(base: d.DemandPolicy, county: d.CountyCutoff | None) -> d.DemandPolicy:
+    return base.following(county)
+
+
+def demand_policy(ctx: IntakeContext, uow: UnitOfWork) -> d.DemandPolicy:
+    """The demand rules with the county's cut-off; the built-in 11:00 until allocation's first
+    policy_changed arrives (it publishes one when its worker starts)."""
+    return _following(ctx.policy, county_cutoff(uow))
+
+
+def apply_policy_changed(ctx: IntakeContext, uow: UnitOfWork, payload: Mapping[str, Any]) -> bool:
+    """`policy_changed` from allocation: follow its cut-off, unless ours is as new already (a
+    late or repeated version: False). Open demands of today and later get their day's new cut-off,
+    so that cancelling stops when allocation plans the day."""
+    incoming = d.county_cutoff(payload)
+    known = county_cutoff(uow)
+    if not incoming.supersedes(None if known is None else known.version):
+        return False
+    try:
+        with uow.conn.begin_nested():
+            uow.conn.execute(insert(schema.county_policy).values(
+                version=incoming.version, cutoff=incoming.cutoff.strftime("%H:%M"),
+                cutoff_days_before=incoming.cutoff_days_before, updated_at=incoming.updated_at,
+                received_at=ctx.clock.now()))
+    except IntegrityError:  # another worker applied this version first
+        return False
+    policy = _following(ctx.policy, incoming)
+    t = schema.demands
+    ids = uow.conn.execute(select(t.c.id).where(
+        t.c.status == d.DemandStatus.OPEN.value,
+        t.c.delivery_day >= policy.local_day(ctx.clock.now()))).scalars().all()
+    for demand in demands.get_many(uow.conn, list(ids)).values():
+        moved = d.follow_cutoff(demand, policy)
+        if moved != demand:
+            demands.save(uow.conn, moved)
+    return True
+
+
 # ---- demands ----------------------------------------------------------------------------
-def _new_demand(ctx: IntakeContext, requester: d.Requester, lines: Sequence[Any],
-                delivery_day: date | str | None,
+def _new_demand(ctx: IntakeContext, policy: d.DemandPolicy, requester: d.Requester,
+                lines: Sequence[Any], delivery_day: date | str | None,
                 origin: d.DemandOrigin = d.DemandOrigin.DIRECT) -> d.Demand:
     return d.submit_demand(demand_id=new_id("D"), requester=requester, lines=lines,
-                           catalogue=ctx.catalogue, policy=ctx.policy, at=ctx.clock.now(),
+                           catalogue=ctx.catalogue, policy=policy, at=ctx.clock.now(),
                            delivery_day=delivery_day or None, origin=origin)
 
 
@@ -210,7 +264,7 @@ def submit_demand(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requester_i
                   requester_cache: dict[str, d.Requester] | None = None) -> d.Demand:
     actor.require_for(requester_id, *DEMAND_ROLES)
     requester = (requester_cache or {}).get(requester_id) or _requester(uow, requester_id)
-    demand = _new_demand(ctx, requester, lines, delivery_day, origin)
+    demand = _new_demand(ctx, demand_policy(ctx, uow), requester, lines, delivery_day, origin)
     demands.add(uow.conn, demand)
     _record(uow, ev.demand_registered(demand, requester))
     return demand
@@ -230,19 +284,20 @@ class DemandSubmission:
 
 
 def submit_demands(ctx: IntakeContext, uow: UnitOfWork, submissions: Sequence[DemandSubmission],
-                   answer: Callable[[d.Demand], bytes]) -> list[bytes | Exception]:
+                   answer: Callable[[d.Demand, d.DemandPolicy], bytes]) -> list[bytes | Exception]:
     """submit_demand for many demands at once (concurrent single submissions gathered by the
     group commit, or a batch): one requester query, one insert per table. Each gets its own
     result: the stored answer (answer(demand), or the first answer given under its key) or
     its own error; one refused demand does not hold up the others."""
     requesters = _requesters(uow, {s.requester_id for s in submissions})
+    policy = demand_policy(ctx, uow)
 
     def prepare(i: int) -> tuple[bytes, tuple[d.Demand, d.Requester]]:
         s = submissions[i]
         s.actor.require_for(s.requester_id, *DEMAND_ROLES)
         requester = _known(s.requester_id, requesters.get(s.requester_id))
-        demand = _new_demand(ctx, requester, s.lines, s.delivery_day)
-        return answer(demand), (demand, requester)
+        demand = _new_demand(ctx, policy, requester, s.lines, s.delivery_day)
+        return answer(demand, policy), (demand, requester)
 
     def write(placed: list[tuple[d.Demand, d.Requester]]) -> None:
         demands.add_many(uow.conn, [demand for demand, _ in placed])
@@ -345,6 +400,7 @@ def apply_delivery_results(ctx: IntakeContext, uow: UnitOfWork, payload: Mapping
         per_item = results.setdefault(demand_id, {})
         per_item[item] = per_item.get(item, 0) + received
     completed = set(payload["demands_completed"]) if "demands_completed" in payload else set(results)
+    policy = demand_policy(ctx, uow)
     for demand_id in sorted(set(results) | completed):
         demand = get_demand(uow, demand_id)
         if demand.status is not d.DemandStatus.OPEN:
@@ -355,7 +411,7 @@ def apply_delivery_results(ctx: IntakeContext, uow: UnitOfWork, payload: Mapping
             demands.save(uow.conn, demand)
             continue
         outcome = d.apply_delivery_results(demand, d.delivered_so_far(demand), at=ctx.clock.now(),
-                                           policy=ctx.policy, carry_over_id=new_id("D"))
+                                           policy=policy, carry_over_id=new_id("D"))
         demands.save(uow.conn, outcome.demand)
         _record(uow, ev.demand_closed(outcome.demand))
         if outcome.carry_over is not None:
@@ -385,12 +441,12 @@ def roll_unplanned_demands(ctx: IntakeContext, uow: UnitOfWork, payload: Mapping
     t = schema.demands
     rows = uow.conn.execute(select(t.c.id).where(t.c.delivery_day == day,
                                                  t.c.status == d.DemandStatus.OPEN.value)).all()
-    rolled = 0
+    rolled, policy = 0, demand_policy(ctx, uow)
     for row in rows:
         if row.id in planned:
             continue
         demand = get_demand(uow, row.id)
-        outcome = d.apply_delivery_results(demand, {}, at=ctx.clock.now(), policy=ctx.policy,
+        outcome = d.apply_delivery_results(demand, {}, at=ctx.clock.now(), policy=policy,
                                            carry_over_id=new_id("D"))
         demands.save(uow.conn, outcome.demand)
         _record(uow, ev.demand_closed(outcome.demand))
@@ -408,14 +464,14 @@ def register_special_need(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, 
                           ) -> tuple[d.SpecialNeed, d.Demand]:
     actor.require_for(requester_id, "hq", "village", "grid_worker")
     requester = _requester(uow, requester_id)
-    now = ctx.clock.now()
+    now, policy = ctx.clock.now(), demand_policy(ctx, uow)
     need = d.register_special_need(
         need_id=new_id("SN"), requester=requester, name=name, phone=phone, category=category,
-        lines=lines, catalogue=ctx.catalogue, policy=ctx.policy, secret=ctx.secret,
+        lines=lines, catalogue=ctx.catalogue, policy=policy, secret=ctx.secret,
         registered_by=actor.identity, at=now, period_days=period_days or None,
         delivery_day=delivery_day or None, note=note)
     demand = d.special_need_demand(need, requester, demand_id=new_id("D"), catalogue=ctx.catalogue,
-                                   policy=ctx.policy, at=now)
+                                   policy=policy, at=now)
     special_needs.add(uow.conn, need)
     demands.add(uow.conn, demand)
     _record(uow, ev.special_need_registered(need))
@@ -444,8 +500,8 @@ def create_due_special_need_demands(ctx: IntakeContext, uow: UnitOfWork) -> list
     """Periodic needs (chronic medicine every n days, 篇13 §六(二)4) become demands for the next
     open delivery day on which they are due. The demand id is derived from the need and the day,
     so running this again, or in two workers at once, creates nothing twice."""
-    now = ctx.clock.now()
-    day = ctx.policy.delivery_target(now).day
+    now, policy = ctx.clock.now(), demand_policy(ctx, uow)
+    day = policy.delivery_target(now).day
     t = schema.special_needs
     rows = uow.conn.execute(select(t.c.id)).all()
     created = []
@@ -457,7 +513,7 @@ def create_due_special_need_demands(ctx: IntakeContext, uow: UnitOfWork) -> list
             continue
         requester = _requester(uow, need.requester_id)
         demand = d.special_need_demand(need, requester, demand_id=demand_id,
-                                       catalogue=ctx.catalogue, policy=ctx.policy, at=now,
+                                       catalogue=ctx.catalogue, policy=policy, at=now,
                                        delivery_day=day)
         demands.add(uow.conn, demand)
         _record(uow, ev.demand_registered(demand, requester))
@@ -472,7 +528,7 @@ def file_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, unit_
     unit = _requester(uow, unit_id, "unit_id")
     req = d.file_requisition(requisition_id=new_id("RQ"), unit=unit, lines=lines, purpose=purpose,
                              headcount_basis=headcount_basis, actor=actor.domain_actor(),
-                             catalogue=ctx.catalogue, policy=ctx.policy, at=ctx.clock.now(),
+                             catalogue=ctx.catalogue, policy=demand_policy(ctx, uow), at=ctx.clock.now(),
                              delivery_day=delivery_day or None)
     requisitions.add(uow.conn, req)
     _record(uow, ev.requisition_submitted(req, unit))
@@ -522,7 +578,7 @@ def approve_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requi
         raise InvalidInput("step", "must be 'head' (一把手审核) or 'hq' (指挥部审批)")
     unit = _requester(uow, req.unit_id, "unit_id")
     req, demand = d.approve_hq(req, actor.domain_actor(), now, unit=unit, demand_id=new_id("D"),
-                               policy=ctx.policy, reason=reason)
+                               policy=demand_policy(ctx, uow), reason=reason)
     requisitions.save(uow.conn, req)
     demands.add(uow.conn, demand)
     _record(uow, ev.requisition_approved(req, demand))

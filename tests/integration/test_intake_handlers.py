@@ -119,7 +119,7 @@ def test_grouped_submissions_read_each_requester_as_it_stands_now(tmp_path):
             [answer] = h.submit_demands(ctx, uow, [h.DemandSubmission(
                 actor=hq, scope="hq-1:SubmitDemand", idempotency_key=key, fingerprint=key,
                 requester_id=requester_id, lines=[{"item_code": "RICE-10KG", "quantity": 1}])],
-                lambda demand: str(int(demand.lines[0].tier)).encode())
+                lambda demand, _policy: str(int(demand.lines[0].tier)).encode())
             uow.commit()
         return answer
 

@@ -72,6 +72,8 @@ def make_service(settings: Settings) -> type:
     if not 0.1 <= tick <= 3600:
         raise ConfigError(f"SUPPLY_ALLOCATION_TICK_SECONDS must be 0.1 … 3600, got {tick:g}")
     cutoff = CutoffRunner(ctx)
+    policy = handlers.announce_policy(ctx)
+    log.info("policy announced", extra={"policy_version": policy.version, "cutoff": policy.cutoff})
 
     class AllocationWorker:
         name = "allocation"

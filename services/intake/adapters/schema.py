@@ -68,7 +68,17 @@ donations = Table(
 )
 Index("ix_donations_day", donations.c.received_day)
 
+# the cut-off of allocation's policy, one row per version received (policy_changed); the newest rules
+county_policy = Table(
+    "county_policy", metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("cutoff", String(5), nullable=False),
+    Column("cutoff_days_before", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=True),
+    Column("received_at", UTCDateTime, nullable=False),
+)
+
 tables.update({
     "requesters": requesters, "demands": demands, "special_needs": special_needs,
-    "requisitions": requisitions, "donations": donations,
+    "requisitions": requisitions, "donations": donations, "county_policy": county_policy,
 })

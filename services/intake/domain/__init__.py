@@ -20,6 +20,7 @@ from .demands import (
     cancel_demand,
     delivered_so_far,
     derive_tier,
+    follow_cutoff,
     notices,
     parse_lines,
     record_delivery,
@@ -42,7 +43,15 @@ from .donations import (
 )
 from .events import DomainEvent
 from .personal_data import mask_contact, mask_name, mask_phone, normalize_phone
-from .policy import DeliveryTarget, DemandPolicy, DonationPolicy, ImportPolicy, SpecialNeedPolicy
+from .policy import (
+    CountyCutoff,
+    DeliveryTarget,
+    DemandPolicy,
+    DonationPolicy,
+    ImportPolicy,
+    SpecialNeedPolicy,
+    county_cutoff,
+)
 from .requesters import (
     DropPoint,
     GeoPoint,
@@ -82,7 +91,8 @@ from .special_needs import (
 )
 
 __all__ = [
-    "Actor", "ApprovalRecord", "ApprovalStep", "Beneficiary", "Decision", "DeliveryOutcome",
+    "Actor", "ApprovalRecord", "ApprovalStep", "Beneficiary", "CountyCutoff", "Decision",
+    "DeliveryOutcome", "county_cutoff", "follow_cutoff",
     "DeliveryTarget", "Demand", "DemandLine", "DemandOrigin", "DemandPolicy", "DemandStatus",
     "DomainEvent", "Donation", "DonationDaySummary", "DonationLine", "DonationPolicy",
     "DonationStatus", "Donor", "DonorKind", "DropPoint", "GeoPoint", "ImportPolicy",

@@ -313,6 +313,12 @@ def cancel_demand(demand: Demand, at: datetime, reason: str = "") -> Demand:
                    cancel_reason=as_text(reason, "reason", required=False))
 
 
+def follow_cutoff(demand: Demand, policy: DemandPolicy) -> Demand:
+    """An open demand under a changed county cut-off: it closes when its day's cut-off now says
+    (the day it was placed on stays: moving accepted demands would surprise their requesters)."""
+    return replace(demand, cutoff_at=policy.cutoff_at(demand.delivery_day))
+
+
 @dataclass(frozen=True)
 class Notice:
     """A bilingual note for the operator about an accepted demand (not an error)."""

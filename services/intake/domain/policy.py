@@ -6,14 +6,15 @@ Every number here is a default a county may change; nothing in the domain hard-c
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from services.common.errors import InvalidInput
 
-from .fields import require_aware
+from .fields import as_int, as_local_time, require_aware
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,41 @@ class DeliveryTarget:
     requested_day: date | None
     rolled_over: bool
     cutoff_at: datetime
+
+
+@dataclass(frozen=True)
+class CountyCutoff:
+    """The cut-off of allocation's county policy, which owns it (policy_changed, docs/adr/0008).
+
+    version: the policy's version; a lower one never replaces a higher one (events may arrive
+    late or twice). updated_at: when HQ set it (None for version 0, the configured seed).
+    """
+
+    version: int
+    cutoff: time
+    cutoff_days_before: int
+    updated_at: datetime | None = None
+
+    def supersedes(self, known_version: int | None) -> bool:
+        return known_version is None or self.version > known_version
+
+
+MAX_CUTOFF_DAYS_BEFORE = 7  # allocation's bound (county_policy.MAX_DAYS_BEFORE)
+
+
+def county_cutoff(payload: Mapping) -> CountyCutoff:
+    """The cut-off of a policy_changed payload; InvalidInput names the payload field."""
+    raw_at = payload.get("updated_at")
+    try:
+        updated_at = datetime.fromisoformat(raw_at.replace("Z", "+00:00")) if raw_at else None
+    except (AttributeError, ValueError):
+        raise InvalidInput("payload.updated_at", f"must be an ISO-8601 instant, got {raw_at!r}") from None
+    return CountyCutoff(
+        version=as_int(payload.get("version"), "payload.version", min_value=0),
+        cutoff=as_local_time(payload.get("cutoff"), "payload.cutoff"),
+        cutoff_days_before=as_int(payload.get("cutoff_days_before"), "payload.cutoff_days_before",
+                                  min_value=0, max_value=MAX_CUTOFF_DAYS_BEFORE),
+        updated_at=updated_at)
 
 
 @dataclass(frozen=True)
@@ -75,6 +111,13 @@ class DemandPolicy:
             raise ValueError("over_norm_factor must be > 0")
         if self.max_lines < 1 or self.max_quantity < 1 or self.max_days_ahead < 0:
             raise ValueError("max_lines and max_quantity must be >= 1, max_days_ahead >= 0")
+
+    def following(self, county: CountyCutoff | None) -> DemandPolicy:
+        """This policy with the county's cut-off (itself when none is known yet)."""
+        if county is None or (county.cutoff, county.cutoff_days_before) == (
+                self.cutoff, self.cutoff_days_before):
+            return self
+        return replace(self, cutoff=county.cutoff, cutoff_days_before=county.cutoff_days_before)
 
     @cached_property
     def tz(self) -> ZoneInfo:

@@ -127,7 +127,7 @@ class IntakeServicer(rpc.IntakeServiceServicer):
 
     def _submit_many(self, uow, submissions: list[h.DemandSubmission]) -> list[bytes | Exception]:
         return h.submit_demands(self.ctx, uow, submissions,
-                                lambda demand: out.demand(demand, self.ctx.policy).SerializeToString())
+                                lambda demand, policy: out.demand(demand, policy).SerializeToString())
 
     async def SubmitDemand(self, request, context):
         """The hot path, on the event loop: concurrent submissions are written together by the
@@ -169,11 +169,13 @@ class IntakeServicer(rpc.IntakeServiceServicer):
 
     def CancelDemand(self, request, context):
         return self._write("CancelDemand", request, pb.Demand, lambda a, uow: out.demand(
-            h.cancel_demand(self.ctx, uow, a, request.demand_id, request.reason), self.ctx.policy))
+            h.cancel_demand(self.ctx, uow, a, request.demand_id, request.reason),
+            h.demand_policy(self.ctx, uow)))
 
     def GetDemand(self, request, context):
         with self.ctx.uow() as uow:
-            return out.demand(h.read_demand(uow, _actor(), request.demand_id), self.ctx.policy)
+            return out.demand(h.read_demand(uow, _actor(), request.demand_id),
+                              h.demand_policy(self.ctx, uow))
 
     def ListDemands(self, request, context):
         status = get(request, "status")
@@ -185,7 +187,8 @@ class IntakeServicer(rpc.IntakeServiceServicer):
                 status="" if is_blank(status) else status.removeprefix("DEMAND_STATUS_").lower(),
                 tier=int(request.tier), flagged=flagged,
                 page_size=request.page.page_size, page_token=request.page.page_token)
-        return pb.ListDemandsResponse(demands=[out.demand(x, self.ctx.policy) for x in page.items],
+            policy = h.demand_policy(self.ctx, uow)
+        return pb.ListDemandsResponse(demands=[out.demand(x, policy) for x in page.items],
                                       page=_page_info(page))
 
     # ---- special needs
@@ -198,7 +201,7 @@ class IntakeServicer(rpc.IntakeServiceServicer):
                 period_days=request.period_days, delivery_day=request.delivery_day or None,
                 note=request.note)
             return pb.RegisterSpecialNeedResponse(special_need=out.special_need(need.view()),
-                                                  demand=out.demand(demand, self.ctx.policy))
+                                                  demand=out.demand(demand, h.demand_policy(self.ctx, uow)))
         return self._write("RegisterSpecialNeed", request, pb.RegisterSpecialNeedResponse, work)
 
     def ListSpecialNeeds(self, request, context):
@@ -229,7 +232,7 @@ class IntakeServicer(rpc.IntakeServiceServicer):
                                                 request.reason)
             resp = pb.ApproveRequisitionResponse(requisition=out.requisition(req))
             if demand is not None:
-                resp.demand.CopyFrom(out.demand(demand, self.ctx.policy))
+                resp.demand.CopyFrom(out.demand(demand, h.demand_policy(self.ctx, uow)))
             return resp
         return self._write("ApproveRequisition", request, pb.ApproveRequisitionResponse, work)
 

@@ -1,6 +1,6 @@
 """Intake's nameko worker: closes demands from logistics' delivery results, rolls the demands an
-approved plan left out, and turns periodic special needs (chronic medicine) into demands when
-they fall due."""
+approved plan left out, follows the county's cut-off from allocation's policy, and turns periodic
+special needs (chronic medicine) into demands when they fall due."""
 
 from __future__ import annotations
 
@@ -34,6 +34,11 @@ def make_service(settings: Settings) -> type:
         def on_plan_approved(self, body):
             self.events.handle("on_plan_approved", body,
                                lambda uow, env: handlers.roll_unplanned_demands(ctx, uow, env["payload"]))
+
+        @event_handler("allocation", "policy_changed", requeue_on_error=True)
+        def on_policy_changed(self, body):
+            self.events.handle("on_policy_changed", body,
+                               lambda uow, env: handlers.apply_policy_changed(ctx, uow, env["payload"]))
 
         @timer(interval=float(settings.extra.get("SUPPLY_PERIODIC_CHECK_SECONDS", "30")))
         def create_periodic_demands(self):
