@@ -399,6 +399,27 @@ def test_set_policy_versions_and_refuses_stale_or_unauthorised_changes(ctx):
         assert h.current_policy(ctx, uow) == p1
 
 
+def policy_events(ctx) -> list[dict]:
+    t = schema.tables["outbox"]
+    with ctx.engine.connect() as conn:
+        bodies = conn.execute(select(t.c.body).where(t.c.routing_key == "policy_changed")
+                              .order_by(t.c.id)).scalars()
+        return [json.loads(b)["payload"] for b in bodies]
+
+
+def test_every_policy_version_is_announced_and_the_seed_is_stored_once(ctx):
+    seeded = h.announce_policy(ctx)
+    assert seeded.version == 0 and h.announce_policy(ctx) == seeded  # a restart: the same seed
+    write(ctx, h.set_policy, HQ, {"cutoff": "09:00"}, 0)
+    write(ctx, h.set_policy, HQ, {"cutoff": "09:00"}, None)  # no change, no event
+    assert [(p["version"], p["cutoff"]) for p in policy_events(ctx)] == [
+        (0, "11:00"), (0, "11:00"), (1, "09:00")]
+    latest = policy_events(ctx)[-1]
+    assert "updated_by" not in latest and latest["updated_at"].endswith("Z")
+    with ctx.uow() as uow:
+        assert [p.version for p in h.policy_versions(ctx, uow)] == [1, 0]
+
+
 def test_a_new_policy_changes_the_next_plan(ctx):
     seed(ctx)
     write(ctx, h.set_policy, HQ, {"allow_package_substitution": False}, None)

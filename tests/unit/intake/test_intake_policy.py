@@ -126,3 +126,41 @@ def test_over_norm_boundary():
 def test_bad_policy_is_refused(kwargs):
     with pytest.raises(Exception):  # noqa: B017 - ValueError or ZoneInfoNotFoundError
         DemandPolicy(**kwargs)
+
+
+# ---- the county's cut-off, from allocation's policy (policy_changed) ------------------------
+def test_the_county_cut_off_replaces_the_built_in_one_and_a_newer_version_wins():
+    from services.intake.domain import county_cutoff
+
+    county = county_cutoff({"version": 3, "cutoff": "09:30", "cutoff_days_before": 1,
+                            "updated_at": "2026-11-27T01:00:00Z", "tier_order": [1, 2, 3, 4, 5]})
+    p = DemandPolicy().following(county)
+    assert p.cutoff_at(D) == local(2026, 11, 27, 9, 30)
+    assert DemandPolicy().following(None) == DemandPolicy()
+    assert county.supersedes(None) and county.supersedes(2)
+    assert not county.supersedes(3) and not county.supersedes(4)
+
+
+@pytest.mark.parametrize(("payload", "field"), [
+    ({"cutoff": "11:00", "cutoff_days_before": 0}, "payload.version"),
+    ({"version": 1, "cutoff": "25:00", "cutoff_days_before": 0}, "payload.cutoff"),
+    ({"version": 1, "cutoff": "11:00", "cutoff_days_before": 8}, "payload.cutoff_days_before"),
+    ({"version": 1, "cutoff": "11:00", "cutoff_days_before": 0, "updated_at": "yesterday"},
+     "payload.updated_at"),
+])
+def test_a_bad_policy_changed_names_its_field(payload, field):
+    from services.intake.domain import county_cutoff
+
+    with pytest.raises(InvalidInput) as exc:
+        county_cutoff(payload)
+    assert exc.value.field == field
+
+
+def test_an_open_demand_follows_its_days_new_cut_off():
+    from services.intake.domain import CountyCutoff, Demand, follow_cutoff
+
+    demand = Demand(id="DM-1", requester_id="V1", delivery_day=D, requested_day=D,
+                    rolled_over=False, submitted_at=local(2026, 11, 28, 8), lines=(),
+                    cutoff_at=DemandPolicy().cutoff_at(D))
+    earlier = DemandPolicy().following(CountyCutoff(1, time(9, 0), 0))
+    assert follow_cutoff(demand, earlier).cutoff_at == local(2026, 11, 28, 9)
