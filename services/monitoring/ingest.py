@@ -32,6 +32,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from services.monitoring.adapters import held_readings
+from services.monitoring.adapters.held_readings import HeldReading
 from services.monitoring.adapters.line_protocol import LineProtocolError, env_line
 from services.monitoring.domain.offline import parse_status
 from services.monitoring.domain.readings import (
@@ -232,7 +234,7 @@ class Ingest:
         now = self.ctx.clock.now()
         released = bool(work.held_ids)
         policy = self.config.hold_policy
-        taken: list[ingest.HeldReading] = []
+        taken: list[HeldReading] = []
         try:
             with self.ctx.uow() as uow:
                 standing, learned = self._standings(uow.conn, sorted(named))
@@ -241,12 +243,12 @@ class Ingest:
                     by_standing[standing[r.zone_key][0]].append(r)
                 judged = by_standing[KNOWN]
                 gateway_of = dict(work.gateway_of)
-                taken = [x for x in ingest.held_readings_of(uow.conn, learned) if x.id not in self.releasing]
+                taken = [x for x in held_readings.of_zones(uow.conn, learned) if x.id not in self.releasing]
                 judged = [x.reading for x in taken] + judged
                 gateway_of.update({x.reading.sensor_key: x.gateway for x in taken if x.gateway
                                    and x.reading.sensor_key not in gateway_of})
                 held = [] if released else newest_per_sensor(by_standing[UNREGISTERED], policy.per_sensor)
-                ingest.hold_readings(uow, held, gateway_of, now)
+                held_readings.hold(uow.conn, held, gateway_of, now)
                 foreign = [] if released else by_standing[FOREIGN]
                 refused = [("(foreign zone)", Rejected(
                     "foreign_zone", f"zone {r.zone!r} is registered under depot "
@@ -320,7 +322,7 @@ class Ingest:
         """The held readings of zones registered since they arrived (oldest first), as a group to
         commit and write like any other; None when there are none."""
         with self.ctx.engine.connect() as conn:
-            keys = ingest.registered_held_zones(conn)
+            keys = held_readings.registered_zones(conn)
             if not keys:
                 return None
             named = zones.zones_named(conn, {k.partition("/")[2] for k in keys})
@@ -328,7 +330,7 @@ class Ingest:
                 for row in rows:
                     self.zone_map.setdefault(row.zone_key, row)
                     self.unknown.forget(row.zone_key)
-            held = [x for x in ingest.held_readings_of(conn, keys, limit or self.config.group_readings)
+            held = [x for x in held_readings.of_zones(conn, keys, limit or self.config.group_readings)
                     if x.id not in self.releasing]
         if not held:
             return None
@@ -337,14 +339,18 @@ class Ingest:
                     held_ids=[x.id for x in held])
 
     def trim_held(self) -> int:
-        n = ingest.trim_held(self.ctx, self.config.hold_policy, self.ctx.clock.now())
+        with self.ctx.uow() as uow:
+            n = held_readings.trim(uow.conn, self.config.hold_policy, self.ctx.clock.now())
+            uow.commit()
         self.stats["held_trimmed"] += n
         return n
 
     def write(self, work: Work) -> None:
         self.write_lines(work.lines)
         if work.held_ids:
-            ingest.delete_held(self.ctx, work.held_ids)
+            with self.ctx.uow() as uow:
+                held_readings.delete(uow.conn, work.held_ids)
+                uow.commit()
             self.releasing.difference_update(work.held_ids)
         work.written = True
 

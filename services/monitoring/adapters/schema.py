@@ -7,6 +7,8 @@ MQTT batch group, under a row lock on the zone (`zone_state`), in the same trans
 records alert transitions and their outbox events.
 """
 
+from datetime import UTC, datetime
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -207,3 +209,10 @@ tables.update({
     "lots": lots, "alerts": alerts, "alert_history": alert_history, "prices": prices,
     "ingest_rejects": ingest_rejects, "held_readings": held_readings,
 })
+
+
+def aware(t: datetime | None) -> datetime | None:
+    """A stored instant as aware UTC (SQLite gives back naive UTC, PostgreSQL aware)."""
+    if t is None:
+        return None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)

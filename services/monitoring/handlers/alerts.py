@@ -14,15 +14,10 @@ from services.common.db import UnitOfWork, is_postgres, utcnow
 from services.common.errors import InvalidInput, NotFound
 from services.common.serde import from_jsonable, to_jsonable
 from services.monitoring.adapters import schema
+from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain.alarms import CLEARED
-from services.monitoring.handlers.base import (
-    ACK_ROLES,
-    Actor,
-    MonitoringContext,
-    aware,
-    iso,
-)
+from services.monitoring.handlers.base import ACK_ROLES, Actor, MonitoringContext, iso
 
 log = logging.getLogger(__name__)
 

@@ -63,13 +63,6 @@ def dialect_insert(conn: Connection, table):
     return insert(table)
 
 
-def aware(t: datetime | None) -> datetime | None:
-    """A stored instant as aware UTC (SQLite gives back naive UTC, PostgreSQL aware)."""
-    if t is None:
-        return None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
 def iso(t: datetime | None) -> str | None:
     return None if t is None else t.isoformat().replace("+00:00", "Z")
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, func, or_, select, update
-from sqlalchemy.engine import Connection
 
 from services.common.db import UnitOfWork
 from services.monitoring import state as st
 from services.monitoring.adapters import dead_letters, schema
+from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain import spoilage
 from services.monitoring.domain.alarms import CLEARED, AlarmTransition, ZoneAlarms
@@ -24,9 +24,8 @@ from services.monitoring.domain.offline import (
     offline_transition,
 )
 from services.monitoring.domain.readings import Reading, Rejected
-from services.monitoring.domain.zones import HoldPolicy
 from services.monitoring.handlers.alerts import clear_key, raise_candidate
-from services.monitoring.handlers.base import MonitoringContext, aware, dialect_insert
+from services.monitoring.handlers.base import MonitoringContext, dialect_insert
 from services.monitoring.handlers.zones import ZoneRow, ensure_zone_rows, lock_zones, zone_interval
 
 
@@ -165,68 +164,6 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
         if res is not None:
             out.alerts.append((res[0].alert_id, res[1]))
     return out
-
-
-def hold_readings(uow: UnitOfWork, readings: Sequence[Reading], gateway_of: Mapping[str, str],
-                  now: datetime) -> None:
-    if readings:
-        uow.conn.execute(schema.held_readings.insert(), [
-            {"zone_key": r.zone_key, "sensor_key": r.sensor_key, "depot": r.depot, "zone": r.zone,
-             "sensor": r.sensor, "gateway": gateway_of.get(r.sensor_key), "ts": r.ts, "seq": r.seq,
-             "temp_c": r.temp_c, "rh": r.rh, "received_at": now} for r in readings])
-
-
-@dataclass(frozen=True)
-class HeldReading:
-    id: int
-    reading: Reading
-    gateway: str | None
-
-
-def held_readings_of(conn: Connection, keys: Iterable[str], limit: int = 100_000) -> list[HeldReading]:
-    """The held readings of these zones, oldest first."""
-    keys = sorted(set(keys))
-    if not keys:
-        return []
-    hr = schema.held_readings
-    rows = conn.execute(select(hr).where(hr.c.zone_key.in_(keys)).order_by(hr.c.ts, hr.c.id)
-                        .limit(limit)).all()
-    return [HeldReading(r.id, Reading(r.depot, r.zone, r.sensor, aware(r.ts), r.seq, r.temp_c, r.rh),
-                        r.gateway) for r in rows]
-
-
-def registered_held_zones(conn: Connection, limit: int = 100) -> list[str]:
-    """Zones with held readings that are registered now: theirs are to be judged."""
-    hr, z = schema.held_readings, schema.zones
-    return list(conn.execute(select(hr.c.zone_key).distinct()
-                             .select_from(hr.join(z, z.c.zone_key == hr.c.zone_key))
-                             .order_by(hr.c.zone_key).limit(limit)).scalars())
-
-
-def delete_held(ctx: MonitoringContext, ids: Sequence[int]) -> None:
-    hr = schema.held_readings
-    with ctx.uow() as uow:
-        for i in range(0, len(ids), 1000):
-            uow.conn.execute(hr.delete().where(hr.c.id.in_(list(ids[i:i + 1000]))))
-        uow.commit()
-
-
-def trim_held(ctx: MonitoringContext, policy: HoldPolicy, now: datetime) -> int:
-    """Enforce the hold's bounds: retention, newest `per_sensor` per sensor, `max_rows` in all."""
-    hr = schema.held_readings
-    with ctx.uow() as uow:
-        n = uow.conn.execute(hr.delete().where(hr.c.received_at < now - policy.retention)).rowcount
-        rank = func.row_number().over(partition_by=hr.c.sensor_key,
-                                      order_by=(hr.c.ts.desc(), hr.c.id.desc())).label("rank")
-        ranked = select(hr.c.id, rank).subquery()
-        n += uow.conn.execute(hr.delete().where(hr.c.id.in_(
-            select(ranked.c.id).where(ranked.c.rank > policy.per_sensor)))).rowcount
-        floor = uow.conn.execute(select(hr.c.id).order_by(hr.c.id.desc())
-                                 .offset(policy.max_rows).limit(1)).scalar()
-        if floor is not None:
-            n += uow.conn.execute(hr.delete().where(hr.c.id <= floor)).rowcount
-        uow.commit()
-    return n
 
 
 def _open_unregistered_zones(uow: UnitOfWork, depot: str) -> list[str]:

@@ -15,6 +15,7 @@ from services.common.errors import InvalidInput
 from services.common.serde import from_jsonable, to_jsonable
 from services.monitoring import state as st
 from services.monitoring.adapters import schema
+from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain import hazmat, spoilage
 from services.monitoring.domain.readings import zone_key
@@ -27,7 +28,6 @@ from services.monitoring.handlers.alerts import (
 from services.monitoring.handlers.base import (
     HELD,
     MonitoringContext,
-    aware,
     parse_day,
     parse_instant,
     required,

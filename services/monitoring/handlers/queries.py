@@ -15,16 +15,11 @@ from services.common.errors import InvalidInput, NotFound
 from services.common.repository import Page
 from services.monitoring import state as st
 from services.monitoring.adapters import dead_letters, schema
+from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain.readings import zone_key
 from services.monitoring.handlers.alerts import alert_from_data
-from services.monitoring.handlers.base import (
-    HELD,
-    SENSOR_READ_ROLES,
-    Actor,
-    MonitoringContext,
-    aware,
-)
+from services.monitoring.handlers.base import HELD, SENSOR_READ_ROLES, Actor, MonitoringContext
 from services.monitoring.handlers.lots import lot_account
 
 
