@@ -277,6 +277,11 @@ def unregistered_sensor(depot: str, zone: str, sensors: Iterable[str], *,
     )
 
 
+def alert_is_spoilage(a: Alert) -> bool:
+    """Lots must be quarantined: spoilage or MKT findings, and alarms of rules with spoilage: true."""
+    return a.kind in ("spoilage", "mkt") or (a.kind == "alarm" and bool(a.evidence.get("spoilage")))
+
+
 UNREGISTERED_CAP_CODE = "UNREGISTERED_SENSOR_CAP"
 
 

@@ -15,7 +15,7 @@ from services.common.proto_time import timestamp as ts
 from services.monitoring.adapters.dead_letters import DeadLetter
 from services.monitoring.adapters.influx_query import HistoryPoint
 from services.monitoring.domain import alerts as al
-from services.monitoring.handlers import alerts, prices, queries
+from services.monitoring.handlers import prices, queries
 
 KIND = {k: pb.AlertKind.Value(f"ALERT_KIND_{k.upper()}") for k in al.KINDS}
 KIND_NAME = {v: k for k, v in KIND.items()}
@@ -56,7 +56,7 @@ def alert(a: al.Alert, *, with_history: bool = True) -> pb.Alert:
         opened_at=ts(a.opened_at), updated_at=ts(last_at), cleared_at=ts(a.cleared_at),
         acknowledged_by=a.acknowledged_by or "", acknowledged_at=ts(a.acknowledged_at),
         acknowledged_note=a.acknowledged_note or "", evidence=struct(a.evidence),
-        lot_ids=list(a.lot_ids), spoilage=alerts.alert_is_spoilage(a),
+        lot_ids=list(a.lot_ids), spoilage=al.alert_is_spoilage(a),
     )
     if with_history:
         m.history.extend(pb.AlertHistoryEntry(

@@ -10,10 +10,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from services.common.db import UnitOfWork, is_postgres, utcnow
+from services.common.db import UnitOfWork, is_postgres
 from services.common.errors import InvalidInput, NotFound
-from services.common.serde import from_jsonable, to_jsonable
-from services.monitoring.adapters import schema
+from services.monitoring.adapters import alert_store, schema
 from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain.alarms import CLEARED
@@ -22,43 +21,19 @@ from services.monitoring.handlers.base import ACK_ROLES, Actor, MonitoringContex
 log = logging.getLogger(__name__)
 
 
-def alert_is_spoilage(a: al.Alert) -> bool:
-    """Lots must be quarantined: spoilage or MKT findings, and alarms of rules with spoilage: true."""
-    return a.kind in ("spoilage", "mkt") or (a.kind == "alarm" and bool(a.evidence.get("spoilage")))
-
-
-def alert_from_data(data: Any) -> al.Alert:
-    return from_jsonable(al.Alert, data)
-
-
-def load_open_alert(uow: UnitOfWork, key: str) -> al.Alert | None:
-    a = schema.alerts
-    row = uow.conn.execute(select(a.c.data).where(a.c.open_key == key).with_for_update()).first()
-    return None if row is None else alert_from_data(row.data)
-
-
-def load_open_alerts(uow: UnitOfWork, *where) -> list[al.Alert]:
-    a = schema.alerts
-    rows = uow.conn.execute(select(a.c.data).where(a.c.open_key.is_not(None), *where)
-                            .order_by(a.c.alert_id).with_for_update()).all()
-    return [alert_from_data(r.data) for r in rows]
-
-
 def get_alert(uow: UnitOfWork, alert_id: str, *, lock: bool = False) -> al.Alert:
     if not alert_id:
         raise InvalidInput("alert_id", "required")
-    a = schema.alerts
-    q = select(a.c.data).where(a.c.alert_id == alert_id)
-    row = uow.conn.execute(q.with_for_update() if lock else q).first()
-    if row is None:
+    alert = alert_store.get(uow.conn, alert_id, lock=lock)
+    if alert is None:
         raise NotFound(f"alert_id: no alert {alert_id!r} / 未找到该告警")
-    return alert_from_data(row.data)
+    return alert
 
 
 def event_payload(alert: al.Alert, action: str, at: datetime, by: str | None = None,
                   note: str | None = None) -> dict[str, Any]:
     payload = alert.to_event_payload()
-    payload.update({"spoilage": alert_is_spoilage(alert), "state": alert.state, "action": action,
+    payload.update({"spoilage": al.alert_is_spoilage(alert), "state": alert.state, "action": action,
                     "at": iso(at), "severity": alert.severity, "subject": alert.subject})
     if by is not None:
         payload["by"] = by
@@ -77,24 +52,9 @@ def save_alert(uow: UnitOfWork, alert: al.Alert, action: str, at: datetime, *, n
                by: str | None = None, note: str | None = None, value: float | None = None,
                sensor: str | None = None) -> None:
     """Persist the alert, append its history row, record its event (all in this transaction)."""
-    a, h = schema.alerts, schema.alert_history
-    now = utcnow()
-    spoil = alert_is_spoilage(alert)
-    cols = {"severity": alert.severity, "state": alert.state, "spoilage": spoil,
-            "open_key": alert.key if alert.is_open else None, "updated_at": at,
-            "cleared_at": alert.cleared_at, "data": to_jsonable(alert)}
-    if new:
-        uow.conn.execute(a.insert().values(
-            alert_id=alert.alert_id, key=alert.key, kind=alert.kind, depot=alert.depot,
-            zone=alert.zone, rule_code=alert.rule_code, subject=alert.subject,
-            opened_at=alert.opened_at, **cols))
-    else:
-        uow.conn.execute(update(a).where(a.c.alert_id == alert.alert_id).values(**cols))
     payload = event_payload(alert, action, at, by, note)
-    uow.conn.execute(h.insert().values(
-        alert_id=alert.alert_id, action=action, at=at, by=by, note=note, kind=alert.kind,
-        severity=alert.severity, depot=alert.depot, zone=alert.zone, rule_code=alert.rule_code,
-        value=value, sensor=sensor, payload=payload, exported=False, recorded_at=now))
+    alert_store.save(uow.conn, alert, action, at, payload, new=new, spoilage=al.alert_is_spoilage(alert),
+                     by=by, note=note, value=value, sensor=sensor)
     uow.record_event(EVENT_OF[action], payload)
 
 
@@ -103,7 +63,7 @@ def raise_candidate(uow: UnitOfWork, c: al.AlertCandidate, at: datetime, *,
                     sensor: str | None = None) -> tuple[al.Alert, str] | None:
     """Open an alert for the candidate, or update the open one with its key (AlertBook's rule).
     With update_existing False an open alert is left as it is (returns None)."""
-    existing = load_open_alert(uow, c.key)
+    existing = alert_store.open_alert(uow.conn, c.key)
     if existing is not None and not update_existing:
         return None
     book = al.AlertBook([existing] if existing else [])
@@ -114,7 +74,7 @@ def raise_candidate(uow: UnitOfWork, c: al.AlertCandidate, at: datetime, *,
 
 def clear_key(uow: UnitOfWork, key: str, at: datetime, evidence: Mapping[str, Any] | None = None,
               *, value: float | None = None, sensor: str | None = None) -> al.Alert | None:
-    existing = load_open_alert(uow, key)
+    existing = alert_store.open_alert(uow.conn, key)
     if existing is None:
         return None
     alert = al.AlertBook([existing]).clear(key, at, evidence)

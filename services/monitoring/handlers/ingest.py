@@ -13,7 +13,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from services.common.db import UnitOfWork
 from services.monitoring import state as st
-from services.monitoring.adapters import dead_letters, schema
+from services.monitoring.adapters import alert_store, dead_letters, schema
 from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain import spoilage
@@ -166,20 +166,13 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
     return out
 
 
-def _open_unregistered_zones(uow: UnitOfWork, depot: str) -> list[str]:
-    a = schema.alerts
-    return list(uow.conn.execute(select(a.c.zone).where(
-        a.c.kind == "unregistered_sensor", a.c.depot == depot, a.c.rule_code == "UNREGISTERED_SENSOR",
-        a.c.open_key.is_not(None))).scalars())
-
-
 def raise_unregistered(ctx: MonitoringContext, uow: UnitOfWork, depot: str,
                        sensors: Mapping[str, Iterable[str]], registered_under: Mapping[str, str | None],
                        at: datetime) -> tuple[list[str], list[str]]:
     """One open alert per (depot, zone), an open one left as it is, up to the depot's cap
     (SUPPLY_UNREGISTERED_ALERTS_PER_DEPOT); beyond it one alert says the cap was hit. `sensors`
     by zone id. Returns the zones alerted now and the zones over the cap (only counted)."""
-    open_zones = _open_unregistered_zones(uow, depot)
+    open_zones = alert_store.open_zones(uow.conn, "unregistered_sensor", "UNREGISTERED_SENSOR", depot)
     cap = ctx.config.unregistered_alerts_per_depot
     alert, over = al.unregistered_zones_to_alert(sensors, open_zones, cap)
     for zone in alert:
@@ -197,7 +190,8 @@ def clear_unregistered(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone
     key = al.unregistered_sensor(depot, zone, ()).key
     alert = clear_key(uow, key, at, {"reason": "zone registered; held readings judged / 库区已登记, 暂存数据已判定",
                                      "released": released})
-    if alert is not None and len(_open_unregistered_zones(uow, depot)) < ctx.config.unregistered_alerts_per_depot:
+    open_now = alert_store.open_zones(uow.conn, "unregistered_sensor", "UNREGISTERED_SENSOR", depot)
+    if alert is not None and len(open_now) < ctx.config.unregistered_alerts_per_depot:
         clear_key(uow, al.unregistered_cap_reached(depot, 0, ()).key, at,
                   {"reason": "below the cap again / 未登记库区告警已低于上限"})
     return alert.alert_id if alert else None

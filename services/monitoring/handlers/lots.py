@@ -14,15 +14,13 @@ from services.common.db import UnitOfWork, utcnow
 from services.common.errors import InvalidInput
 from services.common.serde import from_jsonable, to_jsonable
 from services.monitoring import state as st
-from services.monitoring.adapters import schema
+from services.monitoring.adapters import alert_store, schema
 from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain import hazmat, spoilage
 from services.monitoring.domain.readings import zone_key
 from services.monitoring.handlers.alerts import (
     clear_key,
-    load_open_alert,
-    load_open_alerts,
     raise_candidate,
 )
 from services.monitoring.handlers.base import (
@@ -182,8 +180,7 @@ LOT_ALERT_KINDS = ("spoilage", "mkt", "near_expiry")
 
 
 def clear_lot_alerts(uow: UnitOfWork, lot_id: str, at: datetime) -> None:
-    a = schema.alerts
-    for alert in load_open_alerts(uow, a.c.subject == lot_id, a.c.kind.in_(LOT_ALERT_KINDS)):
+    for alert in alert_store.open_alerts(uow.conn, subject=lot_id, kinds=LOT_ALERT_KINDS):
         clear_key(uow, alert.key, at, {"reason": "lot no longer held / 批次已出库或核销"})
 
 
@@ -196,7 +193,7 @@ def _held_lots(uow: UnitOfWork, key: str) -> list[Any]:
 
 def audit_zone(ctx: MonitoringContext, uow: UnitOfWork, key: str, at: datetime) -> None:
     """Segregation audit of what logistics says the zone holds; stale violations clear."""
-    z, a = schema.zones, schema.alerts
+    z = schema.zones
     info = uow.conn.execute(select(z.c.depot, z.c.zone, z.c.storage_class)
                             .where(z.c.zone_key == key)).first()
     if info is None:
@@ -207,12 +204,11 @@ def audit_zone(ctx: MonitoringContext, uow: UnitOfWork, key: str, at: datetime) 
     for v in hazmat.audit_zone(contents, ctx.catalogue):
         c = al.from_segregation(v, ctx.alert_policy)
         found[c.key] = c
-    for alert in load_open_alerts(uow, a.c.kind == "segregation", a.c.depot == info.depot,
-                                  a.c.zone == info.zone):
+    for alert in alert_store.open_alerts(uow.conn, kinds=("segregation",), depot=info.depot, zone=info.zone):
         if alert.key not in found:
             clear_key(uow, alert.key, at, {"reason": "segregation restored / 已恢复分区存放"})
     for c in found.values():
-        existing = load_open_alert(uow, c.key)
+        existing = alert_store.open_alert(uow.conn, c.key)
         if existing is not None and set(existing.lot_ids) >= set(c.lot_ids):
             continue
         raise_candidate(uow, c, at)
@@ -233,7 +229,7 @@ def check_expiry(ctx: MonitoringContext, uow: UnitOfWork, lot_ids: Sequence[str]
     n = 0
     for f in al.near_expiry(lots, today, ctx.catalogue, ctx.alert_policy):
         c = al.from_near_expiry(f, ctx.alert_policy)
-        existing = load_open_alert(uow, c.key)
+        existing = alert_store.open_alert(uow.conn, c.key)
         if existing is not None and existing.evidence.get("days_left") == f.days_left:
             continue
         raise_candidate(uow, c, now)
@@ -292,8 +288,7 @@ def reserve_below_floor(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mappi
 
 
 def expire_reserve_alerts(ctx: MonitoringContext, uow: UnitOfWork) -> None:
-    a = schema.alerts
     cutoff = ctx.clock.now() - ctx.config.reserve_alert_ttl
-    for alert in load_open_alerts(uow, a.c.kind == "reserve_below_floor", a.c.updated_at < cutoff):
+    for alert in alert_store.open_alerts(uow.conn, kinds=("reserve_below_floor",), updated_before=cutoff):
         clear_key(uow, alert.key, ctx.clock.now(),
                   {"reason": "not re-raised by logistics / 储备已恢复(未再报告低于底线)"})

@@ -14,11 +14,10 @@ from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput, NotFound
 from services.common.repository import Page
 from services.monitoring import state as st
-from services.monitoring.adapters import dead_letters, schema
+from services.monitoring.adapters import alert_store, dead_letters, schema
 from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain.readings import zone_key
-from services.monitoring.handlers.alerts import alert_from_data
 from services.monitoring.handlers.base import HELD, SENSOR_READ_ROLES, Actor, MonitoringContext
 from services.monitoring.handlers.lots import lot_account
 
@@ -87,7 +86,7 @@ def list_alerts(uow: UnitOfWork, f: AlertFilter, page_size: int, page_token: str
             raise InvalidInput("page.page_token", "not a token returned by a previous page") from None
         q = q.where(or_(a.c.opened_at < after_at, and_(a.c.opened_at == after_at, a.c.alert_id < after_id)))
     rows = uow.conn.execute(q.order_by(a.c.opened_at.desc(), a.c.alert_id.desc()).limit(size + 1)).all()
-    items = [alert_from_data(r.data) for r in rows[:size]]
+    items = [alert_store.from_data(r.data) for r in rows[:size]]
     token = ""
     if len(rows) > size:
         last = rows[size - 1]
@@ -198,7 +197,7 @@ def zone_status(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str) 
             mkt = acct.mkt_c(h, now, ctx.spoilage_policy) if sc and sc.mkt_limit_c is not None else None
         lots.append(LotView(r.lot_id, r.item_code, r.on_hand, r.status, r.expiry, aware(r.received_at),
                             remaining, acct.sl_ref_days if acct else None, mkt))
-    alerts_ = [alert_from_data(r.data) for r in uow.conn.execute(
+    alerts_ = [alert_store.from_data(r.data) for r in uow.conn.execute(
         select(a.c.data).where(a.c.depot == depot, a.c.zone == zone, a.c.open_key.is_not(None))
         .order_by(a.c.opened_at)).all()]
     sensors = [SensorView(r.sensor, r.gateway, aware(r.last_ts), r.last_temp_c, r.last_rh, r.last_seq,
