@@ -32,9 +32,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from services.monitoring.adapters import held_readings
+from services.monitoring.adapters import held_readings, zone_store
 from services.monitoring.adapters.held_readings import HeldReading
 from services.monitoring.adapters.line_protocol import LineProtocolError, env_line
+from services.monitoring.adapters.zone_store import ZoneRow
 from services.monitoring.domain.offline import parse_status
 from services.monitoring.domain.readings import (
     Deduplicator,
@@ -50,7 +51,7 @@ from services.monitoring.domain.zones import (
     newest_per_sensor,
     zone_standing,
 )
-from services.monitoring.handlers import base, ingest, zones
+from services.monitoring.handlers import base, ingest
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class Ingest:
         self.client_id = client_id
         self.dedup = Deduplicator(ctx.config.dedup_policy)
         self.cache = ingest.EvalCache()
-        self.zone_map: dict[str, zones.ZoneRow] = {}
+        self.zone_map: dict[str, ZoneRow] = {}
         self.zone_refresh_s = zone_refresh_s
         self._zones_loaded = 0.0
         self.unknown = UnknownZones(ctx.config.unknown_zone_ttl_s)
@@ -135,7 +136,7 @@ class Ingest:
     def refresh_zones(self, force: bool = False) -> None:
         if force or time.monotonic() - self._zones_loaded >= self.zone_refresh_s:
             with self.ctx.engine.connect() as conn:
-                zone_map = zones.load_zone_map(conn)
+                zone_map = zone_store.zone_map(conn)
             if self._zones_loaded:  # registered since: their held readings go first
                 self.registered_since.update(k for k in zone_map if k not in self.zone_map)
             self.zone_map = zone_map
@@ -214,7 +215,7 @@ class Ingest:
             else:
                 out[k] = (zone_standing(k.partition("/")[0], depots), min(depots, default=None))
         if ask:
-            named = zones.zones_named(conn, {k.partition("/")[2] for k in ask})
+            named = zone_store.named(conn, {k.partition("/")[2] for k in ask})
             for k in ask:
                 depot, _, zone = k.partition("/")
                 rows = named.get(zone, [])
@@ -325,7 +326,7 @@ class Ingest:
             keys = held_readings.registered_zones(conn)
             if not keys:
                 return None
-            named = zones.zones_named(conn, {k.partition("/")[2] for k in keys})
+            named = zone_store.named(conn, {k.partition("/")[2] for k in keys})
             for rows in named.values():
                 for row in rows:
                     self.zone_map.setdefault(row.zone_key, row)

@@ -22,8 +22,9 @@ from sqlalchemy import (
     Table,
     Text,
 )
+from sqlalchemy.engine import Connection
 
-from services.common.db import Json, UTCDateTime, platform_tables
+from services.common.db import Json, UTCDateTime, is_postgres, platform_tables
 
 metadata = MetaData()
 tables = platform_tables(metadata)
@@ -216,3 +217,11 @@ def aware(t: datetime | None) -> datetime | None:
     if t is None:
         return None
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def dialect_insert(conn: Connection, table):
+    if is_postgres(conn):
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)

@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from services.common.auth import Caller
 from services.common.catalogue import Catalogue, StorageClass
 from services.common.clock import Clock
-from services.common.db import UnitOfWork, is_postgres
+from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput
 from services.monitoring.adapters import schema
 from services.monitoring.config import MonitoringConfig
@@ -53,14 +53,6 @@ class MonitoringContext:
 
     def storage_class(self, code: str | None) -> StorageClass | None:
         return self.catalogue.storage_classes.get(code) if code else None
-
-
-def dialect_insert(conn: Connection, table):
-    if is_postgres(conn):
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
 
 
 def iso(t: datetime | None) -> str | None:

@@ -13,8 +13,9 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from services.common.db import UnitOfWork
 from services.monitoring import state as st
-from services.monitoring.adapters import alert_store, dead_letters, schema
-from services.monitoring.adapters.schema import aware
+from services.monitoring.adapters import alert_store, dead_letters, schema, zone_store
+from services.monitoring.adapters.schema import aware, dialect_insert
+from services.monitoring.adapters.zone_store import ZoneRow
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain import spoilage
 from services.monitoring.domain.alarms import CLEARED, AlarmTransition, ZoneAlarms
@@ -25,8 +26,8 @@ from services.monitoring.domain.offline import (
 )
 from services.monitoring.domain.readings import Reading, Rejected
 from services.monitoring.handlers.alerts import clear_key, raise_candidate
-from services.monitoring.handlers.base import MonitoringContext, dialect_insert
-from services.monitoring.handlers.zones import ZoneRow, ensure_zone_rows, lock_zones, zone_interval
+from services.monitoring.handlers.base import MonitoringContext
+from services.monitoring.handlers.zones import zone_interval
 
 
 @dataclass
@@ -103,8 +104,8 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
     for r in readings:
         by_zone[r.zone_key].append(r)
     keys = sorted(by_zone)
-    ensure_zone_rows(uow, [k for k in keys if k not in cache.zones], now)
-    versions = lock_zones(uow, keys)
+    zone_store.ensure_state_rows(uow.conn, [k for k in keys if k not in cache.zones], now)
+    versions = zone_store.lock_state(uow.conn, keys)
     if len(cache.zones) > cache.max_zones:
         cache.zones.clear()
 

@@ -12,11 +12,12 @@ from sqlalchemy import select
 from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput
 from services.monitoring.adapters import schema
+from services.monitoring.adapters.schema import dialect_insert
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain import prices
 from services.monitoring.domain.alarms import CLEARED
 from services.monitoring.handlers.alerts import clear_key, raise_candidate
-from services.monitoring.handlers.base import PRICE_ROLES, Actor, MonitoringContext, dialect_insert
+from services.monitoring.handlers.base import PRICE_ROLES, Actor, MonitoringContext
 
 
 @dataclass(frozen=True)

@@ -3,40 +3,22 @@ zones' evaluation-state rows (locked in sorted order: ADR 0002)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.engine import Connection
 
 from services.common.db import UnitOfWork, utcnow
 from services.common.errors import InvalidInput
 from services.monitoring import state as st
-from services.monitoring.adapters import schema
+from services.monitoring.adapters import schema, zone_store
+from services.monitoring.adapters.schema import dialect_insert
+from services.monitoring.adapters.zone_store import ZoneRow
 from services.monitoring.config import ZoneSpec
 from services.monitoring.domain import spoilage
 from services.monitoring.domain.readings import zone_key
-from services.monitoring.handlers.base import MonitoringContext, dialect_insert
-
-
-@dataclass(frozen=True)
-class ZoneRow:
-    zone_key: str
-    depot: str
-    zone: str
-    storage_class: str
-    interval_s: float | None
-    source: str
-
-
-def load_zone_map(conn: Connection) -> dict[str, ZoneRow]:
-    z = schema.zones
-    rows = conn.execute(select(z.c.zone_key, z.c.depot, z.c.zone, z.c.storage_class,
-                               z.c.interval_s, z.c.source)).all()
-    return {r.zone_key: ZoneRow(*r) for r in rows}
+from services.monitoring.handlers.base import MonitoringContext
 
 
 def register_zone(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str, storage_class: str,
@@ -99,38 +81,9 @@ def zone_interval(ctx: MonitoringContext, info: ZoneRow | None) -> timedelta:
     return ctx.config.sensor_interval
 
 
-def ensure_zone_rows(uow: UnitOfWork, keys: Iterable[str], now: datetime) -> None:
-    rows = [{"zone_key": k, "version": 0, "thermal": {}, "open_rules": {}, "updated_at": now}
-            for k in keys]
-    if rows:
-        uow.conn.execute(dialect_insert(uow.conn, schema.zone_state).on_conflict_do_nothing(), rows)
-
-
-def lock_zones(uow: UnitOfWork, keys: Sequence[str]) -> dict[str, int]:
-    """Lock the zones' state rows (sorted order: no deadlock between processes); their versions."""
-    zs = schema.zone_state
-    rows = uow.conn.execute(select(zs.c.zone_key, zs.c.version)
-                            .where(zs.c.zone_key.in_(sorted(keys)))
-                            .order_by(zs.c.zone_key).with_for_update()).all()
-    return {r.zone_key: r.version for r in rows}
-
-
-def zones_named(conn: Connection, zone_ids: Iterable[str]) -> dict[str, list[ZoneRow]]:
-    """Every registered zone with one of these zone ids, by zone id (any depot)."""
-    ids = sorted(set(zone_ids))
-    out: dict[str, list[ZoneRow]] = defaultdict(list)
-    if not ids:
-        return out
-    z = schema.zones
-    for r in conn.execute(select(z.c.zone_key, z.c.depot, z.c.zone, z.c.storage_class, z.c.interval_s,
-                                 z.c.source).where(z.c.zone.in_(ids))).all():
-        out[r.zone].append(ZoneRow(*r))
-    return out
-
-
 def zone_state_for_update(uow: UnitOfWork, key: str) -> tuple[int, spoilage.ThermalHistory, Any]:
-    ensure_zone_rows(uow, [key], utcnow())
-    lock_zones(uow, [key])
+    zone_store.ensure_state_rows(uow.conn, [key], utcnow())
+    zone_store.lock_state(uow.conn, [key])
     zs = schema.zone_state
     row = uow.conn.execute(select(zs.c.version, zs.c.thermal, zs.c.open_rules)
                            .where(zs.c.zone_key == key)).one()
@@ -140,8 +93,8 @@ def zone_state_for_update(uow: UnitOfWork, key: str) -> tuple[int, spoilage.Ther
 def lock_zones_sorted(uow: UnitOfWork, keys: Iterable[str | None]) -> None:
     """Lock every zone a lot move touches up front, in the ingest's (sorted) order: no deadlock."""
     keys = sorted(k for k in keys if k)
-    ensure_zone_rows(uow, keys, utcnow())
-    lock_zones(uow, keys)
+    zone_store.ensure_state_rows(uow.conn, keys, utcnow())
+    zone_store.lock_state(uow.conn, keys)
 
 
 def save_thermal(uow: UnitOfWork, key: str, version: int, h: spoilage.ThermalHistory) -> None:

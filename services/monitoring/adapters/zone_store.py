@@ -1,0 +1,63 @@
+"""The zone map (table zones) as the ingest reads it, and the zones' evaluation-state rows
+(table zone_state): created on first use, locked in sorted order (ADR 0002)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from services.monitoring.adapters import schema
+from services.monitoring.adapters.schema import dialect_insert
+
+
+@dataclass(frozen=True)
+class ZoneRow:
+    zone_key: str
+    depot: str
+    zone: str
+    storage_class: str
+    interval_s: float | None
+    source: str
+
+
+def zone_map(conn: Connection) -> dict[str, ZoneRow]:
+    z = schema.zones
+    rows = conn.execute(select(z.c.zone_key, z.c.depot, z.c.zone, z.c.storage_class,
+                               z.c.interval_s, z.c.source)).all()
+    return {r.zone_key: ZoneRow(*r) for r in rows}
+
+
+def ensure_state_rows(conn: Connection, keys: Iterable[str], now: datetime) -> None:
+    rows = [{"zone_key": k, "version": 0, "thermal": {}, "open_rules": {}, "updated_at": now}
+            for k in keys]
+    if rows:
+        conn.execute(dialect_insert(conn, schema.zone_state).on_conflict_do_nothing(), rows)
+
+
+def lock_state(conn: Connection, keys: Sequence[str]) -> dict[str, int]:
+    """Lock the zones' state rows (sorted order: no deadlock between processes); their versions."""
+    zs = schema.zone_state
+    rows = conn.execute(select(zs.c.zone_key, zs.c.version)
+                        .where(zs.c.zone_key.in_(sorted(keys)))
+                        .order_by(zs.c.zone_key).with_for_update()).all()
+    return {r.zone_key: r.version for r in rows}
+
+
+def named(conn: Connection, zone_ids: Iterable[str]) -> dict[str, list[ZoneRow]]:
+    """Every registered zone with one of these zone ids, by zone id (any depot)."""
+    ids = sorted(set(zone_ids))
+    out: dict[str, list[ZoneRow]] = defaultdict(list)
+    if not ids:
+        return out
+    z = schema.zones
+    for r in conn.execute(select(z.c.zone_key, z.c.depot, z.c.zone, z.c.storage_class, z.c.interval_s,
+                                 z.c.source).where(z.c.zone.in_(ids))).all():
+        out[r.zone].append(ZoneRow(*r))
+    return out
+
+
