@@ -21,7 +21,7 @@ from services.common.db import ping, run_idempotent
 from services.common.errors import InvalidInput
 from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.messaging import EventPublisher
-from services.monitoring.adapters import dead_letters
+from services.monitoring.adapters import alert_store, dead_letters
 from services.monitoring.adapters.influx import InfluxError
 from services.monitoring.adapters.influx_query import InfluxReader
 from services.monitoring.bootstrap import build_context
@@ -73,8 +73,8 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
         return response_type.FromString(data)
 
     # ---- alerts
-    def _filter(self, request) -> queries.AlertFilter:
-        return queries.AlertFilter(
+    def _filter(self, request) -> alert_store.AlertFilter:
+        return alert_store.AlertFilter(
             states=_enum_names(getattr(request, "states", ()), out.STATE_NAME, "states"),
             kinds=_enum_names(request.kinds, out.KIND_NAME, "kinds"),
             severities=_enum_names(request.severities, out.SEVERITY_NAME, "severities"),
@@ -89,13 +89,13 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
         if f.zone and not f.depot:
             raise InvalidInput("depot", "required when zone is given (zone ids are per depot)")
         with self.ctx.uow() as uow:
-            items, token, total = queries.list_alerts(uow, f, request.page.page_size, request.page.page_token)
+            items, token, total = alert_store.page(uow.conn, f, request.page.page_size, request.page.page_token)
         return pb.ListAlertsResponse(alerts=[out.alert(a) for a in items],
                                      page=common.PageInfo(next_page_token=token, total=total))
 
     def _read(self, query: Callable, *args):
         with self.ctx.uow() as uow:
-            return query(uow, *args)
+            return query(uow.conn, *args)
 
     async def WatchAlerts(self, request, context):
         """On the event loop: each poll of the history runs on the pool (short, blocking), the
@@ -109,7 +109,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
         context.add_done_callback(lambda _: stream.close())  # however the call ends
         try:
             cursor = (request.after_cursor if request.HasField("after_cursor")
-                      else await asyncio.to_thread(self._read, queries.last_history_id))
+                      else await asyncio.to_thread(self._read, alert_store.last_history_id))
             if cursor < 0:
                 raise InvalidInput("after_cursor", "must be ≥ 0")
             # the starting point, before any transition: a client knows from here on nothing is missed
@@ -117,7 +117,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
             gaps: dict[int, float] = {}  # history ids skipped (not committed yet) → when first noticed
             while not context.done() and not self.stopping.is_set():
                 # to_thread: the loop's default executor, which is the API's pool, in this context
-                rows = await asyncio.to_thread(self._read, queries.history_since, cursor, list(gaps), f)
+                rows = await asyncio.to_thread(self._read, alert_store.history_since, cursor, list(gaps), f)
                 now = time.monotonic()
                 for row in rows:
                     gaps.pop(row.id, None)

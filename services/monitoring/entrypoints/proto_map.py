@@ -12,6 +12,7 @@ from google.protobuf.json_format import ParseDict
 from supply.v1 import monitoring_pb2 as pb
 
 from services.common.proto_time import timestamp as ts
+from services.monitoring.adapters import alert_store
 from services.monitoring.adapters.dead_letters import DeadLetter
 from services.monitoring.adapters.influx_query import HistoryPoint
 from services.monitoring.domain import alerts as al
@@ -78,7 +79,7 @@ def alert_from_payload(p: Mapping[str, Any]) -> pb.Alert:
     )
 
 
-def transition(row: queries.HistoryRow) -> pb.AlertTransition:
+def transition(row: alert_store.HistoryRow) -> pb.AlertTransition:
     return pb.AlertTransition(cursor=row.id, action=ACTION[row.action], at=ts(row.at), by=row.by or "",
                               note=row.note or "", alert=alert_from_payload(row.payload))
 

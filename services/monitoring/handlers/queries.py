@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import select
 
 from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput, NotFound
@@ -22,113 +20,10 @@ from services.monitoring.handlers.base import HELD, SENSOR_READ_ROLES, Actor, Mo
 from services.monitoring.handlers.lots import lot_account
 
 
-@dataclass(frozen=True)
-class AlertFilter:
-    states: tuple[str, ...] = ()  # opened | acknowledged | cleared; empty: all
-    kinds: tuple[str, ...] = ()
-    severities: tuple[str, ...] = ()
-    depot: str = ""
-    zone: str = ""
-    opened_after: datetime | None = None
-    opened_before: datetime | None = None
-    spoilage_only: bool = False
-
-
-def _kind_and_place(t, f: AlertFilter) -> list[Any]:
-    """The filters alerts and their history rows share (both tables have these columns)."""
-    where: list[Any] = []
-    if f.kinds:
-        where.append(t.c.kind.in_(f.kinds))
-    if f.severities:
-        where.append(t.c.severity.in_(f.severities))
-    if f.depot:
-        where.append(t.c.depot == f.depot)
-    if f.zone:
-        where.append(t.c.zone == f.zone)
-    return where
-
-
-def _alert_where(f: AlertFilter) -> list[Any]:
-    a = schema.alerts
-    where: list[Any] = []
-    for k in f.kinds:
-        if k not in al.KINDS:
-            raise InvalidInput("kinds", f"unknown alert kind {k!r}; one of {', '.join(al.KINDS)}")
-    if f.states:
-        where.append(a.c.state.in_(f.states))
-    where += _kind_and_place(a, f)
-    if f.opened_after is not None:
-        where.append(a.c.opened_at >= f.opened_after)
-    if f.opened_before is not None:
-        where.append(a.c.opened_at < f.opened_before)
-    if f.spoilage_only:
-        where.append(a.c.spoilage.is_(True))
-    return where
-
-
-def list_alerts(uow: UnitOfWork, f: AlertFilter, page_size: int, page_token: str
-                ) -> tuple[list[al.Alert], str, int]:
-    """Newest first (opened_at, then alert id); keyset paging; also the total matching."""
-    import base64
-
-    if page_size < 0 or page_size > 500:
-        raise InvalidInput("page.page_size", f"must be 0 … 500, got {page_size}")
-    size = page_size or 50
-    a = schema.alerts
-    where = _alert_where(f)
-    total = uow.conn.execute(select(func.count()).select_from(a).where(*where)).scalar_one()
-    q = select(a.c.alert_id, a.c.opened_at, a.c.data).where(*where)
-    if page_token:
-        try:
-            at_s, _, after_id = base64.urlsafe_b64decode(page_token.encode()).decode().partition("|")
-            after_at = datetime.fromisoformat(at_s)
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidInput("page.page_token", "not a token returned by a previous page") from None
-        q = q.where(or_(a.c.opened_at < after_at, and_(a.c.opened_at == after_at, a.c.alert_id < after_id)))
-    rows = uow.conn.execute(q.order_by(a.c.opened_at.desc(), a.c.alert_id.desc()).limit(size + 1)).all()
-    items = [alert_store.from_data(r.data) for r in rows[:size]]
-    token = ""
-    if len(rows) > size:
-        last = rows[size - 1]
-        opened = aware(last.opened_at)
-        token = base64.urlsafe_b64encode(f"{opened.isoformat()}|{last.alert_id}".encode()).decode()
-    return items, token, total
-
-
 def list_ingest_dead_letters(uow: UnitOfWork, actor: Actor, f: dead_letters.DeadLetterFilter,
                              page_size: int, page_token: str) -> Page[dead_letters.DeadLetter]:
     actor.require(*SENSOR_READ_ROLES)
     return dead_letters.page(uow.conn, f, page_size, page_token)
-
-
-@dataclass(frozen=True)
-class HistoryRow:
-    id: int
-    alert_id: str
-    action: str
-    at: datetime
-    by: str | None
-    note: str | None
-    payload: dict
-
-
-def history_since(uow: UnitOfWork, after_id: int, extra_ids: Sequence[int], f: AlertFilter,
-                  limit: int = 500) -> list[HistoryRow]:
-    """Alert history rows with id > after_id (or in extra_ids: ids skipped earlier because their
-    transaction had not committed yet), filtered like ListAlerts (states do not apply)."""
-    h = schema.alert_history
-    cond = h.c.id > after_id
-    if extra_ids:
-        cond = or_(cond, h.c.id.in_(list(extra_ids)))
-    where = [cond, *_kind_and_place(h, f)]
-    rows = uow.conn.execute(select(h.c.id, h.c.alert_id, h.c.action, h.c.at, h.c.by, h.c.note, h.c.payload)
-                            .where(*where).order_by(h.c.id).limit(limit)).all()
-    return [HistoryRow(r.id, r.alert_id, r.action, aware(r.at), r.by, r.note, r.payload) for r in rows]
-
-
-def last_history_id(uow: UnitOfWork) -> int:
-    h = schema.alert_history
-    return uow.conn.execute(select(func.coalesce(func.max(h.c.id), 0))).scalar_one()
 
 
 @dataclass(frozen=True)
