@@ -14,8 +14,8 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from services.common.auth import Caller
 from services.common.catalogue import Catalogue
@@ -52,8 +52,9 @@ DONATION_SUMMARY_ROLES = (*DONATION_READ_ROLES, "department")
 class Actor(Caller):
     """Who is calling (from the caller's token): identity, role and scope (requester id)."""
 
-    def domain_actor(self) -> d.Actor:
-        return d.Actor(id=self.identity, role=self.role, unit_id=self.scope or None)
+
+def domain_actor(actor: Caller) -> d.Actor:
+    return d.Actor(id=actor.identity, role=actor.role, unit_id=actor.scope or None)
 
 
 @dataclass
@@ -527,7 +528,7 @@ def file_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, unit_
                      delivery_day: date | str | None) -> d.Requisition:
     unit = _requester(uow, unit_id, "unit_id")
     req = d.file_requisition(requisition_id=new_id("RQ"), unit=unit, lines=lines, purpose=purpose,
-                             headcount_basis=headcount_basis, actor=actor.domain_actor(),
+                             headcount_basis=headcount_basis, actor=domain_actor(actor),
                              catalogue=ctx.catalogue, policy=demand_policy(ctx, uow), at=ctx.clock.now(),
                              delivery_day=delivery_day or None)
     requisitions.add(uow.conn, req)
@@ -571,13 +572,13 @@ def approve_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requi
     req = get_requisition(uow, requisition_id)
     now = ctx.clock.now()
     if step == "head":
-        req = d.approve_head(req, actor.domain_actor(), now, reason)
+        req = d.approve_head(req, domain_actor(actor), now, reason)
         requisitions.save(uow.conn, req)
         return req, None
     if step != "hq":
         raise InvalidInput("step", "must be 'head' (一把手审核) or 'hq' (指挥部审批)")
     unit = _requester(uow, req.unit_id, "unit_id")
-    req, demand = d.approve_hq(req, actor.domain_actor(), now, unit=unit, demand_id=new_id("D"),
+    req, demand = d.approve_hq(req, domain_actor(actor), now, unit=unit, demand_id=new_id("D"),
                                policy=demand_policy(ctx, uow), reason=reason)
     requisitions.save(uow.conn, req)
     demands.add(uow.conn, demand)
@@ -588,7 +589,7 @@ def approve_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requi
 
 def reject_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requisition_id: str,
                        reason: str) -> d.Requisition:
-    req = d.reject_requisition(get_requisition(uow, requisition_id), actor.domain_actor(),
+    req = d.reject_requisition(get_requisition(uow, requisition_id), domain_actor(actor),
                                ctx.clock.now(), reason)
     requisitions.save(uow.conn, req)
     _record(uow, ev.requisition_rejected(req))

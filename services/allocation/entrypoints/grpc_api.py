@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import date
 
 import grpc
-from google.protobuf.message import Message
-from sqlalchemy import select
 from supply.v1 import allocation_pb2 as pb
 from supply.v1 import allocation_pb2_grpc as rpc
 
 from services.allocation import handlers as h
-from services.allocation.adapters import schema
 from services.allocation.adapters.stock import StockUnavailable
 from services.allocation.bootstrap import build_context, grpc_stock_source
 from services.allocation.domain.county_policy import EDITABLE
 from services.allocation.domain.plan_state import PlanTrigger
 from services.allocation.entrypoints import proto_map as out
 from services.common.config import Settings
-from services.common.db import ping, run_idempotent
-from services.common.errors import Conflict, InvalidInput
+from services.common.db import ping
+from services.common.errors import InvalidInput
 from services.common.grpc_client import open_channel
-from services.common.grpc_server import caller, serve, write_fingerprint
+from services.common.grpc_server import caller, serve
 from services.common.logs import correlation_id
 from services.common.messaging import EventPublisher
+from services.common.servicer import WriteServicer
 
 log = logging.getLogger(__name__)
 
@@ -65,34 +62,11 @@ def _policy_changes(request: pb.SetPolicyRequest) -> dict:
     return changes
 
 
-class AllocationServicer(rpc.AllocationServiceServicer):
+class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
     def __init__(self, ctx: h.AllocationContext, settings: Settings | None = None):
         self.ctx = ctx
         self.settings = settings  # where the reports process is (GetDailyReport)
         self.reports: rpc.AllocationServiceStub | None = None
-
-    def _write(self, method: str, request: Message, response_type: type[Message],
-               work: Callable[[h.Actor, object], Message]) -> Message:
-        actor = _actor()
-        data = run_idempotent(self.ctx.uow(), f"{actor.identity}:{method}", request.idempotency_key,
-                              write_fingerprint(request),
-                              lambda uow: work(actor, uow).SerializeToString())
-        return response_type.FromString(data)
-
-    def _answered(self, scope: str, key: str, fingerprint: str) -> bytes | None:
-        """A stored answer for this key (checked before the slow part of RunAllocation)."""
-        if not key or not key.strip():
-            raise InvalidInput("idempotency_key", "required unless dry_run (any unique string, "
-                                                  "≤ 200 chars)")
-        t = schema.tables["idempotency_keys"]
-        with self.ctx.engine.connect() as conn:
-            row = conn.execute(select(t.c.request_hash, t.c.response)
-                               .where(t.c.scope == scope, t.c.key == key)).first()
-        if row is None:
-            return None
-        if row.request_hash != fingerprint:
-            raise Conflict(f"idempotency_key {key!r} was already used for a different request")
-        return bytes(row.response)
 
     # ---- plans
     def RunAllocation(self, request, context):
@@ -102,10 +76,11 @@ class AllocationServicer(rpc.AllocationServiceServicer):
         page_size = request.lines_page.page_size
         if not 0 <= page_size <= h.MAX_LINES_PAGE:
             raise InvalidInput("lines_page.page_size", f"must be 0 … {h.MAX_LINES_PAGE}")
-        scope = f"{actor.identity}:RunAllocation"
-        fingerprint = write_fingerprint(request)
         if not request.dry_run:
-            prior = self._answered(scope, request.idempotency_key, fingerprint)
+            if not request.idempotency_key.strip():
+                raise InvalidInput("idempotency_key", "required unless dry_run (any unique string, "
+                                                      "≤ 200 chars)")
+            prior = self._answered("RunAllocation", request)  # before the slow part
             if prior is not None:
                 return pb.PlanPage.FromString(prior)
         day = h.planning_day(self.ctx, asked_day)
@@ -119,11 +94,8 @@ class AllocationServicer(rpc.AllocationServiceServicer):
             return pb.PlanPage()
         if request.dry_run:
             return out.plan_page(h.dry_run_view(self.ctx, draft, page_size))
-        data = run_idempotent(
-            self.ctx.uow(), scope, request.idempotency_key, fingerprint,
-            lambda uow: out.plan_page(h.save_plan(self.ctx, uow, actor, draft, PlanTrigger.MANUAL,
-                                                  page_size)).SerializeToString())
-        return pb.PlanPage.FromString(data)
+        return self._write("RunAllocation", request, pb.PlanPage, lambda a, uow: out.plan_page(
+            h.save_plan(self.ctx, uow, a, draft, PlanTrigger.MANUAL, page_size)))
 
     def GetPlan(self, request, context):
         requester_id = h.plan_reader(_actor(), request.requester_id)

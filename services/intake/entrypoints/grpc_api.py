@@ -9,7 +9,6 @@ from datetime import UTC
 
 import grpc
 from google.protobuf import json_format
-from google.protobuf.message import Message
 from supply.v1 import common_pb2 as common
 from supply.v1 import intake_pb2 as pb
 from supply.v1 import intake_pb2_grpc as rpc
@@ -19,6 +18,7 @@ from services.common.db import GroupCommitter, ping, run_idempotent
 from services.common.errors import DomainError, InvalidInput, RuleRefused
 from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.messaging import EventPublisher
+from services.common.servicer import WriteServicer
 from services.intake import domain as d
 from services.intake import handlers as h
 from services.intake.bootstrap import build_context
@@ -60,27 +60,11 @@ def _requester_spec(message: pb.Requester, paths: list[str] | None = None) -> di
     return data
 
 
-class IntakeServicer(rpc.IntakeServiceServicer):
+class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
     def __init__(self, ctx: h.IntakeContext, loop: asyncio.AbstractEventLoop | None = None,
                  linger: float = 0.005):
         self.ctx = ctx
         self.committer = GroupCommitter(ctx.uow, loop=loop, linger=linger)
-
-    def _write(self, method: str, request: Message, response_type: type[Message],
-               work: Callable[[h.Actor, object], Message]) -> Message:
-        actor = _actor()
-        built: dict[str, tuple[Message, bytes]] = {}
-
-        def run(uow) -> bytes:
-            message = work(actor, uow)
-            built["answer"] = (message, message.SerializeToString())
-            return built["answer"][1]
-
-        data = self.committer.run(f"{actor.identity}:{method}", request.idempotency_key,
-                                  write_fingerprint(request), run)
-        if "answer" in built and built["answer"][1] == data:
-            return built["answer"][0]
-        return response_type.FromString(data)
 
     # ---- requesters
     def RegisterRequester(self, request, context):

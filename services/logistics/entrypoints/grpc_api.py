@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable
 from datetime import UTC
 
 import grpc
-from google.protobuf.message import Message
 from supply.v1 import common_pb2 as common
 from supply.v1 import logistics_pb2 as pb
 from supply.v1 import logistics_pb2_grpc as rpc
 
 from services.common.config import Settings
-from services.common.db import ping, run_idempotent, utcnow
+from services.common.db import ping, utcnow
 from services.common.errors import InvalidInput
-from services.common.grpc_server import caller, serve, write_fingerprint
+from services.common.grpc_server import caller, serve
 from services.common.messaging import EventPublisher
+from services.common.servicer import WriteServicer
 from services.logistics import audit
 from services.logistics.adapters import sites_store
 from services.logistics.bootstrap import build_context
@@ -42,17 +41,9 @@ def _day_or_today(ctx: base.LogisticsContext, value: str, f: str):
     return base.parse_day(value, f) if value else ctx.today()
 
 
-class LogisticsServicer(rpc.LogisticsServiceServicer):
+class LogisticsServicer(WriteServicer, rpc.LogisticsServiceServicer):
     def __init__(self, ctx: base.LogisticsContext):
         self.ctx = ctx
-
-    def _write(self, method: str, request: Message, response_type: type[Message],
-               work: Callable[[base.Actor, object], Message]) -> Message:
-        actor = _actor()
-        data = run_idempotent(self.ctx.uow(), f"{actor.identity}:{method}", request.idempotency_key,
-                              write_fingerprint(request),
-                              lambda uow: work(actor, uow).SerializeToString())
-        return response_type.FromString(data)
 
     def _lot(self, uow, lot_id: str) -> pb.Lot:
         return out.lot(queries.lot_row(uow.conn, lot_id), self.ctx.today())
