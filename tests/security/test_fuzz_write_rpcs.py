@@ -76,7 +76,7 @@ READ_ONLY_RPCS = {
                    "GetDailyReport"),
     "logistics": ("GetStockSnapshot", "ListDepots", "ListReceipts", "GetStock", "ListLots", "GetDaysOfSupply",
                   "ListTrips", "GetManifest", "ExportLedger", "ReconcileLedger"),
-    "monitoring": ("ListAlerts", "WatchAlerts", "GetSensorHistory", "GetZoneStatus"),
+    "monitoring": ("ListAlerts", "WatchAlerts", "GetSensorHistory", "GetZoneStatus", "ListIngestDeadLetters"),
 }
 MODULES = {
     "intake": (intake_pb2, intake_pb2_grpc, "IntakeService"),
