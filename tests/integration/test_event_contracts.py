@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.common.messaging import all_subscriptions
-from services.monitoring.handlers.ingest import zone_lot_ids
+from services.monitoring.adapters import lot_store
 from tests.support import contracts as ct
 from tests.support.contracts import DAY, NOW, County
 
@@ -476,7 +476,7 @@ def test_stock_received_and_changed_tell_monitoring_what_a_zone_holds(make_count
         "PORK-KG", "D1", "D1-CHL", "D1/D1-CHL", 40, "available", DAY + timedelta(days=5))
     assert row.account is not None  # its thermal account runs in the zone
     with c.monitoring.ctx.uow() as uow:
-        assert zone_lot_ids(uow, "D1/D1-CHL") == [pork]
+        assert lot_store.available_ids(uow.conn, "D1/D1-CHL") == [pork]
 
     c.logistics.run(stock.write_off, ct.logistics_keeper(), lot_id=pork, quantity=15,
                     doc_type="stocktake", doc_id="ST-1", reason="盘亏")
@@ -507,7 +507,7 @@ def test_lot_quarantined_and_released_set_the_lots_status_in_monitoring(make_cou
     assert len(c.relay("logistics", "lot_quarantined", to="monitoring")) == 1
     assert c.monitoring.row("lots", lt.c.lot_id == pork).status == "quarantined"
     with c.monitoring.ctx.uow() as uow:
-        assert zone_lot_ids(uow, "D1/D1-CHL") == []
+        assert lot_store.available_ids(uow.conn, "D1/D1-CHL") == []
 
     c.logistics.run(stock.release, ct.logistics_keeper(), lot_id=pork, inspection_ref="INS-2",
                     reason="复检合格")

@@ -61,3 +61,10 @@ def named(conn: Connection, zone_ids: Iterable[str]) -> dict[str, list[ZoneRow]]
     return out
 
 
+
+
+def get(conn: Connection, key: str) -> ZoneRow | None:
+    z = schema.zones
+    r = conn.execute(select(z.c.zone_key, z.c.depot, z.c.zone, z.c.storage_class, z.c.interval_s,
+                            z.c.source).where(z.c.zone_key == key)).first()
+    return None if r is None else ZoneRow(*r)

@@ -20,8 +20,6 @@ from services.monitoring.config import MonitoringConfig
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain import spoilage
 
-HELD = ("available", "quarantined")
-
 ACK_ROLES = ("hq", "depot_keeper", "operator")
 
 PRICE_ROLES = ("hq", "department", "market_supervisor", "operator")

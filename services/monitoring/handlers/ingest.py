@@ -13,7 +13,7 @@ from sqlalchemy import and_, bindparam, func, or_, select, update
 
 from services.common.db import UnitOfWork
 from services.monitoring import state as st
-from services.monitoring.adapters import alert_store, dead_letters, schema, zone_store
+from services.monitoring.adapters import alert_store, dead_letters, lot_store, schema, zone_store
 from services.monitoring.adapters.schema import aware, dialect_insert
 from services.monitoring.adapters.zone_store import ZoneRow
 from services.monitoring.domain import alerts as al
@@ -159,7 +159,7 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
             continue
         if t.spoilage:
             if t.zone_key not in lots_of:
-                lots_of[t.zone_key] = zone_lot_ids(uow, t.zone_key)
+                lots_of[t.zone_key] = lot_store.available_ids(uow.conn, t.zone_key)
             c = replace(c, lot_ids=tuple(lots_of[t.zone_key]))
         res = raise_candidate(uow, c, t.at, value=t.value, sensor=t.sensor)
         if res is not None:
@@ -237,13 +237,6 @@ def _record_statuses(uow: UnitOfWork, statuses: Sequence[StatusChange], now: dat
                 reported_offline=False)
             uow.conn.execute(stmt.on_conflict_do_update(
                 index_elements=[s.c.sensor_key], set_={"status": sc.status, "status_at": sc.at}))
-
-
-def zone_lot_ids(uow: UnitOfWork, key: str) -> list[str]:
-    lt = schema.lots
-    rows = uow.conn.execute(select(lt.c.lot_id).where(lt.c.zone_key == key, lt.c.status == "available",
-                                                      lt.c.on_hand > 0).order_by(lt.c.lot_id)).all()
-    return [r.lot_id for r in rows]
 
 
 def check_offline(ctx: MonitoringContext) -> list[SensorTransition]:

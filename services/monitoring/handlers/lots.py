@@ -8,13 +8,11 @@ from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-
 from services.common.db import UnitOfWork, utcnow
 from services.common.errors import InvalidInput
-from services.common.serde import from_jsonable, to_jsonable
+from services.common.serde import to_jsonable
 from services.monitoring import state as st
-from services.monitoring.adapters import alert_store, schema
+from services.monitoring.adapters import alert_store, lot_store, zone_store
 from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain import hazmat, spoilage
@@ -24,7 +22,6 @@ from services.monitoring.handlers.alerts import (
     raise_candidate,
 )
 from services.monitoring.handlers.base import (
-    HELD,
     MonitoringContext,
     parse_day,
     parse_instant,
@@ -36,10 +33,6 @@ from services.monitoring.handlers.zones import (
     save_thermal,
     zone_state_for_update,
 )
-
-
-def lot_account(data: Any) -> spoilage.LotThermalAccount | None:
-    return None if data is None else from_jsonable(spoilage.LotThermalAccount, data)
 
 
 def _expires_at(ctx: MonitoringContext, day: date | None) -> datetime | None:
@@ -81,9 +74,8 @@ def stock_received(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[st
     received_at = parse_instant(p.get("received_at"), "received_at", occurred)
     expiry = parse_day(p.get("expiry"), "expiry")
     key = zone_key(depot, zone)
-    lt = schema.lots
-    row = uow.conn.execute(select(lt).where(lt.c.lot_id == lot_id).with_for_update()).first()
-    acct = lot_account(row.account) if row is not None else None
+    row = lot_store.for_update(uow.conn, lot_id)
+    acct = lot_store.account(row.account) if row is not None else None
     if acct is None:
         acct = spoilage.open_account(lot_id, item_code, ctx.catalogue, received_at,
                                      _expires_at(ctx, expiry), ctx.spoilage_policy)
@@ -97,9 +89,9 @@ def stock_received(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[st
               "received_at": received_at if row is None else aware(row.received_at),
               "account": to_jsonable(acct), "updated_at": utcnow()}
     if row is None:
-        uow.conn.execute(lt.insert().values(lot_id=lot_id, ledger_seq=0, **values))
+        lot_store.insert(uow.conn, lot_id, ledger_seq=0, **values)
     else:
-        uow.conn.execute(update(lt).where(lt.c.lot_id == lot_id).values(**values))
+        lot_store.save(uow.conn, lot_id, **values)
     audit_zone(ctx, uow, key, ctx.clock.now())
     if row is not None and row.zone_key != key:
         audit_zone(ctx, uow, row.zone_key, ctx.clock.now())
@@ -113,8 +105,7 @@ def stock_changed(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[str
     on_hand = required(p, "on_hand", int)
     seq = p.get("ledger_seq") or 0
     status = p.get("status") or "available"
-    lt = schema.lots
-    row = uow.conn.execute(select(lt).where(lt.c.lot_id == lot_id).with_for_update()).first()
+    row = lot_store.for_update(uow.conn, lot_id)
     now = ctx.clock.now()
     at = parse_instant(envelope.get("occurred_at"), "occurred_at", now)
     if row is not None and seq and row.ledger_seq and seq <= row.ledger_seq:
@@ -137,13 +128,12 @@ def stock_changed(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[str
         register_zone(ctx, uow, depot, zone, item.storage_class, source="stock", field_prefix="payload.")
         acct = spoilage.open_account(lot_id, item_code, ctx.catalogue, at, None, ctx.spoilage_policy)
         _enter_zone(ctx, uow, acct, key, at)
-        uow.conn.execute(lt.insert().values(
-            lot_id=lot_id, item_code=item_code, depot=depot, zone=zone, zone_key=key,
-            on_hand=on_hand, status=new_status, expiry=None, received_at=at, ledger_seq=seq,
-            account=to_jsonable(acct), updated_at=utcnow()))
+        lot_store.insert(uow.conn, lot_id, item_code=item_code, depot=depot, zone=zone, zone_key=key,
+                         on_hand=on_hand, status=new_status, expiry=None, received_at=at, ledger_seq=seq,
+                         account=to_jsonable(acct), updated_at=utcnow())
         audit_zone(ctx, uow, key, now)
         return
-    acct = lot_account(row.account)
+    acct = lot_store.account(row.account)
     if acct is not None:
         lock_zones_sorted(uow, {key, acct.zone_key})
         if gone:
@@ -151,10 +141,9 @@ def stock_changed(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[str
         elif acct.zone_key != key:
             _leave_zone(ctx, uow, acct, at)
             _enter_zone(ctx, uow, acct, key, at)
-    uow.conn.execute(update(lt).where(lt.c.lot_id == lot_id).values(
-        depot=depot, zone=zone, zone_key=key, on_hand=max(on_hand, 0), status=new_status,
-        ledger_seq=seq or row.ledger_seq, account=to_jsonable(acct) if acct else None,
-        updated_at=utcnow()))
+    lot_store.save(uow.conn, lot_id, depot=depot, zone=zone, zone_key=key, on_hand=max(on_hand, 0),
+                   status=new_status, ledger_seq=seq or row.ledger_seq,
+                   account=to_jsonable(acct) if acct else None, updated_at=utcnow())
     if gone:
         clear_lot_alerts(uow, lot_id, now)
     for k in sorted({key, row.zone_key}):
@@ -169,11 +158,10 @@ def lot_status(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[str, A
     lot_id = required(p, "lot_id")
     if p.get("outcome") == "written_off" and p.get("status") in ("quarantined", "available", "written_off"):
         status = p["status"]
-    lt = schema.lots
-    row = uow.conn.execute(select(lt.c.status).where(lt.c.lot_id == lot_id).with_for_update()).first()
+    row = lot_store.for_update(uow.conn, lot_id)
     if row is None or row.status in ("gone", "written_off"):
         return
-    uow.conn.execute(update(lt).where(lt.c.lot_id == lot_id).values(status=status, updated_at=utcnow()))
+    lot_store.save(uow.conn, lot_id, status=status, updated_at=utcnow())
 
 
 LOT_ALERT_KINDS = ("spoilage", "mkt", "near_expiry")
@@ -184,22 +172,13 @@ def clear_lot_alerts(uow: UnitOfWork, lot_id: str, at: datetime) -> None:
         clear_key(uow, alert.key, at, {"reason": "lot no longer held / 批次已出库或核销"})
 
 
-def _held_lots(uow: UnitOfWork, key: str) -> list[Any]:
-    lt = schema.lots
-    return uow.conn.execute(select(lt.c.lot_id, lt.c.item_code, lt.c.status)
-                            .where(lt.c.zone_key == key, lt.c.status.in_(HELD), lt.c.on_hand > 0)
-                            .order_by(lt.c.lot_id)).all()
-
-
 def audit_zone(ctx: MonitoringContext, uow: UnitOfWork, key: str, at: datetime) -> None:
     """Segregation audit of what logistics says the zone holds; stale violations clear."""
-    z = schema.zones
-    info = uow.conn.execute(select(z.c.depot, z.c.zone, z.c.storage_class)
-                            .where(z.c.zone_key == key)).first()
+    info = zone_store.get(uow.conn, key)
     if info is None:
         return
-    contents = hazmat.ZoneContents(info.depot, info.zone, info.storage_class,
-                                   tuple((r.lot_id, r.item_code) for r in _held_lots(uow, key)))
+    contents = hazmat.ZoneContents(info.depot, info.zone, info.storage_class, tuple(
+        (r.lot_id, r.item_code) for r in lot_store.held_in_zone(uow.conn, key)))
     found = {}
     for v in hazmat.audit_zone(contents, ctx.catalogue):
         c = al.from_segregation(v, ctx.alert_policy)
@@ -217,15 +196,9 @@ def audit_zone(ctx: MonitoringContext, uow: UnitOfWork, key: str, at: datetime) 
 def check_expiry(ctx: MonitoringContext, uow: UnitOfWork, lot_ids: Sequence[str] | None = None) -> int:
     """Near-expiry alerts for held lots (all of them, or `lot_ids`); an open one is updated once
     a day (days_left changes)."""
-    lt = schema.lots
-    q = select(lt.c.lot_id, lt.c.item_code, lt.c.depot, lt.c.zone, lt.c.expiry).where(
-        lt.c.status == "available", lt.c.on_hand > 0, lt.c.expiry.is_not(None))
-    if lot_ids is not None:
-        q = q.where(lt.c.lot_id.in_(list(lot_ids)))
-    rows = uow.conn.execute(q).all()
+    lots = lot_store.expiring(uow.conn, lot_ids)
     now = ctx.clock.now()
     today = now.astimezone(ctx.timezone).date()
-    lots = [al.LotExpiry(r.lot_id, r.item_code, r.depot, r.zone, r.expiry) for r in rows]
     n = 0
     for f in al.near_expiry(lots, today, ctx.catalogue, ctx.alert_policy):
         c = al.from_near_expiry(f, ctx.alert_policy)
@@ -240,22 +213,17 @@ def check_expiry(ctx: MonitoringContext, uow: UnitOfWork, lot_ids: Sequence[str]
 def check_spoilage(ctx: MonitoringContext) -> int:
     """Remaining shelf life and MKT of every held lot from its zone's thermal sums; a lot whose life
     ran out or whose MKT is above its class's limit gets an alert with spoilage: true."""
-    lt, z = schema.lots, schema.zones
     with ctx.uow() as uow:
-        keys = [r.zone_key for r in uow.conn.execute(
-            select(lt.c.zone_key).where(lt.c.status == "available", lt.c.on_hand > 0,
-                                        lt.c.account.is_not(None)).distinct()).all()]
+        keys = lot_store.zones_with_accounts(uow.conn)
     raised = 0
     for key in sorted(keys):
         with ctx.uow() as uow:
             now = ctx.clock.now()
             _, h, _ = zone_state_for_update(uow, key)
-            sc_row = uow.conn.execute(select(z.c.storage_class).where(z.c.zone_key == key)).first()
-            sc = ctx.storage_class(sc_row.storage_class if sc_row else None)
-            rows = uow.conn.execute(select(lt.c.lot_id, lt.c.account).where(
-                lt.c.zone_key == key, lt.c.status == "available", lt.c.on_hand > 0)).all()
-            for r in rows:
-                acct = lot_account(r.account)
+            info = zone_store.get(uow.conn, key)
+            sc = ctx.storage_class(info.storage_class if info else None)
+            for r in lot_store.available_in_zone(uow.conn, key):
+                acct = lot_store.account(r.account)
                 if acct is None:
                     continue
                 for f in spoilage.evaluate_lot(acct, h if acct.zone_key == key else None, sc, now,

@@ -12,12 +12,11 @@ from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput, NotFound
 from services.common.repository import Page
 from services.monitoring import state as st
-from services.monitoring.adapters import alert_store, dead_letters, schema
+from services.monitoring.adapters import alert_store, dead_letters, lot_store, schema
 from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain.readings import zone_key
-from services.monitoring.handlers.base import HELD, SENSOR_READ_ROLES, Actor, MonitoringContext
-from services.monitoring.handlers.lots import lot_account
+from services.monitoring.handlers.base import SENSOR_READ_ROLES, Actor, MonitoringContext
 
 
 def list_ingest_dead_letters(uow: UnitOfWork, actor: Actor, f: dead_letters.DeadLetterFilter,
@@ -70,7 +69,7 @@ def zone_status(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str) 
     if not zone:
         raise InvalidInput("zone", "required")
     key = zone_key(depot, zone)
-    z, s, lt, a, zs = schema.zones, schema.sensors, schema.lots, schema.alerts, schema.zone_state
+    z, s, a, zs = schema.zones, schema.sensors, schema.alerts, schema.zone_state
     info = uow.conn.execute(select(z.c.storage_class, z.c.source).where(z.c.zone_key == key)).first()
     srows = uow.conn.execute(select(s).where(s.c.depot == depot, s.c.zone == zone)
                              .order_by(s.c.sensor)).all()
@@ -81,9 +80,8 @@ def zone_status(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str) 
     h = st.restore_thermal(key, zrow.thermal if zrow else None, ctx.spoilage_policy)
     sc = ctx.storage_class(info.storage_class if info else None)
     lots = []
-    for r in uow.conn.execute(select(lt).where(lt.c.zone_key == key, lt.c.status.in_(HELD),
-                                               lt.c.on_hand > 0).order_by(lt.c.lot_id)).all():
-        acct = lot_account(r.account)
+    for r in lot_store.held_in_zone(uow.conn, key):
+        acct = lot_store.account(r.account)
         remaining = mkt = None
         if acct is not None and acct.zone_key == key:
             if acct.model is not None:
