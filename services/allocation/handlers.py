@@ -11,7 +11,6 @@ state rules and stores the plan, its lines and the plan_proposed event in one sh
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +59,7 @@ from services.common.errors import (
     NotFound,
     RuleRefused,
 )
+from services.common.repository import decode_page_token, encode_page_token
 from services.common.serde import from_jsonable, to_jsonable
 
 PLAN_ROLES = ("hq",)
@@ -340,36 +340,19 @@ def _details(uow: UnitOfWork, plan_id: str) -> pv.PlanDetails:
     return from_jsonable(pv.PlanDetails, row.data)
 
 
-def _encode_token(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode()
-
-
-def _decode_token(token: str) -> int:
-    """The last line (seq) of the previous page; 0 for the first page."""
-    if not token:
-        return 0
-    try:
-        kind, _, seq = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-        if kind != "seq":
-            raise ValueError
-        return int(seq)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("lines_page.page_token", "not a token of a previous page") from None
-
-
 def _lines_page(uow: UnitOfWork, plan_id: str, page_size: int, page_token: str, requester_id: str = ""
                 ) -> tuple[tuple[pv.StoredLine, ...], str]:
     if page_size < 0 or page_size > MAX_LINES_PAGE:
         raise InvalidInput("lines_page.page_size", f"must be 0 … {MAX_LINES_PAGE}")
     size = page_size or DEFAULT_LINES_PAGE
-    after_seq = _decode_token(page_token)
     t = schema.plan_lines
-    where = [t.c.plan_id == plan_id, t.c.seq > after_seq]
+    after = decode_page_token(page_token, [t.c.seq], "lines_page.page_token")
+    where = [t.c.plan_id == plan_id, t.c.seq > (after[0] if after else 0)]
     if requester_id:
         where.append(t.c.requester_id == requester_id)
     rows = uow.conn.execute(select(t.c.seq, t.c.data).where(*where).order_by(t.c.seq).limit(size + 1)).all()
     lines = tuple(from_jsonable(pv.StoredLine, r.data) for r in rows[:size])
-    return lines, (_encode_token(rows[size - 1].seq) if len(rows) > size else "")
+    return lines, (encode_page_token([rows[size - 1].seq]) if len(rows) > size else "")
 
 
 def _all_lines(uow: UnitOfWork, plan_id: str) -> list[pv.StoredLine]:
@@ -544,7 +527,7 @@ def save_plan(ctx: AllocationContext, uow: UnitOfWork, actor: Actor, draft: Draf
                                                         [o.plan_id for o in superseded]),
                      schema_version=pv.SCHEMA_VERSION)
     size = page_size or DEFAULT_LINES_PAGE
-    token = _encode_token(stored[size - 1].seq) if len(stored) > size else ""
+    token = encode_page_token([stored[size - 1].seq]) if len(stored) > size else ""
     return PlanView(header, draft.details, tuple(stored[:size]), token)
 
 

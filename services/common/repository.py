@@ -23,8 +23,10 @@ def encode_page_token(values: Sequence[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(list(values), default=str).encode()).decode()
 
 
-def decode_page_token(token: str, columns: Sequence[Column]) -> list[Any] | None:
-    """The keyset values of the last row of the previous page, typed like their columns."""
+def decode_page_token(token: str, columns: Sequence[Column], field: str = "page.page_token"
+                      ) -> list[Any] | None:
+    """The keyset values of the last row of the previous page, typed like their columns; None
+    for the first page. `field` names the token in the request when it is not one of ours."""
     if not token:
         return None
     try:
@@ -33,7 +35,7 @@ def decode_page_token(token: str, columns: Sequence[Column]) -> list[Any] | None
             raise ValueError
         return [None if v is None else _typed(c, v) for c, v in zip(columns, raw, strict=True)]
     except (ValueError, TypeError, UnicodeDecodeError):
-        raise InvalidInput("page.page_token", "not a token returned by a previous page") from None
+        raise InvalidInput(field, "not a token returned by a previous page") from None
 
 
 def _typed(column: Column, value: Any) -> Any:

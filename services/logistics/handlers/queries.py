@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterable, Sequence
 from datetime import date
 from types import SimpleNamespace
@@ -11,6 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from services.common.errors import InvalidInput, NotFound, PermissionDenied
+from services.common.repository import decode_page_token, encode_page_token
 from services.logistics.adapters import ledger_store as store
 from services.logistics.adapters import schema, sites_store
 from services.logistics.domain.model import (
@@ -54,30 +54,17 @@ def lot_query(*, depot_id: str = "", zone_id: str = "", item_code: str = "", lot
     return q
 
 
-def _encode_token(last_key: str) -> str:
-    return base64.urlsafe_b64encode(last_key.encode()).decode()
-
-
-def _decode_token(token: str) -> str | None:
-    if not token:
-        return None
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("page.page_token", "not a token returned by a previous page") from None
-
-
 def list_lots(conn: Connection, *, page_size: int = 0, page_token: str = "", **filters):
     if page_size < 0 or page_size > 500:
         raise InvalidInput("page.page_size", "must be 0 … 500")
     size = page_size or 100
-    after = _decode_token(page_token)
     q = lot_query(**filters)
     b = schema.lot_balances
+    after = decode_page_token(page_token, [b.c.lot_id])
     if after is not None:
-        q = q.where(b.c.lot_id > after)
+        q = q.where(b.c.lot_id > after[0])
     rows = conn.execute(q.order_by(b.c.lot_id).limit(size + 1)).all()
-    token = _encode_token(rows[size - 1].lot_id) if len(rows) > size else ""
+    token = encode_page_token([rows[size - 1].lot_id]) if len(rows) > size else ""
     total = conn.execute(select(func.count()).select_from(lot_query(**filters).subquery())).scalar_one()
     return rows[:size], token, int(total)
 
@@ -124,11 +111,11 @@ def list_receipts(conn: Connection, *, depot_id: str = "", status: str = "", pag
         if status not in ("accepted", "refused"):
             raise InvalidInput("status", "accepted or refused")
         q = q.where(t.c.status == status)
-    after = _decode_token(page_token)
+    after = decode_page_token(page_token, [t.c.id])
     if after is not None:
-        q = q.where(t.c.id > after)
+        q = q.where(t.c.id > after[0])
     rows = conn.execute(q.order_by(t.c.id).limit(size + 1)).all()
-    token = _encode_token(rows[size - 1].id) if len(rows) > size else ""
+    token = encode_page_token([rows[size - 1].id]) if len(rows) > size else ""
     return rows[:size], token
 
 
