@@ -15,6 +15,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -201,6 +202,19 @@ def start_services(d: Day) -> None:
         if time.monotonic() > deadline or any(p.poll() is not None for p in d.procs):
             raise SystemExit(f"the console did not start; see {log_dir}/console-web.log")
         time.sleep(0.1)
+
+
+def ports_in_use(d: Day) -> list[int]:
+    """The day's ports (gRPC, reports, console) something already listens on."""
+    ports = [int(v) for k, v in d.env.items() if k.endswith("_GRPC_PORT")]
+    ports.append(int(d.env.get("CONSOLE_HTTP_PORT", "8080")))
+    busy = []
+    for port in sorted(set(ports)):
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                busy.append(port)
+    return busy
 
 
 def console_url(d: Day) -> str:
@@ -756,7 +770,15 @@ def main(argv: list[str] | None = None) -> int:
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console,
                   transient=True) as progress:
         task = progress.add_task("starting services / 启动服务", total=None)
-        start_services(d)
+        busy = ports_in_use(d)
+        if busy:  # a stack left running would answer in place of this day's, on another clock
+            raise SystemExit(f"ports {', '.join(map(str, busy))} are already in use: another demo still running? "
+                             f"`make down-demo` stops it / 端口已被占用")
+        try:
+            start_services(d)
+        except BaseException:
+            stop_services(d)  # nothing left running when the day could not start
+            raise
         progress.update(task, completed=1, total=1)
     users = add_console_users(d)
     try:
