@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -52,6 +52,7 @@ from services.allocation.domain.geo import haversine_km
 from services.common.auth import ROLES, SCOPED_ROLES, Caller
 from services.common.catalogue import Catalogue
 from services.common.clock import Clock
+from services.common.days import instant_or, parse_day
 from services.common.db import UnitOfWork, new_id
 from services.common.errors import (
     Conflict,
@@ -105,22 +106,8 @@ def _required(payload: Mapping[str, Any], name: str) -> Any:
     return value
 
 
-def _day(payload: Mapping[str, Any], name: str) -> date:
-    raw = _required(payload, name)
-    try:
-        return date.fromisoformat(str(raw))
-    except ValueError:
-        raise InvalidInput(f"payload.{name}", f"not a day YYYY-MM-DD: {raw!r}") from None
-
-
-def _instant(raw: Any, fallback: datetime) -> datetime:
-    if not raw:
-        return fallback
-    try:
-        at = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    except ValueError:
-        return fallback
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+def _delivery_day(payload: Mapping[str, Any]) -> date:
+    return parse_day(payload.get("delivery_day"), "payload.delivery_day", required=True)
 
 
 def _int(value: Any, field: str, lo: int, hi: int | None = None) -> int:
@@ -186,9 +173,9 @@ def apply_demand_registered(ctx: AllocationContext, uow: UnitOfWork,
         raise InvalidInput("payload.lines", "a demand needs at least one line")
     uow.conn.execute(insert(t).values(
         id=did, requester_id=str(_required(payload, "requester_id")),
-        delivery_day=_day(payload, "delivery_day"), status=OPEN,
+        delivery_day=_delivery_day(payload), status=OPEN,
         top_tier=min(ln["tier"] for ln in lines),
-        registered_at=_instant(payload.get("submitted_at"), ctx.clock.now()), plan_id=None,
+        registered_at=instant_or(payload.get("submitted_at"), ctx.clock.now()), plan_id=None,
         data={"lines": lines, "origin": payload.get("origin"), "township": payload.get("township"),
               "requester_kind": payload.get("requester_kind")}))
     return True
@@ -201,7 +188,7 @@ def _close_demand(ctx: AllocationContext, uow: UnitOfWork, payload: Mapping[str,
     if uow.conn.execute(update(t).where(t.c.id == did).values(status=status)).rowcount == 0:
         uow.conn.execute(insert(t).values(  # arrived before its demand_registered: a tombstone
             id=did, requester_id=str(_required(payload, "requester_id")),
-            delivery_day=_day(payload, "delivery_day"), status=status, top_tier=0,
+            delivery_day=_delivery_day(payload), status=status, top_tier=0,
             registered_at=ctx.clock.now(), plan_id=None, data={"lines": []}))
 
 
@@ -217,7 +204,7 @@ def apply_demand_closed(ctx: AllocationContext, uow: UnitOfWork,
     _close_demand(ctx, uow, payload, CLOSED)
     did = str(payload["demand_id"])
     rid = str(payload["requester_id"])
-    day = _day(payload, "delivery_day")
+    day = _delivery_day(payload)
     rows = []
     for i, ln in enumerate(payload.get("lines") or ()):
         f = f"payload.lines[{i}]"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
 
 import grpc
 from supply.v1 import allocation_pb2 as pb
@@ -16,6 +15,7 @@ from services.allocation.domain.county_policy import EDITABLE
 from services.allocation.domain.plan_state import PlanTrigger
 from services.allocation.entrypoints import proto_map as out
 from services.common.config import Settings
+from services.common.days import parse_day
 from services.common.db import ping
 from services.common.errors import InvalidInput
 from services.common.grpc_client import open_channel
@@ -31,15 +31,6 @@ def _actor() -> h.Actor:
     c = caller()
     return h.Actor(c.identity, c.role, c.scope)
 
-
-
-def _day(value: str, field: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput(field, f"must be a day YYYY-MM-DD, got {value!r}") from None
 
 
 def _policy_changes(request: pb.SetPolicyRequest) -> dict:
@@ -72,7 +63,7 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
     def RunAllocation(self, request, context):
         actor = _actor()
         actor.require(*h.PLAN_ROLES)
-        asked_day = _day(request.delivery_day, "delivery_day")
+        asked_day = parse_day(request.delivery_day, "delivery_day")
         page_size = request.lines_page.page_size
         if not 0 <= page_size <= h.MAX_LINES_PAGE:
             raise InvalidInput("lines_page.page_size", f"must be 0 … {h.MAX_LINES_PAGE}")
@@ -99,7 +90,7 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
 
     def GetPlan(self, request, context):
         requester_id = h.plan_reader(_actor(), request.requester_id)
-        day = _day(request.delivery_day, "delivery_day")
+        day = parse_day(request.delivery_day, "delivery_day")
         with self.ctx.uow() as uow:
             plan_id = request.plan_id
             if not plan_id:
@@ -113,7 +104,7 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
 
     def ListPlans(self, request, context):
         _actor().require(*h.PLAN_READ_ROLES)
-        day = _day(request.delivery_day, "delivery_day")
+        day = parse_day(request.delivery_day, "delivery_day")
         if day is None:
             raise InvalidInput("delivery_day", "required")
         with self.ctx.uow() as uow:
@@ -143,7 +134,7 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
         with self.ctx.uow() as uow:
             view = h.forecast(self.ctx, uow, item_code=request.item_code,
                               requester_id=request.requester_id,
-                              until_day=_day(request.until_day, "until_day"),
+                              until_day=parse_day(request.until_day, "until_day"),
                               sample_days=request.sample_days, coefficient=coefficient,
                               window=request.baseline_window, holdout=request.baseline_holdout)
         return out.forecast(view)

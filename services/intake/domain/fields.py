@@ -16,6 +16,7 @@ from datetime import date, datetime, time
 from enum import Enum
 from typing import Any, TypeVar
 
+from services.common.days import parse_day
 from services.common.errors import InvalidInput
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -128,16 +129,7 @@ def as_id(value: Any, field: str) -> str:
 
 
 def as_date(value: Any, field: str) -> date:
-    if isinstance(value, datetime):
-        raise InvalidInput(field, "must be a day (YYYY-MM-DD), not an instant")
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise InvalidInput(field, f"must be a day YYYY-MM-DD, got {value!r}")
+    return parse_day(value, field, required=True)
 
 
 def as_local_time(value: Any, field: str) -> time:

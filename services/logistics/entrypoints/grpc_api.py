@@ -12,6 +12,7 @@ from supply.v1 import logistics_pb2 as pb
 from supply.v1 import logistics_pb2_grpc as rpc
 
 from services.common.config import Settings
+from services.common.days import parse_day
 from services.common.db import ping, utcnow
 from services.common.errors import InvalidInput
 from services.common.grpc_server import caller, serve
@@ -38,7 +39,7 @@ def _actor() -> base.Actor:
 
 
 def _day_or_today(ctx: base.LogisticsContext, value: str, f: str):
-    return base.parse_day(value, f) if value else ctx.today()
+    return parse_day(value, f) or ctx.today()
 
 
 class LogisticsServicer(WriteServicer, rpc.LogisticsServiceServicer):
@@ -196,7 +197,7 @@ class LogisticsServicer(WriteServicer, rpc.LogisticsServiceServicer):
 
     # ---- trips and deliveries
     def ListTrips(self, request, context):
-        day = base.parse_day(request.delivery_day, "delivery_day") if request.delivery_day else None
+        day = parse_day(request.delivery_day, "delivery_day")
         with self.ctx.uow() as uow:
             trips, plans = queries.trips_seen_by(uow.conn, _actor(), delivery_day=day,
                                            plan_id=request.plan_id, depot_id=request.depot_id,

@@ -99,15 +99,6 @@ def required_text(value: Any, f: str, limit: int = 200) -> str:
     return value.strip()
 
 
-def parse_day(value: Any, f: str) -> date:
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise InvalidInput(f, f"must be a day YYYY-MM-DD, got {value!r}") from None
-
-
 def parse_hhmm(value: Any, f: str, default: time) -> time:
     if value in (None, ""):
         return default

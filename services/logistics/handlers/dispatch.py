@@ -6,13 +6,14 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import date, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
+from services.common.days import instant_or, parse_day
 from services.common.db import UnitOfWork, is_postgres
 from services.common.errors import InvalidInput, NotFound, RuleRefused
 from services.common.serde import to_jsonable
@@ -37,7 +38,6 @@ from services.logistics.handlers.base import (
     LogisticsContext,
     hhmm,
     iso,
-    parse_day,
     parse_hhmm,
     utc,
 )
@@ -55,7 +55,7 @@ def apply_plan_approved(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping
     plan_id = payload.get("plan_id")
     if not plan_id or not isinstance(plan_id, str):
         raise InvalidInput("payload.plan_id", "required")
-    day = parse_day(payload.get("delivery_day"), "payload.delivery_day")
+    day = parse_day(payload.get("delivery_day"), "payload.delivery_day", required=True)
     if uow.conn.execute(select(schema.plans.c.id).where(schema.plans.c.id == plan_id)).first():
         return None
     raw_lines = list(payload.get("lines") or ())
@@ -122,7 +122,7 @@ def apply_plan_approved(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping
                      "short": p.short, "repick": note}})
     uow.conn.execute(insert(schema.plans).values(
         id=plan_id, delivery_day=day, status="picked", approved_by=str(payload.get("approved_by") or ""),
-        approved_at=parse_instant(payload.get("approved_at")), received_at=utc(now),
+        approved_at=instant_or(payload.get("approved_at"), None), received_at=utc(now),
         data={"unmet": unmet, "lines": len(raw_lines)}))
     if line_rows:
         uow.conn.execute(insert(schema.plan_lines), line_rows)
@@ -130,16 +130,6 @@ def apply_plan_approved(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping
         uow.conn.execute(insert(schema.picks), pick_rows)
     save_ledger(ctx, uow, ol)
     return plan_id
-
-
-def parse_instant(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return utc(at) if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 @dataclass

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from services.common.catalogue import Item
+from services.common.days import parse_day
 from services.common.db import UnitOfWork, new_id
 from services.common.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from services.logistics.adapters import ledger_store as store
@@ -35,7 +36,6 @@ from services.logistics.handlers.base import (
     catalogue_item,
     check_id,
     iso,
-    parse_day,
     utc,
 )
 from services.logistics.handlers.ledger import open_ledger, save_ledger
@@ -80,7 +80,7 @@ def receive_stock(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, kind:
     for i, ln in enumerate(lines):
         item = catalogue_item(ctx, ln.item_code, f"lines[{i}].item_code")
         qty = positive_int(ln.quantity, f"lines[{i}].quantity")
-        expiry = parse_day(ln.expiry, f"lines[{i}].expiry")
+        expiry = parse_day(ln.expiry, f"lines[{i}].expiry", required=True)
         zone_id = ln.zone_id
         if not zone_id:
             zone_id = fit_zone(item, qty, depot_zones, ol.ledger.balances, pending,

@@ -6,7 +6,6 @@ every other method of that service answers UNIMPLEMENTED on this port."""
 from __future__ import annotations
 
 import logging
-from datetime import date
 
 from supply.v1 import allocation_pb2 as pb
 from supply.v1 import allocation_pb2_grpc as rpc
@@ -14,6 +13,7 @@ from supply.v1 import allocation_pb2_grpc as rpc
 from services.common.catalogue import Catalogue
 from services.common.clock import Clock
 from services.common.config import SERVICES, Settings
+from services.common.days import parse_day
 from services.common.errors import InvalidInput
 from services.common.grpc_server import caller
 from services.common.logs import correlation_id
@@ -23,15 +23,6 @@ log = logging.getLogger(__name__)
 REPORT_ROLES = ("hq", "auditor")  # the report reads the other services with the caller's token
 REPORT_FORMATS = {pb.REPORT_FORMAT_MARKDOWN: "markdown", pb.REPORT_FORMAT_XLSX: "xlsx",
                   pb.REPORT_FORMAT_DISCLOSURE_HTML: "disclosure_html"}
-
-
-def _day(value: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise InvalidInput("day", f"must be a day YYYY-MM-DD, got {value!r}") from None
 
 
 class DailyReportServicer(rpc.AllocationServiceServicer):
@@ -46,7 +37,7 @@ class DailyReportServicer(rpc.AllocationServiceServicer):
         if fmt is None:
             raise InvalidInput("format", "REPORT_FORMAT_MARKDOWN, _XLSX or _DISCLOSURE_HTML")
         tz = self.settings.timezone
-        day = _day(request.day) or self.clock.now().astimezone(tz).date()
+        day = parse_day(request.day, "day") or self.clock.now().astimezone(tz).date()
         token = dict(context.invocation_metadata()).get("authorization", "")
         metadata = [("authorization", token)]  # the caller's own token, not the service's
         if cid := correlation_id.get(""):

@@ -11,6 +11,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import text
 
+from services.common.days import parse_instant
 from services.common.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RuleRefused
 from services.logistics import audit
 from services.logistics.domain.policy import ReceiptPolicy
@@ -227,7 +228,7 @@ def test_delivery_issues_returns_and_publishes_demand_results(ctx):
     lines[0] = delivery.ReceivedSpec(lines[0].plan_line_id, lines[0].lot_id, lines[0].received - 2,
                               (("refused", 2, "包装破损"),))
     args = dict(trip_id=trip.id, requester_id="V1", drop_point_id="DP1", receiver="村专班",
-                received_at=dispatch.parse_instant("2026-11-29T02:00:00Z"), proof_ref=PROOF, lines=lines)
+                received_at=parse_instant("2026-11-29T02:00:00Z", "received_at"), proof_ref=PROOF, lines=lines)
     first = write(ctx, "k1", delivery.confirm_delivery, KEEPER, **args)
     assert write(ctx, "k1", delivery.confirm_delivery, KEEPER, **args) == first  # same key
     assert write(ctx, "k2", delivery.confirm_delivery, KEEPER, **args) == first  # same content
