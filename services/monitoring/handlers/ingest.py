@@ -9,12 +9,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, bindparam, func, or_, select, update
+from sqlalchemy import bindparam, select, update
 
 from services.common.db import UnitOfWork
 from services.monitoring import state as st
-from services.monitoring.adapters import alert_store, dead_letters, lot_store, schema, zone_store
-from services.monitoring.adapters.schema import aware, dialect_insert
+from services.monitoring.adapters import (
+    alert_store,
+    dead_letters,
+    lot_store,
+    schema,
+    sensor_store,
+    zone_store,
+)
+from services.monitoring.adapters.schema import aware
 from services.monitoring.adapters.zone_store import ZoneRow
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain import spoilage
@@ -67,7 +74,7 @@ class IngestOutcome:
 
 def _load_zone_eval(ctx: MonitoringContext, uow: UnitOfWork, key: str, version: int,
                     info: ZoneRow | None) -> ZoneEval:
-    zs, s = schema.zone_state, schema.sensors
+    zs = schema.zone_state
     row = uow.conn.execute(select(zs.c.thermal, zs.c.open_rules).where(zs.c.zone_key == key)).one()
     thermal = st.restore_thermal(key, row.thermal, ctx.spoilage_policy)
     sc = ctx.storage_class(info.storage_class if info else None)
@@ -76,8 +83,7 @@ def _load_zone_eval(ctx: MonitoringContext, uow: UnitOfWork, key: str, version: 
         depot, _, zone = key.partition("/")
         za = st.new_zone_alarms(depot, zone, sc, ctx.config.alarm_policy)
         interval = zone_interval(ctx, info)
-        for r in uow.conn.execute(select(s.c.sensor, s.c.evaluators)
-                                  .where(s.c.depot == depot, s.c.zone == zone)).all():
+        for r in sensor_store.of_zone(uow.conn, depot, zone):
             za.set_interval(r.sensor, interval)
             st.load_sensor_evaluators(za, r.sensor, r.evaluators)
         st.load_open_rules(za, row.open_rules)
@@ -96,7 +102,8 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
     conn = uow.conn
     if rejects:
         dead_letters.store(conn, rejects, now, client_id, ctx.config.max_reject_rows)
-    _record_statuses(uow, statuses, now)
+    for sc in statuses:
+        sensor_store.save_status(uow.conn, sc.depot, sc.zone, sc.name, sc.status, sc.at, now)
     if not readings:
         return out
 
@@ -143,7 +150,7 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
         zone_rows.append({"k": key, "v": ze.version, "thermal": st.thermal_state(ze.thermal),
                           "open_rules": st.open_rules_state(za) if za is not None else {},
                           "at": now})
-    _upsert_sensor_readings(uow, sensor_rows)
+    sensor_store.save_readings(uow.conn, sensor_rows)
     zs = schema.zone_state
     conn.execute(update(zs).where(zs.c.zone_key == bindparam("k")).values(
         version=bindparam("v"), thermal=bindparam("thermal"), open_rules=bindparam("open_rules"),
@@ -198,60 +205,11 @@ def clear_unregistered(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone
     return alert.alert_id if alert else None
 
 
-def _upsert_sensor_readings(uow: UnitOfWork, rows: list[dict]) -> None:
-    if not rows:
-        return
-    s = schema.sensors
-    ins = dialect_insert(uow.conn, s)
-    ex = ins.excluded
-    newer = or_(s.c.last_ts.is_(None), ex.last_ts > s.c.last_ts)
-
-    def newest(col):
-        from sqlalchemy import case
-
-        return case((newer, getattr(ex, col)), else_=getattr(s.c, col))
-
-    stmt = ins.on_conflict_do_update(index_elements=[s.c.sensor_key], set_={
-        "gateway": func.coalesce(ex.gateway, s.c.gateway),
-        "last_ts": newest("last_ts"), "last_seq": newest("last_seq"),
-        "last_temp_c": newest("last_temp_c"), "last_rh": newest("last_rh"),
-        "last_received_at": ex.last_received_at,
-        "evaluators": ex.evaluators,
-    })
-    uow.conn.execute(stmt, rows)
-
-
-def _record_statuses(uow: UnitOfWork, statuses: Sequence[StatusChange], now: datetime) -> None:
-    for sc in statuses:
-        if sc.zone is None:
-            g = schema.gateways
-            stmt = dialect_insert(uow.conn, g).values(gateway_key=f"{sc.depot}/{sc.name}", depot=sc.depot,
-                                               gateway=sc.name, status=sc.status, status_at=sc.at)
-            uow.conn.execute(stmt.on_conflict_do_update(
-                index_elements=[g.c.gateway_key], set_={"status": sc.status, "status_at": sc.at}))
-        else:
-            s = schema.sensors
-            stmt = dialect_insert(uow.conn, s).values(
-                sensor_key=f"{sc.depot}/{sc.zone}/{sc.name}", depot=sc.depot, zone=sc.zone,
-                sensor=sc.name, expected_since=now, status=sc.status, status_at=sc.at,
-                reported_offline=False)
-            uow.conn.execute(stmt.on_conflict_do_update(
-                index_elements=[s.c.sensor_key], set_={"status": sc.status, "status_at": sc.at}))
-
-
 def check_offline(ctx: MonitoringContext) -> list[SensorTransition]:
     now = ctx.clock.now()
-    s, g, z = schema.sensors, schema.gateways, schema.zones
     out: list[SensorTransition] = []
     with ctx.uow() as uow:
-        rows = uow.conn.execute(
-            select(s.c.sensor_key, s.c.depot, s.c.zone, s.c.sensor, s.c.expected_since,
-                   s.c.last_received_at, s.c.last_ts, s.c.interval_s, s.c.status,
-                   s.c.reported_offline, g.c.status.label("gw_status"), z.c.interval_s.label("zone_interval"))
-            .select_from(s.outerjoin(g, and_(g.c.depot == s.c.depot, g.c.gateway == s.c.gateway))
-                         .outerjoin(z, and_(z.c.depot == s.c.depot, z.c.zone == s.c.zone)))
-            .order_by(s.c.sensor_key)).all()
-        for r in rows:
+        for r in sensor_store.for_offline_check(uow.conn):
             seconds = r.interval_s or r.zone_interval
             t = offline_transition(
                 r.depot, r.zone, r.sensor, expected_since=aware(r.expected_since),
@@ -261,11 +219,7 @@ def check_offline(ctx: MonitoringContext) -> list[SensorTransition]:
                 reported_offline=r.reported_offline, now=now, policy=ctx.config.offline_policy)
             if t is None:
                 continue
-            # a conditional update: two workers checking at once raise the alert once
-            won = uow.conn.execute(update(s).where(s.c.sensor_key == r.sensor_key,
-                                                   s.c.reported_offline == r.reported_offline)
-                                   .values(reported_offline=t.state == OFFLINE)).rowcount
-            if not won:
+            if not sensor_store.mark_reported(uow.conn, r.sensor_key, r.reported_offline, t.state == OFFLINE):
                 continue
             c = al.from_offline(t, ctx.alert_policy)
             if t.state == OFFLINE:

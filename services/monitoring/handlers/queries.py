@@ -12,7 +12,7 @@ from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput, NotFound
 from services.common.repository import Page
 from services.monitoring import state as st
-from services.monitoring.adapters import alert_store, dead_letters, lot_store, schema
+from services.monitoring.adapters import alert_store, dead_letters, lot_store, schema, sensor_store
 from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain.readings import zone_key
@@ -69,10 +69,9 @@ def zone_status(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str) 
     if not zone:
         raise InvalidInput("zone", "required")
     key = zone_key(depot, zone)
-    z, s, a, zs = schema.zones, schema.sensors, schema.alerts, schema.zone_state
+    z, a, zs = schema.zones, schema.alerts, schema.zone_state
     info = uow.conn.execute(select(z.c.storage_class, z.c.source).where(z.c.zone_key == key)).first()
-    srows = uow.conn.execute(select(s).where(s.c.depot == depot, s.c.zone == zone)
-                             .order_by(s.c.sensor)).all()
+    srows = sensor_store.of_zone(uow.conn, depot, zone)
     if info is None and not srows:
         raise NotFound(f"zone: no zone {key!r} is registered or reporting / 未登记的库区")
     now = ctx.clock.now()

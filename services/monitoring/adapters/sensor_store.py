@@ -1,0 +1,81 @@
+"""Sensors and gateways (tables sensors, gateways): each sensor's last reading and alarm
+evaluator state as the ingest leaves them, reported statuses (retained online/offline, a
+gateway's last will), and whether its offline alert has been raised."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, and_, case, func, or_, select, update
+from sqlalchemy.engine import Connection
+
+from services.monitoring.adapters import schema
+from services.monitoring.adapters.schema import dialect_insert
+
+
+def save_readings(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Upsert each sensor's newest reading (an older one does not replace a newer), its gateway
+    (when known) and its evaluator state."""
+    if not rows:
+        return
+    s = schema.sensors
+    ins = dialect_insert(conn, s)
+    ex = ins.excluded
+    newer = or_(s.c.last_ts.is_(None), ex.last_ts > s.c.last_ts)
+
+    def newest(col):
+        return case((newer, getattr(ex, col)), else_=getattr(s.c, col))
+
+    stmt = ins.on_conflict_do_update(index_elements=[s.c.sensor_key], set_={
+        "gateway": func.coalesce(ex.gateway, s.c.gateway),
+        "last_ts": newest("last_ts"), "last_seq": newest("last_seq"),
+        "last_temp_c": newest("last_temp_c"), "last_rh": newest("last_rh"),
+        "last_received_at": ex.last_received_at,
+        "evaluators": ex.evaluators,
+    })
+    conn.execute(stmt, rows)
+
+
+def save_status(conn: Connection, depot: str, zone: str | None, name: str, status: str, at: datetime,
+                now: datetime) -> None:
+    """A sensor's reported status, or a gateway's (`zone` None)."""
+    if zone is None:
+        g = schema.gateways
+        stmt = dialect_insert(conn, g).values(gateway_key=f"{depot}/{name}", depot=depot, gateway=name,
+                                              status=status, status_at=at)
+        conn.execute(stmt.on_conflict_do_update(index_elements=[g.c.gateway_key],
+                                                set_={"status": status, "status_at": at}))
+        return
+    s = schema.sensors
+    stmt = dialect_insert(conn, s).values(sensor_key=f"{depot}/{zone}/{name}", depot=depot, zone=zone,
+                                          sensor=name, expected_since=now, status=status, status_at=at,
+                                          reported_offline=False)
+    conn.execute(stmt.on_conflict_do_update(index_elements=[s.c.sensor_key],
+                                            set_={"status": status, "status_at": at}))
+
+
+def of_zone(conn: Connection, depot: str, zone: str) -> list[Row]:
+    """The zone's sensors, by name (every column)."""
+    s = schema.sensors
+    return conn.execute(select(s).where(s.c.depot == depot, s.c.zone == zone).order_by(s.c.sensor)).all()
+
+
+def for_offline_check(conn: Connection) -> list[Row]:
+    """Every sensor with what the offline rule needs: its own and its zone's interval, its status
+    and its gateway's, when last heard, and whether it is reported offline."""
+    s, g, z = schema.sensors, schema.gateways, schema.zones
+    return conn.execute(
+        select(s.c.sensor_key, s.c.depot, s.c.zone, s.c.sensor, s.c.expected_since,
+               s.c.last_received_at, s.c.last_ts, s.c.interval_s, s.c.status,
+               s.c.reported_offline, g.c.status.label("gw_status"), z.c.interval_s.label("zone_interval"))
+        .select_from(s.outerjoin(g, and_(g.c.depot == s.c.depot, g.c.gateway == s.c.gateway))
+                     .outerjoin(z, and_(z.c.depot == s.c.depot, z.c.zone == s.c.zone)))
+        .order_by(s.c.sensor_key)).all()
+
+
+def mark_reported(conn: Connection, sensor_key: str, was_offline: bool, offline: bool) -> bool:
+    """A conditional update: of two workers checking at once, one wins (True) and alerts."""
+    s = schema.sensors
+    return bool(conn.execute(update(s).where(s.c.sensor_key == sensor_key, s.c.reported_offline == was_offline)
+                             .values(reported_offline=offline)).rowcount)
