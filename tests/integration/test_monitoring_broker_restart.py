@@ -43,8 +43,8 @@ from tests.integration.test_monitoring_support import (
     ingest_status,
     make_env,
     migrate,
-    rejects,
     register_zones,
+    rejects,
     start_ingest,
     uid,
 )
