@@ -41,12 +41,13 @@ def intake(var: Path, checkpoint_every: float | None = 0.2):
                        "SUPPLY_LOG_LEVEL": "WARNING"})
     subprocess.run([sys.executable, "-m", "services.cli", "migrate", "intake"], cwd=ROOT, check=True,
                    capture_output=True)
+    from services.common.auth import Caller
     from services.common.config import load_settings
     from services.intake import handlers as h
     from services.intake.bootstrap import build_context
 
     ctx = build_context(load_settings("intake"), checkpoint_every=checkpoint_every)
-    actor = h.Actor("bench", "admin", "")
+    actor = Caller("bench", "admin", "")
     with ctx.uow() as uow:
         for v in range(VILLAGES):
             h.register_requester(ctx, uow, actor, {

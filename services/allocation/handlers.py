@@ -78,11 +78,7 @@ OPEN, CANCELLED, CLOSED = "open", "cancelled", "closed"
 SNAPSHOT_EXPIRED = "EXPIRED"  # logistics' reason for a lot expiring before the delivery day
 
 
-class Actor(Caller):
-    """Who is calling (from the caller's token). admin may do anything."""
-
-
-CUTOFF_ACTOR = Actor("system:cutoff", "admin")
+CUTOFF_ACTOR = Caller("system:cutoff", "admin")
 
 
 @dataclass
@@ -225,7 +221,7 @@ def current_policy(ctx: AllocationContext, uow: UnitOfWork) -> CountyPolicy:
     return ctx.default_policy if row is None else from_jsonable(CountyPolicy, row.data)
 
 
-def set_policy(ctx: AllocationContext, uow: UnitOfWork, actor: Actor, changes: Mapping[str, Any],
+def set_policy(ctx: AllocationContext, uow: UnitOfWork, actor: Caller, changes: Mapping[str, Any],
                expected_version: int | None) -> CountyPolicy:
     actor.require(*POLICY_ROLES)
     current = current_policy(ctx, uow)
@@ -473,7 +469,7 @@ def dry_run_view(ctx: AllocationContext, draft: Draft, page_size: int) -> PlanVi
     return PlanView(header, draft.details, tuple(lines), "", dry_run=True)
 
 
-def save_plan(ctx: AllocationContext, uow: UnitOfWork, actor: Actor, draft: Draft,
+def save_plan(ctx: AllocationContext, uow: UnitOfWork, actor: Caller, draft: Draft,
               trigger: ps.PlanTrigger, page_size: int = 0) -> PlanView | None:
     """Store the draft as the day's next version (superseding a proposed one) with the
     plan_proposed event. At the cut-off, only when the day has no plan yet (else None)."""
@@ -561,7 +557,7 @@ def run_cutoff(ctx: AllocationContext, now: datetime | None = None) -> PlanView 
 
 
 # ---- decisions --------------------------------------------------------------------------------
-def approve_plan(ctx: AllocationContext, uow: UnitOfWork, actor: Actor, plan_id: str
+def approve_plan(ctx: AllocationContext, uow: UnitOfWork, actor: Caller, plan_id: str
                  ) -> ps.PlanHeader:
     actor.require(*PLAN_ROLES)
     plan = _header(uow, plan_id, lock=True)
@@ -574,7 +570,7 @@ def approve_plan(ctx: AllocationContext, uow: UnitOfWork, actor: Actor, plan_id:
     return approved
 
 
-def reject_plan(ctx: AllocationContext, uow: UnitOfWork, actor: Actor, plan_id: str,
+def reject_plan(ctx: AllocationContext, uow: UnitOfWork, actor: Caller, plan_id: str,
                 reason: str) -> ps.PlanHeader:
     actor.require(*PLAN_ROLES)
     reason = ps.check_reason(reason)
@@ -595,7 +591,7 @@ def get_plan(uow: UnitOfWork, plan_id: str, page_size: int = 0, page_token: str 
     return PlanView(header, _details(uow, plan_id), lines, token)
 
 
-def plan_reader(actor: Actor, requester_id: str) -> str:
+def plan_reader(actor: Caller, requester_id: str) -> str:
     """The requester whose lines the caller reads ('' = every line): the plan's readers see all,
     or narrow to one; a scoped caller (village, unit) reads its own requester's lines only."""
     if actor.role in SCOPED_ROLES:

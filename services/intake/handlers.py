@@ -49,10 +49,6 @@ DONATION_READ_ROLES = ("hq", "inspector", "depot_keeper", "auditor")
 DONATION_SUMMARY_ROLES = (*DONATION_READ_ROLES, "department")
 
 
-class Actor(Caller):
-    """Who is calling (from the caller's token): identity, role and scope (requester id)."""
-
-
 def domain_actor(actor: Caller) -> d.Actor:
     return d.Actor(id=actor.identity, role=actor.role, unit_id=actor.scope or None)
 
@@ -146,7 +142,7 @@ def _requesters(uow: UnitOfWork, requester_ids: set[str]) -> dict[str, d.Request
 
 
 # ---- requesters -------------------------------------------------------------------------
-def register_requester(ctx: IntakeContext, uow: UnitOfWork, actor: Actor,
+def register_requester(ctx: IntakeContext, uow: UnitOfWork, actor: Caller,
                        data: Mapping[str, Any]) -> d.Requester:
     actor.require("hq")
     r = d.register_requester(data, ctx.clock.now())
@@ -157,7 +153,7 @@ def register_requester(ctx: IntakeContext, uow: UnitOfWork, actor: Actor,
     return r
 
 
-def update_requester(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requester_id: str,
+def update_requester(ctx: IntakeContext, uow: UnitOfWork, actor: Caller, requester_id: str,
                      changes: Mapping[str, Any], expected_version: int | None) -> d.Requester:
     actor.require("hq")
     current = _requester(uow, requester_id, "requester_id")
@@ -169,12 +165,12 @@ def update_requester(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requeste
     return updated
 
 
-def read_requester(uow: UnitOfWork, actor: Actor, requester_id: str) -> d.Requester:
+def read_requester(uow: UnitOfWork, actor: Caller, requester_id: str) -> d.Requester:
     actor.require_for(requester_id, *REQUESTER_READ_ROLES)
     return _requester(uow, requester_id, "requester_id")
 
 
-def list_requesters(uow: UnitOfWork, actor: Actor, *, township: str = "", kind: str = "",
+def list_requesters(uow: UnitOfWork, actor: Caller, *, township: str = "", kind: str = "",
                     risk_level: str = "", page_size: int = 0, page_token: str = ""
                     ) -> Page[d.Requester]:
     """A scoped caller's list holds its own requester only."""
@@ -259,7 +255,7 @@ def _new_demand(ctx: IntakeContext, policy: d.DemandPolicy, requester: d.Request
                            delivery_day=delivery_day or None, origin=origin)
 
 
-def submit_demand(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requester_id: str,
+def submit_demand(ctx: IntakeContext, uow: UnitOfWork, actor: Caller, requester_id: str,
                   lines: Sequence[Any], delivery_day: date | str | None,
                   origin: d.DemandOrigin = d.DemandOrigin.DIRECT,
                   requester_cache: dict[str, d.Requester] | None = None) -> d.Demand:
@@ -275,7 +271,7 @@ def submit_demand(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requester_i
 class DemandSubmission:
     """One demand of submit_demands, with the idempotency key it was sent under."""
 
-    actor: Actor
+    actor: Caller
     scope: str
     idempotency_key: str
     fingerprint: str
@@ -309,7 +305,7 @@ def submit_demands(ctx: IntakeContext, uow: UnitOfWork, submissions: Sequence[De
         uow, [(s.scope, s.idempotency_key, s.fingerprint) for s in submissions], prepare, write)
 
 
-def cancel_demand(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, demand_id: str,
+def cancel_demand(ctx: IntakeContext, uow: UnitOfWork, actor: Caller, demand_id: str,
                   reason: str) -> d.Demand:
     demand = get_demand(uow, demand_id)
     actor.require_for(demand.requester_id, *DEMAND_ROLES)
@@ -328,7 +324,7 @@ def get_demand(uow: UnitOfWork, demand_id: str) -> d.Demand:
     return demand
 
 
-def read_demand(uow: UnitOfWork, actor: Actor, demand_id: str) -> d.Demand:
+def read_demand(uow: UnitOfWork, actor: Caller, demand_id: str) -> d.Demand:
     """get_demand for a caller allowed to see it (the role first, so NOT_FOUND tells nothing)."""
     actor.require(*DEMAND_READ_ROLES)
     demand = get_demand(uow, demand_id)
@@ -336,7 +332,7 @@ def read_demand(uow: UnitOfWork, actor: Actor, demand_id: str) -> d.Demand:
     return demand
 
 
-def list_demands(uow: UnitOfWork, actor: Actor, *, requester_id: str = "",
+def list_demands(uow: UnitOfWork, actor: Caller, *, requester_id: str = "",
                  delivery_day: date | None = None, status: str = "", tier: int = 0,
                  flagged: bool | None = None, page_size: int = 0, page_token: str = ""
                  ) -> Page[d.Demand]:
@@ -361,7 +357,7 @@ def list_demands(uow: UnitOfWork, actor: Actor, *, requester_id: str = "",
                         order=(t.c.delivery_day, t.c.top_tier, t.c.submitted_at))
 
 
-def summarize_demands(uow: UnitOfWork, actor: Actor, delivery_day: date) -> dict[str, Any]:
+def summarize_demands(uow: UnitOfWork, actor: Caller, delivery_day: date) -> dict[str, Any]:
     """The day's demands counted by top tier, township and status, and the flagged ones, from the
     indexed columns (no demand document is read). Scope as list_demands."""
     requester_id = actor.require_for("", *DEMAND_READ_ROLES)
@@ -459,7 +455,7 @@ def roll_unplanned_demands(ctx: IntakeContext, uow: UnitOfWork, payload: Mapping
 
 
 # ---- special needs ----------------------------------------------------------------------
-def register_special_need(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, requester_id: str,
+def register_special_need(ctx: IntakeContext, uow: UnitOfWork, actor: Caller, *, requester_id: str,
                           name: str, phone: str, category: Any, lines: Sequence[Any],
                           period_days: Any, delivery_day: date | str | None, note: str
                           ) -> tuple[d.SpecialNeed, d.Demand]:
@@ -480,7 +476,7 @@ def register_special_need(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, 
     return need, demand
 
 
-def list_special_needs(uow: UnitOfWork, actor: Actor, *, requester_id: str = "",
+def list_special_needs(uow: UnitOfWork, actor: Caller, *, requester_id: str = "",
                        category: str = "", beneficiary: str = "", page_size: int = 0,
                        page_token: str = "") -> Page[d.SpecialNeedView]:
     """hq sees every village's list; a village or grid worker its own village's only."""
@@ -523,7 +519,7 @@ def create_due_special_need_demands(ctx: IntakeContext, uow: UnitOfWork) -> list
 
 
 # ---- unit requisitions ------------------------------------------------------------------
-def file_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, unit_id: str,
+def file_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Caller, *, unit_id: str,
                      lines: Sequence[Any], purpose: str, headcount_basis: Any,
                      delivery_day: date | str | None) -> d.Requisition:
     unit = _requester(uow, unit_id, "unit_id")
@@ -543,7 +539,7 @@ def get_requisition(uow: UnitOfWork, requisition_id: str) -> d.Requisition:
     return req
 
 
-def read_requisition(uow: UnitOfWork, actor: Actor, requisition_id: str) -> d.Requisition:
+def read_requisition(uow: UnitOfWork, actor: Caller, requisition_id: str) -> d.Requisition:
     """A unit's staff and head see their own unit's requisitions; hq and auditors every one."""
     actor.require(*REQUISITION_READ_ROLES)
     req = get_requisition(uow, requisition_id)
@@ -551,7 +547,7 @@ def read_requisition(uow: UnitOfWork, actor: Actor, requisition_id: str) -> d.Re
     return req
 
 
-def list_requisitions(uow: UnitOfWork, actor: Actor, *, unit_id: str = "",
+def list_requisitions(uow: UnitOfWork, actor: Caller, *, unit_id: str = "",
                       statuses: Sequence[str] = (), page_size: int = 0, page_token: str = ""
                       ) -> Page[d.Requisition]:
     """Ordered by the last step (filing or approval), the one waiting longest first. A unit's
@@ -567,7 +563,7 @@ def list_requisitions(uow: UnitOfWork, actor: Actor, *, unit_id: str = "",
     return requisitions.page(uow.conn, where, page_size, page_token, order=(t.c.updated_at,))
 
 
-def approve_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requisition_id: str,
+def approve_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Caller, requisition_id: str,
                         step: str, reason: str) -> tuple[d.Requisition, d.Demand | None]:
     req = get_requisition(uow, requisition_id)
     now = ctx.clock.now()
@@ -587,7 +583,7 @@ def approve_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requi
     return req, demand
 
 
-def reject_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requisition_id: str,
+def reject_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Caller, requisition_id: str,
                        reason: str) -> d.Requisition:
     req = d.reject_requisition(get_requisition(uow, requisition_id), domain_actor(actor),
                                ctx.clock.now(), reason)
@@ -597,7 +593,7 @@ def reject_requisition(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, requis
 
 
 # ---- donations --------------------------------------------------------------------------
-def register_donation(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, donor: Any,
+def register_donation(ctx: IntakeContext, uow: UnitOfWork, actor: Caller, *, donor: Any,
                       lines: Sequence[Any], target_requester_id: str, target_use: str,
                       note: str, received_at: datetime | None = None) -> d.Donation:
     actor.require("hq", "depot_keeper", "inspector")
@@ -624,12 +620,12 @@ def get_donation(uow: UnitOfWork, donation_id: str) -> d.Donation:
     return donation
 
 
-def read_donation(uow: UnitOfWork, actor: Actor, donation_id: str) -> d.Donation:
+def read_donation(uow: UnitOfWork, actor: Caller, donation_id: str) -> d.Donation:
     actor.require(*DONATION_READ_ROLES)
     return get_donation(uow, donation_id)
 
 
-def list_donations(uow: UnitOfWork, actor: Actor, *, statuses: Sequence[str] = (),
+def list_donations(uow: UnitOfWork, actor: Caller, *, statuses: Sequence[str] = (),
                    received_day: date | None = None, page_size: int = 0, page_token: str = ""
                    ) -> Page[d.Donation]:
     """Ordered by arrival, oldest first (the inspection queue: registered, partly inspected)."""
@@ -645,7 +641,7 @@ def list_donations(uow: UnitOfWork, actor: Actor, *, statuses: Sequence[str] = (
                           order=(t.c.received_day, t.c.updated_at))
 
 
-def inspect_donation_line(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, donation_id: str,
+def inspect_donation_line(ctx: IntakeContext, uow: UnitOfWork, actor: Caller, *, donation_id: str,
                           line_no: int, decision: Any, reason: str, medical_grade: bool | None,
                           redirect_to: str) -> d.Donation:
     actor.require("hq", "inspector")
@@ -658,7 +654,7 @@ def inspect_donation_line(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, 
     return donation
 
 
-def donation_summary(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, day: date
+def donation_summary(ctx: IntakeContext, uow: UnitOfWork, actor: Caller, day: date
                      ) -> d.DonationDaySummary:
     actor.require(*DONATION_SUMMARY_ROLES)
     t = schema.donations
@@ -705,7 +701,7 @@ def _row_error(row: int, exc: Exception, columns: Mapping[str, str]) -> tuple[in
     return (row, column, reason, code)
 
 
-def import_spreadsheet(ctx: IntakeContext, uow: UnitOfWork, actor: Actor, *, content: bytes,
+def import_spreadsheet(ctx: IntakeContext, uow: UnitOfWork, actor: Caller, *, content: bytes,
                        fmt: str, kind: str, all_or_nothing: bool,
                        progress: Callable[[str, int, int], None] = lambda *a: None) -> ImportReport:
     """Parse, validate every row against intake's state, then apply all (or, when told, the
@@ -778,7 +774,6 @@ def _requester_data(row: RequesterRow) -> dict[str, Any]:
     for f in (("headcount", "beds") if area else ("population", "households", "risk_level", "vulnerable")):
         data.pop(f, None)
     return {k: v for k, v in data.items() if v is not None}
-
 
 
 def catalogue_items(catalogue: Catalogue, query: str, essential_only: bool) -> list:

@@ -17,6 +17,7 @@ from services.allocation.adapters.stock import DepotInfo, InMemoryStockSource
 from services.allocation.domain import StockLot
 from services.allocation.domain import plan_state as ps
 from services.allocation.domain.county_policy import CountyPolicy
+from services.common.auth import Caller
 from services.common.catalogue import load_catalogue
 from services.common.clock import FixedClock
 from services.common.db import make_engine
@@ -27,7 +28,7 @@ from tests.unit.allocation.allocation_support import at as place
 CST = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 12, 1)
 CAT = load_catalogue()
-HQ = h.Actor("hq-officer", "hq")
+HQ = Caller("hq-officer", "hq")
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.common.auth import Caller
 from services.common.messaging import all_subscriptions
 from services.monitoring.adapters import lot_store
 from tests.support import contracts as ct
@@ -224,7 +225,7 @@ def test_accepted_donation_lines_are_received_into_a_depot_and_others_are_not(ma
     ih = c.intake.handlers
     ct.setup_depot(c, "D1", vehicle=False)
     donation = c.intake.run(
-        ih.register_donation, ih.Actor("keeper-1", "depot_keeper"),  # another person inspects
+        ih.register_donation, Caller("keeper-1", "depot_keeper"),  # another person inspects
         donor={"name": "爱心企业有限公司", "contact": "0571-88888888", "kind": "organization"},
         lines=[{"item_code": "RICE-10KG", "quantity": 20, "lot": "R-2611", "expiry": "2027-05-01"},
                {"item_code": "MILK-1L", "quantity": 12, "lot": "M-1", "expiry": "2026-12-05"},
@@ -339,7 +340,7 @@ def test_policy_changed_gives_intake_hqs_cut_off_and_an_older_version_never_wins
     early = ct.submit_demand(c, "V1", ("RICE-10KG", 3))  # at 09:00, before 11:00
     assert early.delivery_day == DAY
 
-    c.allocation.run(ah.set_policy, ah.Actor("hq-officer", "hq"), {"cutoff": "08:30"}, 0)
+    c.allocation.run(ah.set_policy, Caller("hq-officer", "hq"), {"cutoff": "08:30"}, 0)
     (changed,) = c.relay("allocation", "policy_changed", to="intake",
                          where=lambda p: p["version"] == 1)
     p = changed["payload"]

@@ -3,13 +3,14 @@ demands out, deliveries in several stops and by standard packages."""
 
 from datetime import UTC, datetime, timedelta
 
+from services.common.auth import Caller
 from services.common.catalogue import load_catalogue
 from services.common.clock import FixedClock
 from services.common.db import make_engine
 from services.common.migrate import upgrade
 from services.intake import handlers as h
 
-hq = h.Actor("hq-1", "hq")
+hq = Caller("hq-1", "hq")
 
 
 def make_context(tmp_path) -> tuple[h.IntakeContext, FixedClock]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from services.common.auth import Caller
 from services.common.config import load_settings
 from services.common.db import make_engine, run_idempotent
 from services.common.errors import RuleRefused
@@ -27,7 +28,7 @@ from services.logistics.adapters import schema
 from services.logistics.bootstrap import build_context
 from services.logistics.handlers import base, dispatch, queries, receipts, sites, stock
 
-KEEPER = base.Actor("keeper-1", "depot_keeper")
+KEEPER = Caller("keeper-1", "depot_keeper")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -65,7 +66,7 @@ def test_two_processes_issuing_from_one_lot_never_overdraw_or_fork_the_chain(pg_
             uow.commit()
             return out
 
-    hq = base.Actor("hq-1", "hq")
+    hq = Caller("hq-1", "hq")
     seed(sites.register_depot, hq, {"id": "D1", "name": "城关仓", "lat": 30.3, "lon": 120.1})
     seed(sites.register_zone, hq, {"id": "D1-AMB", "depot_id": "D1", "storage_class": "ambient",
                                "capacity_l": 100_000})

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from services.common.auth import Caller
 from services.common.catalogue import load_catalogue
 from services.common.clock import FixedClock
 from services.common.config import load_settings
@@ -338,21 +339,15 @@ class InProcessStock:
 # ---- producers' use cases, with the data they need ---------------------------------------------
 
 def intake_hq():
-    from services.intake.handlers import Actor
-
-    return Actor("hq-officer", "hq")
+    return Caller("hq-officer", "hq")
 
 
 def logistics_hq():
-    from services.logistics.handlers.base import Actor
-
-    return Actor("hq-officer", "hq")
+    return Caller("hq-officer", "hq")
 
 
 def logistics_keeper():
-    from services.logistics.handlers.base import Actor
-
-    return Actor("keeper-1", "depot_keeper")
+    return Caller("keeper-1", "depot_keeper")
 
 
 def register_village(county: County, rid: str = "V1", *, place=VILLAGE, risk: str = "sealed",
@@ -427,7 +422,7 @@ def propose_and_approve(county: County, day: date = DAY) -> str:
     h = a.handlers
     from services.allocation.domain import plan_state as ps
 
-    hq = h.Actor("hq-officer", "hq")
+    hq = Caller("hq-officer", "hq")
     draft = h.draft_plan(a.ctx, day)
     view = a.run(h.save_plan, hq, draft, ps.PlanTrigger.MANUAL)
     a.run(h.approve_plan, hq, view.header.plan_id)

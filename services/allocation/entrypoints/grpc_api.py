@@ -27,12 +27,6 @@ from services.common.servicer import WriteServicer
 log = logging.getLogger(__name__)
 
 
-def _actor() -> h.Actor:
-    c = caller()
-    return h.Actor(c.identity, c.role, c.scope)
-
-
-
 def _policy_changes(request: pb.SetPolicyRequest) -> dict:
     paths = list(request.update_mask.paths)
     if not paths:
@@ -61,7 +55,7 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
 
     # ---- plans
     def RunAllocation(self, request, context):
-        actor = _actor()
+        actor = caller()
         actor.require(*h.PLAN_ROLES)
         asked_day = parse_day(request.delivery_day, "delivery_day")
         page_size = request.lines_page.page_size
@@ -89,7 +83,7 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
             h.save_plan(self.ctx, uow, a, draft, PlanTrigger.MANUAL, page_size)))
 
     def GetPlan(self, request, context):
-        requester_id = h.plan_reader(_actor(), request.requester_id)
+        requester_id = h.plan_reader(caller(), request.requester_id)
         day = parse_day(request.delivery_day, "delivery_day")
         with self.ctx.uow() as uow:
             plan_id = request.plan_id
@@ -103,7 +97,7 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
         return out.plan_page(view)
 
     def ListPlans(self, request, context):
-        _actor().require(*h.PLAN_READ_ROLES)
+        caller().require(*h.PLAN_READ_ROLES)
         day = parse_day(request.delivery_day, "delivery_day")
         if day is None:
             raise InvalidInput("delivery_day", "required")
@@ -120,7 +114,7 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
             h.reject_plan(self.ctx, uow, a, request.plan_id, request.reason)))
 
     def ExplainLine(self, request, context):
-        _actor().require(*h.PLAN_READ_ROLES)
+        caller().require(*h.PLAN_READ_ROLES)
         with self.ctx.uow() as uow:
             e = h.explain_line(self.ctx, uow, plan_id=request.plan_id,
                                plan_line_id=request.plan_line_id, demand_id=request.demand_id,
@@ -129,7 +123,7 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
 
     # ---- forecast
     def Forecast(self, request, context):
-        _actor().require(*h.PLAN_READ_ROLES)
+        caller().require(*h.PLAN_READ_ROLES)
         coefficient = request.coefficient if request.HasField("coefficient") else None
         with self.ctx.uow() as uow:
             view = h.forecast(self.ctx, uow, item_code=request.item_code,
@@ -141,12 +135,12 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
 
     # ---- policy
     def GetPolicy(self, request, context):
-        _actor().require(*h.POLICY_READ_ROLES)
+        caller().require(*h.POLICY_READ_ROLES)
         with self.ctx.uow() as uow:
             return out.policy(h.current_policy(self.ctx, uow), str(self.ctx.tz))
 
     def ListPolicyVersions(self, request, context):
-        _actor().require(*h.POLICY_READ_ROLES)
+        caller().require(*h.POLICY_READ_ROLES)
         with self.ctx.uow() as uow:
             return pb.ListPolicyVersionsResponse(versions=[
                 out.policy(p, str(self.ctx.tz)) for p in h.policy_versions(self.ctx, uow)])
@@ -159,7 +153,7 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
 
     # ---- daily report and public disclosure: made by the reports process, asked on the caller's behalf
     def GetDailyReport(self, request, context):
-        _actor().require(*h.REPORT_ROLES)
+        caller().require(*h.REPORT_ROLES)
         if self.settings is None:
             raise RuntimeError("GetDailyReport needs the settings (the reports process's address)")
         metadata = [(k, v) for k, v in context.invocation_metadata()

@@ -13,6 +13,7 @@ from supply.v1 import common_pb2 as common
 from supply.v1 import intake_pb2 as pb
 from supply.v1 import intake_pb2_grpc as rpc
 
+from services.common.auth import Caller
 from services.common.config import Settings
 from services.common.db import GroupCommitter, ping, run_idempotent
 from services.common.errors import DomainError, InvalidInput, RuleRefused
@@ -31,12 +32,6 @@ MAX_BATCH = 500
 MAX_IMPORT_BYTES = d.ImportPolicy().max_bytes
 UPDATABLE = ("name", "township", "location", "drop_points", "population", "households",
              "risk_level", "vulnerable", "unit_type", "headcount", "beds")
-
-
-def _actor() -> h.Actor:
-    c = caller()
-    return h.Actor(c.identity, c.role, c.scope)
-
 
 
 def _prefixed(prefix: str, fn: Callable):
@@ -86,14 +81,14 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
 
     def GetRequester(self, request, context):
         with self.ctx.uow() as uow:
-            return out.requester(h.read_requester(uow, _actor(), request.requester_id))
+            return out.requester(h.read_requester(uow, caller(), request.requester_id))
 
     def ListRequesters(self, request, context):
         kind = get(request, "kind")
         risk = get(request, "risk_level")
         with self.ctx.uow() as uow:
             page = h.list_requesters(
-                uow, _actor(), township=request.township,
+                uow, caller(), township=request.township,
                 kind="" if is_blank(kind) else kind.removeprefix("REQUESTER_KIND_").lower(),
                 risk_level="" if is_blank(risk) else risk.removeprefix("RISK_LEVEL_").lower(),
                 page_size=request.page.page_size, page_token=request.page.page_token)
@@ -101,7 +96,7 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
                                          page=_page_info(page))
 
     # ---- demands
-    def _submission(self, actor: h.Actor, request: pb.SubmitDemandRequest) -> h.DemandSubmission:
+    def _submission(self, actor: Caller, request: pb.SubmitDemandRequest) -> h.DemandSubmission:
         return h.DemandSubmission(
             actor=actor, scope=f"{actor.identity}:SubmitDemand",
             idempotency_key=request.idempotency_key, fingerprint=write_fingerprint(request),
@@ -117,7 +112,7 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
         """The hot path, on the event loop: concurrent submissions are written together by the
         group commit (see submit_demands) without a thread hand-off per call. The answer is the
         serialized Demand stored under the idempotency key, sent as it is."""
-        return await self.committer.arun_many(self._submit_many, self._submission(_actor(), request))
+        return await self.committer.arun_many(self._submit_many, self._submission(caller(), request))
 
     def SubmitDemandBatch(self, request, context):
         n = len(request.demands)
@@ -132,7 +127,7 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
         return self._write("SubmitDemandBatch", request, pb.SubmitDemandBatchResponse,
                            lambda a, uow: self._batch(a, uow, request))
 
-    def _batch(self, actor: h.Actor, uow, request) -> pb.SubmitDemandBatchResponse:
+    def _batch(self, actor: Caller, uow, request) -> pb.SubmitDemandBatchResponse:
         """All demands in one transaction, each under its own idempotency key (the same scope
         as SubmitDemand), so a refused demand does not undo the others and a repeat of one
         returns its first result."""
@@ -158,7 +153,7 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
 
     def GetDemand(self, request, context):
         with self.ctx.uow() as uow:
-            return out.demand(h.read_demand(uow, _actor(), request.demand_id),
+            return out.demand(h.read_demand(uow, caller(), request.demand_id),
                               h.demand_policy(self.ctx, uow))
 
     def ListDemands(self, request, context):
@@ -167,7 +162,7 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
         day = as_date(request.delivery_day, "delivery_day") if request.delivery_day else None
         with self.ctx.uow() as uow:
             page = h.list_demands(
-                uow, _actor(), requester_id=request.requester_id, delivery_day=day,
+                uow, caller(), requester_id=request.requester_id, delivery_day=day,
                 status="" if is_blank(status) else status.removeprefix("DEMAND_STATUS_").lower(),
                 tier=int(request.tier), flagged=flagged,
                 page_size=request.page.page_size, page_token=request.page.page_token)
@@ -192,7 +187,7 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
         category = get(request, "category")
         with self.ctx.uow() as uow:
             page = h.list_special_needs(
-                uow, _actor(), requester_id=request.requester_id,
+                uow, caller(), requester_id=request.requester_id,
                 category="" if is_blank(category) else category.removeprefix("SPECIAL_NEED_CATEGORY_").lower(),
                 beneficiary=request.beneficiary,
                 page_size=request.page.page_size, page_token=request.page.page_token)
@@ -226,12 +221,12 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
 
     def GetRequisition(self, request, context):
         with self.ctx.uow() as uow:
-            return out.requisition(h.read_requisition(uow, _actor(), request.requisition_id))
+            return out.requisition(h.read_requisition(uow, caller(), request.requisition_id))
 
     def ListRequisitions(self, request, context):
         statuses = _statuses(request.statuses, pb.RequisitionStatus, "REQUISITION_STATUS_")
         with self.ctx.uow() as uow:
-            page = h.list_requisitions(uow, _actor(), unit_id=request.unit_id, statuses=statuses,
+            page = h.list_requisitions(uow, caller(), unit_id=request.unit_id, statuses=statuses,
                                        page_size=request.page.page_size,
                                        page_token=request.page.page_token)
         return pb.ListRequisitionsResponse(requisitions=[out.requisition(r) for r in page.items],
@@ -257,13 +252,13 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
 
     def GetDonation(self, request, context):
         with self.ctx.uow() as uow:
-            return out.donation(h.read_donation(uow, _actor(), request.donation_id))
+            return out.donation(h.read_donation(uow, caller(), request.donation_id))
 
     def ListDonations(self, request, context):
         statuses = _statuses(request.statuses, pb.DonationStatus, "DONATION_STATUS_")
         day = as_date(request.received_day, "received_day") if request.received_day else None
         with self.ctx.uow() as uow:
-            page = h.list_donations(uow, _actor(), statuses=statuses, received_day=day,
+            page = h.list_donations(uow, caller(), statuses=statuses, received_day=day,
                                     page_size=request.page.page_size,
                                     page_token=request.page.page_token)
         return pb.ListDonationsResponse(donations=[out.donation(x) for x in page.items],
@@ -273,7 +268,7 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
         day = as_date(request.day, "day") if request.day else \
             self.ctx.donation_policy.local_day(self.ctx.clock.now())
         with self.ctx.uow() as uow:
-            return out.donation_summary(h.donation_summary(self.ctx, uow, _actor(), day))
+            return out.donation_summary(h.donation_summary(self.ctx, uow, caller(), day))
 
     # ---- spreadsheet import (server streaming: progress, then the report)
     def ImportSpreadsheet(self, request, context):
@@ -292,7 +287,7 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
     def SummarizeDemands(self, request, context):
         day = as_date(request.delivery_day, "delivery_day")
         with self.ctx.uow() as uow:
-            found = h.summarize_demands(uow, _actor(), day)
+            found = h.summarize_demands(uow, caller(), day)
         status = {s.value: pb.DemandStatus.Value(f"DEMAND_STATUS_{s.value.upper()}") for s in d.DemandStatus}
         return pb.DemandSummary(
             delivery_day=day.isoformat(), demands=found["demands"],
@@ -332,7 +327,7 @@ def _stream_import(servicer: IntakeServicer, request, fmt: str, kind: str):
 
     updates: queue.Queue = queue.Queue()
     phases = {"parsing": pb.IMPORT_PHASE_PARSING, "validating": pb.IMPORT_PHASE_VALIDATING}
-    actor = _actor()
+    actor = caller()
     box: dict = {}
 
     def work(uow):

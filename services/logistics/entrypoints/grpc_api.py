@@ -32,12 +32,6 @@ KINDS = {pb.RECEIPT_KIND_PURCHASE: "purchase", pb.RECEIPT_KIND_DONATION: "donati
          pb.RECEIPT_KIND_UPPER_LEVEL_ALLOCATION: "upper_level_allocation"}
 
 
-def _actor() -> base.Actor:
-    c = caller()
-    return base.Actor(c.identity, c.role, c.scope)
-
-
-
 def _day_or_today(ctx: base.LogisticsContext, value: str, f: str):
     return parse_day(value, f) or ctx.today()
 
@@ -51,7 +45,7 @@ class LogisticsServicer(WriteServicer, rpc.LogisticsServiceServicer):
 
     # ---- snapshot for allocation
     def GetStockSnapshot(self, request, context):
-        _actor().require(*base.STOCK_READ_ROLES)
+        caller().require(*base.STOCK_READ_ROLES)
         day = _day_or_today(self.ctx, request.delivery_day, "delivery_day")
         for i, code in enumerate(request.item_codes):
             if code not in self.ctx.catalogue.items:
@@ -113,7 +107,7 @@ class LogisticsServicer(WriteServicer, rpc.LogisticsServiceServicer):
         return self._write("ReceiveStock", request, pb.Receipt, work)
 
     def ListReceipts(self, request, context):
-        _actor().require(*base.STORE_READ_ROLES)
+        caller().require(*base.STORE_READ_ROLES)
         with self.ctx.uow() as uow:
             rows, token = queries.list_receipts(uow.conn, depot_id=request.depot_id, status=request.status,
                                           page_size=request.page.page_size,
@@ -133,7 +127,7 @@ class LogisticsServicer(WriteServicer, rpc.LogisticsServiceServicer):
 
     # ---- stock queries
     def ListDepots(self, request, context):
-        _actor().require(*base.STOCK_READ_ROLES)
+        caller().require(*base.STOCK_READ_ROLES)
         with self.ctx.engine.connect() as conn:
             return pb.ListDepotsResponse(depots=[
                 pb.DepotWithZones(depot=out.depot(row), zones=[
@@ -141,14 +135,14 @@ class LogisticsServicer(WriteServicer, rpc.LogisticsServiceServicer):
                 for row, z_rows, zones in sites.depots_with_zones(conn)])
 
     def GetStock(self, request, context):
-        _actor().require(*base.STOCK_READ_ROLES)
+        caller().require(*base.STOCK_READ_ROLES)
         with audit.consistent_read(self.ctx.engine) as conn:
             seq, lines = queries.stock_summary(self.ctx, conn, depot_id=request.depot_id,
                                          zone_id=request.zone_id, item_code=request.item_code)
         return pb.StockSummary(lines=[pb.StockLine(**s) for s in lines], ledger_seq=seq)
 
     def ListLots(self, request, context):
-        _actor().require(*base.STORE_READ_ROLES)
+        caller().require(*base.STORE_READ_ROLES)
         status = out.STATUS_NAME.get(request.status, "")
         with self.ctx.uow() as uow:
             rows, token, total = queries.list_lots(
@@ -161,7 +155,7 @@ class LogisticsServicer(WriteServicer, rpc.LogisticsServiceServicer):
                                    page=common.PageInfo(next_page_token=token, total=total))
 
     def GetDaysOfSupply(self, request, context):
-        _actor().require(*base.STOCK_READ_ROLES)
+        caller().require(*base.STOCK_READ_ROLES)
         day = _day_or_today(self.ctx, request.day, "day")
         if request.population < 0:
             raise InvalidInput("population", "must be >= 0")
@@ -199,7 +193,7 @@ class LogisticsServicer(WriteServicer, rpc.LogisticsServiceServicer):
     def ListTrips(self, request, context):
         day = parse_day(request.delivery_day, "delivery_day")
         with self.ctx.uow() as uow:
-            trips, plans = queries.trips_seen_by(uow.conn, _actor(), delivery_day=day,
+            trips, plans = queries.trips_seen_by(uow.conn, caller(), delivery_day=day,
                                            plan_id=request.plan_id, depot_id=request.depot_id,
                                            vehicle_id=request.vehicle_id)
             demand_of = queries.demand_ids(uow.conn, [p for t in trips for p in out.trip_plan_line_ids(t)])
@@ -208,7 +202,7 @@ class LogisticsServicer(WriteServicer, rpc.LogisticsServiceServicer):
 
     def GetManifest(self, request, context):
         with self.ctx.uow() as uow:
-            row = queries.manifest_seen_by(uow.conn, _actor(), request.trip_id)
+            row = queries.manifest_seen_by(uow.conn, caller(), request.trip_id)
             demand_of = queries.demand_ids(uow.conn, out.trip_plan_line_ids(row))
         trip = out.trip(row, demand_of)
         lines = [ln for s in trip.stops for ln in s.lines]
@@ -229,7 +223,7 @@ class LogisticsServicer(WriteServicer, rpc.LogisticsServiceServicer):
 
     # ---- audit
     def ExportLedger(self, request, context):
-        _actor().require(*base.AUDIT_ROLES)
+        caller().require(*base.AUDIT_ROLES)
         fmt = {pb.EXPORT_FORMAT_CSV: "csv", pb.EXPORT_FORMAT_XLSX: "xlsx"}.get(request.format)
         if fmt is None:
             raise InvalidInput("format", "EXPORT_FORMAT_CSV or EXPORT_FORMAT_XLSX")
@@ -256,7 +250,7 @@ class LogisticsServicer(WriteServicer, rpc.LogisticsServiceServicer):
                     return
 
     def ReconcileLedger(self, request, context):
-        _actor().require(*base.AUDIT_ROLES)
+        caller().require(*base.AUDIT_ROLES)
         r = audit.reconcile(self.ctx.engine, self.ctx.ledger_key)
         return pb.ReconcileReport(
             ok=r.ok, lines_checked=r.lines_checked, lots_checked=r.lots_checked,

@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from services.common.auth import Caller
 from services.common.catalogue import Catalogue, Item
 from services.common.clock import Clock
 from services.common.db import UnitOfWork
@@ -47,10 +46,6 @@ TRIP_READ_ROLES = (*DELIVERY_ROLES, "auditor")  # trips, manifests
 
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-
-
-class Actor(Caller):
-    """Who is calling (from the caller's token)."""
 
 
 @dataclass

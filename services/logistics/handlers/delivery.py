@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
+from services.common.auth import Caller
 from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput, NotFound
 from services.common.serde import from_jsonable, to_jsonable
@@ -19,7 +20,7 @@ from services.logistics.domain.model import (
     stop_key,
 )
 from services.logistics.domain.trips import Trip
-from services.logistics.handlers.base import DELIVERY_ROLES, Actor, LogisticsContext, iso, utc
+from services.logistics.handlers.base import DELIVERY_ROLES, LogisticsContext, iso, utc
 from services.logistics.handlers.ledger import load_more, open_ledger, save_ledger
 
 
@@ -35,7 +36,7 @@ def delivery_id_of(trip_id: str, key: str) -> str:
     return "DLV-" + hashlib.sha256(f"{trip_id}|{key}".encode()).hexdigest()[:16]
 
 
-def confirm_delivery(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, trip_id: str,
+def confirm_delivery(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, trip_id: str,
                      requester_id: str, drop_point_id: str, receiver: str, received_at: datetime | None,
                      proof_ref: str, lines: Sequence[ReceivedSpec]) -> dict[str, Any]:
     """Proof of delivery at one stop (签收): issue what was received, return refused goods,

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
+from services.common.auth import Caller
 from services.common.errors import InvalidInput, NotFound, PermissionDenied
 from services.common.repository import decode_page_token, encode_page_token
 from services.logistics.adapters import ledger_store as store
@@ -16,7 +17,7 @@ from services.logistics.adapters import schema, sites_store
 from services.logistics.domain.model import (
     LotStatus,
 )
-from services.logistics.handlers.base import TRIP_READ_ROLES, Actor, LogisticsContext
+from services.logistics.handlers.base import TRIP_READ_ROLES, LogisticsContext
 
 SNAPSHOT_EXPIRED = "EXPIRED"  # StockSnapshot.excluded_lots[].reason
 
@@ -168,7 +169,7 @@ def _stops_at(row, requester_id: str):
     return SimpleNamespace(**{**row._asdict(), "data": {**row.data, "trip": {**trip, "stops": stops}}})
 
 
-def trips_seen_by(conn: Connection, actor: Actor, **filters):
+def trips_seen_by(conn: Connection, actor: Caller, **filters):
     """list_trips as `actor` may see them: a village or grid worker gets only the trips that
     stop at its requester, with those stops only, and no dispatch summaries."""
     own = actor.require_for("", *TRIP_READ_ROLES)
@@ -178,7 +179,7 @@ def trips_seen_by(conn: Connection, actor: Actor, **filters):
     return [r for r in (_stops_at(t, own) for t in trips) if r is not None], []
 
 
-def manifest_seen_by(conn: Connection, actor: Actor, trip_id: str):
+def manifest_seen_by(conn: Connection, actor: Caller, trip_id: str):
     """trip_row as `actor` may see it (see trips_seen_by); another village's trip is
     PERMISSION_DENIED."""
     own = actor.require_for("", *TRIP_READ_ROLES)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
+from services.common.auth import Caller
 from services.common.catalogue import Item
 from services.common.days import parse_day
 from services.common.db import UnitOfWork, new_id
@@ -31,7 +32,6 @@ from services.logistics.domain.receipts import (
 )
 from services.logistics.handlers.base import (
     WRITE_ROLES,
-    Actor,
     LogisticsContext,
     catalogue_item,
     check_id,
@@ -54,7 +54,7 @@ class ReceiptLineSpec:
     lot_id: str = ""
 
 
-def receive_stock(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, kind: str,
+def receive_stock(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, kind: str,
                   depot_id: str, origin_ref: str, lines: Sequence[ReceiptLineSpec],
                   receipt_id: str | None = None, check_role: bool = True) -> dict[str, Any]:
     """Verify, register and put away a receipt (验收、核实、登记、入库): lots, ledger lines,
@@ -137,7 +137,7 @@ def receive_donation(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping[st
         if uow.conn.execute(select(schema.receipts.c.id)
                             .where(schema.receipts.c.id == receipt_id)).first() is not None:
             continue
-        actor = Actor(str(line.get("inspector") or "donation-inspection"), "depot_keeper")
+        actor = Caller(str(line.get("inspector") or "donation-inspection"), "depot_keeper")
         spec = ReceiptLineSpec(item_code=line.get("item_code"), quantity=line.get("quantity"),
                                lot_number=str(line.get("lot") or ""), expiry=line.get("expiry"))
         origin = f"{donation_id}#{line_no}"

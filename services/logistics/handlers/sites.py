@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from services.common.auth import Caller
 from services.common.db import UnitOfWork
 from services.common.errors import Conflict, InvalidInput, NotFound
 from services.logistics.adapters import ledger_store as store
@@ -23,7 +24,6 @@ from services.logistics.domain.receipts import (
 )
 from services.logistics.handlers.base import (
     SETUP_ROLES,
-    Actor,
     LogisticsContext,
     check_id,
     parse_hhmm,
@@ -41,7 +41,7 @@ def depot_row(uow: UnitOfWork, depot_id: str, f: str = "depot_id"):
     return row
 
 
-def register_depot(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, spec: Mapping[str, Any]):
+def register_depot(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, spec: Mapping[str, Any]):
     actor.require(*SETUP_ROLES)
     depot_id = check_id(spec.get("id"), "depot.id")
     name = required_text(spec.get("name"), "depot.name")
@@ -70,7 +70,7 @@ def depots_with_zones(conn: Connection) -> list[tuple[Any, list[Any], dict[str, 
     return [(d, [z for z in zone_rows if z.depot_id == d.id], zones) for d in db.depot_rows(conn)]
 
 
-def register_zone(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, spec: Mapping[str, Any]):
+def register_zone(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, spec: Mapping[str, Any]):
     actor.require(*SETUP_ROLES)
     zone_id = check_id(spec.get("id"), "zone.id")
     depot_id = spec.get("depot_id") or ""
@@ -101,7 +101,7 @@ def zone_used_l(ctx: LogisticsContext, conn: Connection, zone: Zone) -> float:
     return zone_occupancy(zone, bal.values(), ctx.catalogue).used_l
 
 
-def register_vehicle(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor,
+def register_vehicle(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller,
                      spec: Mapping[str, Any]) -> Vehicle:
     actor.require(*SETUP_ROLES)
     vid = check_id(spec.get("id"), "vehicle.id")

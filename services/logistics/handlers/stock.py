@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
+from services.common.auth import Caller
 from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput, NotFound, RuleRefused
 from services.common.serde import from_jsonable, to_jsonable
@@ -30,7 +31,7 @@ from services.logistics.domain.picking import (
     write_off_lot,
 )
 from services.logistics.domain.trips import Trip
-from services.logistics.handlers.base import WRITE_ROLES, Actor, LogisticsContext, required_text
+from services.logistics.handlers.base import WRITE_ROLES, LogisticsContext, required_text
 from services.logistics.handlers.ledger import (
     OpenLedger,
     load_more,
@@ -47,7 +48,7 @@ def plan_line_row(uow: UnitOfWork, plan_line_id: str):
                             .where(schema.plan_lines.c.id == plan_line_id)).first()
 
 
-def issue_stock(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, lot_id: str,
+def issue_stock(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, lot_id: str,
                 quantity: Any, plan_line_id: str, reason: str = "") -> tuple[LotBalance, list[LedgerLine]]:
     """Issue from a lot against an approved plan line (不得擅自分配): from the plan line's
     reservation on the lot first, then from available stock."""
@@ -142,7 +143,7 @@ class Transitioned:
     repicks: list[Repick] = field(default_factory=list)
 
 
-def quarantine_lots(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, lot_ids: Sequence[str],
+def quarantine_lots(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, lot_ids: Sequence[str],
                     *, doc: DocRef, reason: str, alert_id: str | None = None,
                     must_exist: bool = True) -> list[Transitioned]:
     """Quarantine lots (a spoilage alert, an inspection). Their reservations are released and
@@ -183,7 +184,7 @@ def quarantine_lots(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, lot_id
 
 
 def _repick(ctx: LogisticsContext, uow: UnitOfWork, ol: OpenLedger, plan_line_id: str, q: int,
-            bad_lot: str, actor: Actor, now: datetime) -> Repick:
+            bad_lot: str, actor: Caller, now: datetime) -> Repick:
     pl = plan_line_row(uow, plan_line_id)
     if pl is None:  # reserved by an issue whose plan line we do not hold: nothing to re-pick
         return Repick(plan_line_id, q, 0, q)
@@ -281,12 +282,12 @@ def apply_alert(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping[str, An
             .order_by(t.c.lot_id))]
     title = " / ".join(x for x in (payload.get("title_zh"), payload.get("title_en")) if x)
     reason = f"告警隔离 / quarantined by alert {payload.get('rule_code') or ''}: {title or alert_id}".strip()
-    return quarantine_lots(ctx, uow, Actor(f"monitoring:{payload.get('rule_code') or 'alert'}", "admin"),
+    return quarantine_lots(ctx, uow, Caller(f"monitoring:{payload.get('rule_code') or 'alert'}", "admin"),
                            lot_ids, doc=DocRef("alert", str(alert_id)), reason=reason[:500],
                            alert_id=str(alert_id), must_exist=False)
 
 
-def quarantine_by_person(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, lot_id: str,
+def quarantine_by_person(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, lot_id: str,
                          inspection_ref: str, reason: str) -> Transitioned:
     actor.require(*WRITE_ROLES)
     required_text(inspection_ref, "inspection_ref")
@@ -297,7 +298,7 @@ def quarantine_by_person(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *
                            reason=reason.strip())[0]
 
 
-def release(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, lot_id: str,
+def release(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, lot_id: str,
             inspection_ref: str, reason: str) -> Transitioned:
     """A person releases a quarantined lot after inspection (放行)."""
     actor.require(*WRITE_ROLES)
@@ -314,7 +315,7 @@ def release(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, lot_id: str
     return Transitioned(bal, save_ledger(ctx, uow, ol))
 
 
-def write_off(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, lot_id: str, quantity: int,
+def write_off(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, lot_id: str, quantity: int,
               doc_type: str, doc_id: str, reason: str) -> Transitioned:
     """Write off (报损) quarantined stock, or available stock of a lot not in quarantine."""
     actor.require(*WRITE_ROLES)
@@ -335,7 +336,7 @@ def write_off(ctx: LogisticsContext, uow: UnitOfWork, actor: Actor, *, lot_id: s
     return Transitioned(bal, save_ledger(ctx, uow, ol))
 
 
-def _lot_event(uow: UnitOfWork, outcome: str, bal: LotBalance, reason: str, actor: Actor,
+def _lot_event(uow: UnitOfWork, outcome: str, bal: LotBalance, reason: str, actor: Caller,
                doc_id: str) -> None:
     uow.record_event("lot_released", {
         "lot_id": bal.lot_id, "item_code": bal.item_code, "zone_id": bal.zone_id,

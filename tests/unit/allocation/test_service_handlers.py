@@ -20,6 +20,7 @@ from services.allocation.domain import plan_state as ps
 from services.allocation.domain import reasons as rs
 from services.allocation.domain.county_policy import CountyPolicy
 from services.allocation.entrypoints.worker import CutoffRunner
+from services.common.auth import Caller
 from services.common.catalogue import load_catalogue
 from services.common.clock import FixedClock
 from services.common.db import make_engine
@@ -30,7 +31,7 @@ from tests.unit.allocation.allocation_support import at as place
 CST = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 12, 1)
 CAT = load_catalogue()
-HQ = h.Actor("hq-officer", "hq")
+HQ = Caller("hq-officer", "hq")
 NO_RESERVE = {g: 0 for g in CAT.groups}
 
 
@@ -279,7 +280,7 @@ def test_reject_then_replan_gives_the_next_version_and_approve_publishes_lines(c
     v1 = cutoff(ctx).header
     ctx.clock.current = local(12)
     with pytest.raises(PermissionDenied):
-        write(ctx, h.reject_plan, h.Actor("v", "village"), v1.plan_id, "no")
+        write(ctx, h.reject_plan, Caller("v", "village"), v1.plan_id, "no")
     rejected = write(ctx, h.reject_plan, HQ, v1.plan_id, "医院需求需复核")
     assert outbox(ctx, "plan_rejected") == [{
         "plan_id": v1.plan_id, "delivery_day": "2026-12-01", "version": 1,
@@ -391,7 +392,7 @@ def test_set_policy_versions_and_refuses_stale_or_unauthorised_changes(ctx):
         write(ctx, h.set_policy, HQ, {"cutoff": "10:00"}, 0)
     assert exc.value.rule == "VERSION_MISMATCH"
     with pytest.raises(PermissionDenied):
-        write(ctx, h.set_policy, h.Actor("keeper", "depot_keeper"), {"cutoff": "10:00"}, None)
+        write(ctx, h.set_policy, Caller("keeper", "depot_keeper"), {"cutoff": "10:00"}, None)
     with pytest.raises(InvalidInput) as exc:
         write(ctx, h.set_policy, HQ, {"tier_order": [5, 4, 3]}, None)
     assert exc.value.field == "policy.tier_order"

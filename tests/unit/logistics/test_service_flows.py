@@ -11,12 +11,12 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import text
 
+from services.common.auth import Caller
 from services.common.days import parse_instant
 from services.common.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RuleRefused
 from services.logistics import audit
 from services.logistics.domain.policy import ReceiptPolicy
 from services.logistics.handlers import (
-    base,
     delivery,
     dispatch,
     ledger,
@@ -142,7 +142,7 @@ def test_issue_needs_an_approved_plan_line_and_never_goes_below_zero(ctx):
     with pytest.raises(InvalidInput):
         run(ctx, stock.issue_stock, KEEPER, lot_id=lot, quantity=-1, plan_line_id="PL-2")
     with pytest.raises(PermissionDenied):
-        run(ctx, stock.issue_stock, base.Actor("v", "village"), lot_id=lot, quantity=1, plan_line_id="PL-2")
+        run(ctx, stock.issue_stock, Caller("v", "village"), lot_id=lot, quantity=1, plan_line_id="PL-2")
     assert audit.reconcile(ctx.engine, ctx.ledger_key).ok
 
 

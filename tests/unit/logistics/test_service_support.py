@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from services.common.auth import Caller
 from services.common.catalogue import load_catalogue
 from services.common.clock import FixedClock
 from services.common.db import make_engine, run_idempotent
@@ -16,8 +17,8 @@ from services.logistics.adapters import schema
 from services.logistics.domain.policy import TripPolicy
 from services.logistics.handlers import base, queries, receipts, sites
 
-KEEPER = base.Actor("keeper-1", "depot_keeper")
-HQ = base.Actor("hq-1", "hq")
+KEEPER = Caller("keeper-1", "depot_keeper")
+HQ = Caller("hq-1", "hq")
 NOW = datetime(2026, 11, 28, 1, 0, tzinfo=UTC)  # 09:00 in the county
 TODAY = date(2026, 11, 28)
 TOMORROW = TODAY + timedelta(days=1)
