@@ -116,9 +116,6 @@ class Catalogue:
         except KeyError:
             raise NotFound(f"unknown item code {code!r} (catalogue {self.version})") from None
 
-    def group_of(self, code: str) -> ItemGroup:
-        return self.groups[self.item(code).group]
-
     def packages_containing(self, item_code: str) -> list[Item]:
         """Standard packages (标准化蔬菜包 …) that may stand in for `item_code` when it is short."""
         return [self.items[p] for p in self.substitutes.get(item_code, ())]

@@ -73,13 +73,6 @@ def write_fingerprint(request) -> str:
     return request_fingerprint(clone.SerializeToString(deterministic=True))
 
 
-def require_role(*roles: str) -> Caller:
-    """The current caller, if its role is one of `roles` (admin may do anything)."""
-    c = caller()
-    c.require(*roles)
-    return c
-
-
 _CODES = [
     (InvalidInput, code_pb2.INVALID_ARGUMENT),
     (NotFound, code_pb2.NOT_FOUND),

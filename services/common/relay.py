@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import traceback
 
 from sqlalchemy import select, update
@@ -99,15 +98,6 @@ def pending_count(engine: Engine, outbox: Table) -> int:
     with engine.connect() as conn:
         return conn.execute(select(func.count()).select_from(outbox)
                             .where(outbox.c.published_at.is_(None))).scalar_one()
-
-
-def wait_until_drained(engine: Engine, outbox: Table, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pending_count(engine, outbox) == 0:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _stop_on_signals(stop: threading.Event, grace: float) -> None:
