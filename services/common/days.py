@@ -26,9 +26,9 @@ def parse_day(value: Any, field: str, *, required: bool = False) -> date | None:
         raise InvalidInput(field, f"must be a day YYYY-MM-DD, got {value!r}") from None
 
 
-def parse_instant(value: Any, field: str) -> datetime | None:
-    """An ISO-8601 instant (Z or an offset; without one it is taken as UTC) as aware UTC; None
-    when empty."""
+def parse_instant(value: Any, field: str, *, offset_required: bool = False) -> datetime | None:
+    """An ISO-8601 instant (Z or an offset; without one it is taken as UTC, or refused when
+    `offset_required`) as aware UTC; None when empty."""
     if isinstance(value, datetime):
         at = value
     elif value is None or not str(value).strip():
@@ -38,6 +38,8 @@ def parse_instant(value: Any, field: str) -> datetime | None:
             at = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
         except ValueError:
             raise InvalidInput(field, f"must be an ISO-8601 instant, got {value!r}") from None
+    if at.tzinfo is None and offset_required:
+        raise InvalidInput(field, f"needs a UTC offset (Z or +08:00), got {value!r}")
     return at.astimezone(UTC) if at.tzinfo else at.replace(tzinfo=UTC)
 
 

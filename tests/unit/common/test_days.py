@@ -30,3 +30,13 @@ def test_an_instant_is_aware_utc_and_an_event_stamp_falls_back():
     fallback = datetime(2026, 1, 1, tzinfo=UTC)
     assert instant_or("garbage", fallback) == fallback
     assert instant_or("", None) is None
+
+
+def test_an_instant_without_an_offset_can_be_refused():
+    """Monitoring reads events' instants strictly: a local time without an offset is ambiguous."""
+    with pytest.raises(InvalidInput, match="needs a UTC offset") as bad:
+        parse_instant("2026-11-29T10:00:00", "payload.received_at", offset_required=True)
+    assert bad.value.field == "payload.received_at"
+    assert parse_instant("2026-11-29T10:00:00+08:00", "at", offset_required=True) == \
+        datetime(2026, 11, 29, 2, tzinfo=UTC)
+    assert parse_instant("", "at", offset_required=True) is None
