@@ -17,7 +17,7 @@ Why these defaults: docs/security.md, "Spreadsheet limits".
 from __future__ import annotations
 
 from services.common.config import Settings, _int
-from services.intake.spreadsheet import MiB, SpreadsheetPolicy
+from services.intake.spreadsheet.policy import MiB, SpreadsheetPolicy
 
 
 def spreadsheet_policy(settings: Settings) -> SpreadsheetPolicy:

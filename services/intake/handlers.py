@@ -27,13 +27,9 @@ from services.common.serde import from_jsonable
 from services.intake import domain as d
 from services.intake.adapters import schema
 from services.intake.domain import events as ev
-from services.intake.spreadsheet import (
-    DEFAULT_POLICY,
-    DemandRow,
-    RequesterRow,
-    SpreadsheetPolicy,
-    parse_spreadsheet,
-)
+from services.intake.spreadsheet.parse import parse_spreadsheet
+from services.intake.spreadsheet.policy import DEFAULT_POLICY, SpreadsheetPolicy
+from services.intake.spreadsheet.rows import DemandRow, RequesterRow
 
 DEMAND_ROLES = ("hq", "village", "unit", "unit_head", "grid_worker")
 # Who reads what (docs/integration.md, access matrix). admin and hq read everything; village,

@@ -15,7 +15,7 @@ import openpyxl
 import pytest
 from supply.v1 import intake_pb2 as pb
 
-from services.intake.spreadsheet import sample_spreadsheet
+from services.intake.spreadsheet.write import sample_spreadsheet
 from tests.support.intake import Intake, key, make_env, migrate, start_api
 
 MiB = 1024 * 1024

@@ -14,20 +14,13 @@ import pytest
 
 from services.common.catalogue import load_catalogue
 from services.common.errors import InvalidInput
-from services.intake import spreadsheet
-from services.intake.spreadsheet import (
-    DemandRow,
-    MiB,
-    ParseResult,
-    RequesterRow,
-    RowError,
-    SpreadsheetPolicy,
-    check_archive,
-    parse_spreadsheet,
-    render_report,
-    sample_spreadsheet,
-    write_spreadsheet,
-)
+from services.intake.spreadsheet import parse as parse_module
+from services.intake.spreadsheet.archive_limits import check_archive
+from services.intake.spreadsheet.parse import parse_spreadsheet
+from services.intake.spreadsheet.policy import MiB, SpreadsheetPolicy
+from services.intake.spreadsheet.read import within_limits
+from services.intake.spreadsheet.rows import DemandRow, ParseResult, RequesterRow, RowError
+from services.intake.spreadsheet.write import render_report, sample_spreadsheet, write_spreadsheet
 
 CAT = load_catalogue()
 SAMPLES = Path(__file__).resolve().parents[3] / "simulators" / "scenarios" / "samples"
@@ -339,8 +332,8 @@ def test_more_rows_than_max_rows_is_refused_naming_the_limit():
 def test_max_rows_stops_reading_a_huge_file_early(monkeypatch):
     lines = [f"CG-{i},土豆,3,," for i in range(5_000)]
     read: list[int] = []
-    real = spreadsheet._within_limits
-    monkeypatch.setattr(spreadsheet, "_within_limits",
+    real = within_limits
+    monkeypatch.setattr(parse_module, "within_limits",
                         lambda n, cells, policy: read.append(n) or real(n, cells, policy))
     with pytest.raises(InvalidInput, match="more than 100 data rows"):
         parse(csv_bytes(DEM_HEADER_ZH, *lines), policy=SpreadsheetPolicy(max_rows=100))
