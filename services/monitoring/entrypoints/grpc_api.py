@@ -11,16 +11,16 @@ from datetime import UTC, datetime
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
-from google.protobuf.message import Message
 from supply.v1 import common_pb2 as common
 from supply.v1 import monitoring_pb2 as pb
 from supply.v1 import monitoring_pb2_grpc as rpc
 
 from services.common.config import Settings
-from services.common.db import ping, run_idempotent
+from services.common.db import ping
 from services.common.errors import InvalidInput
-from services.common.grpc_server import caller, serve, write_fingerprint
+from services.common.grpc_server import caller, serve
 from services.common.messaging import EventPublisher
+from services.common.servicer import WriteServicer
 from services.monitoring.adapters import alert_store, dead_letters
 from services.monitoring.adapters.influx import InfluxError
 from services.monitoring.adapters.influx_query import InfluxReader
@@ -37,13 +37,9 @@ GAP_PATIENCE_S = 30.0
 MAX_GAPS = 1000  # how long a skipped history id may still turn up (a transaction not yet committed)
 
 
-def _actor() -> base.Actor:
-    c = caller()
-    return base.Actor(c.identity, c.role)
-
-
-
 def _instant(msg, field: str) -> datetime | None:
+    """A Timestamp field as aware UTC, None when absent (a Timestamp has no text to parse: the
+    guard bounds it, services.common.days reads days and instants given as text)."""
     if not msg.HasField(field):
         return None
     return getattr(msg, field).ToDatetime(tzinfo=UTC)
@@ -58,19 +54,12 @@ def _enum_names(values, names: dict, field: str) -> tuple[str, ...]:
     return tuple(out)
 
 
-class MonitoringServicer(rpc.MonitoringServiceServicer):
+class MonitoringServicer(WriteServicer, rpc.MonitoringServiceServicer):
     def __init__(self, ctx: base.MonitoringContext, influx: InfluxReader, stopping: threading.Event):
         self.ctx = ctx
         self.influx = influx
         self.stopping = stopping
         self.watch_streams = WatchStreams(ctx.config.watch_streams_per_identity, ctx.config.watch_streams_max)
-
-    def _write(self, method: str, request: Message, response_type: type[Message],
-               work: Callable[[base.Actor, object], Message]) -> Message:
-        actor = _actor()
-        data = run_idempotent(self.ctx.uow(), f"{actor.identity}:{method}", request.idempotency_key,
-                              write_fingerprint(request), lambda uow: work(actor, uow).SerializeToString())
-        return response_type.FromString(data)
 
     # ---- alerts
     def _filter(self, request) -> alert_store.AlertFilter:
@@ -84,7 +73,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
             spoilage_only=getattr(request, "spoilage_only", False))
 
     def ListAlerts(self, request, context):
-        _actor().require(*base.ALERT_READ_ROLES)
+        caller().require(*base.ALERT_READ_ROLES)
         f = self._filter(request)
         if f.zone and not f.depot:
             raise InvalidInput("depot", "required when zone is given (zone ids are per depot)")
@@ -100,7 +89,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
     async def WatchAlerts(self, request, context):
         """On the event loop: each poll of the history runs on the pool (short, blocking), the
         waits between polls hold no thread. Streams are counted per identity and in all."""
-        _actor().require(*base.ALERT_READ_ROLES)
+        caller().require(*base.ALERT_READ_ROLES)
         f = self._filter(request)
         try:
             stream = self.watch_streams.open(caller().identity)
@@ -139,13 +128,13 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
 
     # ---- zones and sensors
     def GetZoneStatus(self, request, context):
-        _actor().require(*base.SENSOR_READ_ROLES)
+        caller().require(*base.SENSOR_READ_ROLES)
         with self.ctx.uow() as uow:
             z = queries.zone_status(self.ctx, uow, request.depot, request.zone)
         return out.zone_status(z, self.ctx.storage_class(z.storage_class))
 
     def GetSensorHistory(self, request, context):
-        _actor().require(*base.SENSOR_READ_ROLES)
+        caller().require(*base.SENSOR_READ_ROLES)
         if not request.depot:
             raise InvalidInput("depot", "required")
         if not request.zone:
@@ -176,7 +165,7 @@ class MonitoringServicer(rpc.MonitoringServiceServicer):
             received_after=_instant(request, "received_after"),
             received_before=_instant(request, "received_before"))
         with self.ctx.uow() as uow:
-            page = queries.list_ingest_dead_letters(uow, _actor(), f, request.page.page_size,
+            page = queries.list_ingest_dead_letters(uow, caller(), f, request.page.page_size,
                                                     request.page.page_token)
         return pb.ListIngestDeadLettersResponse(
             dead_letters=[out.dead_letter(d) for d in page.items],

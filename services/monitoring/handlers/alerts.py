@@ -10,13 +10,14 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from services.common.auth import Caller
 from services.common.db import UnitOfWork, is_postgres
 from services.common.errors import InvalidInput, NotFound
 from services.monitoring.adapters import alert_store, schema
 from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain.alarms import CLEARED
-from services.monitoring.handlers.base import ACK_ROLES, Actor, MonitoringContext, iso
+from services.monitoring.handlers.base import ACK_ROLES, MonitoringContext, iso
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def clear_key(uow: UnitOfWork, key: str, at: datetime, evidence: Mapping[str, An
     return alert
 
 
-def acknowledge_alert(ctx: MonitoringContext, uow: UnitOfWork, actor: Actor, alert_id: str,
+def acknowledge_alert(ctx: MonitoringContext, uow: UnitOfWork, actor: Caller, alert_id: str,
                       note: str) -> al.Alert:
     actor.require(*ACK_ROLES)
     if len(note) > 1000:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 
-from services.common.auth import Caller
 from services.common.catalogue import Catalogue, StorageClass
 from services.common.clock import Clock
 from services.common.db import UnitOfWork
@@ -30,10 +29,6 @@ PRICE_ROLES = ("hq", "department", "market_supervisor", "operator")
 SENSOR_READ_ROLES = ("hq", "depot_keeper", "operator", "auditor")  # zone status, sensor history
 
 ALERT_READ_ROLES = (*SENSOR_READ_ROLES, "department", "market_supervisor", "gateway")
-
-
-class Actor(Caller):
-    """Who is calling (from the caller's token)."""
 
 
 @dataclass
@@ -64,24 +59,3 @@ def required(payload: Mapping[str, Any], name: str, kind: type = str) -> Any:
     if kind is int and (isinstance(v, bool) or not isinstance(v, int)):
         raise InvalidInput(f"payload.{name}", f"must be an integer, got {v!r}")
     return v
-
-
-def parse_instant(v: Any, name: str, default: datetime) -> datetime:
-    if v in (None, ""):
-        return default
-    try:
-        t = datetime.fromisoformat(str(v).replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"payload.{name}", f"not an ISO-8601 instant: {v!r}") from None
-    if t.tzinfo is None:
-        raise InvalidInput(f"payload.{name}", f"needs a UTC offset: {v!r}")
-    return t.astimezone(UTC)
-
-
-def parse_day(v: Any, name: str) -> date | None:
-    if v in (None, ""):
-        return None
-    try:
-        return date.fromisoformat(str(v)[:10])
-    except ValueError:
-        raise InvalidInput(f"payload.{name}", f"not a day YYYY-MM-DD: {v!r}") from None

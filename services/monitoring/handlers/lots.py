@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from services.common.days import parse_day, parse_instant
 from services.common.db import UnitOfWork, utcnow
 from services.common.errors import InvalidInput
 from services.common.serde import to_jsonable
@@ -21,12 +22,7 @@ from services.monitoring.handlers.alerts import (
     clear_key,
     raise_candidate,
 )
-from services.monitoring.handlers.base import (
-    MonitoringContext,
-    parse_day,
-    parse_instant,
-    required,
-)
+from services.monitoring.handlers.base import MonitoringContext, required
 from services.monitoring.handlers.zones import (
     lock_zones_sorted,
     register_zone,
@@ -70,9 +66,11 @@ def stock_received(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[st
         raise InvalidInput("payload.item_code", f"unknown item code {item_code!r}") from None
     storage_class = p.get("storage_class") or item.storage_class
     register_zone(ctx, uow, depot, zone, storage_class, source="stock", field_prefix="payload.")
-    occurred = parse_instant(envelope.get("occurred_at"), "occurred_at", ctx.clock.now())
-    received_at = parse_instant(p.get("received_at"), "received_at", occurred)
-    expiry = parse_day(p.get("expiry"), "expiry")
+    occurred = (parse_instant(envelope.get("occurred_at"), "payload.occurred_at", offset_required=True)
+                or ctx.clock.now())
+    received_at = (parse_instant(p.get("received_at"), "payload.received_at", offset_required=True)
+                   or occurred)
+    expiry = parse_day(p.get("expiry"), "payload.expiry")
     key = zone_key(depot, zone)
     row = lot_store.for_update(uow.conn, lot_id)
     acct = lot_store.account(row.account) if row is not None else None
@@ -107,7 +105,7 @@ def stock_changed(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[str
     status = p.get("status") or "available"
     row = lot_store.for_update(uow.conn, lot_id)
     now = ctx.clock.now()
-    at = parse_instant(envelope.get("occurred_at"), "occurred_at", now)
+    at = parse_instant(envelope.get("occurred_at"), "payload.occurred_at", offset_required=True) or now
     if row is not None and seq and row.ledger_seq and seq <= row.ledger_seq:
         return  # an older movement than one already applied
     depot = p.get("depot_id") or (row.depot if row else None)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from services.common.auth import Caller
 from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput
 from services.monitoring.adapters import schema
@@ -17,7 +18,7 @@ from services.monitoring.domain import alerts as al
 from services.monitoring.domain import prices
 from services.monitoring.domain.alarms import CLEARED
 from services.monitoring.handlers.alerts import clear_key, raise_candidate
-from services.monitoring.handlers.base import PRICE_ROLES, Actor, MonitoringContext
+from services.monitoring.handlers.base import PRICE_ROLES, MonitoringContext
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class PriceResult:
     action: str | None
 
 
-def submit_prices(ctx: MonitoringContext, uow: UnitOfWork, actor: Actor,
+def submit_prices(ctx: MonitoringContext, uow: UnitOfWork, actor: Caller,
                   submissions: Sequence[Mapping[str, Any]]) -> list[PriceResult]:
     actor.require(*PRICE_ROLES)
     policy = ctx.config.price_policy

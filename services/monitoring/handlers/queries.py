@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 
+from services.common.auth import Caller
 from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput, NotFound
 from services.common.repository import Page
@@ -16,10 +17,10 @@ from services.monitoring.adapters import alert_store, dead_letters, lot_store, s
 from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain.readings import zone_key
-from services.monitoring.handlers.base import SENSOR_READ_ROLES, Actor, MonitoringContext
+from services.monitoring.handlers.base import SENSOR_READ_ROLES, MonitoringContext
 
 
-def list_ingest_dead_letters(uow: UnitOfWork, actor: Actor, f: dead_letters.DeadLetterFilter,
+def list_ingest_dead_letters(uow: UnitOfWork, actor: Caller, f: dead_letters.DeadLetterFilter,
                              page_size: int, page_token: str) -> Page[dead_letters.DeadLetter]:
     actor.require(*SENSOR_READ_ROLES)
     return dead_letters.page(uow.conn, f, page_size, page_token)
