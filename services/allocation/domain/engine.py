@@ -50,13 +50,13 @@ from services.common.catalogue import Catalogue
 from services.common.errors import InvalidInput
 
 from . import reasons as rs
+from .explanation import reasons_per_line
 from .fairshare import fair_share
 from .geo import distance_matrix
 from .model import (
     DemandLine,
     Depot,
     ExcludedLot,
-    LotPick,
     Plan,
     PlanLine,
     PlanWarning,
@@ -68,7 +68,7 @@ from .model import (
     TierSummary,
 )
 from .policy import Policy, reserve_floors
-from .sourcing import overlay, transport
+from .sourcing import overlay, picks_per_line, transport
 
 _I64 = np.int64
 
@@ -425,7 +425,7 @@ def _allocate(demands, stock, requesters, depots, policy, catalogue, delivery_da
     # ---- build the plan ---------------------------------------------------------------------
     to = np.argsort(t_line * 2 + t_kind, kind="stable")
     t_line, t_kind, t_lot, t_dep, tq = t_line[to], t_kind[to], t_lot[to], t_dep[to], tq[to]
-    line_picks, sub_picks = _picks_per_line(n, t_line, t_kind, t_lot, tq, lots)
+    line_picks, sub_picks = picks_per_line(n, t_line, t_kind, t_lot, tq, lots)
 
     subs: list[Substitution | None] = [None] * n
     per_map = dict(pkg_recipes)
@@ -436,7 +436,7 @@ def _allocate(demands, stock, requesters, depots, policy, catalogue, delivery_da
                                sub_picks.get(j, ()))
     unmet_final = qty - alloc - sub_cover
 
-    line_reasons = _reasons_per_line(
+    line_reasons = reasons_per_line(
         n, item, tpos, alloc, next_dep, sub_pkg, abnormal, items, tier_order, policy, floor,
         floors, asked_ti, open_ti, given_ti, before_ti, after_ti, usable_total, expired_qty,
         expired_lots, handled, pkg_recipes, dep_list, n_dep, n_item)
@@ -480,113 +480,3 @@ def _allocate(demands, stock, requesters, depots, policy, catalogue, delivery_da
         stats={"lines": n, "lots": len(lots), "solver_runs": solver_runs,
                "transport_stages": int(len(np.unique(stage_key))) if len(stage_key) else 0},
     )
-
-
-def _picks_per_line(n, t_line, t_kind, t_lot, tq, lots):
-    """LotPick tuples per line (item itself) and per substituted line (packages).
-
-    Identical (lot, quantity) picks share one object, and lines served from a single lot
-    share the 1-tuple, so a county day does not build one object per line and lot.
-    """
-    empty = np.empty(1, dtype=object)
-    empty[0] = ()
-    line_picks = np.repeat(empty, n)
-    sub_picks: dict[int, tuple[LotPick, ...]] = {}
-    if not len(t_line):
-        return line_picks.tolist(), sub_picks
-    qmax = int(tq.max()) + 1
-    key = t_lot * qmax + tq
-    uniq, inv = np.unique(key, return_inverse=True)
-    objs = np.empty(len(uniq), dtype=object)
-    singles = np.empty(len(uniq), dtype=object)
-    for j, k in enumerate(uniq.tolist()):
-        lot = lots[k // qmax]
-        pick = LotPick(lot.depot_id, lot.lot_id, k % qmax, lot.expiry)
-        objs[j] = pick
-        singles[j] = (pick,)
-    seg = t_line * 2 + t_kind
-    first = np.r_[True, seg[1:] != seg[:-1]]
-    starts = np.flatnonzero(first)
-    counts = np.diff(np.r_[starts, len(seg)])
-    one = counts == 1
-    s1 = starts[one]
-    d1 = s1[t_kind[s1] == 0]
-    line_picks[t_line[d1]] = singles[inv[d1]]
-    multi = ~one & (t_kind[starts] == 0)
-    for s, c in zip(starts[multi].tolist(), counts[multi].tolist(), strict=True):
-        line_picks[int(t_line[s])] = tuple(objs[inv[s:s + c]].tolist())
-    packs = t_kind[starts] == 1
-    for s, c in zip(starts[packs].tolist(), counts[packs].tolist(), strict=True):
-        sub_picks[int(t_line[s])] = tuple(objs[inv[s:s + c]].tolist())
-    return line_picks.tolist(), sub_picks
-
-
-def _reasons_per_line(n, item, tpos, alloc, next_dep, sub_pkg, abnormal, items, tier_order,
-                      policy, floor, floors, asked_ti, open_ti, given_ti, before_ti, after_ti,
-                      usable_total, expired_qty, expired_lots, handled, pkg_recipes, dep_list,
-                      n_dep, n_item):
-    """One shared tuple of reasons per distinct (item, tier, line state)."""
-    if n == 0:
-        return []
-    group = tpos * n_item + item
-    key = group
-    key = key * 2 + (alloc > 0)
-    key = key * (n_dep + 1) + (next_dep + 1)
-    key = key * (n_item + 1) + (sub_pkg + 1)
-    key = key * 2 + abnormal
-    uniq, first, inv = np.unique(key, return_index=True, return_inverse=True)
-    per_map = {pk: per for pk, per in pkg_recipes}
-    group_cache: dict[int, list] = {}
-    out = np.empty(len(uniq), dtype=object)
-    for u, j in enumerate(first.tolist()):
-        i, p = int(item[j]), int(tpos[j])
-        t = tier_order[p]
-        it = items[i]
-        g = p * n_item + i
-        if g not in group_cache:
-            group_cache[g] = _group_reasons(it, i, p, t, policy, floor, floors, asked_ti,
-                                            open_ti, given_ti, before_ti, after_ti,
-                                            usable_total, expired_qty, expired_lots, handled)
-        head, tail = group_cache[g]
-        rr = list(head)
-        if alloc[j] > 0:
-            rr += [rs.nearest_depot(it), rs.fefo(it)]
-            rr += tail
-            if next_dep[j] >= 0:
-                rr.append(rs.next_depot(it, dep_list[int(next_dep[j])].id))
-        if sub_pkg[j] >= 0:
-            pk = int(sub_pkg[j])
-            rr.append(rs.package_substitute(it, items[pk], int(per_map[pk][i])))
-        if abnormal[j]:
-            rr.append(rs.ABNORMAL)
-        out[u] = tuple(rr)
-    return out[inv].tolist()
-
-
-def _group_reasons(it, i, p, t, policy, floor, floors, asked_ti, open_ti, given_ti,
-                   before_ti, after_ti, usable_total, expired_qty, expired_lots, handled):
-    """(reasons every line of the item-tier carries, reasons only served lines carry)."""
-    if not handled[i]:
-        return [rs.non_essential(it)], []
-    asked, opened, given = int(asked_ti[p, i]), int(open_ti[p, i]), int(given_ti[p, i])
-    before = int(before_ti[p, i])
-    taken_above = int(usable_total[i]) - before
-    head = [rs.tier_order(it, t, asked, taken_above, opened)]
-    short = given < asked
-    if short:
-        if 0 < given:
-            head.append(rs.fair_share(it, t, asked, given))
-        blocked = before - opened
-        if blocked > 0:
-            head.append(rs.reserve_floor(it, floors[it.code], blocked))
-        if usable_total[i] == 0:
-            head.append(rs.no_stock(it))
-        if expired_qty[i] > 0:
-            head.append(rs.expired_excluded(it, int(expired_qty[i]), int(expired_lots[i]),
-                                            policy.min_days_to_expiry))
-    tail = []
-    if (t in policy.below_reserve_tiers and floor[i] > 0 and after_ti[p, i] < floor[i]
-            and after_ti[p, i] < before):
-        tail.append(rs.reserve_draw(it, t, int(floor[i]), int(after_ti[p, i])))
-    return head, tail
-

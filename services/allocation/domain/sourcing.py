@@ -7,13 +7,16 @@ Otherwise it is a min-cost flow (OR-Tools, arcs added as numpy arrays) over each
 `candidates` nearest depots; if those cannot carry the demand, over all depots.
 
 overlay() splits consecutive quantities against consecutive stock (first-expiry-first-out
-lots in a depot, a requester's pieces against its lines) without a Python loop per unit.
+lots in a depot, a requester's pieces against its lines) without a Python loop per unit;
+picks_per_line() turns the resulting pieces into each line's LotPick tuples.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from ortools.graph.python import min_cost_flow
+
+from .model import LotPick
 
 _BIG_CAP = 2**40
 
@@ -82,3 +85,42 @@ def overlay(a_start: np.ndarray, a_end: np.ndarray, b_end: np.ndarray
     ib = np.searchsorted(b_end, lo, side="right")
     ok &= ib < len(b_end)
     return ia[ok], ib[ok], (hi - lo)[ok]
+
+
+def picks_per_line(n, t_line, t_kind, t_lot, tq, lots):
+    """LotPick tuples per line (item itself) and per substituted line (packages).
+
+    Identical (lot, quantity) picks share one object, and lines served from a single lot
+    share the 1-tuple, so a county day does not build one object per line and lot.
+    """
+    empty = np.empty(1, dtype=object)
+    empty[0] = ()
+    line_picks = np.repeat(empty, n)
+    sub_picks: dict[int, tuple[LotPick, ...]] = {}
+    if not len(t_line):
+        return line_picks.tolist(), sub_picks
+    qmax = int(tq.max()) + 1
+    key = t_lot * qmax + tq
+    uniq, inv = np.unique(key, return_inverse=True)
+    objs = np.empty(len(uniq), dtype=object)
+    singles = np.empty(len(uniq), dtype=object)
+    for j, k in enumerate(uniq.tolist()):
+        lot = lots[k // qmax]
+        pick = LotPick(lot.depot_id, lot.lot_id, k % qmax, lot.expiry)
+        objs[j] = pick
+        singles[j] = (pick,)
+    seg = t_line * 2 + t_kind
+    first = np.r_[True, seg[1:] != seg[:-1]]
+    starts = np.flatnonzero(first)
+    counts = np.diff(np.r_[starts, len(seg)])
+    one = counts == 1
+    s1 = starts[one]
+    d1 = s1[t_kind[s1] == 0]
+    line_picks[t_line[d1]] = singles[inv[d1]]
+    multi = ~one & (t_kind[starts] == 0)
+    for s, c in zip(starts[multi].tolist(), counts[multi].tolist(), strict=True):
+        line_picks[int(t_line[s])] = tuple(objs[inv[s:s + c]].tolist())
+    packs = t_kind[starts] == 1
+    for s, c in zip(starts[packs].tolist(), counts[packs].tolist(), strict=True):
+        sub_picks[int(t_line[s])] = tuple(objs[inv[s:s + c]].tolist())
+    return line_picks.tolist(), sub_picks
