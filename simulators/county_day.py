@@ -47,6 +47,7 @@ from services.common.catalogue import load_catalogue
 from services.common.clock import SimulatedClock
 from services.common.config import DEFAULT_GRPC_PORTS, REPORTS_GRPC_PORT, ROOT, load_settings
 from services.common.grpc_client import open_channel
+from services.common.tiers import TIER_NAMES
 from services.intake.entrypoints.import_cli import import_file
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -700,8 +701,7 @@ def summarize(d: Day, started: float) -> int:
     table = Table(title=f"{d.scenario['name']} · {d.scenario['day']}")
     table.add_column("figure / 指标")
     table.add_column("value / 数值", justify="right")
-    tier_names = {1: "一线医疗 frontline", 2: "特殊群体 vulnerable", 3: "封控区 sealed",
-                  4: "管控区 controlled", 5: "其他 general"}
+    tier_names = {t: f"{zh} {en}" for t, (zh, en) in TIER_NAMES.items()}
     table.add_row("demands for the day / 当日需求", str(d.facts.get("demands_today", 0)))
     table.add_row("demand lines / 需求行", str(d.facts.get("lines_today", 0)))
     for t, n in sorted(d.facts.get("tiers", {}).items()):

@@ -26,7 +26,6 @@ from services.allocation import plans as pv
 from services.allocation.adapters import schema
 from services.allocation.adapters.stock import DepotInfo, StockSnapshot, StockSource
 from services.allocation.domain import (
-    TIER_NAMES,
     DemandLine,
     Depot,
     ExcludedLot,
@@ -62,6 +61,7 @@ from services.common.errors import (
 )
 from services.common.repository import decode_page_token, encode_page_token
 from services.common.serde import from_jsonable, to_jsonable
+from services.common.tiers import TIER_NAMES
 
 PLAN_ROLES = ("hq",)
 POLICY_ROLES = ("hq",)

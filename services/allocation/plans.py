@@ -14,7 +14,6 @@ from typing import Any
 
 from services.allocation.adapters.stock import DepotInfo
 from services.allocation.domain import (
-    TIER_NAMES,
     ExcludedLot,
     Plan,
     PlanLine,
@@ -26,6 +25,7 @@ from services.allocation.domain import (
 from services.allocation.domain.county_policy import CountyPolicy
 from services.allocation.domain.forecast import ItemClass
 from services.allocation.domain.plan_state import PlanHeader
+from services.common.tiers import TIER_NAMES
 
 PLAN_PROPOSED = "plan_proposed"
 PLAN_APPROVED = "plan_approved"

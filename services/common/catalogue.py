@@ -19,6 +19,8 @@ STORAGE_CLASSES = (
     "ambient", "chilled", "frozen", "medicine_2_8", "controlled_room", "flammable", "oxidizer",
 )
 HAZARDS = (None, "flammable", "oxidizer", "acid")
+# Hazard pairs never stored in one zone, either way round (RULES.md §9; chemical SDS, 篇11 §三(一)3).
+INCOMPATIBLE_HAZARDS: tuple[tuple[str, str], ...] = (("flammable", "oxidizer"), ("acid", "oxidizer"))
 MATERIAL_CLASSES = (None, "I", "II")
 
 

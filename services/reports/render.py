@@ -19,10 +19,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from services.common.cells import markdown_text, spreadsheet_cell
+from services.common.tiers import TIER_NAMES
 from services.reports.collect import DayFacts, TierFill
 
-TIERS = {1: ("一线医疗", "frontline medical"), 2: ("困难群体/特殊需求", "vulnerable / special need"),
-         3: ("封控区", "sealed area"), 4: ("管控区", "controlled area"), 5: ("其他", "general")}
 RECEIPT_KINDS = {"purchase": ("采购", "purchase"), "donation": ("捐赠", "donation"),
                  "transfer": ("调拨", "transfer"),
                  "upper_level_allocation": ("上级调拨", "upper-level allocation")}
@@ -80,7 +79,7 @@ def _local(at: datetime | None, tz: str) -> str:
 
 
 def tier_label(t: int) -> str:
-    zh, en = TIERS.get(t, (str(t), str(t)))
+    zh, en = TIER_NAMES.get(t, (str(t), str(t)))
     return f"{t} {zh} / {en}"
 
 

@@ -5,7 +5,6 @@ Pure logic: no I/O, no framework imports. engine.allocate documents the rules it
 
 from .engine import allocate
 from .model import (
-    TIER_NAMES,
     DemandLine,
     Depot,
     ExcludedLot,
@@ -24,7 +23,7 @@ from .model import (
 from .policy import Policy, reserve_floors
 
 __all__ = [
-    "TIER_NAMES", "DemandLine", "Depot", "ExcludedLot", "LotPick", "Plan", "PlanLine", "PlanWarning", "Policy",
+    "DemandLine", "Depot", "ExcludedLot", "LotPick", "Plan", "PlanLine", "PlanWarning", "Policy",
     "Reason", "Requester", "ReserveDraw", "ReserveFloor", "StockLot", "Substitution",
     "TierSummary", "allocate", "reserve_floors",
 ]

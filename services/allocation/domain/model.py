@@ -11,14 +11,6 @@ import bisect
 from dataclasses import dataclass, field
 from datetime import date
 
-TIER_NAMES: dict[int, tuple[str, str]] = {
-    1: ("一线医疗", "frontline medical"),
-    2: ("困难群体/特殊需求", "vulnerable / special need"),
-    3: ("封控/高风险区", "sealed / high-risk area"),
-    4: ("管控/中风险区", "controlled / medium-risk area"),
-    5: ("其他需求", "other demand"),
-}
-
 
 @dataclass(frozen=True, slots=True)
 class DemandLine:

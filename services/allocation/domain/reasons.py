@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from services.common.catalogue import Item
+from services.common.tiers import TIER_NAMES
 
-from .model import TIER_NAMES, Reason, ReserveFloor
+from .model import Reason, ReserveFloor
 
 TIER_ORDER = "TIER_ORDER"
 FAIR_SHARE = "FAIR_SHARE"

@@ -9,14 +9,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-TIERS = {
-    1: ("一线医疗", "frontline medical"),
-    2: ("特殊群体", "vulnerable people"),
-    3: ("封控区", "sealed areas"),
-    4: ("管控区", "controlled areas"),
-    5: ("其他", "general"),
-}
-
 
 @dataclass(frozen=True)
 class Deadline:

@@ -20,6 +20,7 @@ from supply.v1 import intake_pb2 as ipb
 from supply.v1 import logistics_pb2 as lpb
 from supply.v1 import monitoring_pb2 as mpb
 
+from services.common.tiers import TIER_NAMES
 from services.console.adapters.services import ServiceError
 from services.console.domain import board
 from services.console.entrypoints.lookups import day_param
@@ -113,7 +114,7 @@ async def board_page(request: Request, viewer: Viewer) -> Response:
             raise got
         else:
             panels[name] = Markup(render_html(request, got[0], **got[1]))
-    return render(request, "hq/board.html", day=day_param(request), tiers=board.TIERS, panels=panels)
+    return render(request, "hq/board.html", day=day_param(request), tiers=TIER_NAMES, panels=panels)
 
 
 def _panel_endpoint(name: str):
@@ -149,7 +150,7 @@ async def _demands(request: Request, viewer: Viewer) -> tuple[str, dict]:
     townships, table, per_tier = board.tier_township_table(
         (int(c.top_tier), c.township or "?", c.demands) for c in summary.counts)
     return _panel("hq/panel_demands.html", day=day, total=summary.demands, townships=townships,
-                  table=table, per_tier=per_tier, tiers=board.TIERS, flagged=summary.flagged,
+                  table=table, per_tier=per_tier, tiers=TIER_NAMES, flagged=summary.flagged,
                   names={r.id: r.name for r in requesters})
 
 
@@ -178,7 +179,7 @@ async def _plan(request: Request, viewer: Viewer) -> tuple[str, dict]:
     found = await latest_plan(request, viewer, day)
     plan = found.plan if found else None
     return _panel("hq/panel_plan.html", day=day, plan=plan, plan_status=PLAN_STATUS,
-                  tiers=board.TIERS, tier_rows=tier_rows(plan) if plan else [])
+                  tiers=TIER_NAMES, tier_rows=tier_rows(plan) if plan else [])
 
 
 async def _stock(request: Request, viewer: Viewer) -> tuple[str, dict]:
@@ -269,7 +270,7 @@ async def _plan_view(request: Request, viewer: Viewer, errors: dict | None = Non
         names = {i.item_code: i for i in catalogue.items}
     plan = found.plan if found else None
     return render(request, "hq/plan.html", status=status, day=day, plan=plan, lines=lines,
-                  next_token=next_token, versions=versions, plan_status=PLAN_STATUS, tiers=board.TIERS,
+                  next_token=next_token, versions=versions, plan_status=PLAN_STATUS, tiers=TIER_NAMES,
                   tier=tier, items=names, tier_rows=tier_rows(plan) if plan else [], key=new_key(),
                   errors=errors or {}, reason=reason)
 
@@ -278,7 +279,7 @@ async def _plan_view(request: Request, viewer: Viewer, errors: dict | None = Non
 async def explain(request: Request, viewer: Viewer) -> Response:
     e = await console_of(request).services.call(viewer.person, "allocation", "ExplainLine", apb.ExplainLineRequest(
         plan_id=request.path_params["plan_id"], plan_line_id=request.path_params["line_id"]))
-    return render(request, "hq/explain.html", e=e, tiers=board.TIERS)
+    return render(request, "hq/explain.html", e=e, tiers=TIER_NAMES)
 
 
 async def _decide(request: Request, viewer: Viewer, approve: bool) -> Response:
@@ -406,7 +407,7 @@ async def policy_page(request: Request, viewer: Viewer) -> Response:
                policy.reserve_days.get(g.group, g.reserve_days))
               for g in supply.groups if g.group in policy.reserve_days or g.HasField("reserve_days")]
     if request.method == "GET":
-        return render(request, "hq/policy.html", policy=policy, versions=history.versions, tiers=board.TIERS,
+        return render(request, "hq/policy.html", policy=policy, versions=history.versions, tiers=TIER_NAMES,
                       floors=floors, errors={}, values={}, key=new_key())
     form = request.state.form
     values = {k: str(form.get(k, "")).strip() for k in ("cutoff", "dispatch_deadline", "tier_order")}
@@ -436,7 +437,7 @@ async def policy_page(request: Request, viewer: Viewer) -> Response:
                 raise
             errors[exc.field or "policy"] = exc.message
     return render(request, "hq/policy.html", status=422, policy=policy, versions=history.versions,
-                  tiers=board.TIERS, floors=floors, errors=errors,
+                  tiers=TIER_NAMES, floors=floors, errors=errors,
                   values=values, key=str(form.get("idempotency_key", "")))
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from services.common.catalogue import INCOMPATIBLE_HAZARDS
 from services.common.errors import InvalidInput
 
 DEFAULT_TZ = "Asia/Shanghai"
@@ -32,8 +33,8 @@ class LedgerPolicy:
 class ReceiptPolicy:
     """Put-away rules (RULES.md §8, §9).
 
-    incompatible_hazards: hazard pairs never stored in one zone (either direction): flammables
-      with oxidizers, acids with oxidizers (chemical SDS; 篇11 §三(一)3).
+    incompatible_hazards: hazard pairs never stored in one zone (either direction); default the
+      catalogue's INCOMPATIBLE_HAZARDS.
     zone_accepts: storage classes a zone class accepts besides its own (a county may run a
       mixed 危化品库 accepting flammable and oxidizer classes: segregation still applies).
     min_shelf_days_on_arrival: a lot must still be good this many days after arrival
@@ -42,9 +43,7 @@ class ReceiptPolicy:
     """
 
     timezone: str = DEFAULT_TZ
-    incompatible_hazards: frozenset[frozenset[str]] = frozenset({
-        frozenset({"flammable", "oxidizer"}), frozenset({"acid", "oxidizer"}),
-    })
+    incompatible_hazards: frozenset[frozenset[str]] = frozenset(map(frozenset, INCOMPATIBLE_HAZARDS))
     zone_accepts: dict[str, frozenset[str]] = field(default_factory=dict)
     min_shelf_days_on_arrival: int = 0
     refuse_non_essential: bool = True

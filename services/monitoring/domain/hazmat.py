@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from services.common.catalogue import Catalogue, StorageClass
+from services.common.catalogue import INCOMPATIBLE_HAZARDS, Catalogue, StorageClass
 from services.monitoring.domain.alarms import AlarmPolicy, AlarmTransition, evaluate_history
 from services.monitoring.domain.readings import Reading
 
@@ -19,7 +19,7 @@ HAZARD_ZH = {"flammable": "易燃品", "oxidizer": "氧化剂", "acid": "酸"}
 
 @dataclass(frozen=True)
 class SegregationPolicy:
-    incompatible: tuple[tuple[str, str], ...] = (("flammable", "oxidizer"), ("acid", "oxidizer"))
+    incompatible: tuple[tuple[str, str], ...] = INCOMPATIBLE_HAZARDS
     # hazard → storage classes allowed; a hazard not listed must be in its item's catalogue class
     hazard_classes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 

@@ -10,7 +10,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.console.domain.board import (
-    TIERS,
     DemandRow,
     deadlines,
     fill_rate,
@@ -92,10 +91,6 @@ def test_demands_by_tier_and_township():
 
 def test_no_demands_gives_an_empty_table():
     assert tier_township_table([]) == ([], {}, Counter())
-
-
-def test_tier_names_cover_the_five_tiers():
-    assert sorted(TIERS) == [1, 2, 3, 4, 5]
 
 
 def test_fill_rate():

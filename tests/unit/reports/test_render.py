@@ -140,9 +140,9 @@ def test_markdown_totals_leave_cancelled_demands_out():
     assert row_of(md, "送达数量 Units delivered")[1] == "194"
     assert row_of(md, "满足率 Fill rate")[1] == "63.8%"
     assert row_of(md, "合计 / Total") == ["合计 / Total", "3", "4", "304", "194", "194", "63.8%"]
-    assert row_of(md, "3 封控区 / sealed area") == ["3 封控区 / sealed area", "1", "1", "150", "90",
-                                                 "90", "60.0%"]
-    assert row_of(md, "4 管控区 / controlled area")[-1] == "0.0%"
+    sealed = "3 封控/高风险区 / sealed / high-risk area"
+    assert row_of(md, sealed) == [sealed, "1", "1", "150", "90", "90", "60.0%"]
+    assert row_of(md, "4 管控/中风险区 / controlled / medium-risk area")[-1] == "0.0%"
     assert row_of(md, "入库单 Receipts")[1] == "2"  # the refused donation line is not a receipt
     assert row_of(md, "入库数量 Units received")[1] == "1700"
     assert row_of(md, "采购 / purchase") == ["采购 / purchase", "1", "2", "1200"]
