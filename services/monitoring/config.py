@@ -51,9 +51,10 @@ import yaml
 from services.common.catalogue import Catalogue
 from services.common.config import ConfigError, Settings
 from services.monitoring.domain.alarms import AlarmPolicy
+from services.monitoring.domain.dedup import DedupPolicy
 from services.monitoring.domain.offline import OfflinePolicy
 from services.monitoring.domain.prices import PricePolicy
-from services.monitoring.domain.readings import DedupPolicy, IngestPolicy, id_problem
+from services.monitoring.domain.readings import IngestPolicy, id_problem
 from services.monitoring.domain.zones import HoldPolicy
 
 

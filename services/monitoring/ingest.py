@@ -36,9 +36,9 @@ from services.monitoring.adapters import held_readings, zone_store
 from services.monitoring.adapters.held_readings import HeldReading
 from services.monitoring.adapters.line_protocol import LineProtocolError, env_line
 from services.monitoring.adapters.zone_store import ZoneRow
+from services.monitoring.domain.dedup import Deduplicator
 from services.monitoring.domain.offline import parse_status
 from services.monitoring.domain.readings import (
-    Deduplicator,
     Reading,
     Rejected,
     parse_message,

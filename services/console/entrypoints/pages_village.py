@@ -1,24 +1,18 @@
 """Village and grid worker pages (村居专班 / 网格员), phone first: today's demands of the village
 and where each stands, the demand form (with an offline queue: static/village.js and the
 service worker static/sw.js), special needs, the WeChat spreadsheet import, and the receipt at
-the drop point (签收). Every page acts for `viewer.scope` only, never for an id from the URL or
-the form; the services refuse the rest as well."""
+the drop point (签收; village_import.py and village_receive.py, helpers in village_forms.py).
+Every page acts for `viewer.scope` only, never for an id from the URL or the form; the services
+refuse the rest as well."""
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import hashlib
-import io
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from google.protobuf.timestamp_pb2 import Timestamp
-from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -27,13 +21,28 @@ from supply.v1 import common_pb2 as cpb
 from supply.v1 import intake_pb2 as ipb
 from supply.v1 import logistics_pb2 as lpb
 
-from services.common.cells import spreadsheet_cell
 from services.console.adapters.services import ServiceError
 from services.console.domain import village as dv
+from services.console.entrypoints.village_forms import (
+    VILLAGE,
+    catalogue,
+    county_now,
+    entry,
+    enum_name,
+    form_key,
+    form_text,
+    local,
+    optional,
+    own_errors,
+    place_error,
+    refusable,
+    trips_of_day,
+)
+from services.console.entrypoints.village_import import import_page, import_template
+from services.console.entrypoints.village_receive import receive_page
 from services.console.entrypoints.web import (
     Viewer,
     act,
-    audit,
     console_of,
     gettext_of,
     lang_of,
@@ -42,118 +51,13 @@ from services.console.entrypoints.web import (
     render,
 )
 
-VILLAGE = ("village", "grid_worker")
 STATIC = Path(__file__).resolve().parents[1] / "static"
-CATALOGUE_TTL_S = 300.0
-MAX_IMPORT_BYTES = 10 * 1024 * 1024  # under web.py's 12 MB body limit (intake takes up to 16 MiB)
 FORM_PATH = "/village/demand/new"
 DEMAND_FIELDS = {"delivery_day": "delivery_day", "requester_id": "form"}
 NEED_FIELDS = {"beneficiary.name": "beneficiary-name", "beneficiary.phone": "beneficiary-phone",
                "beneficiary": "beneficiary-name", "category": "category", "period_days": "period_days",
                "delivery_day": "delivery_day", "note": "note", "requester_id": "form"}
-RECEIVE_PARTS = {"received": "received", "discrepancies": "reason"}
-RECEIVE_FIELDS = {"receiver": "receiver", "received_at": "received_at", "proof_ref": "form", "lines": "form"}
 CATEGORIES = ("infant_formula", "chronic_medicine", "elderly_alone", "disability", "pregnancy", "other")
-DISCREPANCIES = ("short", "damaged", "refused")
-_catalogues: dict[int, tuple[float, dict[str, dv.CatalogueEntry]]] = {}
-
-
-# ---- small helpers ---------------------------------------------------------------------------
-def county_now(request: Request) -> datetime:
-    console = console_of(request)
-    return console.now().astimezone(console.settings.common.timezone)
-
-
-def local(ts: Timestamp, request: Request) -> datetime | None:
-    """A protobuf instant in county time; None when unset."""
-    if not ts.seconds and not ts.nanos:
-        return None
-    return ts.ToDatetime(tzinfo=console_of(request).settings.common.timezone)
-
-
-def enum_name(enum, value: int, prefix: str) -> str:
-    return enum.Name(value).removeprefix(prefix).lower()
-
-
-def form_text(form, name: str, limit: int = 200) -> str:
-    value = form.get(name, "")
-    return value[:limit] if isinstance(value, str) else ""
-
-
-def form_key(form) -> str:
-    """The idempotency key rendered into the form; a new one when it is missing or malformed."""
-    key = form_text(form, "idempotency_key")
-    return key if dv.KEY.match(key) else new_key()
-
-
-async def catalogue(request: Request, viewer: Viewer) -> dict[str, dv.CatalogueEntry]:
-    """The whole item catalogue (for names in the page's language), read once per few minutes.
-    When intake cannot list it, the pages go on with item codes (request.state.catalogue_problem
-    says why) rather than refusing to take a demand."""
-    services = console_of(request).services
-    cached = _catalogues.get(id(services))
-    if cached and cached[0] > time.monotonic():
-        return cached[1]
-    try:
-        answer = await services.call(viewer.person, "intake", "ListCatalogueItems", ipb.ListCatalogueItemsRequest())
-    except ServiceError as exc:
-        request.state.catalogue_problem = exc
-        return {}
-    entries = {i.item_code: entry(i) for i in answer.items}
-    _catalogues[id(services)] = (time.monotonic() + CATALOGUE_TTL_S, entries)
-    return entries
-
-
-def entry(i: ipb.CatalogueItem) -> dv.CatalogueEntry:
-    return dv.CatalogueEntry(i.item_code, i.name_zh, i.name_en, i.unit, i.group, i.group_name_zh,
-                             i.group_name_en, i.essential, i.special_need, i.package)
-
-
-async def optional(coro) -> tuple[Any, ServiceError | None]:
-    """A read a page can do without: (answer, None) or (None, the refusal)."""
-    try:
-        return await coro, None
-    except ServiceError as exc:
-        return None, exc
-
-
-def explained(request: Request, text: str) -> str:
-    """A service's English INVALID_ARGUMENT text in the page's language when it is a known one."""
-    _ = gettext_of(request)
-    code, v = dv.explain(text)
-    messages = {
-        "at_least": lambda: _("At least %(n)s (you entered %(got)s)", **v),
-        "at_most": lambda: _("At most %(n)s (you entered %(got)s)", **v),
-        "unknown_item": lambda: _("Not in the catalogue: %(code)s", **v),
-        "repeated_item": lambda: _("%(code)s is already on another line: put the whole quantity on one line", **v),
-        "too_long": lambda: _("At most %(n)s characters", **v),
-        "whole_number": lambda: _("Enter a whole number"),
-        "over_shipped": lambda: _("More than was shipped (%(n)s)", **v),
-        "reason_needed": lambda: _("Less than was shipped: choose why"),
-    }
-    return messages[code]() if code in messages else text
-
-
-def own_errors(request: Request, codes: dict[str, str]) -> dict[str, str]:
-    """The console's own form checks, in the page's language."""
-    _ = gettext_of(request)
-    text = {"required": _("Choose an item from the catalogue"), "whole_number": _("Enter a whole number"),
-            "no_lines": _("Add at least one line: an item and its quantity"),
-            "required_text": _("Required")}
-    return {f: text.get(c, c) for f, c in codes.items()}
-
-
-def place_error(request: Request, exc: ServiceError, origin: list[int], fields: dict[str, str],
-                prefix: str = "lines", parts: dict[str, str] = dv.LINE_PARTS,
-                default_part: str = "item") -> dict[str, str]:
-    """A refusal that names a field or a rule, next to its field (or the form's own error)."""
-    r = dv.refusal(exc.field, exc.rule, exc.message, origin, lang_of(request), prefix, fields, parts, default_part)
-    return {r.field or "form": explained(request, r.text)}  # a rule's text names the rule (篇5 …)
-
-
-def refusable(exc: ServiceError) -> bool:
-    """A refusal the person can fix on the form (else the page shows the service's banner)."""
-    return not exc.unavailable and exc.code.name in ("INVALID_ARGUMENT", "FAILED_PRECONDITION", "ALREADY_EXISTS")
 
 
 # ---- today's demands -------------------------------------------------------------------------
@@ -233,13 +137,6 @@ async def demands_of_day(request: Request, viewer: Viewer, day: date) -> list[ip
     answer = await console_of(request).services.call(viewer.person, "intake", "ListDemands", ipb.ListDemandsRequest(
         requester_id=viewer.scope, delivery_day=day.isoformat(), page=cpb.PageRequest(page_size=200)))
     return list(answer.demands)
-
-
-async def trips_of_day(request: Request, viewer: Viewer, day: date) -> list[lpb.Trip]:
-    """The trips of `day` stopping at the village (logistics gives a village only its own stops)."""
-    answer = await console_of(request).services.call(viewer.person, "logistics", "ListTrips",
-                                                     lpb.ListTripsRequest(delivery_day=day.isoformat()))
-    return [t for t in answer.trips if any(s.requester_id == viewer.scope for s in t.stops)]
 
 
 async def allocations_of_day(request: Request, viewer: Viewer, day: date) -> dict[str, dict[int, int]] | None:
@@ -534,212 +431,6 @@ def category_labels(request: Request) -> dict[str, str]:
     return {"infant_formula": _("Infant formula"), "chronic_medicine": _("Chronic medicine"),
             "elderly_alone": _("Elderly person living alone"), "disability": _("Disability"),
             "pregnancy": _("Pregnancy"), "other": _("Other")}
-
-
-# ---- spreadsheet import ----------------------------------------------------------------------
-@page(*VILLAGE)
-async def import_page(request: Request, viewer: Viewer) -> Response:
-    _ = gettext_of(request)
-    if request.method == "GET":
-        return render(request, "village/import.html", key=new_key(), errors={}, report=None,
-                      all_or_nothing=True, max_mb=MAX_IMPORT_BYTES // (1024 * 1024))
-    form = request.state.form
-    all_or_nothing = form_text(form, "mode") != "partial"
-    upload = form.get("file")
-    errors: dict[str, str] = {}
-    content, filename = b"", ""
-    if not isinstance(upload, UploadFile) or not upload.filename:
-        errors["file"] = _("Choose a CSV or XLSX file")
-    else:
-        filename = upload.filename[:200]
-        content = await upload.read(MAX_IMPORT_BYTES + 1)
-        if len(content) > MAX_IMPORT_BYTES:
-            errors["file"] = _("The file is larger than %(n)s MB: split it into smaller files",
-                               n=MAX_IMPORT_BYTES // (1024 * 1024))
-        elif not content:
-            errors["file"] = _("The file is empty")
-    report = None
-    if not errors:
-        fmt = (ipb.SPREADSHEET_FORMAT_XLSX if content[:4] == b"PK\x03\x04" or filename.lower().endswith(".xlsx")
-               else ipb.SPREADSHEET_FORMAT_CSV)
-        req = ipb.ImportSpreadsheetRequest(idempotency_key=form_key(form), content=content, format=fmt,
-                                           kind=ipb.IMPORT_KIND_DEMANDS, all_or_nothing=all_or_nothing)
-        try:
-            progress = await console_of(request).services.collect(viewer.person, "intake", "ImportSpreadsheet",
-                                                                  req, timeout=120)
-        except ServiceError as exc:
-            await audit(request, viewer, "import_spreadsheet", filename, "refused",
-                        f"{exc.code.name}: {exc.message}")
-            if not refusable(exc):
-                raise
-            errors["file"] = explained(request, dv.refusal(exc.field, exc.rule, exc.message, [], lang_of(request)).text)
-        else:
-            done = next((m.report for m in reversed(progress) if m.HasField("report")), None)
-            report = import_view(request, done, progress) if done is not None else None
-            await audit(request, viewer, "import_spreadsheet", filename,
-                        "ok" if done is not None and done.committed else "refused",
-                        f"rows {done.rows_total if done else '?'}, accepted {done.rows_accepted if done else '?'}")
-    return render(request, "village/import.html", status=422 if errors else 200, key=new_key(), errors=errors,
-                  report=report, filename=filename, all_or_nothing=all_or_nothing,
-                  max_mb=MAX_IMPORT_BYTES // (1024 * 1024))
-
-
-def import_view(request: Request, r: ipb.ImportReport, progress: list) -> dict:
-    _ = gettext_of(request)
-    lang = lang_of(request)
-    phase = {"parsing": _("reading the file"), "validating": _("checking rows"), "writing": _("writing"),
-             "done": _("done")}
-    return {"rows_total": r.rows_total, "rows_accepted": r.rows_accepted, "rows_rejected": r.rows_rejected,
-            "committed": r.committed, "warnings": list(r.warnings), "ids": list(r.ids),
-            "phases": list(dict.fromkeys(phase.get(p, p) for p in (
-                enum_name(ipb.ImportPhase, m.phase, "IMPORT_PHASE_") for m in progress))),
-            "errors": [{"row": e.row, "column": e.column, "reason": dv.in_language(e.reason, lang), "code": e.code}
-                       for e in r.errors]}
-
-
-@page(*VILLAGE)
-async def import_template(request: Request, viewer: Viewer) -> Response:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["村居编号", "物资编码", "数量", "配送日期", "备注"])
-    w.writerow([spreadsheet_cell(viewer.scope), "RICE-10KG", "10", "", ""])
-    return Response(("\ufeff" + buf.getvalue()).encode("utf-8"), media_type="text/csv; charset=utf-8",
-                    headers={"content-disposition": f'attachment; filename="demands-{viewer.scope}.csv"'})
-
-
-# ---- receipt at the drop point (签收) --------------------------------------------------------
-@dataclass
-class StopLine:
-    plan_line_id: str
-    lot_id: str
-    demand_id: str
-    code: str
-    name: str
-    unit: str
-    shipped: int
-    cold: bool
-
-
-@dataclass
-class StopView:
-    trip: lpb.Trip
-    stop: lpb.TripStop
-    drop_point: str
-    eta: datetime | None
-    lines: list[StopLine]
-
-    @property
-    def form_id(self) -> str:
-        return hashlib.sha256(f"{self.trip.trip_id}|{self.stop.drop_point_id}".encode()).hexdigest()[:12]
-
-
-def stop_lines(stop: lpb.TripStop, lang: str) -> list[StopLine]:
-    """The stop's manifest lines, one per plan line and lot (ConfirmDelivery takes each once)."""
-    out: dict[tuple[str, str], StopLine] = {}
-    for ln in stop.lines:
-        key = (ln.plan_line_id, ln.lot_id)
-        if key in out:
-            out[key].shipped += int(ln.quantity)
-            continue
-        out[key] = StopLine(ln.plan_line_id, ln.lot_id, ln.demand_id, ln.item_code,
-                            ln.name_zh if lang == "zh_CN" else ln.name_en, ln.unit, int(ln.quantity), ln.cold)
-    return list(out.values())
-
-
-def stop_views(request: Request, trips: list[lpb.Trip], viewer: Viewer, drop_names: dict[str, str]) -> list[StopView]:
-    lang = lang_of(request)
-    return [StopView(t, s, drop_names.get(s.drop_point_id, s.drop_point_id), local(s.eta, request),
-                     stop_lines(s, lang))
-            for t in trips for s in t.stops if s.requester_id == viewer.scope]
-
-
-@page(*VILLAGE)
-async def receive_page(request: Request, viewer: Viewer) -> Response:
-    services = console_of(request).services
-    now = county_now(request)
-    requester, _r = await optional(services.call(viewer.person, "intake", "GetRequester",
-                                                 ipb.GetRequesterRequest(requester_id=viewer.scope)))
-    drop_names = {dp.id: dp.name for dp in requester.drop_points} if requester else {}
-    posted: dict[str, Any] = {}
-    if request.method == "POST":
-        posted = await confirm(request, viewer, now)
-    trips, refused = await optional(trips_of_day(request, viewer, now.date()))
-    stops = stop_views(request, trips or [], viewer, drop_names)
-    return render(request, "village/receive.html", status=422 if posted.get("errors") else 200, stops=stops,
-                  refused=refused, posted=posted, default_at=now.strftime("%Y-%m-%dT%H:%M"),
-                  reasons=discrepancy_labels(request), day=now.date(), new_key=new_key)
-
-
-def discrepancy_labels(request: Request) -> dict[str, str]:
-    _ = gettext_of(request)
-    return {"short": _("Short (missing)"), "damaged": _("Damaged"), "refused": _("Refused")}
-
-
-async def confirm(request: Request, viewer: Viewer, now: datetime) -> dict[str, Any]:
-    """ConfirmDelivery for the posted stop: {"form_id", "values", "errors"} to show again, or
-    {"result": DeliveryResult} once confirmed."""
-    _ = gettext_of(request)
-    form = request.state.form
-    trip_id, dp = form_text(form, "trip_id", 80), form_text(form, "drop_point_id", 80)
-    manifest = await console_of(request).services.call(viewer.person, "logistics", "GetManifest",
-                                                       lpb.GetManifestRequest(trip_id=trip_id))
-    stop = next((s for s in manifest.trip.stops if s.requester_id == viewer.scope and s.drop_point_id == dp), None)
-    values = {k: form_text(form, k, 300) for k in form if isinstance(form.get(k), str) and k != "csrf_token"}
-    posted: dict[str, Any] = {"form_id": StopView(manifest.trip, stop or lpb.TripStop(drop_point_id=dp), "",
-                                                  None, []).form_id, "values": values, "errors": {}}
-    errors: dict[str, str] = posted["errors"]
-    if stop is None:
-        errors["form"] = _("This trip does not stop at your drop point")
-        return posted
-    receiver = values.get("receiver", "").strip()
-    if not receiver:
-        errors["receiver"] = _("Required")
-    try:
-        at = datetime.fromisoformat(values.get("received_at", "")).replace(tzinfo=now.tzinfo)
-    except ValueError:
-        errors["received_at"] = _("Enter the date and time it arrived")
-    else:
-        if at > now + timedelta(minutes=10):
-            errors["received_at"] = _("Not in the future")
-        elif at < now - timedelta(days=3):
-            errors["received_at"] = _("More than three days ago: ask HQ")
-    lines = []
-    for k, ln in enumerate(stop_lines(stop, lang_of(request))):
-        raw = values.get(f"l-{k}-received", "").strip()
-        if not raw.isdigit():
-            errors[f"l-{k}-received"] = _("Enter a whole number")
-            continue
-        got = int(raw)
-        reason = values.get(f"l-{k}-reason", "short")
-        disc = []
-        if got < ln.shipped:
-            disc = [lpb.Discrepancy(reason=reason if reason in DISCREPANCIES else "short",
-                                    quantity=ln.shipped - got, note=values.get(f"l-{k}-note", "").strip()[:200])]
-        lines.append(lpb.ReceivedLine(plan_line_id=ln.plan_line_id, lot_id=ln.lot_id, received=got,
-                                      discrepancies=disc))
-    if errors:
-        return posted
-    received_at = Timestamp()
-    received_at.FromDatetime(at)
-    proof = hashlib.sha256("|".join([trip_id, viewer.scope, dp, receiver, at.isoformat(),
-                                     *(f"{ln.plan_line_id}/{ln.lot_id}={ln.received}" for ln in lines)])
-                           .encode()).hexdigest()
-    req = lpb.ConfirmDeliveryRequest(idempotency_key=form_key(form), trip_id=trip_id, requester_id=viewer.scope,
-                                     drop_point_id=dp, receiver=receiver, received_at=received_at,
-                                     proof_ref=f"signature:{proof}", lines=lines)
-    try:
-        result = await act(request, viewer, "confirm_delivery", f"{trip_id}/{dp}", "logistics", "ConfirmDelivery", req)
-    except ServiceError as exc:
-        if not refusable(exc):
-            raise
-        if exc.code.name == "ALREADY_EXISTS":
-            errors["form"] = _("This stop was already confirmed with other quantities.")
-        else:
-            errors.update(place_error(request, exc, list(range(len(lines))), RECEIVE_FIELDS, "l",
-                                      RECEIVE_PARTS, "received"))
-        return posted
-    names = {ln.plan_line_id + "/" + ln.lot_id: ln for ln in stop_lines(stop, lang_of(request))}
-    return {"result": result, "names": names, "at": at}
 
 
 # ---- offline: the service worker -------------------------------------------------------------
