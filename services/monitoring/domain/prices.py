@@ -18,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
 
+from services.common.days import parse_day
 from services.common.errors import InvalidInput, NotFound
 from services.monitoring.domain.readings import id_problem
 
@@ -142,14 +143,7 @@ def validate_submission(raw: Mapping[str, Any], policy: PricePolicy = PricePolic
     problem = id_problem(market, "market")
     if problem:
         raise InvalidInput("market", problem)
-    day = raw.get("day")
-    if isinstance(day, str):
-        try:
-            day = date.fromisoformat(day)
-        except ValueError:
-            raise InvalidInput("day", f"{raw.get('day')!r} is not an ISO date (YYYY-MM-DD)") from None
-    if not isinstance(day, date):
-        raise InvalidInput("day", "missing or not a date")
+    day = parse_day(raw.get("day"), "day", required=True)
     if today is not None and day > today:
         raise InvalidInput("day", f"{day.isoformat()} is in the future (today {today.isoformat()})")
     if "price_yuan" not in raw:

@@ -29,7 +29,7 @@ def test_valid_submission_in_yuan_becomes_fen():
 @pytest.mark.parametrize("raw, field, text", [
     ({"product": "CAVIAR"}, "product", "unknown product 'CAVIAR'"),
     ({"product": "PORK", "market": "a/b"}, "market", "MQTT topic characters"),
-    ({"product": "PORK", "market": "M1", "day": "28/11/2026"}, "day", "not an ISO date"),
+    ({"product": "PORK", "market": "M1", "day": "28/11/2026"}, "day", "YYYY-MM-DD"),
     ({"product": "PORK", "market": "M1", "day": "2026-11-29"}, "day", "in the future"),
     ({"product": "PORK", "market": "M1", "day": "2026-11-28"}, "price_yuan", "missing"),
     ({"product": "PORK", "market": "M1", "day": "2026-11-28", "price_yuan": 0}, "price_yuan", "positive"),
