@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import subprocess
@@ -34,11 +35,7 @@ from rich.table import Table
 from services.common.config import ROOT, SERVICES, ConfigError, database_url, load_settings
 
 console = Console()
-PROCESSES = {s: ("api", "worker", "relay") for s in SERVICES}
-PROCESSES["monitoring"] = ("api", "worker", "relay", "ingest")
-PROCESSES["console"] = ("web",)
-PROCESSES["reports"] = ("scheduler",)  # the 17:30 report, the day's deadlines, GetDailyReport
-PROCESSES["notify"] = ("worker",)  # alerts, deadlines, reports → webhooks, robots, e-mail
+PROCESSES = {s: importlib.import_module(f"services.{s}").PROCESSES for s in (*SERVICES, "console", "reports", "notify")}
 MIGRATED = (*SERVICES, "console", "reports", "notify")
 NO_HEALTH_PROBE = ("notify",)  # a nameko worker: no gRPC or HTTP port to ask
 

@@ -1,12 +1,11 @@
-"""`python -m services.<service> api|worker|relay`: run one process of a service.
+"""`python -m services.<service> <process>`: run one process of a service, one of the PROCESSES
+its package declares (services/<service>/__init__.py).
 
 api     the gRPC API (grpc.aio, no eventlet: grpcio does not work under it; ADR 0004)
 worker  the nameko worker (event handlers, timers); eventlet-patched before anything else
 relay   the outbox relay (committed events → RabbitMQ, broker-acknowledged batches)
-
-The reports process has one kind: `python -m services.reports scheduler` (the 17:30 report, the
-day's deadlines, its own outbox relay, GetDailyReport); notify only `worker` (the events people
-are told of, and the sender of its notifications).
+ingest  monitoring's MQTT ingest
+scheduler  the reports' process (the 17:30 report, the day's deadlines, its outbox relay)
 """
 
 from __future__ import annotations
@@ -14,13 +13,12 @@ from __future__ import annotations
 import importlib
 import sys
 
-KINDS = ("api", "worker", "relay")
+ENTRYPOINTS = {"api": "grpc_api", "worker": "worker", "ingest": "mqtt_ingest", "scheduler": "scheduler"}
 
 
 def main(service: str, argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    kinds = {"reports": ("scheduler",), "notify": ("worker",)}.get(
-        service, KINDS + (("ingest",) if service == "monitoring" else ()))
+    kinds = importlib.import_module(f"services.{service}").PROCESSES
     if len(argv) != 1 or argv[0] not in kinds:
         sys.exit(f"usage: python -m services.{service} {'|'.join(kinds)}")
     kind = argv[0]
@@ -42,5 +40,4 @@ def main(service: str, argv: list[str] | None = None) -> None:
         schema = importlib.import_module(f"services.{service}.adapters.schema")
         run_relay(settings, schema.tables)
         return
-    module = {"api": "grpc_api", "worker": "worker", "ingest": "mqtt_ingest", "scheduler": "scheduler"}[kind]
-    importlib.import_module(f"services.{service}.entrypoints.{module}").run(settings)
+    importlib.import_module(f"services.{service}.entrypoints.{ENTRYPOINTS[kind]}").run(settings)

@@ -1,0 +1,1 @@
+PROCESSES = ("web",)  # the processes `python -m services.console` starts

@@ -6,3 +6,5 @@ domain/       notices from events, routing rules, message formats, retry schedul
 adapters/     the outbox tables, the HTTP and SMTP senders
 entrypoints/  worker.py: the nameko consumer of the events and the sender loop (a timer)
 """
+
+PROCESSES = ("worker",)  # the events people are told of, and the sender of its notifications

@@ -6,3 +6,5 @@ render.py   DayFacts → Markdown, XLSX, disclosure CSVs and HTML (pure)
 cli.py      `python -m services.reports --day YYYY-MM-DD --out var/reports/<day>/`
 The allocation API serves the same files as GetDailyReport.
 """
+
+PROCESSES = ("scheduler",)  # the 17:30 report, the day's deadlines, its outbox relay, GetDailyReport
