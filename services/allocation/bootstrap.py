@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from services.allocation.adapters.stock import StockSource
 from services.allocation.domain.county_policy import CountyPolicy, apply_changes
-from services.allocation.handlers import AllocationContext
+from services.allocation.handlers.base import AllocationContext
 from services.common.catalogue import load_catalogue
 from services.common.config import DEV_TOKEN, ConfigError, Settings
 from services.common.db import make_engine

@@ -11,12 +11,15 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from services.allocation import handlers as h
 from services.allocation.adapters import schema
 from services.allocation.adapters.stock import DepotInfo, InMemoryStockSource
 from services.allocation.domain import StockLot
 from services.allocation.domain import plan_state as ps
 from services.allocation.domain.county_policy import CountyPolicy
+from services.allocation.handlers.base import AllocationContext
+from services.allocation.handlers.cutoff import run_cutoff
+from services.allocation.handlers.intake_events import apply_demand_registered, apply_requester
+from services.allocation.handlers.plans import approve_plan, get_plan
 from services.common.auth import Caller
 from services.common.catalogue import load_catalogue
 from services.common.clock import FixedClock
@@ -40,17 +43,17 @@ def ctx(pg_url_factory):
         [DepotInfo("D1", "城关仓", *near)],
         [StockLot("L1", "D1", "RICE-10KG", 100, DAY + timedelta(days=100)),
          StockLot("L2", "D1", "MASK-N95", 50, DAY + timedelta(days=400))])
-    c = h.AllocationContext(engine=make_engine(url), catalogue=CAT,
+    c = AllocationContext(engine=make_engine(url), catalogue=CAT,
                             clock=FixedClock(datetime(2026, 12, 1, 11, 5, tzinfo=CST)), tz=CST,
                             default_policy=CountyPolicy(reserve_days={g: 0 for g in CAT.groups}),
                             stock=stock)
     for i, rid in enumerate(("V1", "V2")):
         lat, lon = place(i + 1, 0)
         with c.uow() as uow:
-            h.apply_requester(c, uow, {"requester_id": rid, "kind": "village", "township": "T",
+            apply_requester(c, uow, {"requester_id": rid, "kind": "village", "township": "T",
                                        "location": {"lat": lat, "lon": lon}, "population": 100,
                                        "drop_points": [{"id": f"DP-{rid}"}], "version": 1})
-            h.apply_demand_registered(c, uow, {
+            apply_demand_registered(c, uow, {
                 "demand_id": f"D-{rid}", "requester_id": rid, "delivery_day": DAY.isoformat(),
                 "lines": [{"line_no": 1, "item_code": "RICE-10KG", "quantity": 80, "tier": 3},
                           {"line_no": 2, "item_code": "MASK-N95", "quantity": 10, "tier": 3}]})
@@ -61,7 +64,7 @@ def ctx(pg_url_factory):
 
 def test_the_cutoff_is_made_once_when_processes_race(ctx):
     with ThreadPoolExecutor(4) as pool:
-        results = list(pool.map(lambda _: h.run_cutoff(ctx), range(4)))
+        results = list(pool.map(lambda _: run_cutoff(ctx), range(4)))
     made = [r for r in results if r is not None]
     assert len(made) == 1
     with ctx.engine.connect() as conn:
@@ -71,17 +74,17 @@ def test_the_cutoff_is_made_once_when_processes_race(ctx):
 
 
 def test_a_plan_round_trips_through_jsonb_and_decisions_lock_the_day(ctx):
-    made = h.run_cutoff(ctx)
+    made = run_cutoff(ctx)
     rice = {s.line.requester_id: s.line.allocated for s in made.lines if s.line.item_code == "RICE-10KG"}
     assert rice == {"V1": 50, "V2": 50}  # one fill rate within the tier
     with ctx.uow() as uow:
-        again = h.get_plan(uow, made.header.plan_id)
+        again = get_plan(uow, made.header.plan_id)
     assert again.lines == made.lines and again.details == made.details and again.header == made.header
 
     def approve(_):
         try:
             with ctx.uow() as uow:
-                header = h.approve_plan(ctx, uow, HQ, made.header.plan_id)
+                header = approve_plan(ctx, uow, HQ, made.header.plan_id)
                 uow.commit()
             return header.status
         except RuleRefused as exc:

@@ -22,6 +22,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.allocation.handlers.cutoff import cutoff_due_day
+from services.allocation.handlers.forecast import forecast
+from services.allocation.handlers.policy import set_policy
 from services.common.auth import Caller
 from services.common.messaging import all_subscriptions
 from services.monitoring.adapters import lot_store
@@ -150,13 +153,13 @@ def test_demand_cancelled_takes_the_demand_out_of_allocations_open_set(make_coun
     assert {r.id: r.status for r in c.allocation.rows("demands")} == {
         first.id: "cancelled", second.id: "cancelled"}
     assert c.allocation.row("demands", d.c.id == first.id).delivery_day == DAY
-    assert c.allocation.handlers.cutoff_due_day(c.allocation.ctx, NOW.replace(hour=11, minute=5)) is None
+    assert cutoff_due_day(c.allocation.ctx, NOW.replace(hour=11, minute=5)) is None
 
 
 @contract(("intake", "demand_closed", "allocation"))
 def test_demand_closed_becomes_issued_history_and_the_carry_over_an_open_demand(make_county):
     c = make_county("intake", "allocation")
-    ih, ah = c.intake.handlers, c.allocation.handlers
+    ih = c.intake.handlers
     ct.register_village(c, "V1")
     demand = ct.submit_demand(c, "V1", ("RICE-10KG", 30), ("OIL-5L", 10))
     c.pump()
@@ -179,7 +182,7 @@ def test_demand_closed_becomes_issued_history_and_the_carry_over_an_open_demand(
     assert [(ln["line_no"], ln["item_code"], ln["quantity"]) for ln in carry.data["lines"]] == [
         (0, "OIL-5L", 6)]
     with c.allocation.ctx.uow() as uow:
-        fc = ah.forecast(c.allocation.ctx, uow, item_code="RICE-10KG", requester_id="V1",
+        fc = forecast(c.allocation.ctx, uow, item_code="RICE-10KG", requester_id="V1",
                          until_day=DAY, sample_days=7, coefficient=None, window=0, holdout=0)
     assert fc.series[-1] == (DAY, 30)
 
@@ -332,7 +335,7 @@ def test_policy_changed_gives_intake_hqs_cut_off_and_an_older_version_never_wins
     from services.common.errors import RuleRefused
 
     c = make_county("intake", "allocation")
-    ah, ih = c.allocation.handlers, c.intake.handlers
+    ih = c.intake.handlers
     # allocation's worker announced its policy when it started: version 0, the configured seed
     (seed,) = c.relay("allocation", "policy_changed", to="intake")
     assert (seed["payload"]["version"], seed["payload"]["cutoff"]) == (0, "11:00")
@@ -340,7 +343,7 @@ def test_policy_changed_gives_intake_hqs_cut_off_and_an_older_version_never_wins
     early = ct.submit_demand(c, "V1", ("RICE-10KG", 3))  # at 09:00, before 11:00
     assert early.delivery_day == DAY
 
-    c.allocation.run(ah.set_policy, Caller("hq-officer", "hq"), {"cutoff": "08:30"}, 0)
+    c.allocation.run(set_policy, Caller("hq-officer", "hq"), {"cutoff": "08:30"}, 0)
     (changed,) = c.relay("allocation", "policy_changed", to="intake",
                          where=lambda p: p["version"] == 1)
     p = changed["payload"]

@@ -226,12 +226,13 @@ class County:
         from services.allocation import handlers
         from services.allocation.adapters import schema
         from services.allocation.domain.county_policy import CountyPolicy
+        from services.allocation.handlers.base import AllocationContext
 
         stock = InProcessStock(self.services["logistics"].ctx) if "logistics" in self.services else None
         # no reserve floors: a handful of bags must be allocatable to a village
         policy = CountyPolicy(reserve_days={g: 0 for g in CATALOGUE.groups})
-        return handlers.AllocationContext(engine=engine, catalogue=CATALOGUE, clock=self.clock,
-                                          tz=CST, default_policy=policy, stock=stock), handlers, schema
+        return AllocationContext(engine=engine, catalogue=CATALOGUE, clock=self.clock,
+                                 tz=CST, default_policy=policy, stock=stock), handlers, schema
 
     def _logistics_context(self, engine):
         from services.logistics import handlers
@@ -419,11 +420,11 @@ def propose_and_approve(county: County, day: date = DAY) -> str:
     """allocation makes the day's plan (draft against logistics' snapshot, store) and HQ approves
     it: plan_approved is in allocation's outbox. Returns the plan id."""
     a = county.allocation
-    h = a.handlers
     from services.allocation.domain import plan_state as ps
+    from services.allocation.handlers.plans import approve_plan, draft_plan, save_plan
 
     hq = Caller("hq-officer", "hq")
-    draft = h.draft_plan(a.ctx, day)
-    view = a.run(h.save_plan, hq, draft, ps.PlanTrigger.MANUAL)
-    a.run(h.approve_plan, hq, view.header.plan_id)
+    draft = draft_plan(a.ctx, day)
+    view = a.run(save_plan, hq, draft, ps.PlanTrigger.MANUAL)
+    a.run(approve_plan, hq, view.header.plan_id)
     return view.header.plan_id

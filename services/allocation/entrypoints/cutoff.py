@@ -17,9 +17,9 @@ EX_TEMPFAIL = 75
 
 
 def main(argv: list[str]) -> int:
-    from services.allocation import handlers
     from services.allocation.adapters.stock import StockUnavailable
     from services.allocation.bootstrap import build_context, grpc_stock_source
+    from services.allocation.handlers.cutoff import run_cutoff
     from services.common.config import ConfigError, load_settings
     from services.common.logs import setup_logging
 
@@ -35,7 +35,7 @@ def main(argv: list[str]) -> int:
     stock = grpc_stock_source(settings)
     try:
         ctx = build_context(settings, pool_size=2, stock=stock)
-        view = handlers.run_cutoff(ctx)
+        view = run_cutoff(ctx)
     except StockUnavailable as exc:
         log.error("cut-off: stock unavailable, will retry", extra={"error": str(exc)})
         return EX_TEMPFAIL

@@ -8,12 +8,12 @@ import grpc
 from supply.v1 import allocation_pb2 as pb
 from supply.v1 import allocation_pb2_grpc as rpc
 
-from services.allocation import handlers as h
 from services.allocation.adapters.stock import StockUnavailable
 from services.allocation.bootstrap import build_context, grpc_stock_source
 from services.allocation.domain.county_policy import EDITABLE
 from services.allocation.domain.plan_state import PlanTrigger
 from services.allocation.entrypoints import proto_map as out
+from services.allocation.handlers import base, explain, forecast, plans, policy
 from services.common.config import Settings
 from services.common.days import parse_day
 from services.common.db import ping
@@ -48,7 +48,7 @@ def _policy_changes(request: pb.SetPolicyRequest) -> dict:
 
 
 class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
-    def __init__(self, ctx: h.AllocationContext, settings: Settings | None = None):
+    def __init__(self, ctx: base.AllocationContext, settings: Settings | None = None):
         self.ctx = ctx
         self.settings = settings  # where the reports process is (GetDailyReport)
         self.reports: rpc.AllocationServiceStub | None = None
@@ -56,11 +56,11 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
     # ---- plans
     def RunAllocation(self, request, context):
         actor = caller()
-        actor.require(*h.PLAN_ROLES)
+        actor.require(*base.PLAN_ROLES)
         asked_day = parse_day(request.delivery_day, "delivery_day")
         page_size = request.lines_page.page_size
-        if not 0 <= page_size <= h.MAX_LINES_PAGE:
-            raise InvalidInput("lines_page.page_size", f"must be 0 … {h.MAX_LINES_PAGE}")
+        if not 0 <= page_size <= base.MAX_LINES_PAGE:
+            raise InvalidInput("lines_page.page_size", f"must be 0 … {base.MAX_LINES_PAGE}")
         if not request.dry_run:
             if not request.idempotency_key.strip():
                 raise InvalidInput("idempotency_key", "required unless dry_run (any unique string, "
@@ -68,22 +68,22 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
             prior = self._answered("RunAllocation", request)  # before the slow part
             if prior is not None:
                 return pb.PlanPage.FromString(prior)
-        day = h.planning_day(self.ctx, asked_day)
-        h.check_can_run(self.ctx, day, request.dry_run)
+        day = plans.planning_day(self.ctx, asked_day)
+        plans.check_can_run(self.ctx, day, request.dry_run)
         try:
-            draft = h.draft_plan(self.ctx, day)
+            draft = plans.draft_plan(self.ctx, day)
         except StockUnavailable as exc:
             context.set_code(grpc.StatusCode.UNAVAILABLE)
             context.set_details(f"stock snapshot unavailable, nothing stored; try again: {exc} "
                                 f"/ 暂时无法读取库存，请稍后重试")
             return pb.PlanPage()
         if request.dry_run:
-            return out.plan_page(h.dry_run_view(self.ctx, draft, page_size))
+            return out.plan_page(plans.dry_run_view(self.ctx, draft, page_size))
         return self._write("RunAllocation", request, pb.PlanPage, lambda a, uow: out.plan_page(
-            h.save_plan(self.ctx, uow, a, draft, PlanTrigger.MANUAL, page_size)))
+            plans.save_plan(self.ctx, uow, a, draft, PlanTrigger.MANUAL, page_size)))
 
     def GetPlan(self, request, context):
-        requester_id = h.plan_reader(caller(), request.requester_id)
+        requester_id = plans.plan_reader(caller(), request.requester_id)
         day = parse_day(request.delivery_day, "delivery_day")
         with self.ctx.uow() as uow:
             plan_id = request.plan_id
@@ -91,42 +91,42 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
                 if day is None:
                     raise InvalidInput("plan_id", "give plan_id, or delivery_day for the day's "
                                                   "latest version")
-                plan_id = h.latest_plan_id(uow, day)
-            view = h.get_plan(uow, plan_id, request.lines_page.page_size,
+                plan_id = plans.latest_plan_id(uow, day)
+            view = plans.get_plan(uow, plan_id, request.lines_page.page_size,
                               request.lines_page.page_token, requester_id)
         return out.plan_page(view)
 
     def ListPlans(self, request, context):
-        caller().require(*h.PLAN_READ_ROLES)
+        caller().require(*base.PLAN_READ_ROLES)
         day = parse_day(request.delivery_day, "delivery_day")
         if day is None:
             raise InvalidInput("delivery_day", "required")
         with self.ctx.uow() as uow:
-            versions = h.list_plans(uow, day)
+            versions = plans.list_plans(uow, day)
         return pb.ListPlansResponse(plans=[out.plan(x, d) for x, d in versions])
 
     def ApprovePlan(self, request, context):
         return self._write("ApprovePlan", request, pb.Plan, lambda a, uow: out.header(
-            h.approve_plan(self.ctx, uow, a, request.plan_id)))
+            plans.approve_plan(self.ctx, uow, a, request.plan_id)))
 
     def RejectPlan(self, request, context):
         return self._write("RejectPlan", request, pb.Plan, lambda a, uow: out.header(
-            h.reject_plan(self.ctx, uow, a, request.plan_id, request.reason)))
+            plans.reject_plan(self.ctx, uow, a, request.plan_id, request.reason)))
 
     def ExplainLine(self, request, context):
-        caller().require(*h.PLAN_READ_ROLES)
+        caller().require(*base.PLAN_READ_ROLES)
         with self.ctx.uow() as uow:
-            e = h.explain_line(self.ctx, uow, plan_id=request.plan_id,
+            e = explain.explain_line(self.ctx, uow, plan_id=request.plan_id,
                                plan_line_id=request.plan_line_id, demand_id=request.demand_id,
                                line_no=request.demand_line_no)
         return out.explanation(e)
 
     # ---- forecast
     def Forecast(self, request, context):
-        caller().require(*h.PLAN_READ_ROLES)
+        caller().require(*base.PLAN_READ_ROLES)
         coefficient = request.coefficient if request.HasField("coefficient") else None
         with self.ctx.uow() as uow:
-            view = h.forecast(self.ctx, uow, item_code=request.item_code,
+            view = forecast.forecast(self.ctx, uow, item_code=request.item_code,
                               requester_id=request.requester_id,
                               until_day=parse_day(request.until_day, "until_day"),
                               sample_days=request.sample_days, coefficient=coefficient,
@@ -135,25 +135,25 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
 
     # ---- policy
     def GetPolicy(self, request, context):
-        caller().require(*h.POLICY_READ_ROLES)
+        caller().require(*base.POLICY_READ_ROLES)
         with self.ctx.uow() as uow:
-            return out.policy(h.current_policy(self.ctx, uow), str(self.ctx.tz))
+            return out.policy(policy.current_policy(self.ctx, uow), str(self.ctx.tz))
 
     def ListPolicyVersions(self, request, context):
-        caller().require(*h.POLICY_READ_ROLES)
+        caller().require(*base.POLICY_READ_ROLES)
         with self.ctx.uow() as uow:
             return pb.ListPolicyVersionsResponse(versions=[
-                out.policy(p, str(self.ctx.tz)) for p in h.policy_versions(self.ctx, uow)])
+                out.policy(p, str(self.ctx.tz)) for p in policy.policy_versions(self.ctx, uow)])
 
     def SetPolicy(self, request, context):
         changes = _policy_changes(request)
         expected = request.expected_version if request.HasField("expected_version") else None
         return self._write("SetPolicy", request, pb.AllocationPolicy, lambda a, uow: out.policy(
-            h.set_policy(self.ctx, uow, a, changes, expected), str(self.ctx.tz)))
+            policy.set_policy(self.ctx, uow, a, changes, expected), str(self.ctx.tz)))
 
     # ---- daily report and public disclosure: made by the reports process, asked on the caller's behalf
     def GetDailyReport(self, request, context):
-        caller().require(*h.REPORT_ROLES)
+        caller().require(*base.REPORT_ROLES)
         if self.settings is None:
             raise RuntimeError("GetDailyReport needs the settings (the reports process's address)")
         metadata = [(k, v) for k, v in context.invocation_metadata()

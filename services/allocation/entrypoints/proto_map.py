@@ -5,7 +5,6 @@ from __future__ import annotations
 from supply.v1 import allocation_pb2 as pb
 from supply.v1 import common_pb2 as common
 
-from services.allocation import handlers as h
 from services.allocation import plans as pv
 from services.allocation.domain import (
     ExcludedLot,
@@ -18,6 +17,9 @@ from services.allocation.domain import (
 from services.allocation.domain.county_policy import CountyPolicy
 from services.allocation.domain.forecast import ItemClass
 from services.allocation.domain.plan_state import PlanHeader, PlanStatus, PlanTrigger
+from services.allocation.handlers.explain import Explanation
+from services.allocation.handlers.forecast import ForecastView
+from services.allocation.handlers.plans import PlanView
 from services.common.proto_time import timestamp as ts
 
 STATUS = {PlanStatus.PROPOSED: pb.PLAN_STATUS_PROPOSED, PlanStatus.APPROVED: pb.PLAN_STATUS_APPROVED,
@@ -124,7 +126,7 @@ def line(s: pv.StoredLine, priority_rank: int, material_class: str | None) -> pb
     return m
 
 
-def plan_page(v: h.PlanView) -> pb.PlanPage:
+def plan_page(v: PlanView) -> pb.PlanPage:
     d = v.details
     return pb.PlanPage(plan=plan(v.header, d, v.dry_run),
                        lines=[line(s, d.policy.priority_rank(s.line.tier), d.class_of(s.line.item_code))
@@ -133,7 +135,7 @@ def plan_page(v: h.PlanView) -> pb.PlanPage:
                                             total=v.details.totals.lines))
 
 
-def explanation(e: h.Explanation) -> pb.LineExplanation:
+def explanation(e: Explanation) -> pb.LineExplanation:
     pl = e.line.line
     m = pb.LineExplanation(
         plan_id=e.header.plan_id, delivery_day=e.header.delivery_day.isoformat(),
@@ -168,7 +170,7 @@ def policy(p: CountyPolicy, timezone: str) -> pb.AllocationPolicy:
         timezone=timezone, updated_at=ts(p.updated_at), updated_by=p.updated_by)
 
 
-def forecast(f: h.ForecastView) -> pb.ForecastResponse:
+def forecast(f: ForecastView) -> pb.ForecastResponse:
     fc = f.forecast
     m = pb.ForecastResponse(
         item_code=f.item_code, requester_id=f.requester_id,

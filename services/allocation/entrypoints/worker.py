@@ -19,8 +19,11 @@ import time
 from nameko.events import event_handler
 from nameko.timer import timer
 
-from services.allocation import handlers
 from services.allocation.bootstrap import build_context
+from services.allocation.handlers import intake_events
+from services.allocation.handlers.base import AllocationContext
+from services.allocation.handlers.cutoff import cutoff_due_day
+from services.allocation.handlers.policy import announce_policy
 from services.common.config import ConfigError, Settings
 from services.common.nameko_support import ServiceDatabase, run_worker
 
@@ -30,7 +33,7 @@ log = logging.getLogger(__name__)
 class CutoffRunner:
     """Runs the cut-off process when due; after a failure waits 5 s, 10 s, … up to 5 min."""
 
-    def __init__(self, ctx: handlers.AllocationContext, *, timeout: float = 900.0,
+    def __init__(self, ctx: AllocationContext, *, timeout: float = 900.0,
                  command: list[str] | None = None):
         self.ctx = ctx
         self.timeout = timeout
@@ -42,7 +45,7 @@ class CutoffRunner:
         if time.monotonic() < self.not_before:
             return
         try:
-            day = handlers.cutoff_due_day(self.ctx)
+            day = cutoff_due_day(self.ctx)
         except Exception:  # noqa: BLE001 - the database may be briefly unavailable; next tick
             log.exception("cut-off check failed")
             return
@@ -72,7 +75,7 @@ def make_service(settings: Settings) -> type:
     if not 0.1 <= tick <= 3600:
         raise ConfigError(f"SUPPLY_ALLOCATION_TICK_SECONDS must be 0.1 … 3600, got {tick:g}")
     cutoff = CutoffRunner(ctx)
-    policy = handlers.announce_policy(ctx)
+    policy = announce_policy(ctx)
     log.info("policy announced", extra={"policy_version": policy.version, "cutoff": policy.cutoff})
 
     class AllocationWorker:
@@ -82,27 +85,27 @@ def make_service(settings: Settings) -> type:
         @event_handler("intake", "requester_registered", requeue_on_error=True)
         def on_requester_registered(self, body):
             self.events.handle("on_requester_registered", body,
-                               lambda uow, env: handlers.apply_requester(ctx, uow, env["payload"]))
+                               lambda uow, env: intake_events.apply_requester(ctx, uow, env["payload"]))
 
         @event_handler("intake", "requester_updated", requeue_on_error=True)
         def on_requester_updated(self, body):
             self.events.handle("on_requester_updated", body,
-                               lambda uow, env: handlers.apply_requester(ctx, uow, env["payload"]))
+                               lambda uow, env: intake_events.apply_requester(ctx, uow, env["payload"]))
 
         @event_handler("intake", "demand_registered", requeue_on_error=True)
         def on_demand_registered(self, body):
             self.events.handle("on_demand_registered", body, lambda uow, env:
-                               handlers.apply_demand_registered(ctx, uow, env["payload"]))
+                               intake_events.apply_demand_registered(ctx, uow, env["payload"]))
 
         @event_handler("intake", "demand_cancelled", requeue_on_error=True)
         def on_demand_cancelled(self, body):
             self.events.handle("on_demand_cancelled", body, lambda uow, env:
-                               handlers.apply_demand_cancelled(ctx, uow, env["payload"]))
+                               intake_events.apply_demand_cancelled(ctx, uow, env["payload"]))
 
         @event_handler("intake", "demand_closed", requeue_on_error=True)
         def on_demand_closed(self, body):
             self.events.handle("on_demand_closed", body, lambda uow, env:
-                               handlers.apply_demand_closed(ctx, uow, env["payload"]))
+                               intake_events.apply_demand_closed(ctx, uow, env["payload"]))
 
         @timer(interval=tick)
         def cutoff_tick(self):

@@ -1,4 +1,4 @@
-"""Allocation's use cases (handlers.py) on a real SQLite database in a tmp dir, with the
+"""Allocation's use cases (handlers/) on a real SQLite database in a tmp dir, with the
 in-memory StockSource and a fixed clock: intake's events build the view, the cut-off proposes
 once, HQ approves or rejects, events land in the outbox with the documented payloads."""
 
@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from services.allocation import handlers as h
 from services.allocation.adapters import schema
 from services.allocation.adapters.stock import DepotInfo, InMemoryStockSource, StockUnavailable
 from services.allocation.domain import StockLot
@@ -20,6 +19,33 @@ from services.allocation.domain import plan_state as ps
 from services.allocation.domain import reasons as rs
 from services.allocation.domain.county_policy import CountyPolicy
 from services.allocation.entrypoints.worker import CutoffRunner
+from services.allocation.handlers.base import AllocationContext
+from services.allocation.handlers.cutoff import cutoff_due_day, run_cutoff
+from services.allocation.handlers.explain import explain_line
+from services.allocation.handlers.forecast import forecast
+from services.allocation.handlers.intake_events import (
+    apply_demand_cancelled,
+    apply_demand_closed,
+    apply_demand_registered,
+    apply_requester,
+)
+from services.allocation.handlers.plans import (
+    approve_plan,
+    check_can_run,
+    draft_plan,
+    dry_run_view,
+    get_plan,
+    latest_plan_id,
+    list_plans,
+    reject_plan,
+    save_plan,
+)
+from services.allocation.handlers.policy import (
+    announce_policy,
+    current_policy,
+    policy_versions,
+    set_policy,
+)
 from services.common.auth import Caller
 from services.common.catalogue import load_catalogue
 from services.common.clock import FixedClock
@@ -53,7 +79,7 @@ def ctx(tmp_path):
          StockLot("L-OIL", "D-NEAR", "OIL-5L", 4, DAY + timedelta(days=100)),
          StockLot("L-PACK", "D-FAR", "LIVING-PACK-STD", 10, DAY + timedelta(days=90))],
         taken_at=local(10, 59), ledger_seq=42)
-    c = h.AllocationContext(engine=make_engine(url), catalogue=CAT,
+    c = AllocationContext(engine=make_engine(url), catalogue=CAT,
                             clock=FixedClock(local(9)), tz=CST,
                             default_policy=CountyPolicy(reserve_days=NO_RESERVE), stock=stock)
     yield c
@@ -98,11 +124,11 @@ def demand(did, rid, *lines, day=DAY):
 
 def seed(ctx):
     """A hospital 1 km and a village 2 km from the near depot; rice is short (160 for 200)."""
-    apply(ctx, h.apply_requester, requester("H1", 1, kind="unit", drop_point=None))
-    apply(ctx, h.apply_requester, requester("V1", 2))
-    apply(ctx, h.apply_demand_registered, demand("D-H1", "H1", ("MASK-N95", 100, 1),
+    apply(ctx, apply_requester, requester("H1", 1, kind="unit", drop_point=None))
+    apply(ctx, apply_requester, requester("V1", 2))
+    apply(ctx, apply_demand_registered, demand("D-H1", "H1", ("MASK-N95", 100, 1),
                                                  ("RICE-10KG", 50, 1)))
-    apply(ctx, h.apply_demand_registered, demand("D-V1", "V1", ("RICE-10KG", 150, 3),
+    apply(ctx, apply_demand_registered, demand("D-V1", "V1", ("RICE-10KG", 150, 3),
                                                  ("OIL-5L", 10, 3)))
 
 
@@ -121,18 +147,18 @@ def count(ctx, table):
 
 def cutoff(ctx):
     ctx.clock.current = local(11, 0)
-    return h.run_cutoff(ctx)
+    return run_cutoff(ctx)
 
 
 def manual(ctx, actor=HQ):
-    draft = h.draft_plan(ctx, DAY)
-    return write(ctx, h.save_plan, actor, draft, ps.PlanTrigger.MANUAL)
+    draft = draft_plan(ctx, DAY)
+    return write(ctx, save_plan, actor, draft, ps.PlanTrigger.MANUAL)
 
 
 # ---- the view from intake's events ---------------------------------------------------------
 def test_newer_requester_snapshot_wins_and_a_late_older_one_is_ignored(ctx):
-    assert apply(ctx, h.apply_requester, requester("V1", 2, population=1000, version=2))
-    assert not apply(ctx, h.apply_requester, requester("V1", 2, population=5, version=1))
+    assert apply(ctx, apply_requester, requester("V1", 2, population=1000, version=2))
+    assert not apply(ctx, apply_requester, requester("V1", 2, population=5, version=1))
     with ctx.engine.connect() as conn:
         row = conn.execute(select(schema.requesters.c.version, schema.requesters.c.data)).one()
     assert (row.version, row.data["population"]) == (2, 1000)
@@ -140,12 +166,12 @@ def test_newer_requester_snapshot_wins_and_a_late_older_one_is_ignored(ctx):
 
 def test_cancelled_and_closed_demands_leave_the_open_set_even_when_they_arrive_first(ctx):
     seed(ctx)
-    apply(ctx, h.apply_demand_cancelled, {"demand_id": "D-V1", "requester_id": "V1",
+    apply(ctx, apply_demand_cancelled, {"demand_id": "D-V1", "requester_id": "V1",
                                           "delivery_day": DAY.isoformat(), "reason": "no longer"})
     # the cancellation of D-X overtakes its registration (different queues)
-    apply(ctx, h.apply_demand_cancelled, {"demand_id": "D-X", "requester_id": "V1",
+    apply(ctx, apply_demand_cancelled, {"demand_id": "D-X", "requester_id": "V1",
                                           "delivery_day": DAY.isoformat(), "reason": "dup"})
-    assert not apply(ctx, h.apply_demand_registered, demand("D-X", "V1", ("RICE-10KG", 5, 3)))
+    assert not apply(ctx, apply_demand_registered, demand("D-X", "V1", ("RICE-10KG", 5, 3)))
     view = cutoff(ctx)
     assert {pl.line.demand_id for pl in view.lines} == {"D-H1"}
     assert view.details.demand_ids == ("D-H1",)
@@ -155,10 +181,10 @@ def test_bad_event_payloads_are_refused_naming_the_field(ctx):
     bad = demand("D-1", "V1", ("RICE-10KG", 5, 3))
     bad["lines"][0]["quantity"] = 0
     with pytest.raises(InvalidInput) as exc:
-        apply(ctx, h.apply_demand_registered, bad)
+        apply(ctx, apply_demand_registered, bad)
     assert exc.value.field == "payload.lines[0].quantity"
     with pytest.raises(InvalidInput) as exc:
-        apply(ctx, h.apply_requester, {**requester("V1"), "location": {}})
+        apply(ctx, apply_requester, {**requester("V1"), "location": {}})
     assert exc.value.field == "payload.location"
 
 
@@ -166,7 +192,7 @@ def test_bad_event_payloads_are_refused_naming_the_field(ctx):
 def test_the_cutoff_proposes_one_plan_for_the_day_with_reasons_lots_and_the_event(ctx):
     seed(ctx)
     ctx.clock.current = local(10, 59)
-    assert h.cutoff_due_day(ctx) is None and h.run_cutoff(ctx) is None
+    assert cutoff_due_day(ctx) is None and run_cutoff(ctx) is None
     view = cutoff(ctx)
     header = view.header
     assert (header.version, header.status, header.trigger, header.created_by) == (
@@ -192,18 +218,18 @@ def test_the_cutoff_proposes_one_plan_for_the_day_with_reasons_lots_and_the_even
     assert {t["tier"] for t in event["totals_per_tier"]} == {1, 3}
     # later ticks of the same day (any process) do nothing
     ctx.clock.current = local(15)
-    assert h.cutoff_due_day(ctx) is None and h.run_cutoff(ctx) is None
+    assert cutoff_due_day(ctx) is None and run_cutoff(ctx) is None
     assert count(ctx, "plans") == 1 and len(ctx.stock.calls) == 1
 
 
 def test_the_cutoff_follows_the_stored_policy(ctx):
     seed(ctx)
-    write(ctx, h.set_policy, HQ, {"cutoff": "09:30"}, None)
+    write(ctx, set_policy, HQ, {"cutoff": "09:30"}, None)
     ctx.clock.current = local(9, 29)
-    assert h.cutoff_due_day(ctx) is None
+    assert cutoff_due_day(ctx) is None
     ctx.clock.current = local(9, 30)
-    assert h.cutoff_due_day(ctx) == DAY
-    assert h.run_cutoff(ctx).header.policy_version == 1
+    assert cutoff_due_day(ctx) == DAY
+    assert run_cutoff(ctx).header.policy_version == 1
 
 
 def test_stock_unavailable_stores_nothing(ctx):
@@ -211,14 +237,14 @@ def test_stock_unavailable_stores_nothing(ctx):
     ctx.stock.fail_with = "logistics down"
     ctx.clock.current = local(11)
     with pytest.raises(StockUnavailable):
-        h.run_cutoff(ctx)
+        run_cutoff(ctx)
     assert count(ctx, "plans") == 0 and outbox(ctx, "plan_proposed") == []
-    assert h.cutoff_due_day(ctx) == DAY  # still due: the next tick tries again
+    assert cutoff_due_day(ctx) == DAY  # still due: the next tick tries again
 
 
 def test_demands_of_unknown_requesters_are_left_out_with_a_warning(ctx):
     seed(ctx)
-    apply(ctx, h.apply_demand_registered, demand("D-NEW", "V-NEW", ("RICE-10KG", 5, 3)))
+    apply(ctx, apply_demand_registered, demand("D-NEW", "V-NEW", ("RICE-10KG", 5, 3)))
     view = cutoff(ctx)
     assert view.details.skipped_demands == ("D-NEW",)
     assert "REQUESTER_UNKNOWN" in {w.code for w in view.details.warnings}
@@ -227,16 +253,16 @@ def test_demands_of_unknown_requesters_are_left_out_with_a_warning(ctx):
 
 def test_a_day_without_demands_gets_no_plan_until_a_demand_arrives(ctx):
     assert cutoff(ctx) is None and ctx.stock.calls == [] and count(ctx, "plans") == 0
-    apply(ctx, h.apply_requester, requester("V1", 2))
+    apply(ctx, apply_requester, requester("V1", 2))
     # registered before the cut-off, delivered late by the broker: still planned that day
-    apply(ctx, h.apply_demand_registered, demand("D-LATE", "V1", ("RICE-10KG", 5, 3)))
+    apply(ctx, apply_demand_registered, demand("D-LATE", "V1", ("RICE-10KG", 5, 3)))
     ctx.clock.current = local(11, 30)
-    assert h.cutoff_due_day(ctx) == DAY
-    assert [s.line.demand_id for s in h.run_cutoff(ctx).lines] == ["D-LATE"]
+    assert cutoff_due_day(ctx) == DAY
+    assert [s.line.demand_id for s in run_cutoff(ctx).lines] == ["D-LATE"]
 
 
 def test_an_empty_dry_run_does_not_ask_logistics(ctx):
-    view = h.dry_run_view(ctx, h.draft_plan(ctx, DAY), page_size=0)
+    view = dry_run_view(ctx, draft_plan(ctx, DAY), page_size=0)
     assert view.details.totals.lines == 0 and view.lines == () and ctx.stock.calls == []
 
 
@@ -265,11 +291,11 @@ def test_cutoff_runner_runs_the_process_when_due_and_backs_off_after_a_failure(c
 def test_dry_run_computes_without_storing(ctx):
     seed(ctx)
     ctx.clock.current = local(9)  # before the cut-off a dry run is fine
-    h.check_can_run(ctx, DAY, dry_run=True)
+    check_can_run(ctx, DAY, dry_run=True)
     with pytest.raises(RuleRefused) as exc:
-        h.check_can_run(ctx, DAY, dry_run=False)
+        check_can_run(ctx, DAY, dry_run=False)
     assert exc.value.rule == ps.BEFORE_CUTOFF
-    view = h.dry_run_view(ctx, h.draft_plan(ctx, DAY), page_size=2)
+    view = dry_run_view(ctx, draft_plan(ctx, DAY), page_size=2)
     assert view.dry_run and view.header.plan_id == "" and len(view.lines) == 2
     assert view.details.totals.lines == 4
     assert count(ctx, "plans") == 0 and count(ctx, "outbox") == 0
@@ -280,25 +306,25 @@ def test_reject_then_replan_gives_the_next_version_and_approve_publishes_lines(c
     v1 = cutoff(ctx).header
     ctx.clock.current = local(12)
     with pytest.raises(PermissionDenied):
-        write(ctx, h.reject_plan, Caller("v", "village"), v1.plan_id, "no")
-    rejected = write(ctx, h.reject_plan, HQ, v1.plan_id, "医院需求需复核")
+        write(ctx, reject_plan, Caller("v", "village"), v1.plan_id, "no")
+    rejected = write(ctx, reject_plan, HQ, v1.plan_id, "医院需求需复核")
     assert outbox(ctx, "plan_rejected") == [{
         "plan_id": v1.plan_id, "delivery_day": "2026-12-01", "version": 1,
         "rejected_by": "hq-officer", "rejected_at": "2026-12-01T04:00:00Z",
         "reason": "医院需求需复核"}]
     with pytest.raises(RuleRefused) as exc:
-        write(ctx, h.approve_plan, HQ, rejected.plan_id)
+        write(ctx, approve_plan, HQ, rejected.plan_id)
     assert exc.value.rule == ps.PLAN_REJECTED
     v2 = manual(ctx).header
     assert (v2.version, v2.trigger) == (2, ps.PlanTrigger.MANUAL)
     v3 = manual(ctx).header
     with pytest.raises(RuleRefused) as exc:
-        write(ctx, h.approve_plan, HQ, v2.plan_id)
+        write(ctx, approve_plan, HQ, v2.plan_id)
     assert exc.value.rule == ps.PLAN_SUPERSEDED
-    approved = write(ctx, h.approve_plan, HQ, v3.plan_id)
+    approved = write(ctx, approve_plan, HQ, v3.plan_id)
     assert approved.status is ps.PlanStatus.APPROVED and not approved.late
     with ctx.uow() as uow:
-        assert [x.status for x, _ in h.list_plans(uow, DAY)] == [
+        assert [x.status for x, _ in list_plans(uow, DAY)] == [
             ps.PlanStatus.REJECTED, ps.PlanStatus.SUPERSEDED, ps.PlanStatus.APPROVED]
     with pytest.raises(RuleRefused) as exc:
         manual(ctx)
@@ -330,10 +356,10 @@ def test_approval_after_the_dispatch_deadline_is_flagged_late(ctx):
     seed(ctx)
     v1 = cutoff(ctx).header
     ctx.clock.current = local(17, 30)
-    assert write(ctx, h.approve_plan, HQ, v1.plan_id).late
+    assert write(ctx, approve_plan, HQ, v1.plan_id).late
     assert outbox(ctx, "plan_approved")[0]["late"] is True
     with ctx.uow() as uow:
-        assert h.get_plan(uow, v1.plan_id).header.late
+        assert get_plan(uow, v1.plan_id).header.late
 
 
 def test_plans_are_read_back_whole_and_paged(ctx):
@@ -342,16 +368,16 @@ def test_plans_are_read_back_whole_and_paged(ctx):
     seen, token = [], ""
     with ctx.uow() as uow:
         while True:
-            page = h.get_plan(uow, made.header.plan_id, page_size=3, page_token=token)
+            page = get_plan(uow, made.header.plan_id, page_size=3, page_token=token)
             seen.extend(page.lines)
             token = page.next_page_token
             if not token:
                 break
-        assert h.latest_plan_id(uow, DAY) == made.header.plan_id
+        assert latest_plan_id(uow, DAY) == made.header.plan_id
         with pytest.raises(NotFound):
-            h.get_plan(uow, "P-nope")
+            get_plan(uow, "P-nope")
         with pytest.raises(NotFound):
-            h.latest_plan_id(uow, DAY + timedelta(days=1))
+            latest_plan_id(uow, DAY + timedelta(days=1))
     assert seen == list(made.lines) and len(seen) == 4
     assert page.details == made.details
 
@@ -361,15 +387,15 @@ def test_explain_line_gives_the_numbers_behind_the_reasons(ctx):
     view = cutoff(ctx)
     rice = next(s for s in view.lines if s.line.demand_id == "D-V1" and s.line.item_code == "RICE-10KG")
     with ctx.uow() as uow:
-        e = h.explain_line(ctx, uow, plan_id="", plan_line_id=rice.plan_line_id + "/2",
+        e = explain_line(ctx, uow, plan_id="", plan_line_id=rice.plan_line_id + "/2",
                            demand_id="", line_no=0)
-        same = h.explain_line(ctx, uow, plan_id=view.header.plan_id, plan_line_id="",
+        same = explain_line(ctx, uow, plan_id=view.header.plan_id, plan_line_id="",
                               demand_id="D-V1", line_no=1)
         with pytest.raises(NotFound):
-            h.explain_line(ctx, uow, plan_id=view.header.plan_id, plan_line_id="",
+            explain_line(ctx, uow, plan_id=view.header.plan_id, plan_line_id="",
                            demand_id="D-V1", line_no=9)
         with pytest.raises(InvalidInput):
-            h.explain_line(ctx, uow, plan_id="", plan_line_id="", demand_id="D-V1", line_no=1)
+            explain_line(ctx, uow, plan_id="", plan_line_id="", demand_id="D-V1", line_no=1)
     assert e == same
     assert e.line == rice and e.tier_name_en == "sealed / high-risk area" and e.township == "城关镇"
     assert (e.tier_summary.tier, e.tier_summary.asked, e.tier_summary.allocated) == (3, 150, 110)
@@ -384,20 +410,20 @@ def test_explain_line_gives_the_numbers_behind_the_reasons(ctx):
 # ---- policy --------------------------------------------------------------------------------------
 def test_set_policy_versions_and_refuses_stale_or_unauthorised_changes(ctx):
     with ctx.uow() as uow:
-        assert h.current_policy(ctx, uow).version == 0
-    p1 = write(ctx, h.set_policy, HQ, {"dispatch_deadline": "16:30"}, 0)
+        assert current_policy(ctx, uow).version == 0
+    p1 = write(ctx, set_policy, HQ, {"dispatch_deadline": "16:30"}, 0)
     assert (p1.version, p1.dispatch_deadline, p1.updated_by) == (1, "16:30", "hq-officer")
-    assert write(ctx, h.set_policy, HQ, {"dispatch_deadline": "16:30"}, None).version == 1
+    assert write(ctx, set_policy, HQ, {"dispatch_deadline": "16:30"}, None).version == 1
     with pytest.raises(RuleRefused) as exc:
-        write(ctx, h.set_policy, HQ, {"cutoff": "10:00"}, 0)
+        write(ctx, set_policy, HQ, {"cutoff": "10:00"}, 0)
     assert exc.value.rule == "VERSION_MISMATCH"
     with pytest.raises(PermissionDenied):
-        write(ctx, h.set_policy, Caller("keeper", "depot_keeper"), {"cutoff": "10:00"}, None)
+        write(ctx, set_policy, Caller("keeper", "depot_keeper"), {"cutoff": "10:00"}, None)
     with pytest.raises(InvalidInput) as exc:
-        write(ctx, h.set_policy, HQ, {"tier_order": [5, 4, 3]}, None)
+        write(ctx, set_policy, HQ, {"tier_order": [5, 4, 3]}, None)
     assert exc.value.field == "policy.tier_order"
     with ctx.uow() as uow:
-        assert h.current_policy(ctx, uow) == p1
+        assert current_policy(ctx, uow) == p1
 
 
 def policy_events(ctx) -> list[dict]:
@@ -409,21 +435,21 @@ def policy_events(ctx) -> list[dict]:
 
 
 def test_every_policy_version_is_announced_and_the_seed_is_stored_once(ctx):
-    seeded = h.announce_policy(ctx)
-    assert seeded.version == 0 and h.announce_policy(ctx) == seeded  # a restart: the same seed
-    write(ctx, h.set_policy, HQ, {"cutoff": "09:00"}, 0)
-    write(ctx, h.set_policy, HQ, {"cutoff": "09:00"}, None)  # no change, no event
+    seeded = announce_policy(ctx)
+    assert seeded.version == 0 and announce_policy(ctx) == seeded  # a restart: the same seed
+    write(ctx, set_policy, HQ, {"cutoff": "09:00"}, 0)
+    write(ctx, set_policy, HQ, {"cutoff": "09:00"}, None)  # no change, no event
     assert [(p["version"], p["cutoff"]) for p in policy_events(ctx)] == [
         (0, "11:00"), (0, "11:00"), (1, "09:00")]
     latest = policy_events(ctx)[-1]
     assert "updated_by" not in latest and latest["updated_at"].endswith("Z")
     with ctx.uow() as uow:
-        assert [p.version for p in h.policy_versions(ctx, uow)] == [1, 0]
+        assert [p.version for p in policy_versions(ctx, uow)] == [1, 0]
 
 
 def test_a_new_policy_changes_the_next_plan(ctx):
     seed(ctx)
-    write(ctx, h.set_policy, HQ, {"allow_package_substitution": False}, None)
+    write(ctx, set_policy, HQ, {"allow_package_substitution": False}, None)
     view = cutoff(ctx)
     assert all(s.line.substitution is None for s in view.lines)
     assert view.header.policy_version == 1 and view.details.policy.version == 1
@@ -443,22 +469,22 @@ def test_forecast_reads_issued_history_with_the_baseline_and_its_error(ctx):
         if i == 5:
             continue  # a day without deliveries counts as 0
         qty = 200 if i == 12 else 10 + i % 3
-        apply(ctx, h.apply_demand_closed, closed(f"D{i}", "V1", start + timedelta(days=i), qty))
-        apply(ctx, h.apply_demand_closed, closed(f"E{i}", "V2", start + timedelta(days=i), 5))
+        apply(ctx, apply_demand_closed, closed(f"D{i}", "V1", start + timedelta(days=i), qty))
+        apply(ctx, apply_demand_closed, closed(f"E{i}", "V2", start + timedelta(days=i), 5))
     ctx.clock.current = local(9)
     with ctx.uow() as uow:
-        county = h.forecast(ctx, uow, item_code="RICE-10KG", requester_id="", until_day=None,
+        county = forecast(ctx, uow, item_code="RICE-10KG", requester_id="", until_day=None,
                             sample_days=28, coefficient=None, window=7, holdout=7)
-        v1 = h.forecast(ctx, uow, item_code="RICE-10KG", requester_id="V1", until_day=None,
+        v1 = forecast(ctx, uow, item_code="RICE-10KG", requester_id="V1", until_day=None,
                         sample_days=28, coefficient=2.0, window=7, holdout=7)
-        short = h.forecast(ctx, uow, item_code="RICE-10KG", requester_id="V1", until_day=None,
+        short = forecast(ctx, uow, item_code="RICE-10KG", requester_id="V1", until_day=None,
                            sample_days=10, coefficient=None, window=7, holdout=7)
         with pytest.raises(RuleRefused) as exc:
-            h.forecast(ctx, uow, item_code="OIL-5L", requester_id="", until_day=None,
+            forecast(ctx, uow, item_code="OIL-5L", requester_id="", until_day=None,
                        sample_days=28, coefficient=None, window=7, holdout=7)
         assert exc.value.rule == "NO_HISTORY"
         with pytest.raises(InvalidInput) as bad:
-            h.forecast(ctx, uow, item_code="GOLD", requester_id="", until_day=None,
+            forecast(ctx, uow, item_code="GOLD", requester_id="", until_day=None,
                        sample_days=28, coefficient=None, window=7, holdout=7)
         assert bad.value.field == "item_code"
     assert len(county.series) == 20 and county.series[-1][0] == DAY - timedelta(days=1)
