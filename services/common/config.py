@@ -38,6 +38,13 @@ def _int(env: dict, name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
+def _flag(env: dict, name: str) -> bool:
+    raw = _env(env, name, "0")
+    if raw not in ("0", "1"):
+        raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
+    return raw == "1"
+
+
 def _url(env: dict, name: str, default: str, schemes: tuple[str, ...]) -> str:
     raw = _env(env, name, default)
     scheme = urlparse(raw).scheme.split("+")[0]
@@ -158,6 +165,8 @@ class Settings:
     relay_stop_grace: float = 10.0
     jwt_key: str = ""  # SUPPLY_JWT_KEY: signs the console's per-person tokens; '' accepts none
     grpc_tls: GrpcTls = PLAINTEXT
+    grpc_threads: int = 0  # SUPPLY_GRPC_THREADS: the API's thread pool; 0 = the service's default
+    grpc_reuseport: bool = False  # SUPPLY_GRPC_REUSEPORT=1: several API processes share the port
     extra: dict[str, str] = field(default_factory=dict)  # SUPPLY_* and <SERVICE>_* variables
 
     def clock(self) -> Clock:
@@ -257,6 +266,8 @@ def load_settings(service: str, env: dict | None = None) -> Settings:
         relay_stop_grace=_int(env, "SUPPLY_RELAY_STOP_GRACE_S", 10, 1, 300),
         jwt_key=jwt_key,
         grpc_tls=_grpc_tls(env),
+        grpc_threads=_int(env, "SUPPLY_GRPC_THREADS", 0, 0, 1_000),
+        grpc_reuseport=_flag(env, "SUPPLY_GRPC_REUSEPORT"),
         # the platform's SUPPLY_* and the service's own <SERVICE>_* (MONITORING_WATCH_STREAMS_MAX …)
         extra={k: v for k, v in env.items() if k.startswith(("SUPPLY_", f"{service.upper()}_"))},
     )

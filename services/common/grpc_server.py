@@ -414,7 +414,7 @@ def serve(settings: Settings, register: Callable[[grpc.aio.Server], list[str]],
     gc.freeze()
     gc.set_threshold(20_000, 20, 50)
     asyncio.run(_serve(settings, register, checks,
-                       int(settings.extra.get("SUPPLY_GRPC_THREADS", max_workers)), on_stop,
+                       settings.grpc_threads or max_workers, on_stop,
                        readiness_interval, saturated_after))
 
 
@@ -426,8 +426,7 @@ async def _serve(settings: Settings, register, checks, max_workers: int, on_stop
     server = grpc.aio.server(
         migration_thread_pool=pool,
         options=[("grpc.max_receive_message_length", 32 * 1024 * 1024),
-                 # several API processes of a service may share its port (SUPPLY_GRPC_REUSEPORT=1)
-                 ("grpc.so_reuseport", 1 if settings.extra.get("SUPPLY_GRPC_REUSEPORT") == "1" else 0)],
+                 ("grpc.so_reuseport", int(settings.grpc_reuseport))],
     )
     guard = _Guard(settings.auth_tokens, pool, settings.jwt_key,
                    RequestCheck(settings.clock(), settings.timezone))

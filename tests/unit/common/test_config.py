@@ -24,10 +24,19 @@ def test_defaults_are_the_embedded_setup():
     ({"SUPPLY_AUTH_TOKENS": "short=me:hq"}, "shorter than 16"),
     ({"SUPPLY_ENV": "production"}, "SUPPLY_AUTH_TOKENS must be set in production"),
     ({"SUPPLY_LOG_LEVEL": "LOUD"}, "SUPPLY_LOG_LEVEL"),
+    ({"SUPPLY_GRPC_THREADS": "many"}, "SUPPLY_GRPC_THREADS must be an integer"),
+    ({"SUPPLY_GRPC_THREADS": "-1"}, "SUPPLY_GRPC_THREADS must be between 0 and 1000"),
+    ({"SUPPLY_GRPC_REUSEPORT": "yes"}, "SUPPLY_GRPC_REUSEPORT must be 0 or 1"),
 ])
 def test_bad_values_fail_fast_naming_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
         load_settings("intake", env)
+
+
+def test_grpc_threads_and_reuseport_are_typed():
+    s = load_settings("intake", {"SUPPLY_GRPC_THREADS": "12", "SUPPLY_GRPC_REUSEPORT": "1"})
+    assert (s.grpc_threads, s.grpc_reuseport) == (12, True)
+    assert (load_settings("intake", {}).grpc_threads, load_settings("intake", {}).grpc_reuseport) == (0, False)
 
 
 def test_service_database_url_overrides_the_shared_one():
