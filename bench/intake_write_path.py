@@ -43,14 +43,14 @@ def intake(var: Path, checkpoint_every: float | None = 0.2):
                    capture_output=True)
     from services.common.auth import Caller
     from services.common.config import load_settings
-    from services.intake import handlers as h
     from services.intake.bootstrap import build_context
+    from services.intake.handlers.requesters import register_requester
 
     ctx = build_context(load_settings("intake"), checkpoint_every=checkpoint_every)
     actor = Caller("bench", "admin", "")
     with ctx.uow() as uow:
         for v in range(VILLAGES):
-            h.register_requester(ctx, uow, actor, {
+            register_requester(ctx, uow, actor, {
                 "id": f"V-{v:04d}", "kind": "village", "name": f"村{v}", "township": f"镇{v % 3}",
                 "location": {"lat": 30, "lon": 114}, "population": 1000 + v, "households": 300,
                 "risk_level": ("sealed", "controlled", "prevention")[v % 3]})

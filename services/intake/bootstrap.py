@@ -8,7 +8,7 @@ from services.common.db import make_engine
 from services.common.migrate import check_at_head
 from services.intake import domain as d
 from services.intake.config import spreadsheet_policy
-from services.intake.handlers import IntakeContext
+from services.intake.handlers.base import IntakeContext
 
 
 def build_context(settings: Settings, *, pool_size: int = 10,

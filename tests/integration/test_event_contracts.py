@@ -27,6 +27,11 @@ from services.allocation.handlers.forecast import forecast
 from services.allocation.handlers.policy import set_policy
 from services.common.auth import Caller
 from services.common.messaging import all_subscriptions
+from services.intake.handlers.demands import apply_delivery_results, cancel_demand, get_demand
+from services.intake.handlers.donations import inspect_donation_line, register_donation
+from services.intake.handlers.policy import county_cutoff, demand_policy
+from services.intake.handlers.requesters import update_requester
+from services.intake.handlers.special_needs import register_special_need
 from services.monitoring.adapters import lot_store
 from tests.support import contracts as ct
 from tests.support.contracts import DAY, NOW, County
@@ -84,11 +89,10 @@ def test_every_subscription_has_a_contract_test():
           ("intake", "requester_updated", "allocation"))
 def test_requester_snapshots_become_allocations_view_of_requesters(make_county):
     c = make_county("intake", "allocation")
-    ih = c.intake.handlers
     ct.register_village(c, "V1")
     ct.register_hospital(c, "U1")
     assert len(c.relay("intake", "requester_registered", to="allocation")) == 2
-    c.intake.run(ih.update_requester, ct.intake_hq(), "V1",
+    c.intake.run(update_requester, ct.intake_hq(), "V1",
                  {"risk_level": "controlled", "population": 1000}, 1)
     assert len(c.relay("intake", "requester_updated", to="allocation")) == 1
     # a late, older snapshot changes nothing
@@ -109,13 +113,12 @@ def test_requester_snapshots_become_allocations_view_of_requesters(make_county):
 @contract(("intake", "demand_registered", "allocation"))
 def test_demand_registered_keeps_intakes_line_numbers_tiers_and_special_needs(make_county):
     c = make_county("intake", "allocation")
-    ih = c.intake.handlers
     ct.register_village(c, "V1")
     ct.register_hospital(c, "U1")
     village = ct.submit_demand(c, "V1", ("RICE-10KG", 30), ("OIL-5L", 10), ("MASK-N95", 50))
     hospital = ct.submit_demand(c, "U1", ("MASK-N95", 200))
     _, special = c.intake.run(
-        ih.register_special_need, ct.intake_hq(), requester_id="V1", name="张三",
+        register_special_need, ct.intake_hq(), requester_id="V1", name="张三",
         phone="13800138000", category="infant_formula",
         lines=[{"item_code": "FORMULA-STAGE1", "quantity": 2}], period_days=None,
         delivery_day=DAY.isoformat(), note="")
@@ -138,13 +141,12 @@ def test_demand_registered_keeps_intakes_line_numbers_tiers_and_special_needs(ma
 @contract(("intake", "demand_cancelled", "allocation"))
 def test_demand_cancelled_takes_the_demand_out_of_allocations_open_set(make_county):
     c = make_county("intake", "allocation")
-    ih = c.intake.handlers
     ct.register_village(c, "V1")
     first = ct.submit_demand(c, "V1", ("RICE-10KG", 30))
     second = ct.submit_demand(c, "V1", ("OIL-5L", 5))
     c.relay("intake", "demand_registered", to="allocation", where=lambda p: p["demand_id"] == first.id)
-    c.intake.run(ih.cancel_demand, ct.intake_hq(), first.id, "报错了")
-    c.intake.run(ih.cancel_demand, ct.intake_hq(), second.id, "重复")
+    c.intake.run(cancel_demand, ct.intake_hq(), first.id, "报错了")
+    c.intake.run(cancel_demand, ct.intake_hq(), second.id, "重复")
     # the second one's cancellation overtakes its registration (different queues)
     c.relay("intake", "demand_cancelled", to="allocation")
     c.relay("intake", "demand_registered", to="allocation")
@@ -159,12 +161,11 @@ def test_demand_cancelled_takes_the_demand_out_of_allocations_open_set(make_coun
 @contract(("intake", "demand_closed", "allocation"))
 def test_demand_closed_becomes_issued_history_and_the_carry_over_an_open_demand(make_county):
     c = make_county("intake", "allocation")
-    ih = c.intake.handlers
     ct.register_village(c, "V1")
     demand = ct.submit_demand(c, "V1", ("RICE-10KG", 30), ("OIL-5L", 10))
     c.pump()
     # logistics' delivery results (their own contract is tested below): oil came short
-    c.intake.run(ih.apply_delivery_results, {
+    c.intake.run(apply_delivery_results, {
         "lines": [{"demand_id": demand.id, "item_code": "RICE-10KG", "received": 30},
                   {"demand_id": demand.id, "item_code": "OIL-5L", "received": 4}],
         "demands_completed": [demand.id]})
@@ -193,7 +194,6 @@ def test_demand_closed_becomes_issued_history_and_the_carry_over_an_open_demand(
           ("intake", "requester_updated", "logistics"))
 def test_requester_snapshots_give_logistics_drop_points_and_households(make_county):
     c = make_county("intake", "logistics")
-    ih = c.intake.handlers
     lat, lon = ct.VILLAGE
     ct.register_village(c, "V1", households=300)
     ct.register_hospital(c, "U1")
@@ -204,7 +204,7 @@ def test_requester_snapshots_give_logistics_drop_points_and_households(make_coun
         "DP-1", "村委会", "08:00", "16:30", 300)
     assert (first.lat, first.lon) == (lat + 0.001, lon + 0.001)
 
-    c.intake.run(ih.update_requester, ct.intake_hq(), "V1", {
+    c.intake.run(update_requester, ct.intake_hq(), "V1", {
         "households": 320, "drop_points": [
             {"id": "DP-1", "name": "村委会", "location": {"lat": lat, "lon": lon},
              "window_start": "07:30", "window_end": "11:00"},
@@ -225,17 +225,16 @@ def test_requester_snapshots_give_logistics_drop_points_and_households(make_coun
 @contract(("intake", "donation_inspected", "logistics"))
 def test_accepted_donation_lines_are_received_into_a_depot_and_others_are_not(make_county):
     c = make_county("intake", "logistics")
-    ih = c.intake.handlers
     ct.setup_depot(c, "D1", vehicle=False)
     donation = c.intake.run(
-        ih.register_donation, Caller("keeper-1", "depot_keeper"),  # another person inspects
+        register_donation, Caller("keeper-1", "depot_keeper"),  # another person inspects
         donor={"name": "爱心企业有限公司", "contact": "0571-88888888", "kind": "organization"},
         lines=[{"item_code": "RICE-10KG", "quantity": 20, "lot": "R-2611", "expiry": "2027-05-01"},
                {"item_code": "MILK-1L", "quantity": 12, "lot": "M-1", "expiry": "2026-12-05"},
                {"item_code": "MASK-N95", "quantity": 500, "lot": "N-7", "expiry": "2028-01-01"}],
         target_requester_id="", target_use="", note="")
     for line_no, decision, grade in ((0, "accept", None), (1, "return", None), (2, "accept", True)):
-        c.intake.run(ih.inspect_donation_line, ct.intake_hq(), donation_id=donation.id,
+        c.intake.run(inspect_donation_line, ct.intake_hq(), donation_id=donation.id,
                      line_no=line_no, decision=decision, reason="检验", medical_grade=grade,
                      redirect_to="")
     assert len(c.relay("intake", "donation_inspected", to="logistics")) == 3
@@ -326,7 +325,7 @@ def test_plan_approved_rolls_the_demands_it_left_out_and_leaves_the_planned_ones
     (closed,) = c.intake.payloads("demand_closed")
     assert (closed["demand_id"], closed["status"]) == (demands["no_stock"].id, "rolled")
     with c.intake.ctx.uow() as uow:
-        new = c.intake.handlers.get_demand(uow, closed["carry_over_demand_id"])
+        new = get_demand(uow, closed["carry_over_demand_id"])
     assert new.delivery_day > DAY and lines_of(new) == [(0, "FLOUR-5KG", 5, 3)]
 
 
@@ -335,7 +334,6 @@ def test_policy_changed_gives_intake_hqs_cut_off_and_an_older_version_never_wins
     from services.common.errors import RuleRefused
 
     c = make_county("intake", "allocation")
-    ih = c.intake.handlers
     # allocation's worker announced its policy when it started: version 0, the configured seed
     (seed,) = c.relay("allocation", "policy_changed", to="intake")
     assert (seed["payload"]["version"], seed["payload"]["cutoff"]) == (0, "11:00")
@@ -354,16 +352,16 @@ def test_policy_changed_gives_intake_hqs_cut_off_and_an_older_version_never_wins
     late = ct.submit_demand(c, "V1", ("RICE-10KG", 3))  # 09:00 is past the new 08:30
     assert (late.delivery_day, late.rolled_over) == (DAY + timedelta(days=1), True)
     with c.intake.ctx.uow() as uow:
-        moved = ih.get_demand(uow, early.id)
+        moved = get_demand(uow, early.id)
     assert moved.cutoff_at == datetime(2026, 11, 28, 8, 30, tzinfo=ct.CST)
     with pytest.raises(RuleRefused) as refused:
-        c.intake.run(ih.cancel_demand, ct.intake_hq(), early.id, "不要了")
+        c.intake.run(cancel_demand, ct.intake_hq(), early.id, "不要了")
     assert refused.value.rule == "CUTOFF_PASSED"
 
     c.deliver(seed | {"event_id": str(uuid.uuid4())}, "intake")  # version 0 again, late
     with c.intake.ctx.uow() as uow:
-        assert ih.demand_policy(c.intake.ctx, uow).cutoff.strftime("%H:%M") == "08:30"
-        assert ih.county_cutoff(uow).version == 1
+        assert demand_policy(c.intake.ctx, uow).cutoff.strftime("%H:%M") == "08:30"
+        assert county_cutoff(uow).version == 1
 
 
 def stop_lines(c: County, requester_id: str) -> list[tuple[str, list]]:
@@ -404,7 +402,7 @@ def test_delivery_confirmed_accumulates_per_stop_and_closes_completed_demands(ma
 
     def intake_demand(demand_id):
         with c.intake.ctx.uow() as uow:
-            return c.intake.handlers.get_demand(uow, demand_id)
+            return get_demand(uow, demand_id)
 
     first = confirm(c, mask_trip, "V1", "DP-1", mask_lines)
     assert first["demands_completed"] == []
@@ -437,7 +435,7 @@ def test_standard_packages_delivered_for_a_short_item_count_toward_its_demand_li
         confirm(c, trip_id, "V1", "DP-1", lines)
     c.relay("logistics", "delivery_confirmed", to="intake")
     with c.intake.ctx.uow() as uow:
-        got = c.intake.handlers.get_demand(uow, demands["village"].id)
+        got = get_demand(uow, demands["village"].id)
     # one package holds one bag of rice: 10 bags + 20 packages fulfil the 30 asked
     assert got.status.value == "fulfilled"
     assert [(ln.item_code, ln.delivered) for ln in got.lines] == [("RICE-10KG", 30), ("MASK-N95", 100)]

@@ -218,8 +218,9 @@ class County:
     def _intake_context(self, engine):
         from services.intake import handlers
         from services.intake.adapters import schema
+        from services.intake.handlers.base import IntakeContext
 
-        return handlers.IntakeContext(engine=engine, catalogue=CATALOGUE, clock=self.clock,
+        return IntakeContext(engine=engine, catalogue=CATALOGUE, clock=self.clock,
                                       secret=b"contract-tests-secret"), handlers, schema
 
     def _allocation_context(self, engine):
@@ -364,8 +365,9 @@ def register_village(county: County, rid: str = "V1", *, place=VILLAGE, risk: st
                                                                        "lon": lon + 0.001},
                          "window_start": "08:00", "window_end": "16:30"}],
     }
-    i = county.intake
-    return i.run(i.handlers.register_requester, intake_hq(), spec)
+    from services.intake.handlers.requesters import register_requester
+
+    return county.intake.run(register_requester, intake_hq(), spec)
 
 
 def register_hospital(county: County, rid: str = "U1", *, place=HOSPITAL):
@@ -373,15 +375,17 @@ def register_hospital(county: County, rid: str = "U1", *, place=HOSPITAL):
     spec = {"id": rid, "kind": "unit", "name": "县人民医院", "township": "城关镇",
             "location": {"lat": lat, "lon": lon}, "unit_type": "hospital", "headcount": 300,
             "beds": 120}
-    i = county.intake
-    return i.run(i.handlers.register_requester, intake_hq(), spec)
+    from services.intake.handlers.requesters import register_requester
+
+    return county.intake.run(register_requester, intake_hq(), spec)
 
 
 def submit_demand(county: County, rid: str, *lines: tuple[str, int], day: date | None = DAY):
-    i = county.intake
-    return i.run(i.handlers.submit_demand, intake_hq(), rid,
-                 [{"item_code": c, "quantity": q, "note": ""} for c, q in lines],
-                 day.isoformat() if day else None)
+    from services.intake.handlers.demands import submit_demand as submit
+
+    return county.intake.run(submit, intake_hq(), rid,
+                             [{"item_code": c, "quantity": q, "note": ""} for c, q in lines],
+                             day.isoformat() if day else None)
 
 
 def setup_depot(county: County, depot: str = "D1", place=DEPOT_1,

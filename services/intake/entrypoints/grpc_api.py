@@ -21,10 +21,20 @@ from services.common.grpc_server import caller, serve, write_fingerprint
 from services.common.messaging import EventPublisher
 from services.common.servicer import WriteServicer
 from services.intake import domain as d
-from services.intake import handlers as h
 from services.intake.bootstrap import build_context
 from services.intake.domain.fields import as_date, get, is_blank
 from services.intake.entrypoints import proto_map as out
+from services.intake.handlers import (
+    catalogue,
+    demands,
+    donations,
+    imports,
+    requesters,
+    requisitions,
+    special_needs,
+)
+from services.intake.handlers.base import IntakeContext
+from services.intake.handlers.policy import demand_policy
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +66,7 @@ def _requester_spec(message: pb.Requester, paths: list[str] | None = None) -> di
 
 
 class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
-    def __init__(self, ctx: h.IntakeContext, loop: asyncio.AbstractEventLoop | None = None,
+    def __init__(self, ctx: IntakeContext, loop: asyncio.AbstractEventLoop | None = None,
                  linger: float = 0.005):
         self.ctx = ctx
         self.committer = GroupCommitter(ctx.uow, loop=loop, linger=linger)
@@ -64,7 +74,7 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
     # ---- requesters
     def RegisterRequester(self, request, context):
         return self._write("RegisterRequester", request, pb.Requester, lambda a, uow: out.requester(
-            _prefixed("requester", lambda: h.register_requester(self.ctx, uow, a, _requester_spec(request.requester)))))
+            _prefixed("requester", lambda: requesters.register_requester(self.ctx, uow, a, _requester_spec(request.requester)))))
 
     def UpdateRequester(self, request, context):
         paths = list(request.update_mask.paths)
@@ -76,18 +86,18 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
                                    f"{path!r} cannot be changed; one of {', '.join(UPDATABLE)}")
         changes = _requester_spec(request.requester, paths)
         return self._write("UpdateRequester", request, pb.Requester, lambda a, uow: out.requester(
-            _prefixed("requester", lambda: h.update_requester(
+            _prefixed("requester", lambda: requesters.update_requester(
                 self.ctx, uow, a, request.requester_id, changes, request.expected_version or None))))
 
     def GetRequester(self, request, context):
         with self.ctx.uow() as uow:
-            return out.requester(h.read_requester(uow, caller(), request.requester_id))
+            return out.requester(requesters.read_requester(uow, caller(), request.requester_id))
 
     def ListRequesters(self, request, context):
         kind = get(request, "kind")
         risk = get(request, "risk_level")
         with self.ctx.uow() as uow:
-            page = h.list_requesters(
+            page = requesters.list_requesters(
                 uow, caller(), township=request.township,
                 kind="" if is_blank(kind) else kind.removeprefix("REQUESTER_KIND_").lower(),
                 risk_level="" if is_blank(risk) else risk.removeprefix("RISK_LEVEL_").lower(),
@@ -96,16 +106,16 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
                                          page=_page_info(page))
 
     # ---- demands
-    def _submission(self, actor: Caller, request: pb.SubmitDemandRequest) -> h.DemandSubmission:
-        return h.DemandSubmission(
+    def _submission(self, actor: Caller, request: pb.SubmitDemandRequest) -> demands.DemandSubmission:
+        return demands.DemandSubmission(
             actor=actor, scope=f"{actor.identity}:SubmitDemand",
             idempotency_key=request.idempotency_key, fingerprint=write_fingerprint(request),
             requester_id=request.requester_id, delivery_day=request.delivery_day or None,
             lines=[{"item_code": ln.item_code, "quantity": ln.quantity, "note": ln.note}
                    for ln in request.lines])
 
-    def _submit_many(self, uow, submissions: list[h.DemandSubmission]) -> list[bytes | Exception]:
-        return h.submit_demands(self.ctx, uow, submissions,
+    def _submit_many(self, uow, submissions: list[demands.DemandSubmission]) -> list[bytes | Exception]:
+        return demands.submit_demands(self.ctx, uow, submissions,
                                 lambda demand, policy: out.demand(demand, policy).SerializeToString())
 
     async def SubmitDemand(self, request, context):
@@ -148,45 +158,45 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
 
     def CancelDemand(self, request, context):
         return self._write("CancelDemand", request, pb.Demand, lambda a, uow: out.demand(
-            h.cancel_demand(self.ctx, uow, a, request.demand_id, request.reason),
-            h.demand_policy(self.ctx, uow)))
+            demands.cancel_demand(self.ctx, uow, a, request.demand_id, request.reason),
+            demand_policy(self.ctx, uow)))
 
     def GetDemand(self, request, context):
         with self.ctx.uow() as uow:
-            return out.demand(h.read_demand(uow, caller(), request.demand_id),
-                              h.demand_policy(self.ctx, uow))
+            return out.demand(demands.read_demand(uow, caller(), request.demand_id),
+                              demand_policy(self.ctx, uow))
 
     def ListDemands(self, request, context):
         status = get(request, "status")
         flagged = request.flagged if request.HasField("flagged") else None
         day = as_date(request.delivery_day, "delivery_day") if request.delivery_day else None
         with self.ctx.uow() as uow:
-            page = h.list_demands(
+            page = demands.list_demands(
                 uow, caller(), requester_id=request.requester_id, delivery_day=day,
                 status="" if is_blank(status) else status.removeprefix("DEMAND_STATUS_").lower(),
                 tier=int(request.tier), flagged=flagged,
                 page_size=request.page.page_size, page_token=request.page.page_token)
-            policy = h.demand_policy(self.ctx, uow)
+            policy = demand_policy(self.ctx, uow)
         return pb.ListDemandsResponse(demands=[out.demand(x, policy) for x in page.items],
                                       page=_page_info(page))
 
     # ---- special needs
     def RegisterSpecialNeed(self, request, context):
         def work(a, uow):
-            need, demand = h.register_special_need(
+            need, demand = special_needs.register_special_need(
                 self.ctx, uow, a, requester_id=request.requester_id,
                 name=request.beneficiary.name, phone=request.beneficiary.phone,
                 category=get(request, "category"), lines=request.lines,
                 period_days=request.period_days, delivery_day=request.delivery_day or None,
                 note=request.note)
             return pb.RegisterSpecialNeedResponse(special_need=out.special_need(need.view()),
-                                                  demand=out.demand(demand, h.demand_policy(self.ctx, uow)))
+                                                  demand=out.demand(demand, demand_policy(self.ctx, uow)))
         return self._write("RegisterSpecialNeed", request, pb.RegisterSpecialNeedResponse, work)
 
     def ListSpecialNeeds(self, request, context):
         category = get(request, "category")
         with self.ctx.uow() as uow:
-            page = h.list_special_needs(
+            page = special_needs.list_special_needs(
                 uow, caller(), requester_id=request.requester_id,
                 category="" if is_blank(category) else category.removeprefix("SPECIAL_NEED_CATEGORY_").lower(),
                 beneficiary=request.beneficiary,
@@ -197,7 +207,7 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
     # ---- requisitions
     def FileRequisition(self, request, context):
         return self._write("FileRequisition", request, pb.Requisition, lambda a, uow: out.requisition(
-            h.file_requisition(self.ctx, uow, a, unit_id=request.unit_id, lines=request.lines,
+            requisitions.file_requisition(self.ctx, uow, a, unit_id=request.unit_id, lines=request.lines,
                                purpose=request.purpose, headcount_basis=request.headcount_basis,
                                delivery_day=request.delivery_day or None)))
 
@@ -207,26 +217,26 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
             raise InvalidInput("step", "APPROVAL_STEP_HEAD (一把手审核) or APPROVAL_STEP_HQ (指挥部审批)")
 
         def work(a, uow):
-            req, demand = h.approve_requisition(self.ctx, uow, a, request.requisition_id, step,
+            req, demand = requisitions.approve_requisition(self.ctx, uow, a, request.requisition_id, step,
                                                 request.reason)
             resp = pb.ApproveRequisitionResponse(requisition=out.requisition(req))
             if demand is not None:
-                resp.demand.CopyFrom(out.demand(demand, h.demand_policy(self.ctx, uow)))
+                resp.demand.CopyFrom(out.demand(demand, demand_policy(self.ctx, uow)))
             return resp
         return self._write("ApproveRequisition", request, pb.ApproveRequisitionResponse, work)
 
     def RejectRequisition(self, request, context):
         return self._write("RejectRequisition", request, pb.Requisition, lambda a, uow: out.requisition(
-            h.reject_requisition(self.ctx, uow, a, request.requisition_id, request.reason)))
+            requisitions.reject_requisition(self.ctx, uow, a, request.requisition_id, request.reason)))
 
     def GetRequisition(self, request, context):
         with self.ctx.uow() as uow:
-            return out.requisition(h.read_requisition(uow, caller(), request.requisition_id))
+            return out.requisition(requisitions.read_requisition(uow, caller(), request.requisition_id))
 
     def ListRequisitions(self, request, context):
         statuses = _statuses(request.statuses, pb.RequisitionStatus, "REQUISITION_STATUS_")
         with self.ctx.uow() as uow:
-            page = h.list_requisitions(uow, caller(), unit_id=request.unit_id, statuses=statuses,
+            page = requisitions.list_requisitions(uow, caller(), unit_id=request.unit_id, statuses=statuses,
                                        page_size=request.page.page_size,
                                        page_token=request.page.page_token)
         return pb.ListRequisitionsResponse(requisitions=[out.requisition(r) for r in page.items],
@@ -235,7 +245,7 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
     # ---- donations
     def RegisterDonation(self, request, context):
         return self._write("RegisterDonation", request, pb.Donation, lambda a, uow: out.donation(
-            h.register_donation(self.ctx, uow, a, donor=request.donor, lines=request.lines,
+            donations.register_donation(self.ctx, uow, a, donor=request.donor, lines=request.lines,
                                 target_requester_id=request.target_requester_id,
                                 target_use=request.target_use, note=request.note,
                                 received_at=request.received_at.ToDatetime(tzinfo=UTC)
@@ -245,20 +255,20 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
         decision = get(request, "decision")
         medical = request.medical_grade if request.HasField("medical_grade") else None
         return self._write("InspectDonationLine", request, pb.Donation, lambda a, uow: out.donation(
-            h.inspect_donation_line(self.ctx, uow, a, donation_id=request.donation_id,
+            donations.inspect_donation_line(self.ctx, uow, a, donation_id=request.donation_id,
                                     line_no=request.line_no, decision=decision,
                                     reason=request.reason, medical_grade=medical,
                                     redirect_to=request.redirect_to)))
 
     def GetDonation(self, request, context):
         with self.ctx.uow() as uow:
-            return out.donation(h.read_donation(uow, caller(), request.donation_id))
+            return out.donation(donations.read_donation(uow, caller(), request.donation_id))
 
     def ListDonations(self, request, context):
         statuses = _statuses(request.statuses, pb.DonationStatus, "DONATION_STATUS_")
         day = as_date(request.received_day, "received_day") if request.received_day else None
         with self.ctx.uow() as uow:
-            page = h.list_donations(uow, caller(), statuses=statuses, received_day=day,
+            page = donations.list_donations(uow, caller(), statuses=statuses, received_day=day,
                                     page_size=request.page.page_size,
                                     page_token=request.page.page_token)
         return pb.ListDonationsResponse(donations=[out.donation(x) for x in page.items],
@@ -268,7 +278,7 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
         day = as_date(request.day, "day") if request.day else \
             self.ctx.donation_policy.local_day(self.ctx.clock.now())
         with self.ctx.uow() as uow:
-            return out.donation_summary(h.donation_summary(self.ctx, uow, caller(), day))
+            return out.donation_summary(donations.donation_summary(self.ctx, uow, caller(), day))
 
     # ---- spreadsheet import (server streaming: progress, then the report)
     def ImportSpreadsheet(self, request, context):
@@ -287,7 +297,7 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
     def SummarizeDemands(self, request, context):
         day = as_date(request.delivery_day, "delivery_day")
         with self.ctx.uow() as uow:
-            found = h.summarize_demands(uow, caller(), day)
+            found = demands.summarize_demands(uow, caller(), day)
         status = {s.value: pb.DemandStatus.Value(f"DEMAND_STATUS_{s.value.upper()}") for s in d.DemandStatus}
         return pb.DemandSummary(
             delivery_day=day.isoformat(), demands=found["demands"],
@@ -300,7 +310,7 @@ class IntakeServicer(WriteServicer, rpc.IntakeServiceServicer):
     def ListCatalogueItems(self, request, context):
         if len(request.query) > 100:
             raise InvalidInput("query", "at most 100 characters")
-        items = h.catalogue_items(self.ctx.catalogue, request.query, request.essential_only)
+        items = catalogue.catalogue_items(self.ctx.catalogue, request.query, request.essential_only)
         groups = self.ctx.catalogue.groups
         return pb.ListCatalogueItemsResponse(version=self.ctx.catalogue.version, items=[
             pb.CatalogueItem(item_code=i.code, name_zh=i.name_zh, name_en=i.name_en, unit=i.unit,
@@ -331,7 +341,7 @@ def _stream_import(servicer: IntakeServicer, request, fmt: str, kind: str):
     box: dict = {}
 
     def work(uow):
-        report = h.import_spreadsheet(
+        report = imports.import_spreadsheet(
             servicer.ctx, uow, actor, content=request.content, fmt=fmt, kind=kind,
             all_or_nothing=request.all_or_nothing,
             progress=lambda phase, done, total: updates.put(pb.ImportProgress(

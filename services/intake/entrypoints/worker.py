@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 
 from services.common.config import Settings
 from services.common.nameko_support import ServiceDatabase, run_worker
-from services.intake import handlers
 from services.intake.bootstrap import build_context
+from services.intake.handlers import demands, policy, special_needs
 
 log = logging.getLogger(__name__)
 
@@ -28,23 +28,23 @@ def make_service(settings: Settings) -> type:
         @event_handler("logistics", "delivery_confirmed", requeue_on_error=True)
         def on_delivery_confirmed(self, body):
             self.events.handle("on_delivery_confirmed", body,
-                               lambda uow, env: handlers.apply_delivery_results(ctx, uow, env["payload"]))
+                               lambda uow, env: demands.apply_delivery_results(ctx, uow, env["payload"]))
 
         @event_handler("allocation", "plan_approved", requeue_on_error=True)
         def on_plan_approved(self, body):
             self.events.handle("on_plan_approved", body,
-                               lambda uow, env: handlers.roll_unplanned_demands(ctx, uow, env["payload"]))
+                               lambda uow, env: demands.roll_unplanned_demands(ctx, uow, env["payload"]))
 
         @event_handler("allocation", "policy_changed", requeue_on_error=True)
         def on_policy_changed(self, body):
             self.events.handle("on_policy_changed", body,
-                               lambda uow, env: handlers.apply_policy_changed(ctx, uow, env["payload"]))
+                               lambda uow, env: policy.apply_policy_changed(ctx, uow, env["payload"]))
 
         @timer(interval=float(settings.extra.get("SUPPLY_PERIODIC_CHECK_SECONDS", "30")))
         def create_periodic_demands(self):
             try:
                 with ctx.uow() as uow:
-                    created = handlers.create_due_special_need_demands(ctx, uow)
+                    created = special_needs.create_due_special_need_demands(ctx, uow)
                     uow.commit()
             except IntegrityError:
                 return  # another worker created them first

@@ -113,7 +113,7 @@ def test_other_algorithms_and_short_keys_are_refused():
 
 def test_roles_cover_every_role_the_services_check():
     from services.allocation.handlers import base as allocation
-    from services.intake import handlers as intake
+    from services.intake.handlers import base as intake
     from services.logistics.handlers import base as logistics
     from services.monitoring.handlers import base as monitoring
 
