@@ -221,7 +221,7 @@ class County:
         from services.intake.handlers.base import IntakeContext
 
         return IntakeContext(engine=engine, catalogue=CATALOGUE, clock=self.clock,
-                                      secret=b"contract-tests-secret"), handlers, schema
+                             secret=b"contract-tests-secret"), handlers, schema
 
     def _allocation_context(self, engine):
         from services.allocation import handlers
