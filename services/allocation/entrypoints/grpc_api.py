@@ -93,7 +93,7 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
                                                   "latest version")
                 plan_id = plans.latest_plan_id(uow, day)
             view = plans.get_plan(uow, plan_id, request.lines_page.page_size,
-                              request.lines_page.page_token, requester_id)
+                                  request.lines_page.page_token, requester_id)
         return out.plan_page(view)
 
     def ListPlans(self, request, context):
@@ -117,8 +117,8 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
         caller().require(*base.PLAN_READ_ROLES)
         with self.ctx.uow() as uow:
             e = explain.explain_line(self.ctx, uow, plan_id=request.plan_id,
-                               plan_line_id=request.plan_line_id, demand_id=request.demand_id,
-                               line_no=request.demand_line_no)
+                                     plan_line_id=request.plan_line_id,
+                                     demand_id=request.demand_id, line_no=request.demand_line_no)
         return out.explanation(e)
 
     # ---- forecast
@@ -127,10 +127,11 @@ class AllocationServicer(WriteServicer, rpc.AllocationServiceServicer):
         coefficient = request.coefficient if request.HasField("coefficient") else None
         with self.ctx.uow() as uow:
             view = forecast.forecast(self.ctx, uow, item_code=request.item_code,
-                              requester_id=request.requester_id,
-                              until_day=parse_day(request.until_day, "until_day"),
-                              sample_days=request.sample_days, coefficient=coefficient,
-                              window=request.baseline_window, holdout=request.baseline_holdout)
+                                     requester_id=request.requester_id,
+                                     until_day=parse_day(request.until_day, "until_day"),
+                                     sample_days=request.sample_days, coefficient=coefficient,
+                                     window=request.baseline_window,
+                                     holdout=request.baseline_holdout)
         return out.forecast(view)
 
     # ---- policy
