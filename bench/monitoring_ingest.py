@@ -263,7 +263,7 @@ class Bench:
                 "rate_overall": c_end / (t_end - t_launch), "generator": gen_line}
 
     def soak(self, rate: float, seconds: float) -> dict:
-        from tests.integration.test_monitoring_support import Publisher
+        from tests.support.monitoring import Publisher
 
         minutes, start = self.soak_minutes, self.soak_start
         listener = AlertListener(self.amqp_url, "p")
@@ -347,7 +347,7 @@ class Bench:
             except subprocess.TimeoutExpired:
                 p.kill()
         try:
-            from tests.integration.test_monitoring_support import clear_retained, drop_session
+            from tests.support.monitoring import clear_retained, drop_session
 
             for i in range(self.args.processes):
                 drop_session(f"{self.tag}-ingest-{i + 1}")

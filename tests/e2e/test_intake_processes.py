@@ -20,12 +20,11 @@ from tests.support import probe_worker
 from tests.support.intake import (
     Intake,
     start_api,
-    start_probe,
     start_relay,
     start_worker,
 )
 from tests.support.polling import eventually
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, start_probe
 
 pb = intake_pb2
 

@@ -18,7 +18,8 @@ from services.common.messaging import EventPublisher, make_envelope
 from services.monitoring.adapters import schema
 from simulators.gateway import GatewayOptions, GatewayRunner
 from simulators.sensors import Simulation
-from tests.integration.test_monitoring_support import (
+from tests.support.infra import INFLUX_URL
+from tests.support.monitoring import (
     clear_retained,
     drop_session,
     engine,
@@ -27,13 +28,12 @@ from tests.integration.test_monitoring_support import (
     migrate,
     probe_effects,
     start_ingest,
-    start_probe,
     start_relay,
     start_worker,
     uid,
 )
-from tests.support.infra import INFLUX_URL
 from tests.support.polling import eventually
+from tests.support.processes import start_probe
 
 
 @pytest.fixture

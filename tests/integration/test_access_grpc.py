@@ -29,8 +29,8 @@ from services.common.config import load_settings
 from services.common.migrate import upgrade
 from services.logistics.bootstrap import build_context
 from services.logistics.handlers import dispatch, sites
-from tests.integration import test_logistics_support as ls
-from tests.integration import test_monitoring_support as ms
+from tests.support import logistics as ls
+from tests.support import monitoring as ms
 from tests.support.intake import HQ, VILLAGE, Intake, auth, day, key, migrate, start_api, uid
 from tests.support.processes import ServiceProcess
 

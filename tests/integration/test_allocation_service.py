@@ -28,10 +28,9 @@ from services.common.db import make_engine
 from services.common.messaging import EventPublisher, make_envelope
 from services.common.migrate import upgrade
 from tests.support import probe_worker
-from tests.support.infra import queue_consumers
-from tests.support.intake import ADMIN, HQ, VILLAGE, auth, key, make_env, start_probe
+from tests.support.intake import ADMIN, HQ, VILLAGE, auth, key, make_env
 from tests.support.polling import eventually
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, start_consuming, start_probe
 from tests.unit.allocation.allocation_support import at as place
 
 CST = ZoneInfo("Asia/Shanghai")
@@ -162,22 +161,14 @@ class Stack:
         self.probe_db = make_engine(f"sqlite:///{tmp / 'probe.db'}")
         self.procs.append(start_probe(self.env, tmp, tmp / "probe.db", "allocation:plan_proposed",
                                       "allocation:plan_approved", "allocation:plan_rejected"))
-        worker = ServiceProcess("allocation", "worker", self.env, tmp).start()
+        worker = start_consuming("allocation", "worker", self.env, tmp, list(QUEUES))
         self.procs.append(worker)
-        eventually(lambda: self._alive(worker) and all(
-            queue_consumers(self.env["AMQP_URL"], q) > 0 for q in QUEUES),
-            timeout=30, interval=0.2, what="allocation worker consuming")
         self.procs.append(ServiceProcess("allocation", "relay", self.env, tmp).start())
         api = ServiceProcess("allocation", "api", self.env, tmp).start()
         self.procs.append(api)
         api.wait_healthy(f"127.0.0.1:{self.env['ALLOCATION_GRPC_PORT']}")
         self.api = Allocation(self.env)
         self.worker = worker
-
-    def _alive(self, proc: ServiceProcess) -> bool:
-        if not proc.alive():
-            raise AssertionError(f"{proc.service} {proc.kind} exited:\n{proc.log()[-3000:]}")
-        return True
 
     def count(self, table: str) -> int:
         with self.db.connect() as conn:

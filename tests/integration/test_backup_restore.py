@@ -30,9 +30,9 @@ from services.logistics.bootstrap import ledger_key
 from services.monitoring.adapters.influx import InfluxWriter
 from services.monitoring.adapters.line_protocol import env_line
 from tests.integration.test_allocation_service import Allocation
-from tests.integration.test_logistics_support import Logistics
 from tests.support import infra
 from tests.support.intake import Intake, key, make_env, queue_idle
+from tests.support.logistics import Logistics
 from tests.support.polling import eventually
 from tests.support.processes import ROOT, ServiceProcess
 

@@ -26,13 +26,12 @@ from tests.support.intake import (
     migrate,
     queue_idle,
     start_api,
-    start_probe,
     start_relay,
     start_worker,
     uid,
 )
 from tests.support.polling import eventually
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, start_probe
 
 pb = intake_pb2
 SUBSCRIPTIONS = ("intake:demand_registered", "intake:requester_registered", "intake:demand_closed")

@@ -13,7 +13,8 @@ from sqlalchemy import select
 from supply.v1 import logistics_pb2 as pb
 
 from services.common.db import make_engine
-from tests.integration.test_logistics_support import (
+from tests.support import probe_worker
+from tests.support.logistics import (
     Logistics,
     confirm_all,
     day,
@@ -26,9 +27,8 @@ from tests.integration.test_logistics_support import (
     start,
     uid,
 )
-from tests.support import probe_worker
-from tests.support.intake import start_probe
 from tests.support.polling import eventually
+from tests.support.processes import start_probe
 
 PROBED = ("logistics:delivery_confirmed", "logistics:lot_quarantined", "logistics:dispatch_scheduled",
           "logistics:zone_registered")

@@ -19,7 +19,8 @@ from supply.v1 import logistics_pb2 as pb
 from services.common.config import load_settings
 from services.logistics.bootstrap import build_context
 from services.logistics.handlers import dispatch, sites
-from tests.integration.test_logistics_support import (
+from tests.support.intake import VILLAGE
+from tests.support.logistics import (
     Logistics,
     confirm_all,
     day,
@@ -32,7 +33,6 @@ from tests.integration.test_logistics_support import (
     start,
     uid,
 )
-from tests.support.intake import VILLAGE
 from tests.support.processes import ROOT
 
 

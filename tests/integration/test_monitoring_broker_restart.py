@@ -33,7 +33,8 @@ import requests
 
 from simulators.gateway import GatewayOptions, GatewayRunner, RunStats
 from simulators.sensors import Simulation
-from tests.integration.test_monitoring_support import (
+from tests.support.infra import INFLUX_URL, free_port, port_open
+from tests.support.monitoring import (
     Publisher,
     batch_payload,
     entries,
@@ -48,7 +49,6 @@ from tests.integration.test_monitoring_support import (
     start_ingest,
     uid,
 )
-from tests.support.infra import INFLUX_URL, free_port, port_open
 from tests.support.polling import eventually
 
 SENSORS = 30  # one depot, one gateway, 30 sensors reporting every simulated minute

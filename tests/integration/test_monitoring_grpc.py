@@ -31,7 +31,8 @@ from services.monitoring.adapters.influx import InfluxWriter
 from services.monitoring.config import ZoneSpec, monitoring_config
 from services.monitoring.handlers import base, lots, zones
 from services.monitoring.ingest import Ingest, InMessage
-from tests.integration.test_monitoring_support import (
+from tests.support.infra import INFLUX_URL
+from tests.support.monitoring import (
     ADMIN,
     HQ,
     ROOT_DIR,
@@ -43,7 +44,6 @@ from tests.integration.test_monitoring_support import (
     start_api,
     uid,
 )
-from tests.support.infra import INFLUX_URL
 from tests.support.polling import eventually
 
 TZ = ZoneInfo("Asia/Shanghai")

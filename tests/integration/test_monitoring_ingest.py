@@ -14,7 +14,7 @@ import yaml
 from simulators.gateway import GatewayOptions, GatewayRunner
 from simulators.sensors import Simulation
 from tests.integration.test_influx_spool import ThrowawayInflux
-from tests.integration.test_monitoring_support import (
+from tests.support.monitoring import (
     Publisher,
     batch_payload,
     clear_retained,

@@ -12,7 +12,7 @@ import yaml
 from sqlalchemy import select
 
 from services.monitoring.adapters import schema
-from tests.integration.test_monitoring_support import (
+from tests.support.monitoring import (
     Publisher,
     batch_payload,
     drop_session,

@@ -13,11 +13,8 @@ from services.common.db import UnitOfWork, make_engine
 from services.common.messaging import EventPublisher
 from services.common.relay import OutboxRelay, pending_count
 from tests.support import probe_worker
-from tests.support.infra import queue_consumers
 from tests.support.polling import eventually
-from tests.support.processes import ServiceProcess
-
-QUEUE = "evt-demo-thing_happened--probe.on_demo_thing_happened"
+from tests.support.processes import ServiceProcess, start_probe
 
 
 @pytest.fixture
@@ -37,14 +34,10 @@ def record(engine, n: int, commit: bool = True) -> list[str]:
     return ids
 
 
-def start_probe(tmp_path, service_env, failpoints: str = "") -> tuple[ServiceProcess, object]:
+def start_probe_db(tmp_path, service_env, failpoints: str = "") -> tuple[ServiceProcess, object]:
     db = tmp_path / "probe.db"
-    proc = ServiceProcess("probe", "worker", service_env, tmp_path,
-                          extra_env={"SUPPLY_FAILPOINTS": failpoints},
-                          args=[sys.executable, "tests/support/probe_worker.py", str(db),
-                                "demo:thing_happened"]).start()
-    eventually(lambda: proc.alive() and queue_consumers(service_env["AMQP_URL"], QUEUE) > 0,
-               timeout=30, what="probe consuming")
+    proc = start_probe(service_env, tmp_path, db, "demo:thing_happened", timeout=30,
+                       SUPPLY_FAILPOINTS=failpoints)
     return proc, make_engine(f"sqlite:///{db}")
 
 
@@ -55,7 +48,7 @@ def counts(engine, table) -> dict[str, int]:
 
 
 def test_committed_events_reach_a_nameko_handler_and_rolled_back_ones_never(tmp_path, service_env, producer_db):
-    probe, probe_db = start_probe(tmp_path, service_env)
+    probe, probe_db = start_probe_db(tmp_path, service_env)
     try:
         sent = record(producer_db, 5)
         lost = record(producer_db, 2, commit=False)
@@ -72,7 +65,7 @@ def test_committed_events_reach_a_nameko_handler_and_rolled_back_ones_never(tmp_
 
 def test_relay_killed_between_publish_and_mark_publishes_again_and_consumer_applies_once(
         tmp_path, service_env, producer_db):
-    probe, probe_db = start_probe(tmp_path, service_env)
+    probe, probe_db = start_probe_db(tmp_path, service_env)
     try:
         sent = record(producer_db, 3)
         args = [sys.executable, "tests/support/relay_probe.py", str(tmp_path / "producer.db")]
@@ -94,13 +87,13 @@ def test_relay_killed_between_publish_and_mark_publishes_again_and_consumer_appl
 
 def test_worker_killed_after_commit_before_ack_gets_redelivery_and_applies_once(
         tmp_path, service_env, producer_db):
-    probe, probe_db = start_probe(tmp_path, service_env, failpoints="worker_exit_after_commit")
+    probe, probe_db = start_probe_db(tmp_path, service_env, failpoints="worker_exit_after_commit")
     sent = record(producer_db, 1)
     OutboxRelay(producer_db, probe_worker.tables["outbox"],
                 EventPublisher(service_env["AMQP_URL"])).run_once()
     assert probe.wait_exit(timeout=30) == 75, probe.log()
     assert counts(probe_db, probe_worker.effects) == {sent[0]: 1}  # committed before the crash
-    probe2, _ = start_probe(tmp_path, service_env)
+    probe2, _ = start_probe_db(tmp_path, service_env)
     try:
         eventually(lambda: counts(probe_db, probe_worker.deliveries).get(sent[0]) == 2,
                    what="redelivery after the crash")
@@ -110,7 +103,7 @@ def test_worker_killed_after_commit_before_ack_gets_redelivery_and_applies_once(
 
 
 def test_malformed_event_is_dead_lettered_and_the_consumer_keeps_going(tmp_path, service_env, producer_db):
-    probe, probe_db = start_probe(tmp_path, service_env)
+    probe, probe_db = start_probe_db(tmp_path, service_env)
     try:
         pub = EventPublisher(service_env["AMQP_URL"])
         pub.publish("demo.events", "thing_happened", b'{"event_id": "garbage"}', "bad-1")

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from supply.v1 import logistics_pb2 as pb
 
-from tests.integration.test_logistics_support import api_with_depot, day, key
+from tests.support.logistics import api_with_depot, day, key
 
 
 @pytest.fixture(scope="module")

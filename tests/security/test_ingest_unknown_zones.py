@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from services.common.messaging import EventPublisher, make_envelope
 from services.monitoring.adapters import schema
-from tests.integration.test_monitoring_support import (
+from tests.support.monitoring import (
     Publisher,
     batch_payload,
     clear_retained,

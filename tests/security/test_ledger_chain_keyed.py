@@ -26,8 +26,8 @@ from services.common.db import make_engine
 from services.common.migrate import upgrade
 from services.logistics.domain.ledger import canonical
 from services.logistics.domain.model import DocRef
-from tests.integration.test_logistics_support import Logistics, key
 from tests.support.intake import HQ
+from tests.support.logistics import Logistics, key
 from tests.support.processes import ROOT, ServiceProcess
 
 DAY = "2026-12-01"

@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 from supply.v1 import logistics_pb2 as pb
 
 from services.common.cells import FORMULA_START
-from tests.integration.test_logistics_support import api_with_depot, day, key
+from tests.support.logistics import api_with_depot, day, key
 from tests.support.processes import ROOT
 
 EVIL = '=HYPERLINK("http://evil.example/","x")'

@@ -18,8 +18,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from simulators.gateway import GatewayOptions, GatewayRunner
 from simulators.sensors import Simulation
-from tests.integration.test_monitoring_support import hours_ago
 from tests.support.infra import free_port, port_open
+from tests.support.monitoring import hours_ago
 from tests.support.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,9 +19,7 @@ from supply.v1 import common_pb2, intake_pb2, intake_pb2_grpc
 from services.common.config import load_settings
 from services.common.migrate import upgrade
 from tests.support import infra
-from tests.support.infra import queue_consumers
-from tests.support.polling import eventually
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, start_consuming
 
 ADMIN = "test-admin-token-000001"
 VILLAGE = "test-village-token-00001"
@@ -189,33 +186,8 @@ def running_api(tmp: Path, amqp_url: str, **env_extra: str) -> Iterator[Intake]:
     assert code == 0, proc.log()[-3000:]
 
 
-def start_probe(env: dict[str, str], log_dir: Path, db: Path,
-                *subscriptions: str) -> ServiceProcess:
-    """The probe worker (tests/support/probe_worker.py), consuming once its queues exist."""
-    subs = subscriptions or ("intake:demand_registered", "intake:requester_registered")
-    proc = ServiceProcess("probe", "worker", env, log_dir,
-                          args=[sys.executable, "tests/support/probe_worker.py", str(db), *subs]).start()
-    queues = [f"evt-{s.replace(':', '-')}--probe.on_{s.replace(':', '_')}" for s in subs]
-
-    def consuming():
-        if not proc.alive():
-            raise AssertionError(f"probe exited:\n{proc.log()[-3000:]}")
-        return all(queue_consumers(env["AMQP_URL"], q) > 0 for q in queues)
-
-    eventually(consuming, timeout=30, interval=0.2, what="probe consuming")
-    return proc
-
-
 def start_worker(env: dict[str, str], log_dir: Path, **extra_env: str) -> ServiceProcess:
-    proc = ServiceProcess("intake", "worker", env, log_dir, extra_env=extra_env).start()
-
-    def consuming():
-        if not proc.alive():
-            raise AssertionError(f"intake worker exited:\n{proc.log()[-3000:]}")
-        return queue_consumers(env["AMQP_URL"], DELIVERY_QUEUE) > 0
-
-    eventually(consuming, timeout=30, interval=0.2, what="intake worker consuming")
-    return proc
+    return start_consuming("intake", "worker", env, log_dir, [DELIVERY_QUEUE], **extra_env)
 
 
 def start_relay(env: dict[str, str], log_dir: Path, **extra_env: str) -> ServiceProcess:

@@ -11,6 +11,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.infra import queue_consumers
 from tests.support.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,3 +72,32 @@ class ServiceProcess:
             return None
         finally:
             self.log_file.close()
+
+
+def consumer_queue(event_type: str, consumer: str) -> str:
+    """The queue of `consumer`'s nameko handler for "source:event"."""
+    return f"evt-{event_type.replace(':', '-')}--{consumer}.on_{event_type.replace(':', '_')}"
+
+
+def start_consuming(service: str, kind: str, env: dict[str, str], log_dir: Path, queues: list[str],
+                    timeout: float = 30.0, args: list[str] | None = None,
+                    **extra_env: str) -> ServiceProcess:
+    """A worker process, returned once it consumes from each of `queues`."""
+    proc = ServiceProcess(service, kind, env, log_dir, extra_env=extra_env, args=args).start()
+
+    def consuming():
+        if not proc.alive():
+            raise AssertionError(f"{service} {kind} exited:\n{proc.log()[-3000:]}")
+        return all(queue_consumers(env["AMQP_URL"], q) > 0 for q in queues)
+
+    eventually(consuming, timeout=timeout, interval=0.2, what=f"{service} {kind} consuming")
+    return proc
+
+
+def start_probe(env: dict[str, str], log_dir: Path, db: Path, *subscriptions: str,
+                timeout: float = 40.0, **extra_env: str) -> ServiceProcess:
+    """The probe worker (tests/support/probe_worker.py), consuming once its queues exist."""
+    return start_consuming("probe", "worker", env, log_dir,
+                           [consumer_queue(s, "probe") for s in subscriptions], timeout=timeout,
+                           args=[sys.executable, "tests/support/probe_worker.py", str(db), *subscriptions],
+                           **extra_env)

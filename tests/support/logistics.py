@@ -1,14 +1,12 @@
 """Helpers for the logistics integration tests (no tests here): environment, migrations, the
 gRPC stub with tokens, starting api / worker / relay, publishing other services' events, and
-request builders. Kept in a test_logistics_* module because tests/support belongs to the
-platform."""
+request builders."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
@@ -18,10 +16,8 @@ from supply.v1 import common_pb2, logistics_pb2, logistics_pb2_grpc
 from services.common.config import load_settings
 from services.common.messaging import EventPublisher, make_envelope
 from services.common.migrate import upgrade
-from tests.support.infra import queue_consumers
-from tests.support.intake import ADMIN, COUNTY_TZ, auth, make_env
-from tests.support.polling import eventually
-from tests.support.processes import ServiceProcess
+from tests.support.intake import ADMIN, auth, day, key, make_env
+from tests.support.processes import ServiceProcess, start_consuming
 
 pb = logistics_pb2
 WORKER_QUEUES = (
@@ -42,22 +38,6 @@ def migrate(env: dict[str, str]) -> str:
     url = load_settings("logistics", env).database_url
     upgrade("logistics", url)
     return url
-
-
-def key() -> str:
-    return uuid.uuid4().hex
-
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def county_today() -> date:
-    return datetime.now(COUNTY_TZ).date()
-
-
-def day(offset: int) -> str:
-    return (county_today() + timedelta(days=offset)).isoformat()
 
 
 def target(env: dict[str, str]) -> str:
@@ -113,15 +93,11 @@ class Logistics:
 
 
 def start(kind: str, env: dict[str, str], log_dir: Path, **extra_env: str) -> ServiceProcess:
+    if kind == "worker":
+        return start_consuming("logistics", "worker", env, log_dir, list(WORKER_QUEUES), **extra_env)
     proc = ServiceProcess("logistics", kind, env, log_dir, extra_env=extra_env).start()
     if kind == "api":
         proc.wait_healthy(target(env))
-    elif kind == "worker":
-        def consuming():
-            if not proc.alive():
-                raise AssertionError(f"logistics worker exited:\n{proc.log()[-3000:]}")
-            return all(queue_consumers(env["AMQP_URL"], q) > 0 for q in WORKER_QUEUES)
-        eventually(consuming, timeout=30, interval=0.2, what="logistics worker consuming")
     return proc
 
 

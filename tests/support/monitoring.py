@@ -6,7 +6,6 @@ counting in InfluxDB, and clean-up of the broker state a test leaves (sessions, 
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 import uuid
@@ -26,9 +25,8 @@ from services.common.db import make_engine
 from services.common.migrate import upgrade
 from services.monitoring.adapters import schema
 from tests.support import infra
-from tests.support.infra import queue_consumers
 from tests.support.polling import eventually
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, start_consuming
 
 HOST, PORT = "127.0.0.1", 1883
 ADMIN = "test-admin-token-000001"
@@ -133,15 +131,7 @@ def start_ingest(env: dict[str, str], log_dir: Path, **extra_env: str) -> Servic
 
 
 def start_worker(env: dict[str, str], log_dir: Path, **extra_env: str) -> ServiceProcess:
-    proc = ServiceProcess("monitoring", "worker", env, log_dir, extra_env=extra_env).start()
-
-    def consuming():
-        if not proc.alive():
-            raise AssertionError(f"monitoring worker exited:\n{proc.log()[-3000:]}")
-        return queue_consumers(env["AMQP_URL"], WORKER_QUEUE) > 0
-
-    eventually(consuming, timeout=40, interval=0.2, what="monitoring worker consuming")
-    return proc
+    return start_consuming("monitoring", "worker", env, log_dir, [WORKER_QUEUE], timeout=40, **extra_env)
 
 
 def start_relay(env: dict[str, str], log_dir: Path) -> ServiceProcess:
@@ -151,20 +141,6 @@ def start_relay(env: dict[str, str], log_dir: Path) -> ServiceProcess:
 def start_api(env: dict[str, str], log_dir: Path) -> ServiceProcess:
     proc = ServiceProcess("monitoring", "api", env, log_dir).start()
     proc.wait_healthy(f"127.0.0.1:{env['MONITORING_GRPC_PORT']}")
-    return proc
-
-
-def start_probe(env: dict[str, str], log_dir: Path, db: Path, *subs: str) -> ServiceProcess:
-    proc = ServiceProcess("probe", "worker", env, log_dir,
-                          args=[sys.executable, "tests/support/probe_worker.py", str(db), *subs]).start()
-    queues = [f"evt-{s.replace(':', '-')}--probe.on_{s.replace(':', '_')}" for s in subs]
-
-    def consuming():
-        if not proc.alive():
-            raise AssertionError(f"probe exited:\n{proc.log()[-3000:]}")
-        return all(queue_consumers(env["AMQP_URL"], q) > 0 for q in queues)
-
-    eventually(consuming, timeout=40, interval=0.2, what="probe consuming")
     return proc
 
 
