@@ -6,10 +6,11 @@ import logging
 from dataclasses import replace
 
 from services.allocation.adapters.stock import StockSource
+from services.allocation.config import load_allocation_config
 from services.allocation.domain.county_policy import CountyPolicy, apply_changes
 from services.allocation.handlers.base import AllocationContext
 from services.common.catalogue import load_catalogue
-from services.common.config import DEV_TOKEN, ConfigError, Settings
+from services.common.config import ConfigError, Settings
 from services.common.db import make_engine
 from services.common.errors import InvalidInput
 from services.common.migrate import check_at_head
@@ -51,27 +52,10 @@ def default_policy(settings: Settings, catalogue=None) -> CountyPolicy:
     return replace(policy, version=0, updated_at=None, updated_by="")
 
 
-def service_token(settings: Settings) -> str:
-    """The token allocation presents to logistics: SUPPLY_SERVICE_TOKEN, else (one machine, one
-    token list) the first admin token of SUPPLY_AUTH_TOKENS."""
-    token = settings.extra.get("SUPPLY_SERVICE_TOKEN", "").strip()
-    if token:
-        return token
-    for tok, (_, role, _) in settings.auth_tokens.items():
-        if role == "admin":
-            return tok
-    if settings.env != "production":
-        return DEV_TOKEN
-    raise ConfigError("SUPPLY_SERVICE_TOKEN must be set: allocation calls logistics with it")
-
-
 def grpc_stock_source(settings: Settings):
     """StockSource over logistics' gRPC API (imported here, never in the worker)."""
     from services.allocation.adapters.logistics_client import GrpcStockSource
 
-    try:
-        timeout = float(settings.extra.get("SUPPLY_STOCK_TIMEOUT_SECONDS", "30"))
-    except ValueError:
-        raise ConfigError("SUPPLY_STOCK_TIMEOUT_SECONDS must be a number of seconds") from None
-    return GrpcStockSource(settings.grpc_target("logistics"), service_token(settings),
-                           timeout=timeout, tls=settings.grpc_tls)
+    config = load_allocation_config(settings)
+    return GrpcStockSource(settings.grpc_target("logistics"), config.service_token,
+                           timeout=config.stock_timeout_s, tls=settings.grpc_tls)

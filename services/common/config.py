@@ -181,6 +181,19 @@ class Settings:
         return f"{host}:{self.grpc_ports[service]}"
 
 
+def seconds(settings: Settings, name: str, default: float, lo: float, hi: float) -> float:
+    """A service's own duration setting <name> in seconds, refused naming it unless lo … hi."""
+    raw = settings.extra.get(name, "").strip() or f"{default:g}"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r} / {name} 应为秒数") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be between {lo:g} and {hi:g} seconds, got {value:g} "
+                          f"/ {name} 应在 {lo:g} 至 {hi:g} 秒之间")
+    return value
+
+
 def database_url(service: str, env: dict) -> str:
     """<SERVICE>_DATABASE_URL, else DATABASE_URL, else a SQLite file under SUPPLY_VAR_DIR."""
     var_dir = Path(_env(env, "SUPPLY_VAR_DIR", str(ROOT / "var")))

@@ -20,11 +20,12 @@ from nameko.events import event_handler
 from nameko.timer import timer
 
 from services.allocation.bootstrap import build_context
+from services.allocation.config import load_allocation_config
 from services.allocation.handlers import intake_events
 from services.allocation.handlers.base import AllocationContext
 from services.allocation.handlers.cutoff import cutoff_due_day
 from services.allocation.handlers.policy import announce_policy
-from services.common.config import ConfigError, Settings
+from services.common.config import Settings
 from services.common.nameko_support import ServiceDatabase, run_worker
 
 log = logging.getLogger(__name__)
@@ -68,12 +69,7 @@ class CutoffRunner:
 
 def make_service(settings: Settings) -> type:
     ctx = build_context(settings, pool_size=4)
-    try:
-        tick = float(settings.extra.get("SUPPLY_ALLOCATION_TICK_SECONDS", "10"))
-    except ValueError:
-        raise ConfigError("SUPPLY_ALLOCATION_TICK_SECONDS must be a number of seconds") from None
-    if not 0.1 <= tick <= 3600:
-        raise ConfigError(f"SUPPLY_ALLOCATION_TICK_SECONDS must be 0.1 … 3600, got {tick:g}")
+    tick = load_allocation_config(settings).tick_s
     cutoff = CutoffRunner(ctx)
     policy = announce_policy(ctx)
     log.info("policy announced", extra={"policy_version": policy.version, "cutoff": policy.cutoff})
