@@ -28,8 +28,9 @@ from services.common.catalogue import load_catalogue
 from services.common.config import SERVICES, ConfigError, load_settings
 from services.reports import render
 from services.reports.adapters.files import write_files  # noqa: F401 - also the demo's
-from services.reports.collect import CollectError, DayFacts, bearer, collect_day, connect
+from services.reports.collect import CollectError, bearer, collect_day, connect
 from services.reports.config import service_token
+from services.reports.domain.facts import DayFacts
 
 
 def summary_table(facts: DayFacts) -> Table:

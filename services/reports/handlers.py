@@ -20,8 +20,8 @@ from sqlalchemy.sql.schema import Table
 
 from services.common.db import UnitOfWork, is_postgres
 from services.reports.adapters.files import sha256_of, write_files
-from services.reports.collect import DayFacts
 from services.reports.domain import schedule as sc
+from services.reports.domain.facts import DayFacts
 
 log = logging.getLogger(__name__)
 SOURCE = "reports"

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from services.common.cells import markdown_text, spreadsheet_cell
 from services.common.tiers import TIER_NAMES
-from services.reports.collect import DayFacts, TierFill
+from services.reports.domain.facts import DayFacts, TierFill
 
 RECEIPT_KINDS = {"purchase": ("采购", "purchase"), "donation": ("捐赠", "donation"),
                  "transfer": ("调拨", "transfer"),

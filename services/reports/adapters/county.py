@@ -17,7 +17,8 @@ from supply.v1 import (
 from services.common.catalogue import Catalogue
 from services.common.config import SERVICES, Settings
 from services.common.grpc_client import open_channel
-from services.reports.collect import MAX_MESSAGE, DayFacts, Stubs, bearer, collect_day
+from services.reports.collect import MAX_MESSAGE, Stubs, bearer, collect_day
+from services.reports.domain.facts import DayFacts
 from services.reports.domain.schedule import Policy
 
 

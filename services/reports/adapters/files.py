@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from services.reports import render
-from services.reports.collect import DayFacts
+from services.reports.domain.facts import DayFacts
 
 
 def write_atomic(path: Path, data: bytes) -> None:

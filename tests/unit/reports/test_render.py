@@ -13,7 +13,7 @@ import pytest
 from openpyxl import load_workbook
 
 from services.reports import render
-from services.reports.collect import (
+from services.reports.domain.facts import (
     AlertFact,
     DayFacts,
     DemandFact,

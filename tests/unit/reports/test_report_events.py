@@ -14,7 +14,7 @@ from services.common.db import make_engine
 from services.common.migrate import upgrade
 from services.reports import handlers
 from services.reports.adapters.schema import tables
-from services.reports.collect import DayFacts
+from services.reports.domain.facts import DayFacts
 from services.reports.domain.schedule import Policy, Schedule
 
 TZ = ZoneInfo("Asia/Shanghai")
