@@ -12,11 +12,12 @@ Why these defaults: docs/security.md, "Spreadsheet limits".
 | INTAKE_IMPORT_MAX_RATIO | 100 | unpacked : packed size of an XLSX part over 1 MiB |
 | INTAKE_IMPORT_MAX_PARTS | 1000 | parts (files) in an XLSX |
 | INTAKE_IMPORT_MAX_ERRORS | 1000 | errors listed in the report; past them checking stops |
+| SUPPLY_PERIODIC_CHECK_SECONDS | 30 | seconds (0.1 … 3600) between the worker's turns of periodic special needs into demands |
 """
 
 from __future__ import annotations
 
-from services.common.config import Settings, _int
+from services.common.config import Settings, _int, seconds
 from services.intake.spreadsheet.policy import MiB, SpreadsheetPolicy
 
 
@@ -34,3 +35,7 @@ def spreadsheet_policy(settings: Settings) -> SpreadsheetPolicy:
         max_parts=_int(env, "INTAKE_IMPORT_MAX_PARTS", d.max_parts, 10, 100_000),
         max_errors=_int(env, "INTAKE_IMPORT_MAX_ERRORS", d.max_errors, 1, 100_000),
     )
+
+
+def periodic_check_s(settings: Settings) -> float:
+    return seconds(settings, "SUPPLY_PERIODIC_CHECK_SECONDS", 30, 0.1, 3600)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from services.common.config import Settings
 from services.common.nameko_support import ServiceDatabase, run_worker
 from services.intake.bootstrap import build_context
+from services.intake.config import periodic_check_s
 from services.intake.handlers import demands, policy, special_needs
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 
 def make_service(settings: Settings) -> type:
     ctx = build_context(settings, pool_size=4)
+    check_every = periodic_check_s(settings)
 
     class IntakeWorker:
         name = "intake"
@@ -40,7 +42,7 @@ def make_service(settings: Settings) -> type:
             self.events.handle("on_policy_changed", body,
                                lambda uow, env: policy.apply_policy_changed(ctx, uow, env["payload"]))
 
-        @timer(interval=float(settings.extra.get("SUPPLY_PERIODIC_CHECK_SECONDS", "30")))
+        @timer(interval=check_every)
         def create_periodic_demands(self):
             try:
                 with ctx.uow() as uow:
