@@ -14,6 +14,7 @@ from supply.v1 import logistics_pb2 as pb
 
 from services.common.db import make_engine
 from tests.support import probe_worker
+from tests.support.intake import uid
 from tests.support.logistics import (
     Logistics,
     confirm_all,
@@ -25,7 +26,6 @@ from tests.support.logistics import (
     publish,
     requester_payload,
     start,
-    uid,
 )
 from tests.support.polling import eventually
 from tests.support.processes import start_probe

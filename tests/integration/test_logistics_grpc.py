@@ -19,7 +19,7 @@ from supply.v1 import logistics_pb2 as pb
 from services.common.config import load_settings
 from services.logistics.bootstrap import build_context
 from services.logistics.handlers import dispatch, sites
-from tests.support.intake import VILLAGE
+from tests.support.intake import VILLAGE, uid
 from tests.support.logistics import (
     Logistics,
     confirm_all,
@@ -31,7 +31,6 @@ from tests.support.logistics import (
     plan_payload,
     requester_payload,
     start,
-    uid,
 )
 from tests.support.processes import ROOT
 
