@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import time
 from pathlib import Path
 
-from services.common.config import DEV_TOKEN, ConfigError, Settings
+from services.common.config import DEV_TOKEN, ConfigError, Settings, seconds
 from services.reports.domain.schedule import Schedule
 
 
@@ -47,18 +47,11 @@ def service_token(settings: Settings, given: str = "") -> str:
 
 
 def load_reports_config(settings: Settings) -> ReportsConfig:
-    raw_tick = settings.extra.get("REPORTS_TICK_S", "5").strip()
-    try:
-        tick = float(raw_tick)
-    except ValueError:
-        raise ConfigError(f"REPORTS_TICK_S must be a number of seconds, got {raw_tick!r}") from None
-    if not 0.05 <= tick <= 600:
-        raise ConfigError(f"REPORTS_TICK_S must be between 0.05 and 600, got {tick:g}")
     out = settings.extra.get("REPORTS_DIR", "").strip()
     return ReportsConfig(
         schedule=Schedule(report_at=_hhmm(settings, "REPORTS_AT", "17:30"),
                           plan_approved_by=_hhmm(settings, "REPORTS_PLAN_APPROVED_BY", "16:30")),
         out_dir=Path(out) if out else settings.var_dir / "reports",
-        tick_s=tick,
+        tick_s=seconds(settings, "REPORTS_TICK_S", 5, 0.05, 600),
         token=service_token(settings, settings.extra.get("REPORTS_TOKEN", "").strip()),
     )
