@@ -102,7 +102,11 @@ def settled(env: dict) -> bool:
 
 
 def processed(env: dict, service: str) -> int:
-    return scalar(env[f"{service.upper()}_DATABASE_URL"], "SELECT count(*) FROM processed_events")
+    """Events the service's consumers applied, but allocation's policy announcement: every
+    allocation worker announces its current policy as it starts (docs/adr/0008), a new event each
+    time, which intake applies once per version."""
+    return scalar(env[f"{service.upper()}_DATABASE_URL"],
+                  "SELECT count(*) FROM processed_events WHERE consumer NOT LIKE '%policy_changed%'")
 
 
 def dead_letters(env: dict) -> int:
