@@ -25,13 +25,8 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from services.logistics.domain.ledger import (  # noqa: E402
-    Ledger,
-    LedgerKind,
-    Posting,
-    reconcile,
-    verify_chain,
-)
+from services.logistics.domain.ledger import Ledger, LedgerKind, Posting  # noqa: E402
+from services.logistics.domain.ledger_audit import reconcile, verify_chain  # noqa: E402
 from services.logistics.domain.model import DocRef  # noqa: E402
 
 K = LedgerKind

@@ -1,4 +1,4 @@
-"""Benchmark of trip building (services.logistics.domain.trips).
+"""Benchmark of trip building (services.logistics.domain.trips and trip_building).
 
     .venv/bin/python bench/logistics_trips.py            # 100, 300, 500 drop points, 10 s limits
     .venv/bin/python bench/logistics_trips.py --quick    # 60 drop points, 2 s limits
@@ -37,13 +37,13 @@ from services.common.catalogue import load_catalogue  # noqa: E402
 from services.logistics.domain.geo import haversine_m  # noqa: E402
 from services.logistics.domain.model import Depot, DropPoint, Vehicle  # noqa: E402
 from services.logistics.domain.policy import TripPolicy  # noqa: E402
+from services.logistics.domain.trip_building import solve_pyvrp  # noqa: E402
 from services.logistics.domain.trips import (  # noqa: E402
     PickLine,
     PickList,
     RoutingInstance,
     check_route,
     prepare_instance,
-    solve_pyvrp,
 )
 
 DAY = date(2026, 3, 2)

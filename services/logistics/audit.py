@@ -30,17 +30,9 @@ from services.common.db import is_postgres
 from services.common.errors import InvalidInput
 from services.logistics.adapters import ledger_store as store
 from services.logistics.adapters import schema
-from services.logistics.domain.ledger import (
-    UNKEYED,
-    Anchor,
-    ChainBreak,
-    LedgerLine,
-    Mismatch,
-    check_chain,
-)
-from services.logistics.domain.ledger import (
-    reconcile as reconcile_lines,
-)
+from services.logistics.domain.ledger import UNKEYED, LedgerLine
+from services.logistics.domain.ledger_audit import Anchor, ChainBreak, Mismatch, check_chain
+from services.logistics.domain.ledger_audit import reconcile as reconcile_lines
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 COLUMNS = ("seq", "at_utc", "at_us", "kind", "lot_id", "item_code", "depot_id", "zone_id",

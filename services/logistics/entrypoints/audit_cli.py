@@ -26,7 +26,7 @@ from services.common.db import make_engine
 from services.common.errors import InvalidInput
 from services.logistics.audit import ReconcileReport, export, reconcile, verify_export
 from services.logistics.bootstrap import ledger_key
-from services.logistics.domain.ledger import Anchor, ChainBreak
+from services.logistics.domain.ledger_audit import Anchor, ChainBreak
 
 
 def _engine(database_url: str | None):

@@ -18,7 +18,7 @@ from nameko.timer import timer
 from services.common.config import Settings
 from services.common.nameko_support import ServiceDatabase, run_worker
 from services.logistics.bootstrap import build_context
-from services.logistics.domain.trips import build_trips
+from services.logistics.domain.trip_building import build_trips
 from services.logistics.handlers import dispatch, ledger, receipts, sites, stock
 
 log = logging.getLogger(__name__)

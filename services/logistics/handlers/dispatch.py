@@ -33,7 +33,8 @@ from services.logistics.domain.picking import (
     pick,
     serve_ranks,
 )
-from services.logistics.domain.trips import PickLine, PickList, TripPlan, build_trips
+from services.logistics.domain.trip_building import build_trips
+from services.logistics.domain.trips import PickLine, PickList, TripPlan
 from services.logistics.handlers.base import (
     LogisticsContext,
     hhmm,

@@ -13,9 +13,8 @@ from services.logistics.domain.ledger import (
     LedgerKind,
     Posting,
     line_hash,
-    reconcile,
-    verify_chain,
 )
+from services.logistics.domain.ledger_audit import reconcile, verify_chain
 from services.logistics.domain.model import DocRef, LotStatus
 from services.logistics.domain.picking import quarantine_lot
 from tests.unit.logistics.logistics_support import TODAY, at, receive, reserve

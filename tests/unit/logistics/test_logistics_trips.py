@@ -10,7 +10,8 @@ from datetime import time, timedelta
 
 from services.logistics.domain.model import Depot, DropPoint, TimeSlot, Vehicle
 from services.logistics.domain.policy import TripPolicy
-from services.logistics.domain.trips import PickLine, PickList, build_trips
+from services.logistics.domain.trip_building import assemble, build_trips
+from services.logistics.domain.trips import PickLine, PickList
 from tests.unit.logistics.logistics_support import CAT, TODAY
 
 POLICY = TripPolicy(time_limit_s=1.5, fallback_time_limit_s=1.5, max_iterations=400, seed=3)
@@ -173,7 +174,7 @@ def test_same_input_same_trips():
 
 
 def test_a_route_breaking_a_rule_is_never_sent_out():
-    from services.logistics.domain.trips import SolverStats, assemble, check_route, prepare_instance
+    from services.logistics.domain.trips import SolverStats, check_route, prepare_instance
 
     pts = drops(2, seed=11)
     picks = [PickList("D1", pts[0].id, lines(pts[0], **{"PORK-KG": 10})),
