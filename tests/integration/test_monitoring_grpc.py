@@ -32,11 +32,9 @@ from services.monitoring.config import ZoneSpec, monitoring_config
 from services.monitoring.handlers import base, lots, zones
 from services.monitoring.ingest import Ingest, InMessage
 from tests.support.infra import INFLUX_URL
+from tests.support.intake import ADMIN, HQ, VILLAGE
 from tests.support.monitoring import (
-    ADMIN,
-    HQ,
     ROOT_DIR,
-    VILLAGE,
     batch_payload,
     engine,
     make_env,

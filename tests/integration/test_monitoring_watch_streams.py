@@ -21,7 +21,8 @@ from services.common.clock import RealClock
 from services.common.config import load_settings
 from services.monitoring.config import monitoring_config
 from services.monitoring.handlers import base, lots
-from tests.support.monitoring import ADMIN, engine, make_env, migrate, start_api
+from tests.support.intake import ADMIN
+from tests.support.monitoring import engine, make_env, migrate, start_api
 from tests.support.polling import eventually
 
 THREADS = 4

@@ -24,14 +24,11 @@ from services.common.config import load_settings
 from services.common.db import make_engine
 from services.common.migrate import upgrade
 from services.monitoring.adapters import schema
-from tests.support import infra
+from tests.support import infra, intake
 from tests.support.polling import eventually
 from tests.support.processes import ServiceProcess, start_consuming
 
 HOST, PORT = "127.0.0.1", 1883
-ADMIN = "test-admin-token-000001"
-VILLAGE = "test-village-token-00001"
-HQ = "test-hq-token-0000000001"
 ROOT_DIR = Path(__file__).resolve().parents[2]
 WORKER_QUEUE = "evt-logistics-stock_received--monitoring.on_stock_received"
 
@@ -41,14 +38,9 @@ def uid(prefix: str = "") -> str:
 
 
 def make_env(var_dir: Path, amqp_url: str, influx_db: str, **extra: str) -> dict[str, str]:
+    """intake support's environment, with the test's own InfluxDB database and MQTT topic root."""
     root = uid("mt")
-    env = {
-        "AMQP_URL": amqp_url,
-        "SUPPLY_VAR_DIR": str(var_dir),
-        "SUPPLY_LOG_LEVEL": "INFO",
-        "SUPPLY_AUTH_TOKENS": f"{ADMIN}=tester:admin,{VILLAGE}=village-worker:village:V1,"
-                              f"{HQ}=hq-officer:hq",
-        "SUPPLY_FAILPOINTS": "",
+    return intake.make_env(var_dir, amqp_url, **{
         "INFLUX_DB": influx_db,
         "SUPPLY_MQTT_ROOT": root,
         "SUPPLY_MQTT_CLIENT_ID": f"{root}-ingest-1",
@@ -56,11 +48,7 @@ def make_env(var_dir: Path, amqp_url: str, influx_db: str, **extra: str) -> dict
         "SUPPLY_MQTT_SESSION_EXPIRY_S": "600",
         "SUPPLY_INGEST_STATS_S": "1",
         "SUPPLY_MAX_FUTURE_SKEW_S": "300",
-    }
-    for service in ("intake", "allocation", "logistics", "monitoring"):
-        env[f"{service.upper()}_GRPC_PORT"] = str(infra.free_port())
-    env.update(extra)
-    return env
+        **extra})
 
 
 def migrate(env: dict[str, str]) -> str:
