@@ -15,7 +15,7 @@ import logging
 from nameko.events import event_handler
 from nameko.timer import timer
 
-from services.common.config import Settings
+from services.common.config import Settings, seconds
 from services.common.nameko_support import ServiceDatabase, run_worker
 from services.logistics.bootstrap import build_context
 from services.logistics.domain.trip_building import build_trips
@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 def make_service(settings: Settings) -> type:
     ctx = build_context(settings, pool_size=4)
-    poll = float(settings.extra.get("SUPPLY_ROUTING_POLL_SECONDS", "5") or 5)
+    poll = seconds(settings, "SUPPLY_ROUTING_POLL_SECONDS", 5, 0.1, 600)
 
     def solve_off_loop(*args, **kwargs):
         from eventlet import tpool

@@ -20,7 +20,7 @@ import signal
 import threading
 import time
 
-from services.common.config import Settings
+from services.common.config import Settings, seconds
 from services.common.failpoints import failpoint
 from services.monitoring.adapters.influx import InfluxWriter
 from services.monitoring.adapters.mqtt import MqttConsumer
@@ -45,7 +45,7 @@ class IngestProcess:
                                  topic_filters(cfg.mqtt_root, cfg.share_group),
                                  session_expiry_s=cfg.session_expiry_s, receive_max=cfg.receive_max)
         self.stop_event = threading.Event()
-        self.stats_every = float(settings.extra.get("SUPPLY_INGEST_STATS_S", "30"))
+        self.stats_every = seconds(settings, "SUPPLY_INGEST_STATS_S", 30, 0.1, 3600)
         self.status_path = settings.var_dir / "monitoring" / f"ingest-{self.client_id}.json"
         self.acked = 0
         self.groups = 0
