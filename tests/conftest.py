@@ -1,6 +1,7 @@
 """Shared fixtures. Integration and end-to-end tests use the real servers of this machine,
 isolated: a RabbitMQ vhost per test module, PostgreSQL databases and an InfluxDB database per
-test session."""
+test session. A server that does not answer is started with testcontainers where Docker runs
+(tests/support/servers.py) and stopped at the end of the session."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import infra
+from tests.support import infra, servers
 
 
 @pytest.fixture(scope="session")
@@ -80,3 +81,7 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
         elif f"{os.sep}e2e{os.sep}" in path or f"{os.sep}browser{os.sep}" in path:
             item.add_marker(pytest.mark.e2e)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    servers.stop_started()

@@ -1,6 +1,7 @@
 """Isolated resources on the real servers of this machine, one set per test session:
 a RabbitMQ vhost, PostgreSQL databases, an InfluxDB database. Two test runs on one machine do
-not see each other's queues or rows.
+not see each other's queues or rows. Where no server answers, tests/support/servers.py starts
+one with testcontainers (a laptop with Docker) or fails saying how to start it.
 """
 
 from __future__ import annotations
@@ -10,27 +11,53 @@ import shutil
 import socket
 import subprocess
 import uuid
+from collections.abc import Callable
 from urllib.parse import quote
 
 import psycopg
 import requests
+
+from tests.support import servers
+from tests.support.servers import port_open  # noqa: F401  (tests import it from here)
 
 RABBIT_HOST = os.environ.get("TEST_RABBIT_HOST", "127.0.0.1")
 PG_ADMIN = os.environ.get("TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
 INFLUX_URL = os.environ.get("INFLUX_URL", "http://127.0.0.1:8086")
 
 
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
+def _rabbit_ready() -> bool:
+    import pika
+
+    pika.BlockingConnection(pika.URLParameters(f"amqp://guest:guest@{RABBIT_HOST}:5672/%2F")).close()
+    return True
+
+
+def _pg_ready() -> bool:
+    psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+    return True
+
+
+def _influx_ready() -> bool:
+    return requests.get(f"{INFLUX_URL}/ping", timeout=3).status_code == 204
+
+
+def _mosquitto_ready() -> bool:
+    """An MQTT 3.1.1 CONNECT (empty client id, clean session) is answered with a CONNACK."""
+    with socket.create_connection(("127.0.0.1", 1883), timeout=3) as s:
+        s.sendall(bytes.fromhex("100c00044d51545404020005 0000"))
+        return s.recv(4)[:1] == b"\x20"
+
+
+READY: dict[int, tuple[str, Callable[[], bool]]] = {
+    5672: ("rabbitmq", _rabbit_ready), 5432: ("postgresql", _pg_ready),
+    1883: ("mosquitto", _mosquitto_ready), 8086: ("influxdb", _influx_ready),
+}
 
 
 def require(port: int, name: str) -> None:
-    if not port_open(port):
-        raise RuntimeError(f"{name} is not answering on 127.0.0.1:{port}: run `make up` first")
+    """The server on `port` answers for this session (started with testcontainers if need be)."""
+    service, ready = READY[port]
+    servers.ensure(service, ready)
 
 
 def run_id() -> str:
