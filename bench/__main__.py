@@ -1,5 +1,6 @@
 """`make bench` / `python -m bench [--quick] [NAME…]`: run every benchmark under bench/, each in
-its own process (so one's memory and threads do not colour another's figures)."""
+its own process (so one's memory and threads do not colour another's figures). startup.py stops the
+stack `make bench` brought up, measures `supplyctl up` from cold, and brings it up again."""
 
 from __future__ import annotations
 
