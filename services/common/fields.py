@@ -223,7 +223,7 @@ def _walk(message: Message, prefix: str, now: _Now) -> None:
                     _walk(item, f"{path}[{i}].", now)
                 elif f.check is not None:
                     checked = f.check(item, f"{path}[{i}]", now)
-                    if checked is not item and checked != item:
+                    if checked != item:
                         items[i] = checked
         elif f.presence and not message.HasField(f.name):
             continue
@@ -232,7 +232,7 @@ def _walk(message: Message, prefix: str, now: _Now) -> None:
         elif f.check is not None:
             value = getattr(message, f.name)
             checked = f.check(value, path, now)
-            if checked is not value and checked != value:
+            if checked != value:
                 setattr(message, f.name, checked)
 
 
@@ -240,8 +240,7 @@ def _walk_map(entries, f: _Field, path: str, now: _Now) -> None:
     if len(entries) > f.limits.max_items:
         raise InvalidInput(path, f"at most {f.limits.max_items} entries, got {len(entries)} / "
                                  f"最多 {f.limits.max_items} 项")
-    key_field, value_field = (_field(x) for x in (f.map_entry.fields_by_name["key"],
-                                                   f.map_entry.fields_by_name["value"]))
+    key_field, value_field = _plan(f.map_entry)  # a map entry's fields: key = 1, value = 2
     for key in list(entries):
         if key_field.check is not None:
             key_field.check(key, f"{path}[{excerpt(key)}]", now)
@@ -266,30 +265,3 @@ class RequestCheck:
         instant = self.clock.now()
         _walk(request, "", _Now(instant, instant.astimezone(self.timezone).date()))
 
-
-def limits_table(descriptor: Descriptor) -> list[tuple[str, str]]:
-    """(field path, limits in words) of every text, day and list field a request may carry."""
-    rows: list[tuple[str, str]] = []
-
-    def visit(d: Descriptor, prefix: str, seen: frozenset[str]) -> None:
-        if d.full_name in seen:
-            return
-        for field in d.fields:
-            f = _field(field)
-            path = prefix + f.name
-            words = []
-            if field.type == FieldDescriptor.TYPE_STRING:
-                words.append(f"≤ {f.limits.max_len} chars" + (", multiline" if f.limits.multiline else ""))
-                if f.limits.day:
-                    words.append(f"day, today −{f.limits.past_days} … +{f.limits.future_days} d")
-            elif field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.full_name == _TIMESTAMP:
-                words.append(f"instant, now −{f.limits.past_days} … +{f.limits.future_days} d")
-            if f.repeated:
-                words.append(f"≤ {f.limits.max_items} items")
-            if words:
-                rows.append((path, "; ".join(words)))
-            if f.message is not None:
-                visit(f.message, path + ("[]." if f.repeated else "."), seen | {d.full_name})
-
-    visit(descriptor, "", frozenset())
-    return rows

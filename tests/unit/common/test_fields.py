@@ -10,7 +10,7 @@ from supply.v1 import allocation_pb2, common_pb2, intake_pb2, logistics_pb2, mon
 
 from services.common.clock import FixedClock
 from services.common.errors import InvalidInput
-from services.common.fields import RequestCheck, excerpt, limits_table
+from services.common.fields import RequestCheck, excerpt
 
 NOW = datetime(2026, 11, 28, 2, 0, tzinfo=UTC)  # 10:00 in the county
 check = RequestCheck(FixedClock(NOW), ZoneInfo("Asia/Shanghai"))
@@ -149,12 +149,6 @@ def test_any_text_is_either_refused_or_passed_normalised_and_within_limits(text)
 def test_excerpt_quotes_a_short_prefix():
     assert excerpt("x" * 10_000) == repr("x" * 32 + "…")
     assert excerpt("\x00abc") == repr("\x00abc")
-
-
-def test_the_limits_table_lists_the_overrides():
-    rows = dict(limits_table(intake_pb2.RegisterDonationRequest.DESCRIPTOR))
-    assert "day" in rows["lines[].expiry"] and "+3660" in rows["lines[].expiry"]
-    assert "multiline" in rows["note"]
 
 
 def test_a_domain_error_never_echoes_a_long_input():
