@@ -1,0 +1,1 @@
+"""Market service (商超保供, docs/market.md)."""
