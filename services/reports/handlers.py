@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.schema import Table
 
@@ -84,19 +84,22 @@ def make_report(ctx: ReportsContext, day: date, *, again: bool = False) -> Made 
             uow.conn.execute(update(days).where(days.c.day == day).values(**values))
         uow.record_event("daily_report_ready", {
             "day": day.isoformat(), "generated_at": now.isoformat(), "times_made": times,
+            "late": day < now.astimezone(ctx.tz).date(),
             "files": [{"name": n, "sha256": h} for n, h in sorted(files.items())]})
         uow.commit()
     log.info("daily report made", extra={"day": day.isoformat(), "times_made": times})
     return Made(day, out, files, times)
 
 
-def _done(ctx: ReportsContext, since: date) -> tuple[set[date], set[tuple[str, date]]]:
+def _done(ctx: ReportsContext, since: date) -> tuple[set[date], date | None, set[tuple[str, date]]]:
+    """Reports made since `since`, the first report ever made, deadlines checked since `since`."""
     days, warned = ctx.tables["report_days"], ctx.tables["deadline_warnings"]
     with ctx.engine.connect() as conn:
         made = {r.day for r in conn.execute(select(days.c.day).where(days.c.day >= since))}
+        first = conn.execute(select(func.min(days.c.day))).scalar()
         raised = {(r.kind, r.day) for r in conn.execute(
             select(warned.c.kind, warned.c.day).where(warned.c.day >= since))}
-    return made, raised
+    return made, first, raised
 
 
 def _lateness(ctx: ReportsContext, check: sc.Check) -> sc.Late:
@@ -135,9 +138,8 @@ def check_deadline(ctx: ReportsContext, check: sc.Check) -> sc.Late | None:
 def tick(ctx: ReportsContext) -> None:
     """One look at the county clock: whatever is due now and not done yet."""
     local = ctx.now().astimezone(ctx.tz)
-    made, raised = _done(ctx, local.date() - timedelta(days=1))
-    day = sc.report_due(local, ctx.schedule, made)
-    if day is not None:
+    made, first, raised = _done(ctx, local.date() - timedelta(days=max(1, ctx.schedule.catch_up_days)))
+    for day in sc.reports_due(local, ctx.schedule, made, first):
         make_report(ctx, day)
     for check in sc.deadline_checks(local, ctx.schedule, ctx.county.policy(), raised):
         check_deadline(ctx, check)

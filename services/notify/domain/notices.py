@@ -154,6 +154,8 @@ def _report(envelope: Mapping[str, Any], p: Mapping[str, Any]) -> Notice:
             facts.append(Fact("文件", "files", ", ".join(names)))
     if isinstance(p.get("times_made"), int) and p["times_made"] > 1:
         facts.append(Fact("第几次生成", "times made", str(p["times_made"])))
+    if p.get("late") is True:
+        facts.append(Fact("补报", "made late", "定时未能生成，事后补做 / missed at its time, made afterwards"))
     return Notice(
         event_type="daily_report_ready", event_id=str(envelope.get("event_id", "")),
         occurred_at=str(envelope.get("occurred_at", "")), severity="info", kind="daily_report",

@@ -16,6 +16,8 @@ KINDS = (PLAN_NOT_APPROVED, TRIPS_NOT_DISPATCHED)
 class Schedule:
     report_at: time = time(17, 30)
     plan_approved_by: time = time(16, 30)
+    # how many past days a scheduler that was down at their report time still makes, late
+    catch_up_days: int = 3
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,23 @@ def report_due(local_now: datetime, schedule: Schedule, made: set[date]) -> date
     if local_now.time() >= schedule.report_at and today not in made:
         return today
     return None
+
+
+def reports_due(local_now: datetime, schedule: Schedule, made: set[date],
+                first_made: date | None) -> list[date]:
+    """Every report due and not made, oldest first: the days the scheduler missed (it was down
+    at their report time), at most `catch_up_days` back, then today once its time has come.
+    Nothing before the county's first report (`first_made`): a new install has no evenings to
+    catch up."""
+    today = local_now.date()
+    missed = []
+    if first_made is not None:
+        for back in range(schedule.catch_up_days, 0, -1):
+            day = today - timedelta(days=back)
+            if day > first_made and day not in made:
+                missed.append(day)
+    now_due = report_due(local_now, schedule, made)
+    return missed + ([now_due] if now_due else [])
 
 
 def deadline_checks(local_now: datetime, schedule: Schedule, policy: Policy,

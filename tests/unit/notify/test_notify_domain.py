@@ -93,6 +93,9 @@ def test_a_deadline_notice_says_what_is_late_and_a_report_notice_names_its_files
     r = notice_from_event(envelope("daily_report_ready", EVENTS["daily_report_ready"]))
     facts = {f.label_en: f.value for f in r.facts}
     assert facts["files"] == "daily-report.md" and facts["times made"] == "2"
+    assert "made late" not in facts
+    late = notice_from_event(envelope("daily_report_ready", {**EVENTS["daily_report_ready"], "late": True}))
+    assert "补报" in {f.label_zh for f in late.facts}
 
 
 def test_an_event_without_what_its_message_needs_is_refused():

@@ -64,7 +64,7 @@ def test_the_day_is_made_once_at_its_time_and_its_event_names_the_files_by_check
     ready = [e for e in _outbox(ctx) if e["event_type"] == "daily_report_ready"]
     assert county.collected == 1 and len(ready) == 1 and ready[0]["source"] == "reports"
     payload = ready[0]["payload"]
-    assert set(payload) == {"day", "generated_at", "times_made", "files"}
+    assert set(payload) == {"day", "generated_at", "times_made", "late", "files"}
     assert payload["day"] == "2026-12-01" and payload["times_made"] == 1
     assert {f["name"] for f in payload["files"]} >= {"daily-report.md", "daily-report.xlsx", "disclosure.html"}
     assert all(len(f["sha256"]) == 64 for f in payload["files"])
@@ -83,3 +83,19 @@ def test_a_plan_waiting_at_1630_is_one_deadline_missed_and_trips_are_not_checked
     assert set(missed[0]) == {"kind", "day", "due_at", "checked_at", "count", "what", "what_zh"}
     assert (missed[0]["kind"], missed[0]["day"], missed[0]["due_at"], missed[0]["count"]) == (
         "plan_not_approved", "2026-12-01", "16:30", 1)
+
+
+def test_after_a_night_down_the_scheduler_makes_the_missed_evening_late_then_today_on_time(tmp_path):
+    clock = FixedClock(datetime(2026, 12, 1, 17, 30, tzinfo=TZ).astimezone(UTC))
+    ctx = _ctx(tmp_path, clock, FakeCounty([("P-1", "approved")]))
+    handlers.tick(ctx)  # the 1st, on time
+    clock.advance(days=2, hours=-8)  # down from the 1st's evening until 09:30 on the 3rd
+    handlers.tick(ctx)
+    ready = [e["payload"] for e in _outbox(ctx) if e["event_type"] == "daily_report_ready"]
+    assert [(p["day"], p["late"]) for p in ready] == [("2026-12-01", False), ("2026-12-02", True)]
+    assert (tmp_path / "reports" / "2026-12-02" / "daily-report.md").exists()
+    handlers.tick(ctx)  # made once
+    clock.advance(hours=8)  # 17:30 on the 3rd
+    handlers.tick(ctx)
+    ready = [e["payload"] for e in _outbox(ctx) if e["event_type"] == "daily_report_ready"]
+    assert [(p["day"], p["late"]) for p in ready][1:] == [("2026-12-02", True), ("2026-12-03", False)]

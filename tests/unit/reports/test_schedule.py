@@ -63,3 +63,24 @@ def test_trips_are_late_for_each_approved_plan_not_dispatched():
     assert sc.dispatch_lateness(DAY, ["P-1"], {"P-1"}).count == 0
     late = sc.dispatch_lateness(DAY, ["P-1", "P-2"], {"P-1"})
     assert (late.kind, late.count) == (sc.TRIPS_NOT_DISPATCHED, 1)
+
+
+def test_a_scheduler_down_at_report_time_makes_the_missed_days_late_oldest_first():
+    s = sc.Schedule(catch_up_days=3)
+    morning = datetime(2026, 12, 5, 9, 0, tzinfo=TZ)  # down since the evening of the 2nd
+    made = {date(2026, 12, 1), date(2026, 12, 2)}
+    assert sc.reports_due(morning, s, made, first_made=date(2026, 12, 1)) == [
+        date(2026, 12, 3), date(2026, 12, 4)]
+    evening = datetime(2026, 12, 5, 17, 30, tzinfo=TZ)
+    assert sc.reports_due(evening, s, made | {date(2026, 12, 3), date(2026, 12, 4)},
+                          first_made=date(2026, 12, 1)) == [date(2026, 12, 5)]
+
+
+def test_catch_up_goes_back_at_most_its_days_and_never_before_the_first_report():
+    morning = datetime(2026, 12, 10, 9, 0, tzinfo=TZ)
+    assert sc.reports_due(morning, sc.Schedule(catch_up_days=2), set(), first_made=date(2026, 12, 1)) == [
+        date(2026, 12, 8), date(2026, 12, 9)]
+    assert sc.reports_due(morning, sc.Schedule(catch_up_days=0), set(), first_made=date(2026, 12, 1)) == []
+    # a new install (no report ever made) and the day of the first report itself: nothing to catch up
+    assert sc.reports_due(morning, sc.Schedule(), set(), first_made=None) == []
+    assert sc.reports_due(morning, sc.Schedule(), set(), first_made=date(2026, 12, 8)) == [date(2026, 12, 9)]
