@@ -4,7 +4,6 @@ import pytest
 
 from services.common.errors import InvalidInput, RuleRefused
 from services.market.domain.outlets import nearest_outlet, serving_outlet, validate_outlet
-
 from tests.unit.market.market_support import community, outlet
 
 
