@@ -1,5 +1,6 @@
 """The figures `supplyctl status` shows besides the processes: each outbox's lag, each event
-queue's depth and consumers, the dead letters, the last reading per depot. Each figure is read
+queue's depth and consumers, the dead letters, the last reading per depot, the notifications
+waiting and given up per channel. Each figure is read
 on its own and, if its source does not answer, shown as "? (reason)" instead."""
 
 from __future__ import annotations
@@ -140,6 +141,37 @@ def dead_letters_table(services: list[str]) -> Table:
     return t
 
 
+def notifications() -> list[tuple[str, int, int, datetime | None, str]]:
+    """Per channel of notify's outbox: (channel, waiting to be sent, given up, latest give-up,
+    its error). Given up: not delivered within NOTIFY_DEAD_AFTER_DAYS; nobody was told."""
+    n = _tables("notify")["notifications"]
+    with _engine("notify") as engine, engine.connect() as conn:
+        rows = conn.execute(
+            select(n.c.channel, func.count().filter(n.c.state == "pending"),
+                   func.count().filter(n.c.state == "dead"),
+                   func.max(n.c.created_at).filter(n.c.state == "dead"))
+            .group_by(n.c.channel).order_by(n.c.channel)).all()
+        out = []
+        for channel, pending, dead, latest in rows:
+            error = conn.execute(select(n.c.last_error).where(n.c.channel == channel, n.c.state == "dead")
+                                 .order_by(n.c.created_at.desc()).limit(1)).scalar() if dead else ""
+            out.append((channel, pending, dead, latest, " ".join((error or "").split())[:60]))
+    return out
+
+
+def notifications_table() -> Table:
+    t = Table(title="notifications / 消息推送")
+    for col in ("channel", "waiting", "given up", "latest given up", "last error"):
+        t.add_column(col)
+    rows = soft(notifications)
+    if isinstance(rows, str):
+        t.add_row("(all)", rows, "", "", "")
+        return t
+    for channel, pending, dead, latest, error in rows:
+        t.add_row(channel, str(pending), f"[red]{dead}[/red]" if dead else "0", age(latest), error)
+    return t
+
+
 def last_readings() -> list[tuple[str, int, datetime | None]]:
     """(depot, sensors, newest reading) from monitoring's sensor rows."""
     sensors = _tables("monitoring")["sensors"]
@@ -165,5 +197,6 @@ def readings_table() -> Table:
 def figures(services: list[str]) -> list[Table]:
     with_outbox = [s for s in services
                    if isinstance(tables := soft(lambda s=s: _tables(s)), dict) and "outbox" in tables]
-    return [outbox_table(with_outbox), queues_table(), dead_letters_table(with_outbox),
-            readings_table()]
+    shown = [outbox_table(with_outbox), queues_table(), dead_letters_table(with_outbox),
+             readings_table()]
+    return shown + ([notifications_table()] if "notify" in services else [])
