@@ -60,7 +60,7 @@ def intake(var: Path, checkpoint_every: float | None = 0.2):
 
 def run_intake(ctx, actor, n: int, group: int, tag: str) -> float:
     """Thread CPU seconds to write n demands through the servicer's bulk path."""
-    from services.common.db import GroupCommitter
+    from services.common.group_commit import GroupCommitter
     from services.intake.entrypoints.grpc_api import IntakeServicer
 
     servicer = IntakeServicer(ctx)

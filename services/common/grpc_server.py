@@ -65,7 +65,7 @@ def caller() -> Caller:
 
 def write_fingerprint(request) -> str:
     """What makes two write requests the same request: every field but the idempotency key."""
-    from services.common.db import request_fingerprint
+    from services.common.idempotency import request_fingerprint
 
     clone = type(request)()
     clone.CopyFrom(request)

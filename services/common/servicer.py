@@ -1,5 +1,5 @@
 """What every service's gRPC servicer shares: a write runs once per (caller, method, idempotency
-key), and a repeat gets the stored response (services.common.db run_idempotent)."""
+key), and a repeat gets the stored response (services.common.idempotency run_idempotent)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 from google.protobuf.message import Message
 
 from services.common.auth import Caller
-from services.common.db import GroupCommitter, run_idempotent, stored_response
+from services.common.group_commit import GroupCommitter
 from services.common.grpc_server import caller, write_fingerprint
+from services.common.idempotency import run_idempotent, stored_response
 
 
 class WriteServicer:

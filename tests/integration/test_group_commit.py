@@ -8,15 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, insert, select
 
-from services.common.db import (
-    READ_ONLY,
-    GroupCommitter,
-    UnitOfWork,
-    make_engine,
-    platform_tables,
-    run_idempotent_many,
-)
+from services.common.db import READ_ONLY, UnitOfWork, make_engine, platform_tables
 from services.common.errors import Conflict, InvalidInput
+from services.common.group_commit import GroupCommitter
+from services.common.idempotency import run_idempotent_many
 from tests.support.polling import eventually
 
 metadata = MetaData()

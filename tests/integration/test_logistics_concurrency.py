@@ -20,8 +20,9 @@ from sqlalchemy import func, select
 
 from services.common.auth import Caller
 from services.common.config import load_settings
-from services.common.db import make_engine, run_idempotent
+from services.common.db import make_engine
 from services.common.errors import RuleRefused
+from services.common.idempotency import run_idempotent
 from services.common.migrate import upgrade
 from services.logistics import audit
 from services.logistics.adapters import schema

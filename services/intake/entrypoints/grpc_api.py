@@ -15,9 +15,11 @@ from supply.v1 import intake_pb2_grpc as rpc
 
 from services.common.auth import Caller
 from services.common.config import Settings
-from services.common.db import GroupCommitter, ping, run_idempotent
+from services.common.db import ping
 from services.common.errors import DomainError, InvalidInput, RuleRefused
+from services.common.group_commit import GroupCommitter
 from services.common.grpc_server import caller, serve, write_fingerprint
+from services.common.idempotency import run_idempotent
 from services.common.messaging import EventPublisher
 from services.common.servicer import WriteServicer
 from services.intake import domain as d

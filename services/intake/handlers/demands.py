@@ -10,8 +10,9 @@ from datetime import date
 from typing import Any
 
 from services.common.auth import Caller
-from services.common.db import UnitOfWork, new_id, run_idempotent_many
+from services.common.db import UnitOfWork, new_id
 from services.common.errors import InvalidInput, NotFound
+from services.common.idempotency import run_idempotent_many
 from services.common.repository import Page
 from services.intake import domain as d
 from services.intake.adapters import repositories as repo

@@ -11,7 +11,8 @@ from sqlalchemy import select
 from services.common.auth import Caller
 from services.common.catalogue import load_catalogue
 from services.common.clock import FixedClock
-from services.common.db import make_engine, run_idempotent
+from services.common.db import make_engine
+from services.common.idempotency import run_idempotent
 from services.common.migrate import upgrade
 from services.logistics.adapters import schema
 from services.logistics.domain.policy import TripPolicy
