@@ -1,14 +1,17 @@
 """County rules of intake through a real `python -m services.intake api` process (issue #15,
 items 1, 2 and 7): a line's tier follows where it comes from, a refused line refuses that line
-only, and a one-off special need is judged against what one person needs for it."""
+only (demands, requisitions, special needs), and a one-off special need is judged against what
+one person needs for it."""
 
 from __future__ import annotations
 
 import pytest
 from supply.v1 import common_pb2, intake_pb2
 
+from services.common.auth import mint_token
+from services.common.config import load_settings
 from tests.integration.test_intake_grpc import assert_refused, rpc_error
-from tests.support.intake import demand_request, key, running_api
+from tests.support.intake import HQ, demand_request, key, running_api
 
 pb = intake_pb2
 SEALED = common_pb2.RISK_LEVEL_SEALED
@@ -65,6 +68,61 @@ def test_a_tobacco_line_is_refused_and_the_rest_of_the_demand_accepted(api):
     assert_refused(err, "NON_ESSENTIAL")
     assert "lines[0].item_code" in err.details()
     assert [d.id for d in api.list_demands(requester_id=village)] == [demand.id]
+
+
+def test_a_requisitions_tobacco_line_is_refused_and_the_rest_filed_and_approved(api):
+    hospital = api.unit().id
+    nurse = mint_token(load_settings("intake", api.env).jwt_key, sub="nurse.li", role="unit",
+                       scope=hospital)
+    request = pb.FileRequisitionRequest(
+        idempotency_key=key(), unit_id=hospital, purpose="发热门诊一周用量", headcount_basis=300,
+        lines=[common_pb2.ItemLine(item_code=c, quantity=q) for c, q in (
+            ("MASK-N95", 500), ("BAIJIU-500ML", 2), ("UNOBTAINIUM", 1), ("GOWN-PROTECTIVE", 100))])
+    filed = api.FileRequisition(request, token=nurse)
+    assert [(ln.line_no, ln.item_code) for ln in filed.lines] == [(0, "MASK-N95"), (3, "GOWN-PROTECTIVE")]
+    assert [(r.line_no, r.item_code, r.field, r.reason.code) for r in filed.refused_lines] == [
+        (1, "BAIJIU-500ML", "lines[1].item_code", "NON_ESSENTIAL"),
+        (2, "UNOBTAINIUM", "lines[2].item_code", "UNKNOWN_ITEM")]
+    assert "烟酒" in filed.refused_lines[0].reason.zh and "non-essential" in filed.refused_lines[0].reason.en
+    assert api.FileRequisition(request, token=nurse) == filed  # a replay answers the same
+    assert api.GetRequisition(pb.GetRequisitionRequest(requisition_id=filed.id)) == filed
+
+    api.ApproveRequisition(pb.ApproveRequisitionRequest(
+        idempotency_key=key(), requisition_id=filed.id, step=pb.APPROVAL_STEP_HEAD))
+    demand = api.ApproveRequisition(pb.ApproveRequisitionRequest(
+        idempotency_key=key(), requisition_id=filed.id, step=pb.APPROVAL_STEP_HQ), token=HQ).demand
+    assert [ln.item_code for ln in demand.lines] == ["MASK-N95", "GOWN-PROTECTIVE"]
+    assert list(demand.refused_lines) == list(filed.refused_lines)
+
+    # every line refused: refused as before, nothing filed
+    err = rpc_error(lambda: api.FileRequisition(pb.FileRequisitionRequest(
+        idempotency_key=key(), unit_id=hospital, purpose="过年", headcount_basis=300,
+        lines=[common_pb2.ItemLine(item_code="BAIJIU-500ML", quantity=2)]), token=nurse))
+    assert_refused(err, "NON_ESSENTIAL")
+    assert "lines[0].item_code" in err.details()
+    listed = api.ListRequisitions(pb.ListRequisitionsRequest(unit_id=hospital)).requisitions
+    assert [r.id for r in listed] == [filed.id]
+
+
+def test_a_special_needs_tobacco_line_is_refused_and_the_rest_registered(api):
+    village = api.village().id
+    resp = special_need(api, village, ("CIGARETTES-CARTON", 1), ("FORMULA-STAGE1", 4), ("UNOBTAINIUM", 1))
+    need = resp.special_need
+    assert [(ln.item_code, ln.quantity) for ln in need.lines] == [("FORMULA-STAGE1", 4)]
+    assert [(r.line_no, r.item_code, r.field, r.reason.code) for r in need.refused_lines] == [
+        (0, "CIGARETTES-CARTON", "lines[0].item_code", "NON_ESSENTIAL"),
+        (2, "UNOBTAINIUM", "lines[2].item_code", "UNKNOWN_ITEM")]
+    assert "烟酒" in need.refused_lines[0].reason.zh and need.refused_lines[1].reason.en.isascii()
+    assert [ln.item_code for ln in resp.demand.lines] == ["FORMULA-STAGE1"]
+    listed = api.ListSpecialNeeds(pb.ListSpecialNeedsRequest(requester_id=village)).special_needs
+    assert list(listed) == [need]
+
+    # every line refused: refused as before, nothing registered
+    err = rpc_error(lambda: special_need(api, village, ("CIGARETTES-CARTON", 1), ("BAIJIU-500ML", 1)))
+    assert_refused(err, "NON_ESSENTIAL")
+    assert "lines[0].item_code" in err.details()
+    listed = api.ListSpecialNeeds(pb.ListSpecialNeedsRequest(requester_id=village)).special_needs
+    assert [n.id for n in listed] == [need.id]
 
 
 # ---- item 7: a one-off special need is judged for what it is registered for ---------------------

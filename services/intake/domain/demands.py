@@ -252,6 +252,14 @@ def build_lines(requested: Sequence[RequestedLine], requester: Requester, catalo
     return tuple(out)
 
 
+def numbered_as_sent(built: Sequence[DemandLine], refused: Sequence[RefusedLine]
+                     ) -> tuple[DemandLine, ...]:
+    """The accepted lines numbered by their index in the request, skipping the refused ones."""
+    left_out = {r.line_no for r in refused}
+    sent = [i for i in range(len(built) + len(refused)) if i not in left_out]
+    return tuple(replace(ln, line_no=i) for ln, i in zip(built, sent, strict=True))
+
+
 def new_demand(*, demand_id: str, requester: Requester, lines: tuple[DemandLine, ...],
                policy: DemandPolicy, at: datetime, delivery_day: date | None = None,
                origin: DemandOrigin = DemandOrigin.DIRECT, origin_ref: str | None = None,
@@ -283,10 +291,7 @@ def submit_demand(*, demand_id: str, requester: Requester, lines: Sequence[Any],
     requested = parse_lines(lines, catalogue, max_lines=policy.max_lines,
                             max_quantity=policy.max_quantity, max_note_chars=policy.max_note_chars,
                             refused=refused)
-    left_out = {r.line_no for r in refused}
-    sent = [i for i in range(len(requested) + len(refused)) if i not in left_out]
-    built = tuple(replace(ln, line_no=i)
-                  for ln, i in zip(build_lines(requested, requester, catalogue, policy), sent, strict=True))
+    built = numbered_as_sent(build_lines(requested, requester, catalogue, policy), refused)
     demand = new_demand(demand_id=demand_id, requester=requester, lines=built, policy=policy,
                         at=at, delivery_day=day, origin=origin)
     return replace(demand, refused_lines=tuple(refused))

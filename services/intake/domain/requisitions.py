@@ -3,7 +3,9 @@
 submitted → head_approved (一把手审核, role unit_head of the same unit) → hq_approved (role
 hq; the requisition becomes a demand) ; either pending step may reject, with a reason.
 Every step is an ApprovalRecord (the audit trail). Role failures are PermissionDenied;
-steps out of order are RuleRefused. Separation of duties (申请人 ≠ 审核人): the person who filed
+steps out of order are RuleRefused. A non-essential or unknown item refuses its own line only,
+as in a demand (RULES §6): the requisition lists it in refused_lines, the demand HQ's approval
+makes carries them on. Separation of duties (申请人 ≠ 审核人): the person who filed
 a requisition decides none of its steps, and nobody decides two of them, whatever their role
 (admin too): RuleRefused SEPARATION_OF_DUTIES.
 """
@@ -20,7 +22,16 @@ from services.common.catalogue import Catalogue
 from services.common.errors import PermissionDenied
 
 from . import rules
-from .demands import Demand, DemandLine, DemandOrigin, build_lines, new_demand, parse_lines
+from .demands import (
+    Demand,
+    DemandLine,
+    DemandOrigin,
+    RefusedLine,
+    build_lines,
+    new_demand,
+    numbered_as_sent,
+    parse_lines,
+)
 from .fields import as_date, as_int, as_text, is_blank, require_aware
 from .policy import DemandPolicy
 from .requesters import MAX_POPULATION, Requester
@@ -78,6 +89,8 @@ class Requisition:
     registered_basis: the unit's registered headcount (+ beds, per policy) at filing.
     basis_exceeds_registered: headcount_basis > registered_basis, a flag for
     the approvers (按实申领, 不得夸大). demand_id: set when HQ approval created the demand.
+    refused_lines: the lines of the request left out by a county rule (NON_ESSENTIAL,
+    UNKNOWN_ITEM); the lines' numbers are their index in the request.
     """
 
     id: str
@@ -92,6 +105,7 @@ class Requisition:
     basis_exceeds_registered: bool = False
     delivery_day: date | None = None
     demand_id: str | None = None
+    refused_lines: tuple[RefusedLine, ...] = ()
 
     @property
     def flagged(self) -> bool:
@@ -115,7 +129,8 @@ def file_requisition(*, requisition_id: str, unit: Requester, lines: Sequence[An
     The filer must belong to the unit (actor.unit_id == unit.id) or be HQ filing on its
     behalf. delivery_day (optional) is the day wished for; the cut-off rule is applied when
     HQ approves, so it may roll then. Over-norm flags use the registered basis, not the
-    declared headcount.
+    declared headcount. An unknown or non-essential item refuses its line only
+    (refused_lines); every line refused raises the first line's error.
     """
     require_aware(at)
     _actor(actor)
@@ -125,8 +140,10 @@ def file_requisition(*, requisition_id: str, unit: Requester, lines: Sequence[An
                            "demands", field="unit_id")
     if actor.unit_id != unit.id and actor.role not in (ROLE_HQ, ROLE_ADMIN):
         raise PermissionDenied(f"{actor.id} does not belong to unit {unit.id}")
+    refused: list[RefusedLine] = []
     requested = parse_lines(lines, catalogue, max_lines=policy.max_lines,
-                            max_quantity=policy.max_quantity, max_note_chars=policy.max_note_chars)
+                            max_quantity=policy.max_quantity, max_note_chars=policy.max_note_chars,
+                            refused=refused)
     basis = as_int(headcount_basis, "headcount_basis", min_value=1, max_value=MAX_POPULATION)
     day = None if is_blank(delivery_day) else as_date(delivery_day, "delivery_day")
     if day is not None:
@@ -135,7 +152,7 @@ def file_requisition(*, requisition_id: str, unit: Requester, lines: Sequence[An
         id=requisition_id, unit_id=unit.id,
         purpose=as_text(purpose, "purpose", max_len=500),
         headcount_basis=basis,
-        lines=build_lines(requested, unit, catalogue, policy),
+        lines=numbered_as_sent(build_lines(requested, unit, catalogue, policy), refused),
         status=RequisitionStatus.SUBMITTED,
         approvals=(ApprovalRecord(ApprovalStep.SUBMIT, actor.id, actor.role, Decision.SUBMITTED,
                                   "", at),),
@@ -143,6 +160,7 @@ def file_requisition(*, requisition_id: str, unit: Requester, lines: Sequence[An
         registered_basis=unit.norm_basis(policy),
         basis_exceeds_registered=basis > unit.norm_basis(policy),
         delivery_day=day,
+        refused_lines=tuple(refused),
     )
 
 
@@ -222,6 +240,7 @@ def approve_hq(req: Requisition, actor: Actor, at: datetime, *, unit: Requester,
     demand = new_demand(demand_id=demand_id, requester=unit, lines=req.lines, policy=policy, at=at,
                         delivery_day=None if late else wished, origin=DemandOrigin.REQUISITION,
                         origin_ref=req.id)
+    demand = replace(demand, refused_lines=req.refused_lines)
     if late:
         demand = replace(demand, requested_day=wished, rolled_over=True)
     rec = ApprovalRecord(ApprovalStep.HQ, actor.id, actor.role, Decision.APPROVED,

@@ -6,7 +6,8 @@ person living alone … The record keeps the beneficiary's name and phone so the
 can hand over, but everything that leaves intake (events, lists) carries only the pseudonym
 and masked forms. The pseudonym is stable: the same name and phone under the same requester
 always give the same pseudonym (HMAC-SHA256 with a county secret), so registering a person
-twice is recognisable without storing or sending who they are.
+twice is recognisable without storing or sending who they are. A non-essential or unknown item
+refuses its own line only, as in a demand (RULES §6): the need lists it in refused_lines.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from . import rules
 from .demands import (
     Demand,
     DemandOrigin,
+    RefusedLine,
     RequestedLine,
     Tier,
     build_lines,
@@ -103,6 +105,7 @@ class SpecialNeedView:
     start_day: date
     registered_by: str
     registered_at: datetime
+    refused_lines: tuple[RefusedLine, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,8 @@ class SpecialNeed:
 
     period_days: None for a one-off need; n for a need collected every n days (chronic
     medicine), due on start_day + k × n. start_day: the first delivery day.
-    registered_by: the grid worker's identity.
+    registered_by: the grid worker's identity. refused_lines: the lines of the request left
+    out by a county rule (NON_ESSENTIAL, UNKNOWN_ITEM), line_no their index in the request.
     """
 
     id: str
@@ -124,6 +128,7 @@ class SpecialNeed:
     registered_by: str
     registered_at: datetime
     note: str = ""
+    refused_lines: tuple[RefusedLine, ...] = ()
 
     def view(self) -> SpecialNeedView:
         return SpecialNeedView(
@@ -131,7 +136,7 @@ class SpecialNeed:
             masked_name=self.beneficiary.masked_name, masked_phone=self.beneficiary.masked_phone,
             category=self.category, lines=self.lines, period_days=self.period_days,
             start_day=self.start_day, registered_by=self.registered_by,
-            registered_at=self.registered_at,
+            registered_at=self.registered_at, refused_lines=self.refused_lines,
         )
 
     def is_due(self, day: date) -> bool:
@@ -152,8 +157,9 @@ def register_special_need(*, need_id: str, requester: Requester, name: str, phon
     """Validate and create a special need registered by a grid worker at `at`.
 
     The first delivery day follows the demand cut-off rule (DemandPolicy.delivery_target).
-    Raises RuleRefused AREA_REQUESTER_ONLY for a unit, NON_ESSENTIAL for a non-essential
-    item, InvalidInput naming beneficiary.name, beneficiary.phone, category, lines[i].…,
+    A non-essential or unknown item refuses its line only (refused_lines); every line refused
+    raises the first line's error. Raises RuleRefused AREA_REQUESTER_ONLY for a unit,
+    NON_ESSENTIAL when every line is non-essential, InvalidInput naming beneficiary.name, beneficiary.phone, category, lines[i].…,
     period_days, delivery_day, registered_by, note.
     """
     require_aware(at)
@@ -164,8 +170,10 @@ def register_special_need(*, need_id: str, requester: Requester, name: str, phon
     clear_name = normalize_name(as_text(name, "beneficiary.name", max_len=50))
     clear_phone = normalize_phone(phone, "beneficiary.phone")
     cat = as_choice(category, "category", SpecialNeedCategory, CATEGORY_ALIASES)
+    refused: list[RefusedLine] = []
     requested = parse_lines(lines, catalogue, max_lines=sn_policy.max_lines,
-                            max_quantity=policy.max_quantity, max_note_chars=policy.max_note_chars)
+                            max_quantity=policy.max_quantity, max_note_chars=policy.max_note_chars,
+                            refused=refused)
     period = None if is_blank(period_days) or period_days == 0 else as_int(
         period_days, "period_days", min_value=1, max_value=sn_policy.max_period_days)
     day = None if is_blank(delivery_day) else as_date(delivery_day, "delivery_day")
@@ -177,6 +185,7 @@ def register_special_need(*, need_id: str, requester: Requester, name: str, phon
         category=cat, lines=requested, period_days=period, start_day=target.day,
         registered_by=as_text(registered_by, "registered_by", max_len=100), registered_at=at,
         note=as_text(note, "note", required=False, max_len=policy.max_note_chars),
+        refused_lines=tuple(refused),
     )
 
 

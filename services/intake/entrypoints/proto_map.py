@@ -52,6 +52,11 @@ def demand_line(ln: d.DemandLine) -> pb.DemandLine:
     return m
 
 
+def refused_lines(refused: tuple[d.RefusedLine, ...]) -> list[pb.RefusedLine]:
+    return [pb.RefusedLine(line_no=r.line_no, item_code=r.item_code, field=r.field,
+                           reason=common.Reason(code=r.code, zh=r.zh, en=r.en)) for r in refused]
+
+
 def demand(x: d.Demand, policy: d.DemandPolicy) -> pb.Demand:
     return pb.Demand(
         id=x.id, requester_id=x.requester_id, delivery_day=day(x.delivery_day),
@@ -63,9 +68,7 @@ def demand(x: d.Demand, policy: d.DemandPolicy) -> pb.Demand:
         carry_over_demand_id=x.carry_over_demand_id or "", flagged=x.flagged,
         top_tier=int(x.top_tier),
         notices=[common.Reason(code=n.code, zh=n.zh, en=n.en) for n in d.notices(x, policy)],
-        refused_lines=[pb.RefusedLine(line_no=r.line_no, item_code=r.item_code, field=r.field,
-                                      reason=common.Reason(code=r.code, zh=r.zh, en=r.en))
-                       for r in x.refused_lines],
+        refused_lines=refused_lines(x.refused_lines),
     )
 
 
@@ -77,7 +80,8 @@ def special_need(v: d.SpecialNeedView) -> pb.SpecialNeed:
         lines=[common.ItemLine(item_code=ln.item_code, quantity=ln.quantity, note=ln.note)
                for ln in v.lines],
         period_days=v.period_days or 0, start_day=day(v.start_day),
-        registered_by=v.registered_by, registered_at=ts(v.registered_at))
+        registered_by=v.registered_by, registered_at=ts(v.registered_at),
+        refused_lines=refused_lines(v.refused_lines))
 
 
 def requisition(r: d.Requisition) -> pb.Requisition:
@@ -92,7 +96,8 @@ def requisition(r: d.Requisition) -> pb.Requisition:
             decision=enum(pb.ApprovalDecision, "APPROVAL_DECISION", a.decision), reason=a.reason,
             at=ts(a.at)) for a in r.approvals],
         filed_at=ts(r.filed_at), delivery_day=day(r.delivery_day), demand_id=r.demand_id or "",
-        pending_step=enum(pb.ApprovalStep, "APPROVAL_STEP", step))
+        pending_step=enum(pb.ApprovalStep, "APPROVAL_STEP", step),
+        refused_lines=refused_lines(r.refused_lines))
 
 
 def donation(x: d.Donation) -> pb.Donation:

@@ -181,9 +181,30 @@ def test_filing_validation(hospital, catalogue, policy, over, field):
     assert e.value.field == field
 
 
-def test_non_essential_refused(hospital, catalogue, policy):
-    with pytest.raises(RuleRefused, match="NON_ESSENTIAL"):
-        file(hospital, catalogue, policy, lines=[{"item_code": "BAIJIU-500ML", "quantity": 1}])
+def test_a_non_essential_or_unknown_line_is_left_out_and_the_rest_filed(hospital, catalogue, policy):
+    r = file(hospital, catalogue, policy, lines=[
+        {"item_code": "MASK-N95", "quantity": 40}, {"item_code": "BAIJIU-500ML", "quantity": 1},
+        {"item_code": "NOPE-1", "quantity": 1}, {"item_code": "GOWN-PROTECTIVE", "quantity": 200}])
+    assert [(ln.line_no, ln.item_code) for ln in r.lines] == [(0, "MASK-N95"), (3, "GOWN-PROTECTIVE")]
+    assert [(x.line_no, x.item_code, x.field, x.code) for x in r.refused_lines] == [
+        (1, "BAIJIU-500ML", "lines[1].item_code", "NON_ESSENTIAL"),
+        (2, "NOPE-1", "lines[2].item_code", "UNKNOWN_ITEM")]
+    assert "烟酒等非必须品除外" in r.refused_lines[0].zh and "non-essential" in r.refused_lines[0].en
+    r, demand = approve_hq(approve_head(r, HEAD, T1), HQ, T2, unit=hospital, demand_id="DM-1",
+                           policy=policy)
+    assert [ln.line_no for ln in demand.lines] == [0, 3]
+    assert demand.refused_lines == r.refused_lines  # the demand says why its numbers skip
+
+
+def test_a_requisition_whose_every_line_is_refused_raises_the_first_lines_error(hospital, catalogue,
+                                                                               policy):
+    with pytest.raises(RuleRefused, match="NON_ESSENTIAL") as e:
+        file(hospital, catalogue, policy, lines=[{"item_code": "BAIJIU-500ML", "quantity": 1},
+                                                 {"item_code": "NOPE-1", "quantity": 1}])
+    assert e.value.field == "lines[0].item_code"
+    with pytest.raises(InvalidInput) as e:
+        file(hospital, catalogue, policy, lines=[{"item_code": "NOPE-1", "quantity": 1}])
+    assert e.value.field == "lines[0].item_code"
 
 
 def test_exaggerated_headcount_and_quantities_are_flagged(hospital, catalogue, policy):

@@ -101,10 +101,29 @@ def test_validation(sealed_village, catalogue, policy, over, field):
     assert e.value.field == field
 
 
-def test_non_essential_refused(sealed_village, catalogue, policy):
-    with pytest.raises(RuleRefused, match="NON_ESSENTIAL"):
+def test_a_non_essential_or_unknown_line_is_left_out_and_the_rest_registered(sealed_village,
+                                                                             catalogue, policy):
+    n = register(sealed_village, catalogue, policy, lines=[
+        {"item_code": "CIGARETTES-CARTON", "quantity": 1}, {"item_code": "FORMULA-STAGE1", "quantity": 4},
+        {"item_code": "NOPE-1", "quantity": 1}])
+    assert [(ln.item_code, ln.quantity) for ln in n.lines] == [("FORMULA-STAGE1", 4)]
+    assert [(x.line_no, x.item_code, x.field, x.code) for x in n.refused_lines] == [
+        (0, "CIGARETTES-CARTON", "lines[0].item_code", "NON_ESSENTIAL"),
+        (2, "NOPE-1", "lines[2].item_code", "UNKNOWN_ITEM")]
+    assert "烟酒等非必须品除外" in n.refused_lines[0].zh and "NOPE-1" in n.refused_lines[1].en
+    assert n.view().refused_lines == n.refused_lines
+    demand = special_need_demand(n, sealed_village, demand_id="DM-1", catalogue=catalogue,
+                                 policy=policy, at=AT)
+    assert [ln.item_code for ln in demand.lines] == ["FORMULA-STAGE1"]
+
+
+def test_a_need_whose_every_line_is_refused_raises_the_first_lines_error(sealed_village, catalogue,
+                                                                        policy):
+    with pytest.raises(RuleRefused, match="NON_ESSENTIAL") as e:
         register(sealed_village, catalogue, policy,
-                 lines=[{"item_code": "CIGARETTES-CARTON", "quantity": 1}])
+                 lines=[{"item_code": "CIGARETTES-CARTON", "quantity": 1},
+                        {"item_code": "BAIJIU-500ML", "quantity": 1}])
+    assert e.value.field == "lines[0].item_code"
 
 
 def test_chinese_category_alias(sealed_village, catalogue, policy):
