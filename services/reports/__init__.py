@@ -3,6 +3,7 @@ lists (定期公开: 采购、分配、库存、捐赠), built from the services
 
 collect.py  gRPC → DayFacts (domain/facts.py: the facts of one county day)
 render.py   DayFacts → Markdown, XLSX, disclosure CSVs and HTML (pure)
+            (sections.py the report's tables, disclosure.py the public lists)
 cli.py      `python -m services.reports --day YYYY-MM-DD --out var/reports/<day>/`
 The allocation API serves the same files as GetDailyReport.
 """

@@ -1,5 +1,5 @@
 """The public disclosure lists (定期公开) as data: allocation's GetDailyReport serves them as one
-self-contained HTML page (services/reports/render.py: every cell and title html-escaped). The
+self-contained HTML page (services/reports/disclosure.py: every cell and title html-escaped). The
 console does not inject that HTML; it reads its headings, notes and tables back into plain
 text here and renders them in its own escaped templates. Pure (no I/O)."""
 
