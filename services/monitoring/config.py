@@ -33,6 +33,7 @@ stops the process with a message that names the variable.
 | SUPPLY_PRICE_BASELINE_DAYS | 7 | days before today that make the baseline |
 | SUPPLY_PRICE_MIN_HISTORY_DAYS | 3 | baseline needs at least this many days |
 | SUPPLY_RESERVE_ALERT_TTL_H | 24 | a reserve alert not re-raised by logistics for this long clears |
+| SUPPLY_DEADLINE_ALERT_TTL_H | 12 | a missed-deadline alert (reports' deadline_missed) clears after this long |
 | MONITORING_WATCH_STREAMS_PER_IDENTITY | 4 | WatchAlerts streams one identity (token) may have open on one API process |
 | MONITORING_WATCH_STREAMS_MAX | 64 | WatchAlerts streams open on one API process, every identity together (each polls 4×/s) |
 """
@@ -94,6 +95,7 @@ class MonitoringConfig:
     spoilage_check_s: float = 60.0
     export_check_s: float = 1.0
     reserve_alert_ttl: timedelta = timedelta(hours=24)
+    deadline_alert_ttl: timedelta = timedelta(hours=12)
     watch_streams_per_identity: int = 4
     watch_streams_max: int = 64
     ingest_policy: IngestPolicy = field(default_factory=IngestPolicy)
@@ -166,6 +168,7 @@ def monitoring_config(settings: Settings) -> MonitoringConfig:
         spoilage_check_s=_num(env, "SUPPLY_SPOILAGE_CHECK_S", 60, 0.1, 86_400),
         export_check_s=_num(env, "SUPPLY_EXPORT_CHECK_S", 1, 0.1, 3600),
         reserve_alert_ttl=timedelta(hours=_num(env, "SUPPLY_RESERVE_ALERT_TTL_H", 24, 0.01, 24 * 365)),
+        deadline_alert_ttl=timedelta(hours=_num(env, "SUPPLY_DEADLINE_ALERT_TTL_H", 12, 0.01, 24 * 30)),
         watch_streams_per_identity=watch_per_identity,
         watch_streams_max=watch_max,
         ingest_policy=IngestPolicy(

@@ -617,3 +617,62 @@ def test_spoilage_alert_without_lots_quarantines_the_zone_it_names_in_logistics(
 
     status = {r.lot_id: r.status for r in c.logistics.rows("lot_balances")}
     assert status == {pork: "quarantined", milk: "quarantined", rice: "available"}
+
+
+# ---- reports → monitoring --------------------------------------------------------------------
+
+@contract(("reports", "deadline_missed", "monitoring"))
+def test_deadline_missed_puts_a_deadline_alert_on_hqs_board(make_county, tmp_path):
+    """The reports process's real use case records deadline_missed (no plan approved by 16:30);
+    monitoring opens one deadline alert for HQ per kind and day, and clears it after its TTL."""
+    from datetime import time as dtime
+
+    from sqlalchemy import select
+
+    from services.common.db import make_engine
+    from services.common.migrate import upgrade
+    from services.reports import handlers as reports
+    from services.reports.adapters.schema import tables as report_tables
+    from services.reports.domain import schedule as sc
+    from services.reports.domain.facts import DayFacts
+
+    class NoPlanApproved:
+        def day_facts(self, day, now):
+            return DayFacts(day=day, timezone=str(ct.CST), generated_at=now)
+
+        def policy(self):
+            return sc.Policy(dispatch_deadline=dtime(17, 0))
+
+        def plans(self, day):
+            return [("P-1", "proposed")]
+
+        def dispatched_plans(self, day):
+            return set()
+
+    c = make_county("monitoring")
+    url = f"sqlite:///{tmp_path / 'reports.db'}"
+    upgrade("reports", url)
+    engine = make_engine(url)
+    c.clock.advance(hours=7, minutes=31)  # 16:31: no plan approved by 16:30
+    ctx = reports.ReportsContext(engine=engine, tables=report_tables, now=c.clock.now, tz=ct.CST,
+                                 schedule=sc.Schedule(), out_dir=tmp_path / "out", county=NoPlanApproved())
+    reports.tick(ctx)
+    with engine.connect() as conn:
+        outbox = report_tables["outbox"]
+        envelopes = [json.loads(r.body) for r in conn.execute(select(outbox).order_by(outbox.c.id))]
+    engine.dispose()
+    (missed,) = [e for e in envelopes if e["event_type"] == "deadline_missed"]
+    c.deliver(missed, "monitoring")
+    c.deliver(missed, "monitoring")  # a redelivery changes nothing
+
+    a = c.monitoring.table("alerts")
+    (alert,) = c.monitoring.rows("alerts", a.c.kind == "deadline_missed")
+    assert (alert.state, alert.rule_code, alert.subject) == ("opened", "PLAN_NOT_APPROVED", DAY.isoformat())
+    assert "16:30" in alert.data["title_zh"] and "not approved" in alert.data["title_en"]
+    (raised,) = [p for p in c.monitoring.payloads("alert_raised") if p["kind"] == "deadline_missed"]
+    assert raised["severity"] == "warning"
+
+    c.clock.advance(hours=13)  # the evening is over: the alert clears by itself
+    from services.monitoring.handlers import lots
+    lots.check_spoilage(c.monitoring.ctx)
+    assert [p["kind"] for p in c.monitoring.payloads("alert_cleared")] == ["deadline_missed"]

@@ -23,7 +23,7 @@ from services.monitoring.domain.prices import PriceRise
 from services.monitoring.domain.spoilage import SpoilageFinding
 
 KINDS = ("alarm", "sensor_offline", "spoilage", "mkt", "segregation", "reserve_below_floor",
-         "near_expiry", "price_rise", "unregistered_sensor")
+         "near_expiry", "price_rise", "unregistered_sensor", "deadline_missed")
 SEVERITIES = ("info", "warning", "critical")
 ALERT_NAMESPACE = uuid.UUID("6f1c2b1e-5d0a-4e53-9a57-2f0f3c9a7a01")
 
@@ -35,7 +35,7 @@ class AlertPolicy:
     severity: Mapping[str, str] = field(default_factory=lambda: {
         "alarm": "warning", "sensor_offline": "warning", "spoilage": "critical", "mkt": "critical",
         "segregation": "critical", "reserve_below_floor": "warning", "near_expiry": "info",
-        "price_rise": "warning", "unregistered_sensor": "warning",
+        "price_rise": "warning", "unregistered_sensor": "warning", "deadline_missed": "warning",
     })
     spoilage_alarm_severity: str = "critical"  # alarm rules flagged spoilage: true
     fresh_groups: tuple[str, ...] = ("pork", "vegetables", "eggs", "dairy")
@@ -332,6 +332,27 @@ def from_price_rise(r: PriceRise, policy: AlertPolicy = AlertPolicy()) -> AlertC
         kind="price_rise", severity=policy.severity["price_rise"], depot=None, zone=None,
         rule_code="PRICE_RISE", subject=f"{r.product}@{r.market}",
         title_zh=r.text_zh, title_en=r.text_en, evidence=r.evidence(),
+    )
+
+
+DEADLINE_KINDS = {  # the reports process's deadline_missed kinds → (rule code, 中文, English)
+    "plan_not_approved": ("PLAN_NOT_APPROVED", "方案未按时审批", "plan not approved in time"),
+    "trips_not_dispatched": ("TRIPS_NOT_DISPATCHED", "车次未按时发车", "trips not dispatched in time"),
+}
+
+
+def deadline_missed(kind: str, day: str, due_at: str, count: int, what_zh: str, what_en: str,
+                    policy: AlertPolicy = AlertPolicy()) -> AlertCandidate:
+    """A county deadline missed (reports' deadline_missed): one alert per kind and delivery day."""
+    if kind not in DEADLINE_KINDS:
+        raise InvalidInput("payload.kind", f"unknown deadline kind {kind!r}; one of {', '.join(DEADLINE_KINDS)}")
+    rule, zh, en = DEADLINE_KINDS[kind]
+    return AlertCandidate(
+        kind="deadline_missed", severity=policy.severity["deadline_missed"], depot=None, zone=None,
+        rule_code=rule, subject=day,
+        title_zh=f"逾期: {zh} ({day}, 应于 {due_at} 前): {what_zh}"[:300],
+        title_en=f"late: {en} ({day}, due {due_at}): {what_en}"[:300],
+        evidence={"day": day, "due_at": due_at, "count": count},
     )
 
 

@@ -19,7 +19,7 @@ from services.common.config import Settings
 from services.common.nameko_support import ServiceDatabase, run_worker
 from services.monitoring.adapters.influx import InfluxWriter
 from services.monitoring.bootstrap import build_context, spool_dir
-from services.monitoring.handlers import alerts, base, ingest, lots, zones
+from services.monitoring.handlers import alerts, base, deadlines, ingest, lots, zones
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,11 @@ def make_service(settings: Settings) -> type:
         def on_reserve_below_floor(self, body):
             self.events.handle("on_reserve_below_floor", body,
                                lambda uow, env: lots.reserve_below_floor(ctx, uow, env))
+
+        @event_handler("reports", "deadline_missed", requeue_on_error=True)
+        def on_deadline_missed(self, body):
+            self.events.handle("on_deadline_missed", body,
+                               lambda uow, env: deadlines.deadline_missed(ctx, uow, env))
 
         @timer(interval=cfg.offline_check_s)
         def check_offline(self):

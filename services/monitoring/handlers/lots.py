@@ -23,6 +23,7 @@ from services.monitoring.handlers.alerts import (
     raise_candidate,
 )
 from services.monitoring.handlers.base import MonitoringContext, required
+from services.monitoring.handlers.deadlines import expire_deadline_alerts
 from services.monitoring.handlers.zones import (
     lock_zones_sorted,
     register_zone,
@@ -233,6 +234,7 @@ def check_spoilage(ctx: MonitoringContext) -> int:
     with ctx.uow() as uow:
         raised += check_expiry(ctx, uow)
         expire_reserve_alerts(ctx, uow)
+        expire_deadline_alerts(ctx, uow)
         uow.commit()
     return raised
 

@@ -52,6 +52,8 @@ class Channel:
             return False
         if not notice.event_type.startswith("alert_"):  # deadlines and reports: by `events` alone
             return True
+        if notice.kind == "deadline_missed":  # monitoring's copy of a deadline_missed event: told once
+            return False
         return (SEVERITIES.index(notice.severity) >= SEVERITIES.index(self.min_severity)
                 and (self.alert_kinds is None or notice.kind in self.alert_kinds))
 

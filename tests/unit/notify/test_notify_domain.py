@@ -160,6 +160,8 @@ def test_routing_by_event_kind_severity_depot_and_alert_kind():
     assert routed("daily_report_ready", {"day": "2026-03-01"}) == ["all", "critical-d1", "reports", "spoilage"]
     assert routed("deadline_missed", {"kind": "plan_not_approved", "day": "2026-03-01", "depot": "D2"}) == [
         "all", "reports", "spoilage"]
+    # monitoring's board copy of a missed deadline is not told again: deadline_missed itself was
+    assert routed("alert_raised", {**base, "kind": "deadline_missed", "severity": "warning"}) == []
 
 
 @pytest.mark.parametrize("change, key", [
