@@ -671,22 +671,26 @@ def act_report(d: Day, allocation: arpc.AllocationServiceStub) -> None:
     d.console.rule("17:30 日报与公开 · the daily report and the public lists")
     d.wait_until("17:30")
     from services.reports import render
-    from services.reports.cli import write_files
     from services.reports.collect import bearer, collect_day, connect
 
+    out = d.reports_dir  # where the reports scheduler writes the day's files (REPORTS_DIR/<day>)
+    wanted = ("daily-report.md", "daily-report.xlsx", "disclosure.html")
+    deadline = time.monotonic() + 90
+    while not all((out / n).exists() for n in wanted) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    made = _report_marker(d)
+    d.facts["report_files"] = sorted(p.name for p in out.glob("*") if p.is_file()) if out.exists() else []
+    d.check(f"the 17:30 daily report made by the reports scheduler on its own ({', '.join(d.facts['report_files'])})",
+            all(n in d.facts["report_files"] for n in wanted) and made == 1,
+            f"files {d.facts['report_files']}, made {made} time(s)")
     targets = {s: f"127.0.0.1:{d.env[f'{s.upper()}_GRPC_PORT']}" for s in SERVICES}
     with connect(targets, load_settings("tools", d.env).grpc_tls) as stubs:
         facts = collect_day(d.day, stubs, metadata=bearer(TOKEN), tz=TZ, catalogue=load_catalogue(),
                             now=d.clock.now(), timeout=60)
-    out = d.reports_dir
-    written = write_files(facts, out)
-    d.facts["report_files"] = [p.name for p in written]
-    markdown = (out / "daily-report.md").read_text(encoding="utf-8")
-    disclosure = (out / "disclosure.html").read_text(encoding="utf-8")
+    markdown, disclosure = ((out / n).read_text(encoding="utf-8") if (out / n).exists() else ""
+                            for n in ("daily-report.md", "disclosure.html"))
     names = [n["name"] for n in d.scenario["morning"]["special_needs"]]
     phones = [n["phone"] for n in d.scenario["morning"]["special_needs"]]
-    d.check(f"the 17:30 daily report written ({', '.join(p.name for p in written)})",
-            "daily-report.md" in d.facts["report_files"] and "daily-report.xlsx" in d.facts["report_files"])
     delivered = sum(x.delivered for x in facts.tier_fills())
     d.check("the report's delivered total matches what was signed for at the drop points",
             delivered is not None and delivered == d.facts.get("signed_units", -1),
@@ -694,6 +698,19 @@ def act_report(d: Day, allocation: arpc.AllocationServiceStub) -> None:
     d.check("the public lists carry no beneficiary names or phone numbers",
             not any(x in disclosure or x in markdown for x in names + phones))
     d.console.print(render.to_markdown(facts).split("\n## ")[0][:600] if hasattr(render, "to_markdown") else "")
+
+
+def _report_marker(d: Day) -> int:
+    """How many times the scheduler made the day's report (its own row per day), 0 when not."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(load_settings("reports", d.env).database_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT times_made FROM report_days WHERE day = :d"),
+                                {"d": d.day.isoformat()}).scalar() or 0
+    finally:
+        engine.dispose()
 
 
 # ---- the end of the day ---------------------------------------------------------------------
@@ -757,7 +774,9 @@ def main(argv: list[str] | None = None) -> int:
     start = datetime.combine(date.fromisoformat(scenario["day"]), dtime(hh, mm), TZ)
     clock = SimulatedClock(start=start.astimezone(UTC), speed=float(scenario["speed"]),
                            anchor_wall=time.time() + STARTUP_BUDGET_S)
-    env = {**os.environ, "SUPPLY_VAR_DIR": str(var), "SUPPLY_CLOCK": clock.spec(),
+    reports = Path(os.environ.get("SUPPLY_REPORTS_DIR", ROOT / "var" / "reports"))
+    shutil.rmtree(reports / scenario["day"], ignore_errors=True)  # the scheduler writes the day anew
+    env = {**os.environ, "SUPPLY_VAR_DIR": str(var), "SUPPLY_CLOCK": clock.spec(), "REPORTS_DIR": str(reports),
            "SUPPLY_AUTH_TOKENS": TOKENS, "SUPPLY_LOG_LEVEL": "INFO", "SUPPLY_ROUTING_SECONDS": "3",
            "SUPPLY_ALLOCATION_TICK_SECONDS": "0.5", "SUPPLY_DELIVERY_STAFF_PER_DROP_POINT": "3"}
     for service, port in DEFAULT_GRPC_PORTS.items():
