@@ -26,7 +26,7 @@ from services.common.config import load_settings
 from services.common.db import make_engine
 from services.common.migrate import upgrade
 from services.logistics.audit import reconcile
-from services.logistics.bootstrap import ledger_key
+from services.logistics.config import ledger_key
 from services.monitoring.adapters.influx import InfluxWriter
 from services.monitoring.adapters.line_protocol import env_line
 from tests.integration.test_allocation_service import Allocation

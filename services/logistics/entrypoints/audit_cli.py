@@ -25,7 +25,7 @@ from services.common.config import ConfigError, load_settings
 from services.common.db import make_engine
 from services.common.errors import InvalidInput
 from services.logistics.audit import ReconcileReport, export, reconcile, verify_export
-from services.logistics.bootstrap import ledger_key
+from services.logistics.config import ledger_key
 from services.logistics.domain.ledger_audit import Anchor, ChainBreak
 
 

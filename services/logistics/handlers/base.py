@@ -55,7 +55,7 @@ class LogisticsContext:
     clock: Clock
     timezone: str = "Asia/Shanghai"
     ledger_policy: LedgerPolicy = field(default_factory=LedgerPolicy)
-    ledger_key: bytes = b""  # SUPPLY_LEDGER_KEY (bootstrap.ledger_key)
+    ledger_key: bytes = b""  # SUPPLY_LEDGER_KEY (config.ledger_key)
     receipt_policy: ReceiptPolicy = field(default_factory=ReceiptPolicy)
     pick_policy: PickPolicy = field(default_factory=PickPolicy)
     supply_policy: SupplyDaysPolicy = field(default_factory=SupplyDaysPolicy)
