@@ -26,6 +26,8 @@ from supply.v1 import (
     intake_pb2_grpc,
     logistics_pb2,
     logistics_pb2_grpc,
+    market_pb2,
+    market_pb2_grpc,
     monitoring_pb2,
     monitoring_pb2_grpc,
 )
@@ -35,6 +37,7 @@ from services.common.config import PLAINTEXT, GrpcTls
 from services.common.grpc_client import open_channel
 from services.reports.domain.facts import (
     AlertFact,
+    ChannelFact,
     DayFacts,
     DemandFact,
     DemandLineFact,
@@ -84,12 +87,14 @@ class CollectError(Exception):
 @dataclass
 class Stubs:
     """One stub per service (anything whose methods take (request, metadata=, timeout=));
-    monitoring may be None (then alerts are 'unavailable')."""
+    monitoring may be None (then alerts are 'unavailable'), market too (then the supermarket
+    channel is)."""
 
     intake: Any
     allocation: Any
     logistics: Any
     monitoring: Any | None = None
+    market: Any | None = None
 
 
 class LocalStub:
@@ -120,11 +125,13 @@ def connect(targets: Mapping[str, str], tls: GrpcTls = PLAINTEXT) -> Iterator[St
     kinds = {"intake": intake_pb2_grpc.IntakeServiceStub,
              "allocation": allocation_pb2_grpc.AllocationServiceStub,
              "logistics": logistics_pb2_grpc.LogisticsServiceStub,
-             "monitoring": monitoring_pb2_grpc.MonitoringServiceStub}
+             "monitoring": monitoring_pb2_grpc.MonitoringServiceStub,
+             "market": market_pb2_grpc.MarketServiceStub}
     try:
-        made = {s: kinds[s](ch) for s, ch in channels.items()}
+        made = {s: kinds[s](ch) for s, ch in channels.items() if s in kinds}
         yield Stubs(intake=made.get("intake"), allocation=made.get("allocation"),
-                    logistics=made.get("logistics"), monitoring=made.get("monitoring"))
+                    logistics=made.get("logistics"), monitoring=made.get("monitoring"),
+                    market=made.get("market"))
     finally:
         for ch in channels.values():
             ch.close()
@@ -373,6 +380,20 @@ class _Collector:
         return out
 
 
+    def channel(self) -> ChannelFact | None:
+        """The supermarket channel's day; None (and a note) when market is not there."""
+        if self.stubs.market is None:
+            self.notes.append("channel: market not configured")
+            return None
+        try:
+            s = self.call("market", "GetChannelSummary",
+                          market_pb2.GetChannelSummaryRequest(day=self.day.isoformat()))
+        except CollectError as exc:
+            self.notes.append(f"channel: market unavailable ({exc.code.name if exc.code else 'error'})")
+            return None
+        return ChannelFact(**{f: getattr(s, f) for f in ChannelFact.__dataclass_fields__})
+
+
 def _with_page(request, page):
     r = type(request)()
     r.CopyFrom(request)
@@ -412,6 +433,7 @@ def collect_day(day: date, stubs: Stubs, *, metadata: Iterable[tuple[str, str]],
         stock=stock, stock_ledger_seq=seq, supply_population=population, supply=supply,
         demands=c.demands(), plan=plan, plan_versions=versions, trips=trips,
         dispatches=dispatches, alerts=c.alerts(), reconciliation=c.reconcile(),
-        requesters=c.requesters(), items=item_infos(catalogue or load_catalogue()))
+        requesters=c.requesters(), items=item_infos(catalogue or load_catalogue()),
+        channel=c.channel())
     facts.notes = c.notes
     return facts

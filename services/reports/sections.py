@@ -25,7 +25,7 @@ PLAN_STATUS = {"proposed": ("待批准", "proposed"), "approved": ("已批准", 
 ALERT_KINDS = {"alarm": "温湿度报警", "sensor_offline": "传感器离线", "spoilage": "变质",
                "mkt": "平均动力学温度", "segregation": "危化品隔离", "reserve_below_floor": "低于储备",
                "near_expiry": "临期", "price_rise": "价格异常",
-               "unregistered_sensor": "未登记传感器"}
+               "unregistered_sensor": "未登记传感器", "deadline_missed": "逾期"}
 SEVERITY = {"info": "提示", "warning": "警告", "critical": "严重"}
 ALERT_STATE = {"open": "未处理", "acknowledged": "已确认", "cleared": "已解除"}
 
@@ -384,6 +384,45 @@ def _ledger(facts: DayFacts) -> Section:
                ["余额不符 Balance mismatches", r.mismatches]])])
 
 
+def yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}" if fen >= 0 else f"-{yuan(-fen)}"
+
+
+def _channel(facts: DayFacts) -> Section:
+    title = "九、商超保供 / Supermarket channel"
+    ch = facts.channel
+    if ch is None:
+        why = next((n for n in facts.notes if n.startswith("channel:")), "")
+        return Section(title, [f"商超保供服务未接入或不可用 / the market service is not there: {why}"], [])
+    text = [f"居民订单 {ch.household_orders} 单，社区汇总 {ch.community_orders} 单，包裹 {ch.parcels} 个；"
+            f"已签收 {ch.parcels_received}、短少 {ch.parcels_short}、拒收 {ch.parcels_refused} / "
+            f"{ch.household_orders} household orders in {ch.community_orders} community orders, "
+            f"{ch.parcels} parcels: {ch.parcels_received} received, {ch.parcels_short} short, "
+            f"{ch.parcels_refused} refused.",
+            f"金额（元）：订购 {yuan(ch.ordered_fen)}，备货确认 {yuan(ch.confirmed_fen)}，送达 {yuan(ch.delivered_fen)} / "
+            f"amounts (yuan): ordered {yuan(ch.ordered_fen)}, confirmed {yuan(ch.confirmed_fen)}, "
+            f"delivered {yuan(ch.delivered_fen)}."]
+    return Section(title, text, [
+        Table("9 商超保供 Channel", "商超保供 / Supermarket channel", ["项目 Item", "数值 Value"], [
+            ["居民订单 Household orders", ch.household_orders],
+            ["其中在线支付 Paid online", ch.online_orders],
+            ["其中网格员统收 Collected in advance", ch.collected_orders],
+            ["其中代付记账 On account (代付)", ch.on_account_orders],
+            ["社区汇总订单 Community orders", ch.community_orders],
+            ["包裹 Parcels", ch.parcels],
+            ["签收 / 短少 / 拒收 Received / short / refused",
+             f"{ch.parcels_received} / {ch.parcels_short} / {ch.parcels_refused}"],
+            ["订购金额（元）Ordered (yuan)", yuan(ch.ordered_fen)],
+            ["确认金额（元）Confirmed (yuan)", yuan(ch.confirmed_fen)],
+            ["送达金额（元）Delivered (yuan)", yuan(ch.delivered_fen)],
+            ["在线已付（元）Paid online (yuan)", yuan(ch.paid_online_fen)],
+            ["统收（元）Collected (yuan)", yuan(ch.collected_fen)],
+            ["代付待结（元）On account owed (yuan)", yuan(ch.on_account_owed_fen)],
+            ["已结算社区订单 Community orders settled", ch.settled_community_orders],
+            ["封控结束总结算 Accounts closed", "是 yes" if ch.accounts_closed else "否 no"],
+        ])])
+
+
 def daily_sections(facts: DayFacts) -> list[Section]:
     return [_receipts(facts), _donations(facts), _stock(facts), _demands(facts), _plan(facts),
-            _trips(facts), _alerts(facts), _ledger(facts)]
+            _trips(facts), _alerts(facts), _ledger(facts), _channel(facts)]

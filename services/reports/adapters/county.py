@@ -11,6 +11,7 @@ from supply.v1 import (
     intake_pb2_grpc,
     logistics_pb2,
     logistics_pb2_grpc,
+    market_pb2_grpc,
     monitoring_pb2_grpc,
 )
 
@@ -43,7 +44,9 @@ class GrpcCounty:
         self.stubs = Stubs(intake=intake_pb2_grpc.IntakeServiceStub(self._channels["intake"]),
                            allocation=allocation_pb2_grpc.AllocationServiceStub(self._channels["allocation"]),
                            logistics=logistics_pb2_grpc.LogisticsServiceStub(self._channels["logistics"]),
-                           monitoring=monitoring_pb2_grpc.MonitoringServiceStub(self._channels["monitoring"]))
+                           monitoring=monitoring_pb2_grpc.MonitoringServiceStub(self._channels["monitoring"]),
+                           market=(market_pb2_grpc.MarketServiceStub(self._channels["market"])
+                                   if "market" in self._channels else None))
 
     def close(self) -> None:
         for channel in self._channels.values():

@@ -295,6 +295,30 @@ class TierFill:
         return self.delivered / self.asked if self.asked else 0.0
 
 
+@dataclass(frozen=True)
+class ChannelFact:
+    """The paid supermarket channel's day (商超保供; market's GetChannelSummary): counts and
+    money in fen only, never a household."""
+
+    household_orders: int = 0
+    online_orders: int = 0
+    collected_orders: int = 0
+    on_account_orders: int = 0
+    community_orders: int = 0
+    parcels: int = 0
+    parcels_received: int = 0
+    parcels_short: int = 0
+    parcels_refused: int = 0
+    ordered_fen: int = 0
+    confirmed_fen: int = 0
+    delivered_fen: int = 0
+    paid_online_fen: int = 0
+    collected_fen: int = 0
+    on_account_owed_fen: int = 0
+    settled_community_orders: int = 0
+    accounts_closed: bool = False
+
+
 @dataclass
 class DayFacts:
     """Everything the daily report and the disclosure lists say about one county day.
@@ -324,6 +348,7 @@ class DayFacts:
     requesters: dict[str, RequesterFact] = field(default_factory=dict)
     items: dict[str, ItemInfo] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    channel: ChannelFact | None = None  # None: market not configured or did not answer (notes)
 
     # ---- derived figures (used by the report and by GetDailyReport's headline)
     def live_demands(self) -> list[DemandFact]:

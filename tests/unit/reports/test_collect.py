@@ -13,6 +13,7 @@ from supply.v1 import allocation_pb2 as apb
 from supply.v1 import common_pb2 as cpb
 from supply.v1 import intake_pb2 as ipb
 from supply.v1 import logistics_pb2 as lpb
+from supply.v1 import market_pb2 as kpb
 from supply.v1 import monitoring_pb2 as mpb
 
 from services.reports.collect import CollectError, Stubs, collect_day
@@ -185,6 +186,9 @@ def stubs(calls: list, **overrides) -> Stubs:
             ReconcileLedger=lambda r: lpb.ReconcileReport(ok=True, lines_checked=4, lots_checked=2,
                                                           head_seq=4)),
         "monitoring": dict(ListAlerts=alerts),
+        "market": dict(GetChannelSummary=lambda r: kpb.ChannelSummary(
+            day=r.day, household_orders=5, on_account_orders=1, parcels=4, parcels_refused=1,
+            ordered_fen=12345, on_account_owed_fen=2000)),
     }
     for service, methods in overrides.items():
         if methods is None:
@@ -251,6 +255,17 @@ def test_monitoring_down_only_marks_the_alerts_unavailable():
     assert f.plan is not None and f.demands
     f, _ = collect(monitoring=None)
     assert f.alerts is None and "not configured" in f.notes[0]
+
+
+def test_the_supermarket_channel_is_read_for_the_day_and_its_absence_only_noted():
+    f, calls = collect()
+    assert (f.channel.household_orders, f.channel.parcels_refused, f.channel.ordered_fen,
+            f.channel.on_account_owed_fen) == (5, 1, 12345, 2000)
+    assert [r.day for name, r, _ in calls if name == "GetChannelSummary"] == ["2026-12-01"]
+    f, _ = collect(market={"GetChannelSummary": Failure(grpc.StatusCode.UNAVAILABLE)})
+    assert f.channel is None and f.notes == ["channel: market unavailable (UNAVAILABLE)"] and f.plan
+    f, _ = collect(market=None)
+    assert f.channel is None and f.notes == ["channel: market not configured"]
 
 
 @pytest.mark.parametrize("service,method", [("intake", "ListDemands"),

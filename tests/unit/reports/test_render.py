@@ -314,3 +314,28 @@ def test_the_plan_shows_each_items_material_class_and_why():
             "epidemic demand is 3.75× normal (≥ 2) |") in md
     assert "| EGG-30 |" in md.split("Material classes")[1].split("###")[0]
     assert "5 物资分级 Classes" in load_workbook(io.BytesIO(render.xlsx(day))).sheetnames
+
+
+def test_the_supermarket_channel_section_gives_counts_and_yuan_and_no_household():
+    from services.reports.domain.facts import ChannelFact
+
+    f = facts()
+    f.channel = ChannelFact(household_orders=12, online_orders=7, collected_orders=3, on_account_orders=2,
+                            community_orders=2, parcels=11, parcels_received=9, parcels_short=1,
+                            parcels_refused=1, ordered_fen=123456, confirmed_fen=120005, delivered_fen=110000,
+                            paid_online_fen=70000, collected_fen=30000, on_account_owed_fen=9950,
+                            settled_community_orders=1)
+    md = render.markdown(f)
+    section = md.split("## 九、商超保供 / Supermarket channel")[1]
+    assert "1234.56" in section and "1200.05" in section and "99.50" in section
+    assert row_of(md, "签收 / 短少 / 拒收 Received / short / refused")[1] == "9 / 1 / 1"
+    wb = load_workbook(io.BytesIO(render.xlsx(f)))
+    rows = dict(wb["9 商超保供 Channel"].iter_rows(values_only=True))
+    assert rows["居民订单 Household orders"] == 12 and rows["代付待结（元）On account owed (yuan)"] == "99.50"
+
+
+def test_without_the_market_service_the_channel_section_says_so():
+    f = facts()
+    f.notes.append("channel: market unavailable (UNAVAILABLE)")
+    section = render.markdown(f).split("## 九、商超保供 / Supermarket channel")[1]
+    assert "not there" in section and "UNAVAILABLE" in section
