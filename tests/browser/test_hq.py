@@ -131,3 +131,38 @@ def test_the_policy_page_offers_every_reserve_floor_even_before_any_override(pag
     page.goto(f"{base_url}/hq/policy")
     expect(page.locator("#rd-grain_oil")).to_have_value("15")  # RULES §4: grain and oil, 15 days
     expect(page.locator("#rd-pork")).to_have_value("3")
+
+
+def test_hq_sets_an_absolute_reserve_floor_next_to_the_days_and_the_versions_show_it(page, base_url):
+    """Issue #15 item 8: absolute floors per item group (SetPolicy's reserve_floors) on the policy
+    page; a bad value is refused next to its field and kept, a saved one is a new version."""
+    login(page, base_url, "hq")
+    page.goto(f"{base_url}/hq/policy")
+    floor, submit = page.locator("#rf-pork"), page.locator("form[action='/hq/policy'] button[type=submit]")
+    expect(floor).to_have_value("")  # no absolute floor until HQ sets one
+    expect(page.locator("#rf-vegetables")).to_be_visible()
+    expect(page.locator("#rf-grain_oil")).to_have_count(0)  # bags and bottles: per item code only
+    version = int(page.locator("#policy-versions tbody tr").first.get_attribute("data-version") or 0) \
+        if page.locator("#policy-versions").count() else 0
+
+    floor.fill("五百")
+    submit.click()
+    expect(page.locator("#err-policy-reserve_floors-pork")).to_contain_text("整数")
+    expect(floor).to_have_attribute("aria-invalid", "true")
+    expect(floor).to_have_value("五百")  # what was typed is kept
+    shoot(page, "hq-policy-reserve-floor-refused")
+
+    floor.fill("500")
+    submit.click()
+    expect(page.locator("#done")).to_contain_text(f"第 {version + 1} 版")
+    expect(floor).to_have_value("500")
+    newest = page.locator("#policy-versions tbody tr").first
+    expect(newest).to_have_attribute("data-version", str(version + 1))
+    expect(newest.locator("td.floors")).to_contain_text("500 kg")
+    shoot(page, "hq-policy-reserve-floors")
+
+    floor.fill("")  # empty: no floor again (the browser test county is shared)
+    submit.click()
+    expect(page.locator("#done")).to_contain_text(f"第 {version + 2} 版")
+    expect(floor).to_have_value("")
+    expect(page.locator("#policy-versions tbody tr").first.locator("td.floors")).to_have_text("–")

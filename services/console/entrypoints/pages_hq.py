@@ -23,6 +23,7 @@ from supply.v1 import monitoring_pb2 as mpb
 from services.common.tiers import TIER_NAMES
 from services.console.adapters.services import ServiceError
 from services.console.domain import board
+from services.console.domain import policy as policy_form
 from services.console.entrypoints.lookups import day_param
 from services.console.entrypoints.web import (
     Viewer,
@@ -392,26 +393,40 @@ async def report_file(request: Request, viewer: Viewer) -> Response:
                     headers={"content-disposition": f'attachment; filename="{filename}"'})
 
 
-POLICY_FIELDS = ("cutoff", "dispatch_deadline", "tier_order", "reserve_days")
+POLICY_FIELDS = ("cutoff", "dispatch_deadline", "tier_order", "reserve_days", "reserve_floors")
 
 
 @page(*HQ)
 async def policy_page(request: Request, viewer: Viewer) -> Response:
     services = console_of(request).services
-    policy, history, supply = await asyncio.gather(
+    policy, history, supply, catalogue = await asyncio.gather(
         services.call(viewer.person, "allocation", "GetPolicy", apb.GetPolicyRequest()),
         services.call(viewer.person, "allocation", "ListPolicyVersions", apb.ListPolicyVersionsRequest()),
-        services.call(viewer.person, "logistics", "GetDaysOfSupply", lpb.GetDaysOfSupplyRequest()))
+        services.call(viewer.person, "logistics", "GetDaysOfSupply", lpb.GetDaysOfSupplyRequest()),
+        services.call(viewer.person, "intake", "ListCatalogueItems", ipb.ListCatalogueItemsRequest()))
     # every item group with a reserve floor: the policy holds only the groups HQ has overridden
     floors = [(g.group, g.name_zh if lang_of(request) == "zh_CN" else g.name_en,
                policy.reserve_days.get(g.group, g.reserve_days))
               for g in supply.groups if g.group in policy.reserve_days or g.HasField("reserve_days")]
+    # absolute floors in units (issue #15 item 8): every group counted in one unit, and any
+    # item code's floor the policy holds (the form replaces them as a whole)
+    floor_names = policy_form.floor_names(catalogue.items)
+    absolute = policy_form.floor_rows(floor_names, policy.reserve_floors)
+    shown = {f"policy.{f}" for f in ("cutoff", "dispatch_deadline", "tier_order")}
+    shown |= {f"policy.reserve_days.{g}" for g, _, _ in floors}
+    shown |= {f"policy.reserve_floors.{r.key}" for r in absolute}
+
+    def again(status: int, errors: dict[str, str], values: dict[str, str], key: str) -> Response:
+        return render(request, "hq/policy.html", status=status, policy=policy, versions=history.versions,
+                      tiers=TIER_NAMES, floors=floors, absolute=absolute, floor_names=floor_names,
+                      errors=errors, values=values, key=key, saved=request.query_params.get("saved") == "1")
+
     if request.method == "GET":
-        return render(request, "hq/policy.html", policy=policy, versions=history.versions, tiers=TIER_NAMES,
-                      floors=floors, errors={}, values={}, key=new_key())
+        return again(200, {}, {}, new_key())
     form = request.state.form
     values = {k: str(form.get(k, "")).strip() for k in ("cutoff", "dispatch_deadline", "tier_order")}
-    values.update({k: str(v).strip() for k, v in form.multi_items() if k.startswith("reserve_days.")})
+    values.update({k: str(v).strip() for k, v in form.multi_items()
+                   if k.startswith(("reserve_days.", policy_form.FLOOR_FIELD))})
     _ = gettext_of(request)
     errors: dict[str, str] = {}
     new = apb.AllocationPolicy(cutoff=values["cutoff"], dispatch_deadline=values["dispatch_deadline"])
@@ -425,20 +440,22 @@ async def policy_page(request: Request, viewer: Viewer) -> Response:
                 new.reserve_days[k.removeprefix("reserve_days.")] = float(v)
             except ValueError:
                 errors[f"policy.{k}"] = _("A number of days")
+    absolute_floors, bad = policy_form.parse_floors(values)
+    new.reserve_floors.update(absolute_floors)
+    for k in bad:
+        errors[f"policy.reserve_floors.{k}"] = _("A whole number of units, 0 to 100,000,000; empty for no floor")
     if not errors:
         try:
             await act(request, viewer, "set_policy", f"policy v{policy.version}", "allocation", "SetPolicy",
                       apb.SetPolicyRequest(idempotency_key=str(form.get("idempotency_key") or new_key())[:200],
                                            policy=new, expected_version=policy.version,
                                            update_mask=field_mask_pb2.FieldMask(paths=list(POLICY_FIELDS))))
-            return _see_other(request, "/hq/policy")
+            return _see_other(request, "/hq/policy?saved=1")  # the page forgets what was typed
         except ServiceError as exc:
             if exc.unavailable:
                 raise
-            errors[exc.field or "policy"] = exc.message
-    return render(request, "hq/policy.html", status=422, policy=policy, versions=history.versions,
-                  tiers=TIER_NAMES, floors=floors, errors=errors,
-                  values=values, key=str(form.get("idempotency_key", "")))
+            errors[policy_form.error_field(exc.field, shown)] = exc.message
+    return again(422, errors, values, str(form.get("idempotency_key", "")))
 
 
 @page(*HQ, "auditor")
