@@ -6,7 +6,11 @@ import logging
 from dataclasses import replace
 
 from services.allocation.adapters.stock import StockSource
-from services.allocation.config import load_allocation_config
+from services.allocation.config import (
+    POLICY_VARIABLES,
+    load_allocation_config,
+    load_policy_defaults,
+)
 from services.allocation.domain.county_policy import CountyPolicy, apply_changes
 from services.allocation.handlers.base import AllocationContext
 from services.common.catalogue import load_catalogue
@@ -32,23 +36,15 @@ def build_context(settings: Settings, *, pool_size: int = 10,
 def default_policy(settings: Settings, catalogue=None) -> CountyPolicy:
     """Version 0 of the policy, until HQ sets one: SUPPLY_DEMAND_CUTOFF (HH:MM, 11:00, shared
     with intake), SUPPLY_DEMAND_CUTOFF_DAYS_BEFORE (0), SUPPLY_DISPATCH_DEADLINE (17:00)."""
-    env = settings.extra
-    changes: dict = {}
-    for name, var in (("cutoff", "SUPPLY_DEMAND_CUTOFF"),
-                      ("dispatch_deadline", "SUPPLY_DISPATCH_DEADLINE")):
-        if var in env:
-            changes[name] = env[var]
-    if "SUPPLY_DEMAND_CUTOFF_DAYS_BEFORE" in env:
-        try:
-            changes["cutoff_days_before"] = int(env["SUPPLY_DEMAND_CUTOFF_DAYS_BEFORE"])
-        except ValueError:
-            raise ConfigError("SUPPLY_DEMAND_CUTOFF_DAYS_BEFORE must be an integer") from None
     try:
-        policy = apply_changes(CountyPolicy(), changes,
+        policy = apply_changes(CountyPolicy(), load_policy_defaults(settings).changes(),
                                catalogue or load_catalogue(settings.catalogue_path),
                                by="", at=None, prefix="config")
     except InvalidInput as exc:
-        raise ConfigError(f"allocation policy from the environment: {exc.message}") from None
+        name = POLICY_VARIABLES.get(exc.field.removeprefix("config."), exc.field)
+        why = exc.message.removeprefix(f"{exc.field}: ")
+        raise ConfigError(f"{name}: {why} (allocation policy from the environment) "
+                          f"/ 环境变量 {name} 有误") from None
     return replace(policy, version=0, updated_at=None, updated_by="")
 
 
