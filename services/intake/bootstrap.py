@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from services.common.catalogue import load_catalogue
-from services.common.config import ConfigError, Settings
+from services.common.config import Settings
 from services.common.db import make_engine
 from services.common.migrate import check_at_head
 from services.intake import domain as d
-from services.intake.config import spreadsheet_policy
+from services.intake.config import load_intake_config, spreadsheet_policy
 from services.intake.handlers.base import IntakeContext
 
 
@@ -23,15 +23,9 @@ def build_context(settings: Settings, *, pool_size: int = 10,
 
 
 def demand_policy(settings: Settings) -> d.DemandPolicy:
-    """SUPPLY_DEMAND_CYCLE_DAYS (1), SUPPLY_OVER_NORM_FACTOR (3.0): RULES.md §2, §6. The cut-off
+    """SUPPLY_DEMAND_CYCLE_DAYS, SUPPLY_OVER_NORM_FACTOR (config.py): RULES.md §2, §6. The cut-off
     is not set here: allocation's policy owns it and intake follows its policy_changed events
     (handlers.demand_policy, docs/adr/0008)."""
-    env = settings.extra
-    try:
-        return d.DemandPolicy(
-            timezone=str(settings.timezone),
-            cycle_days=int(env.get("SUPPLY_DEMAND_CYCLE_DAYS", "1")),
-            over_norm_factor=float(env.get("SUPPLY_OVER_NORM_FACTOR", "3.0")),
-        )
-    except ValueError as exc:
-        raise ConfigError(f"demand policy (SUPPLY_DEMAND_CYCLE_DAYS, SUPPLY_OVER_NORM_FACTOR): {exc}") from None
+    cfg = load_intake_config(settings)
+    return d.DemandPolicy(timezone=str(settings.timezone), cycle_days=cfg.demand_cycle_days,
+                          over_norm_factor=cfg.over_norm_factor)

@@ -13,11 +13,15 @@ Why these defaults: docs/security.md, "Spreadsheet limits".
 | INTAKE_IMPORT_MAX_PARTS | 1000 | parts (files) in an XLSX |
 | INTAKE_IMPORT_MAX_ERRORS | 1000 | errors listed in the report; past them checking stops |
 | SUPPLY_PERIODIC_CHECK_SECONDS | 30 | seconds (0.1 … 3600) between the worker's turns of periodic special needs into demands |
+| SUPPLY_DEMAND_CYCLE_DAYS | 1 | days of consumption one demand covers (1 … 366; 篇12 every three days: 3), RULES §2 |
+| SUPPLY_OVER_NORM_FACTOR | 3.0 | a line above norm × factor is flagged for review (above 0, ≤ 1000), RULES §6 |
 """
 
 from __future__ import annotations
 
-from services.common.config import Settings, _int, seconds
+from dataclasses import dataclass
+
+from services.common.config import ConfigError, Settings, _int, seconds
 from services.intake.spreadsheet.policy import MiB, SpreadsheetPolicy
 
 
@@ -39,3 +43,30 @@ def spreadsheet_policy(settings: Settings) -> SpreadsheetPolicy:
 
 def periodic_check_s(settings: Settings) -> float:
     return seconds(settings, "SUPPLY_PERIODIC_CHECK_SECONDS", 30, 0.1, 3600)
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    """The demand rules' numbers intake reads from the environment (the cut-off is allocation's)."""
+    demand_cycle_days: int = 1
+    over_norm_factor: float = 3.0
+
+
+def load_intake_config(settings: Settings) -> IntakeConfig:
+    env = settings.extra
+    return IntakeConfig(
+        demand_cycle_days=_int(env, "SUPPLY_DEMAND_CYCLE_DAYS", 1, 1, 366),
+        over_norm_factor=_factor(env, "SUPPLY_OVER_NORM_FACTOR", 3.0, 1000.0),
+    )
+
+
+def _factor(env: dict, name: str, default: float, hi: float) -> float:
+    raw = env.get(name, "").strip() or f"{default:g}"
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r} / {name} 应为数字") from None
+    if not 0 < value <= hi:
+        raise ConfigError(f"{name} must be above 0 and at most {hi:g}, got {value:g} "
+                          f"/ {name} 应大于 0 且不超过 {hi:g}")
+    return value
