@@ -35,9 +35,11 @@ ROLES = (
     "clerk",              # 随车押运员 (delivery clerk)
     "market_supervisor",  # 市场监管 price reporting
     "gateway",            # a gateway's own static token (alerts only, never people's data)
+    "supermarket",        # 定点超市 / 保供点 staff (market): scope = the outlet id
 )
-# Roles that act for one requester: their scope is its id, and they see only what is theirs.
-SCOPED_ROLES = ("village", "grid_worker", "unit", "unit_head")
+# Roles that act for one requester (a supermarket: for one outlet): their scope is its id, and
+# they see only what is theirs.
+SCOPED_ROLES = ("village", "grid_worker", "unit", "unit_head", "supermarket")
 COUNTY_WIDE_ROLES = ("admin", "hq")
 
 ISSUER = "county-supply-console"

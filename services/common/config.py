@@ -15,7 +15,8 @@ from services.common.clock import Clock, parse_clock
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("intake", "allocation", "logistics", "monitoring")
-DEFAULT_GRPC_PORTS = {"intake": 50051, "allocation": 50052, "logistics": 50053, "monitoring": 50054}
+DEFAULT_GRPC_PORTS = {"intake": 50051, "allocation": 50052, "logistics": 50053, "monitoring": 50054,
+                      "market": 50055}
 REPORTS_GRPC_PORT = 50056  # the reports process (services/reports): GetDailyReport, forwarded by allocation
 
 
@@ -82,7 +83,7 @@ def _tokens(raw: str) -> dict[str, tuple[str, str, str]]:
 
 def _targets(env: dict) -> dict[str, str]:
     out = {}
-    names = [(s, f"{s.upper()}_GRPC_TARGET") for s in SERVICES] + [("reports", "REPORTS_GRPC_TARGET")]
+    names = [(s, f"{s.upper()}_GRPC_TARGET") for s in DEFAULT_GRPC_PORTS] + [("reports", "REPORTS_GRPC_TARGET")]
     for s, name in names:
         raw = _env(env, name, "")
         if raw:
@@ -208,12 +209,12 @@ def database_url(service: str, env: dict) -> str:
 
 def load_settings(service: str, env: dict | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
-    if service not in SERVICES + ("tools", "console", "reports", "notify"):
+    if service not in SERVICES + ("tools", "console", "reports", "notify", "market"):
         raise ConfigError(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     var_dir = Path(_env(env, "SUPPLY_VAR_DIR", str(ROOT / "var")))
     db_url = database_url(service, env)
     ports = {
-        s: _int(env, f"{s.upper()}_GRPC_PORT", DEFAULT_GRPC_PORTS[s], 1, 65535) for s in SERVICES
+        s: _int(env, f"{s.upper()}_GRPC_PORT", port, 1, 65535) for s, port in DEFAULT_GRPC_PORTS.items()
     }
     ports["reports"] = _int(env, "REPORTS_GRPC_PORT", REPORTS_GRPC_PORT, 1, 65535)
     tz_name = _env(env, "SUPPLY_TIMEZONE", "Asia/Shanghai")

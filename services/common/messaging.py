@@ -90,7 +90,7 @@ def all_subscriptions() -> tuple[Subscription, ...]:
     from services.common.config import SERVICES
 
     subs: list[Subscription] = []
-    for service in SERVICES:
+    for service in (*SERVICES, "market"):
         try:
             module = importlib.import_module(f"services.{service}.subscriptions")
         except ModuleNotFoundError:

@@ -45,7 +45,7 @@ def processes() -> frozenset[tuple[str, str]]:
     from services.launcher import main
 
     found = set()
-    for service in (*SERVICES, "reports", "notify"):
+    for service in (*SERVICES, "market", "reports", "notify"):
         with pytest.raises(SystemExit) as exc:
             main(service, ["--no-such-kind--"])
         m = re.fullmatch(rf"usage: python -m services\.{service} ([a-z|]+)", str(exc.value.code))
@@ -104,7 +104,7 @@ def _names_in(tree: ast.AST) -> set[str]:
             if (isinstance(head, ast.FormattedValue) and isinstance(head.value, ast.Call)
                     and isinstance(head.value.func, ast.Attribute) and head.value.func.attr == "upper"
                     and isinstance(tail, ast.Constant) and re.fullmatch(r"_[A-Z0-9_]+", tail.value)):
-                owners = DATABASES if tail.value == "_DATABASE_URL" else SERVICES
+                owners = DATABASES if tail.value == "_DATABASE_URL" else DEFAULT_GRPC_PORTS
                 names |= {s.upper() + tail.value for s in owners}
     return names
 

@@ -10,7 +10,7 @@ import pytest
 from services import cli
 from services.launcher import main
 
-LAUNCHED = ("intake", "allocation", "logistics", "monitoring", "reports", "notify")
+LAUNCHED = ("intake", "allocation", "logistics", "monitoring", "market", "reports", "notify")
 
 
 @pytest.mark.parametrize("service", LAUNCHED)
