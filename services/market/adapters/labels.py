@@ -8,8 +8,10 @@ an inline SVG QR code of the payment reference (segno). Every text that comes fr
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from html import escape
 
 import segno
@@ -74,14 +76,26 @@ body{margin:0;font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif;color:
 _RUN = re.compile(rb"\x01+")
 
 
+@lru_cache(maxsize=8192)
+def _row_path(row: bytes) -> tuple[int, str] | None:
+    """One matrix row's dark runs as (first x, 'h… m… 0h…'): relative moves, so a row drawn once
+    is drawn again by its bytes alone (finder, timing and many data rows repeat across codes)."""
+    runs = [m.span() for m in _RUN.finditer(row)]
+    if not runs:
+        return None
+    s0, e0 = runs[0]
+    return s0 + 1, f"h{e0 - s0}" + "".join(f"m{s - pe} 0h{e - s}" for (_, pe), (s, e) in itertools.pairwise(runs))
+
+
 def qr_svg(data: str) -> str:
     """An inline SVG of the QR code of `data` (segno's matrix; one path, a 1-module quiet zone
     each side so the 26 mm box keeps the code large; the label's white margin adds to it)."""
     qr = segno.make_qr(data, error=QR_ERROR, mask=QR_MASK, boost_error=False)
     d = []
     for y, row in enumerate(qr.matrix):
-        for m in _RUN.finditer(bytes(row)):
-            d.append(f"M{m.start() + 1} {y + 1.5}h{m.end() - m.start()}")
+        frag = _row_path(bytes(row))
+        if frag:
+            d.append(f"M{frag[0]} {y + 1.5}{frag[1]}")
     size = len(qr.matrix) + 2
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {size} {size}" role="img" '
             f'shape-rendering="crispEdges"><path fill="none" stroke="#000" d="{"".join(d)}"/></svg>')

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 
-from .orders import HouseholdOrder
+from .orders import HouseholdOrder, OrderLine
 from .rules import BAD_STATE, invalid, refuse
 
 ANSWERS = ("full", "partial", "out_of_stock")
@@ -99,21 +99,30 @@ def _check_answers(co: CommunityOrder, answers: Mapping[str, tuple[str, int | No
     return confirmed
 
 
+def _shares(co: CommunityOrder, orders: Sequence[HouseholdOrder]):
+    """(order, units confirmed per line) for each household order of `co`, first come first served."""
+    ids = set(co.household_order_ids)
+    left = {ln.item_code: ln.confirmed for ln in co.lines}
+    for o in fcfs([o for o in orders if o.order_id in ids]):
+        takes = []
+        for ln in o.lines:
+            avail = left.get(ln.item_code) or 0
+            take = ln.quantity if ln.quantity < avail else avail
+            left[ln.item_code] = avail - take
+            takes.append(take)
+        yield o, takes
+
+
+def _confirmed(o: HouseholdOrder, takes: list[int]) -> HouseholdOrder:
+    lines = tuple(OrderLine(ln.item_code, ln.quantity, ln.price_fen, t, ln.delivered)
+                  for ln, t in zip(o.lines, takes, strict=True))
+    return replace(o, lines=lines, status="confirmed")
+
+
 def allocate(co: CommunityOrder, orders: Sequence[HouseholdOrder]) -> list[HouseholdOrder]:
     """The household orders of a confirmed community order with their confirmed quantities and
     status 'confirmed': each item's confirmed units go to the households first come, first served."""
-    ids = set(co.household_order_ids)
-    left = {ln.item_code: ln.confirmed for ln in co.lines}
-    out = []
-    for o in fcfs([o for o in orders if o.order_id in ids]):
-        lines = []
-        for ln in o.lines:
-            avail = left.get(ln.item_code) or 0
-            take = min(ln.quantity, avail)
-            left[ln.item_code] = avail - take
-            lines.append(replace(ln, confirmed=take))
-        out.append(replace(o, lines=tuple(lines), status="confirmed"))
-    return out
+    return [_confirmed(o, takes) for o, takes in _shares(co, orders)]
 
 
 def apply_confirmation(co: CommunityOrder, orders: Sequence[HouseholdOrder],
@@ -127,5 +136,6 @@ def apply_confirmation(co: CommunityOrder, orders: Sequence[HouseholdOrder],
     confirmed = _check_answers(co, answers)
     lines = tuple(replace(ln, confirmed=confirmed[ln.item_code], answer=answers[ln.item_code][0]) for ln in co.lines)
     done = replace(co, lines=lines, status="confirmed")
-    changed = [o for o in allocate(done, orders) if o.confirmed_amount_fen != o.amount_fen]
+    changed = [_confirmed(o, takes) for o, takes in _shares(done, orders)
+               if any(t < ln.quantity for ln, t in zip(o.lines, takes, strict=True))]
     return done, changed

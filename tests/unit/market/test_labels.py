@@ -93,12 +93,17 @@ def test_long_parcel_shows_the_rest_as_a_count():
 
 
 def _matrix_from_svg(svg):
+    """Replays the path: per row 'M x y' then 'hW' (draw) and 'mDX 0' (move right)."""
     size = int(re.search(r'viewBox="0 0 (\d+) ', svg).group(1)) - 2
     grid = [[0] * size for _ in range(size)]
-    for x, y, w in re.findall(r"M(\d+) ([\d.]+)h(\d+)", svg):
-        row = int(float(y) - 1.5)
-        for i in range(int(x) - 1, int(x) - 1 + int(w)):
-            grid[row][i] = 1
+    path = re.search(r' d="([^"]*)"', svg).group(1)
+    for x, y, rest in re.findall(r"M(\d+) ([\d.]+)((?:h\d+|m\d+ 0)+)", path):
+        row, pen = int(float(y) - 1.5), int(x) - 1
+        for cmd, n in re.findall(r"(h|m)(\d+)", rest):
+            if cmd == "h":
+                for i in range(pen, pen + int(n)):
+                    grid[row][i] = 1
+            pen += int(n)
     return grid
 
 
