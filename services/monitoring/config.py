@@ -32,6 +32,7 @@ stops the process with a message that names the variable.
 | SUPPLY_PRICE_RISE_PCT | 20 | price alert above baseline × (1 + pct/100) |
 | SUPPLY_PRICE_BASELINE_DAYS | 7 | days before today that make the baseline |
 | SUPPLY_PRICE_MIN_HISTORY_DAYS | 3 | baseline needs at least this many days |
+| MONITORING_PRICE_ITEMS | PORK-KG=PORK,CABBAGE-KG=CABBAGE,POTATO-KG=POTATO,EGG-30=EGG:1.8,MILK-1L=MILK | catalogue items of the market's sellable lists whose prices feed the price watch: ITEM=PRODUCT[:product units in one item unit]; other items are ignored |
 | SUPPLY_RESERVE_ALERT_TTL_H | 24 | a reserve alert not re-raised by logistics for this long clears |
 | SUPPLY_DEADLINE_ALERT_TTL_H | 12 | a missed-deadline alert (reports' deadline_missed) clears after this long |
 | MONITORING_WATCH_STREAMS_PER_IDENTITY | 4 | WatchAlerts streams one identity (token) may have open on one API process |
@@ -54,7 +55,12 @@ from services.common.config import ConfigError, Settings
 from services.monitoring.domain.alarms import AlarmPolicy
 from services.monitoring.domain.dedup import DedupPolicy
 from services.monitoring.domain.offline import OfflinePolicy
-from services.monitoring.domain.prices import PricePolicy
+from services.monitoring.domain.prices import (
+    DEFAULT_PRICE_ITEMS,
+    PriceItem,
+    PricePolicy,
+    parse_price_items,
+)
 from services.monitoring.domain.readings import IngestPolicy, id_problem
 from services.monitoring.domain.zones import HoldPolicy
 
@@ -103,6 +109,7 @@ class MonitoringConfig:
     alarm_policy: AlarmPolicy = field(default_factory=AlarmPolicy)
     offline_policy: OfflinePolicy = field(default_factory=OfflinePolicy)
     price_policy: PricePolicy = field(default_factory=PricePolicy)
+    price_items: tuple[PriceItem, ...] = DEFAULT_PRICE_ITEMS  # market's list items → watched products
 
 
 def _num(env: dict, name: str, default: float, lo: float, hi: float, kind=float):
@@ -183,7 +190,18 @@ def monitoring_config(settings: Settings) -> MonitoringConfig:
             rise_pct=_num(env, "SUPPLY_PRICE_RISE_PCT", 20, 0.1, 1000),
             baseline_days=_num(env, "SUPPLY_PRICE_BASELINE_DAYS", 7, 1, 365, int),
             min_history_days=_num(env, "SUPPLY_PRICE_MIN_HISTORY_DAYS", 3, 1, 365, int)),
+        price_items=_price_items(env),
     )
+
+
+def _price_items(env: dict) -> tuple[PriceItem, ...]:
+    raw = env.get("MONITORING_PRICE_ITEMS", "").strip()
+    if not raw:
+        return DEFAULT_PRICE_ITEMS
+    try:
+        return parse_price_items(raw)
+    except ValueError as exc:
+        raise ConfigError(f"MONITORING_PRICE_ITEMS: {exc} / 价格监测物品配置有误") from None
 
 
 def default_worker_id() -> str:

@@ -10,4 +10,5 @@ SUBSCRIPTIONS = (
     Subscription("logistics", "lot_released", "monitoring", "on_lot_released"),
     Subscription("logistics", "reserve_below_floor", "monitoring", "on_reserve_below_floor"),
     Subscription("reports", "deadline_missed", "monitoring", "on_deadline_missed"),
+    Subscription("market", "sellable_list_published", "monitoring", "on_sellable_list_published"),
 )

@@ -210,3 +210,70 @@ class PriceBook:
 
     def _history(self, product: str, market: str) -> list[PriceObservation]:
         return [o for (p, m, _), o in self._prices.items() if (p, m) == (product, market)]
+
+
+# --- prices from the market's sellable lists (market's sellable_list_published) ----------------
+
+@dataclass(frozen=True)
+class PriceItem:
+    """A catalogue item whose list price feeds a watched product: `units` of the product's unit
+    (kg, L) in one catalogue unit of the item (a box of 30 eggs: 1.8 kg)."""
+
+    item_code: str
+    product: str
+    units: Fraction = Fraction(1)
+
+
+DEFAULT_PRICE_ITEMS: tuple[PriceItem, ...] = (
+    PriceItem("PORK-KG", "PORK"), PriceItem("CABBAGE-KG", "CABBAGE"), PriceItem("POTATO-KG", "POTATO"),
+    PriceItem("EGG-30", "EGG", Fraction(9, 5)), PriceItem("MILK-1L", "MILK"),
+)
+
+
+def parse_price_items(text: str, policy: PricePolicy = PricePolicy()) -> tuple[PriceItem, ...]:
+    """`ITEM=PRODUCT[:units],…` (e.g. `PORK-KG=PORK,EGG-30=EGG:1.8`); ValueError names the entry."""
+    out = []
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        item, _, rest = entry.partition("=")
+        product, _, units = rest.partition(":")
+        item, product = item.strip(), product.strip()
+        if not item or not product:
+            raise ValueError(f"{entry!r} is not ITEM=PRODUCT[:units]")
+        try:
+            policy.product(product)
+        except NotFound:
+            raise ValueError(f"{entry!r}: unknown product {product!r}; known: "
+                             f"{', '.join(p.code for p in policy.products)}") from None
+        try:
+            u = Fraction(Decimal(units.strip())) if units.strip() else Fraction(1)
+        except (InvalidOperation, ValueError):
+            raise ValueError(f"{entry!r}: units must be a decimal number") from None
+        if u <= 0:
+            raise ValueError(f"{entry!r}: units must be above 0")
+        out.append(PriceItem(item, product, u))
+    return tuple(out)
+
+
+def observations_from_list(payload: Mapping[str, Any], items: Iterable[PriceItem], today: date
+                           ) -> list[PriceObservation]:
+    """The watched products' prices on an outlet's sellable list: per product unit (fen, rounded
+    half up), market = the outlet, on the list's day or today when the list is for a later day
+    (a price is observed when it is published). Items not watched are ignored; a product fed by
+    two items of the list takes the first."""
+    by_item = {i.item_code: i for i in items}
+    day = min(parse_day(payload.get("day"), "day", required=True), today)
+    market = payload.get("outlet_id")
+    problem = id_problem(market, "outlet_id")
+    if problem:
+        raise InvalidInput("outlet_id", problem)
+    out: dict[str, PriceObservation] = {}
+    for i, line in enumerate(payload.get("lines") or ()):
+        item = by_item.get(line.get("item_code"))
+        if item is None or item.product in out:
+            continue
+        fen = line.get("price_fen")
+        if isinstance(fen, bool) or not isinstance(fen, int) or fen <= 0:
+            raise InvalidInput(f"lines[{i}].price_fen", f"must be a positive whole number of fen, got {fen!r}")
+        per_unit = Fraction(fen) / item.units
+        out[item.product] = PriceObservation(item.product, market, day, int(per_unit + Fraction(1, 2)))
+    return list(out.values())

@@ -2,7 +2,7 @@
 
 Events (services/monitoring/subscriptions.py): zone_registered (storage class of a zone),
 stock_received / stock_changed / lot_quarantined / lot_released (which lots a zone holds: spoilage,
-MKT, near expiry, segregation audit), reserve_below_floor (reserve alert).
+MKT, near expiry, segregation audit), reserve_below_floor (reserve alert); market's sellable_list_published (list prices → price watch).
 Timers: sensor offline check (SUPPLY_OFFLINE_CHECK_S), shelf life / MKT / expiry / stale reserve
 alerts (SUPPLY_SPOILAGE_CHECK_S), alert transitions → InfluxDB `alarm` (SUPPLY_EXPORT_CHECK_S).
 """
@@ -19,7 +19,7 @@ from services.common.config import Settings
 from services.common.nameko_support import ServiceDatabase, run_worker
 from services.monitoring.adapters.influx import InfluxWriter
 from services.monitoring.bootstrap import build_context, spool_dir
-from services.monitoring.handlers import alerts, base, deadlines, ingest, lots, zones
+from services.monitoring.handlers import alerts, base, deadlines, ingest, lots, prices, zones
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,11 @@ def make_service(settings: Settings) -> type:
         def on_deadline_missed(self, body):
             self.events.handle("on_deadline_missed", body,
                                lambda uow, env: deadlines.deadline_missed(ctx, uow, env))
+
+        @event_handler("market", "sellable_list_published", requeue_on_error=True)
+        def on_sellable_list_published(self, body):
+            self.events.handle("on_sellable_list_published", body,
+                               lambda uow, env: prices.apply_sellable_list(ctx, uow, env))
 
         @timer(interval=cfg.offline_check_s)
         def check_offline(self):

@@ -50,32 +50,47 @@ def submit_prices(ctx: MonitoringContext, uow: UnitOfWork, actor: Caller,
         if k in seen:
             raise InvalidInput(f"prices[{i}]", f"repeats prices[{seen[k]}] (same product, market and day)")
         seen[k] = i
+    return [record_price(ctx, uow, o, actor.identity, now, today) for o in observations]
+
+
+def record_price(ctx: MonitoringContext, uow: UnitOfWork, o: prices.PriceObservation, submitted_by: str,
+                 now, today) -> PriceResult:
+    """Store one day's price (a later one for the same product, market and day replaces it), then
+    raise a price_rise alert on an abnormal rise, or clear the open one when today's is normal."""
+    policy = ctx.config.price_policy
     p = schema.prices
-    out = []
-    for o in observations:
-        stmt = dialect_insert(uow.conn, p).values(product=o.product, market=o.market, day=o.day,
-                                           price_fen=o.price_fen, submitted_by=actor.identity,
-                                           submitted_at=now)
-        uow.conn.execute(stmt.on_conflict_do_update(
-            index_elements=[p.c.product, p.c.market, p.c.day],
-            set_={"price_fen": o.price_fen, "submitted_by": actor.identity, "submitted_at": now}))
-        start = o.day - timedelta(days=policy.baseline_days)
-        history = [prices.PriceObservation(r.product, r.market, r.day, r.price_fen)
-                   for r in uow.conn.execute(select(p).where(
-                       p.c.product == o.product, p.c.market == o.market,
-                       p.c.day >= start, p.c.day < o.day)).all()]
-        rise = prices.detect_price_rise(o, history, policy)
-        key = al.alert_key("price_rise", None, None, "PRICE_RISE", f"{o.product}@{o.market}")
-        alert_id = action = None
-        if rise is not None:
-            res = raise_candidate(uow, al.from_price_rise(rise, ctx.alert_policy), now,
-                                  value=float(rise.rise_pct))
-            if res is not None:
-                alert_id, action = res[0].alert_id, res[1]
-        elif o.day == today:
-            cleared = clear_key(uow, key, now, {"reason": "price back within threshold / 价格回落",
-                                                "price_fen": o.price_fen})
-            if cleared is not None:
-                alert_id, action = cleared.alert_id, CLEARED
-        out.append(PriceResult(o, rise, alert_id, action))
-    return out
+    stmt = dialect_insert(uow.conn, p).values(product=o.product, market=o.market, day=o.day,
+                                              price_fen=o.price_fen, submitted_by=submitted_by,
+                                              submitted_at=now)
+    uow.conn.execute(stmt.on_conflict_do_update(
+        index_elements=[p.c.product, p.c.market, p.c.day],
+        set_={"price_fen": o.price_fen, "submitted_by": submitted_by, "submitted_at": now}))
+    start = o.day - timedelta(days=policy.baseline_days)
+    history = [prices.PriceObservation(r.product, r.market, r.day, r.price_fen)
+               for r in uow.conn.execute(select(p).where(
+                   p.c.product == o.product, p.c.market == o.market,
+                   p.c.day >= start, p.c.day < o.day)).all()]
+    rise = prices.detect_price_rise(o, history, policy)
+    key = al.alert_key("price_rise", None, None, "PRICE_RISE", f"{o.product}@{o.market}")
+    alert_id = action = None
+    if rise is not None:
+        res = raise_candidate(uow, al.from_price_rise(rise, ctx.alert_policy), now,
+                              value=float(rise.rise_pct))
+        if res is not None:
+            alert_id, action = res[0].alert_id, res[1]
+    elif o.day == today:
+        cleared = clear_key(uow, key, now, {"reason": "price back within threshold / 价格回落",
+                                            "price_fen": o.price_fen})
+        if cleared is not None:
+            alert_id, action = cleared.alert_id, CLEARED
+    return PriceResult(o, rise, alert_id, action)
+
+
+def apply_sellable_list(ctx: MonitoringContext, uow: UnitOfWork, envelope: Mapping[str, Any]) -> list[PriceResult]:
+    """market's sellable_list_published: the watched products' prices on the list
+    (MONITORING_PRICE_ITEMS), market = the outlet, into the same price watch as SubmitPrices."""
+    now = ctx.clock.now()
+    today = now.astimezone(ctx.timezone).date()
+    observations = prices.observations_from_list(envelope["payload"], ctx.config.price_items, today)
+    by = f"market:{envelope['payload']['outlet_id']}"
+    return [record_price(ctx, uow, o, by, now, today) for o in observations]
