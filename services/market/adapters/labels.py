@@ -87,9 +87,11 @@ def _row_path(row: bytes) -> tuple[int, str] | None:
     return s0 + 1, f"h{e0 - s0}" + "".join(f"m{s - pe} 0h{e - s}" for (_, pe), (s, e) in itertools.pairwise(runs))
 
 
+@lru_cache(maxsize=4096)
 def qr_svg(data: str) -> str:
     """An inline SVG of the QR code of `data` (segno's matrix; one path, a 1-module quiet zone
-    each side so the 26 mm box keeps the code large; the label's white margin adds to it)."""
+    each side so the 26 mm box keeps the code large; the label's white margin adds to it).
+    Kept for reprints: a community order's labels asked for again cost no QR encoding."""
     qr = segno.make_qr(data, error=QR_ERROR, mask=QR_MASK, boost_error=False)
     d = []
     for y, row in enumerate(qr.matrix):

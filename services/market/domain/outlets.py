@@ -127,7 +127,6 @@ def validate_outlet(raw: Mapping[str, Any]) -> Outlet:
             try:
                 cutoff = time.fromisoformat(cutoff.strip())
             except ValueError:
-                cutoff = None
                 raise invalid("order_cutoff", "时间格式应为 HH:MM", "must be a time HH:MM") from None
         else:
             raise invalid("order_cutoff", "时间格式应为 HH:MM", "must be a time HH:MM")
