@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
-
 from services.common.auth import Caller
 from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput, NotFound
 from services.common.serde import from_jsonable, to_jsonable
-from services.logistics.adapters import schema
+from services.logistics.adapters import plans_store
 from services.logistics.domain import delivery as dlv
 from services.logistics.domain.model import (
     stop_key,
@@ -51,8 +49,7 @@ def confirm_delivery(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, t
     if received_at is None:
         raise InvalidInput("received_at", "required")
     ol = open_ledger(ctx, uow)
-    t = schema.trips
-    row = uow.conn.execute(select(t).where(t.c.id == trip_id)).first()
+    row = plans_store.trip_row(uow.conn, trip_id)
     if row is None:
         raise NotFound(f"trip_id: no trip {trip_id!r}")
     data = dict(row.data)
@@ -61,8 +58,7 @@ def confirm_delivery(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, t
     if not any(s.drop_point_id == key for s in trip.stops):
         raise NotFound(f"drop_point_id: trip {trip_id!r} has no stop at {requester_id}/{drop_point_id!r}")
     delivery_id = delivery_id_of(trip_id, key)
-    d = schema.deliveries
-    prior_row = uow.conn.execute(select(d).where(d.c.id == delivery_id)).first()
+    prior_row = plans_store.delivery_row(uow.conn, delivery_id)
     prior = from_jsonable(dlv.DeliveryResult, prior_row.data["result"]) if prior_row else None
     c = dlv.DeliveryConfirmation(
         delivery_id=delivery_id, trip_id=trip_id, drop_point_id=key, receiver=receiver or "",
@@ -74,14 +70,12 @@ def confirm_delivery(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, t
     result = outcome.result
     if not outcome.new:
         return prior_row.data["view"]
-    plan_lines = {r.id: r for r in uow.conn.execute(select(schema.plan_lines).where(
-        schema.plan_lines.c.id.in_([ln.plan_line_id for ln in result.lines])))}
+    plan_lines = plans_store.plan_lines_by_id(uow.conn, [ln.plan_line_id for ln in result.lines])
     load_more(uow, ol, lot_ids=[p.lot_id for p in result.postings])
     ol.ledger.post_all(result.postings, approved_plan_lines=set(plan_lines))
     for ln in result.lines:
         if ln.received:
-            uow.conn.execute(update(schema.plan_lines).where(schema.plan_lines.c.id == ln.plan_line_id)
-                             .values(issued=schema.plan_lines.c.issued + ln.received))
+            plans_store.add_issued(uow.conn, ln.plan_line_id, ln.received)
     notes = {(ln.plan_line_id, ln.lot_id): "; ".join(n for _, _, n in ln.discrepancies if n)
              for ln in lines}
     view_lines = []
@@ -101,13 +95,13 @@ def confirm_delivery(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, t
             "received_at": iso(result.received_at), "proof_ref": result.proof_ref,
             "lines": view_lines,
             "demands_completed": _demands_completed(uow, result.lines, plan_lines)}
-    uow.conn.execute(insert(d).values(id=delivery_id, trip_id=trip_id, requester_id=requester_id,
-                                      drop_point_id=drop_point_id, fingerprint=result.fingerprint,
-                                      received_at=utc(result.received_at),
-                                      data={"result": to_jsonable(result), "view": view}))
+    plans_store.add_delivery(uow.conn, delivery_id=delivery_id, trip_id=trip_id,
+                             requester_id=requester_id, drop_point_id=drop_point_id,
+                             fingerprint=result.fingerprint, received_at=utc(result.received_at),
+                             data={"result": to_jsonable(result), "view": view})
     data["delivered"] = {**data.get("delivered", {}), key: delivery_id}
     status = "completed" if all(s.drop_point_id in data["delivered"] for s in trip.stops) else "scheduled"
-    uow.conn.execute(update(t).where(t.c.id == trip_id).values(data=data, status=status))
+    plans_store.save_trip_state(uow.conn, trip_id, data, status)
     uow.record_event("delivery_confirmed", view)
     save_ledger(ctx, uow, ol)
     return view
@@ -116,7 +110,6 @@ def confirm_delivery(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, t
 def _demands_completed(uow: UnitOfWork, lines, plan_lines: dict) -> list[str]:
     """Record what this stop confirmed per plan line; a demand is complete once every plan line
     of it has had its whole quantity confirmed at some stop (a line may ride on several trips)."""
-    pl = schema.plan_lines
     touched: set[str] = set()
     for ln in lines:
         row = plan_lines.get(ln.plan_line_id)
@@ -124,12 +117,12 @@ def _demands_completed(uow: UnitOfWork, lines, plan_lines: dict) -> list[str]:
             continue
         data = dict(row.data)
         data["confirmed_shipped"] = int(data.get("confirmed_shipped", 0)) + ln.shipped
-        uow.conn.execute(update(pl).where(pl.c.id == row.id).values(data=data))
+        plans_store.set_plan_line_data(uow.conn, row.id, data)
         if row.demand_id:
             touched.add(row.demand_id)
     done = []
     for demand_id in sorted(touched):
-        rows = uow.conn.execute(select(pl.c.quantity, pl.c.data).where(pl.c.demand_id == demand_id)).all()
+        rows = plans_store.demand_plan_lines(uow.conn, demand_id)
         if all(int(r.data.get("confirmed_shipped", 0)) >= r.quantity for r in rows):
             done.append(demand_id)
     return done

@@ -7,15 +7,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
-
 from services.common.auth import Caller
 from services.common.catalogue import Item
 from services.common.days import parse_day
 from services.common.db import UnitOfWork, new_id
 from services.common.errors import Conflict, InvalidInput, NotFound, RuleRefused
 from services.logistics.adapters import ledger_store as store
-from services.logistics.adapters import schema
+from services.logistics.adapters import receipts_store
 from services.logistics.adapters.sites_store import depot_ids, zones_of
 from services.logistics.domain.model import (
     DocRef,
@@ -98,15 +96,12 @@ def receive_stock(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, kind
     accepted = accept_receipt(receipt, catalogue=ctx.catalogue, zones=zones,
                               balances=ol.ledger.balances, policy=ctx.receipt_policy)
     ol.ledger.post_all(accepted.postings)
-    uow.conn.execute(insert(schema.lots), [{
-        "lot_id": lot.lot_id, "item_code": lot.item_code, "depot_id": lot.depot_id,
-        "zone_id": lot.zone_id, "lot_number": lot.lot_number, "expiry": lot.expiry,
-        "receipt_id": receipt_id, "source_kind": kind, "source_ref": origin_ref,
-        "received_at": utc(now)} for lot in accepted.lots])
-    uow.conn.execute(insert(schema.receipts).values(
-        id=receipt_id, kind=kind, depot_id=depot_id, status="accepted", rule_code=None,
-        message=None, origin_ref=origin_ref, received_by=actor.identity, received_at=utc(now),
-        data={"lots": [lot.lot_id for lot in accepted.lots]}))
+    receipts_store.add_lots(uow.conn, accepted.lots, receipt_id=receipt_id, kind=kind,
+                            origin_ref=origin_ref, at=utc(now))
+    receipts_store.add_receipt(uow.conn, receipt_id=receipt_id, kind=kind, depot_id=depot_id,
+                               status="accepted", origin_ref=origin_ref,
+                               received_by=actor.identity, received_at=utc(now),
+                               data={"lots": [lot.lot_id for lot in accepted.lots]})
     for lot, ln in zip(accepted.lots, domain_lines, strict=True):
         uow.record_event("stock_received", {
             "receipt_id": receipt_id, "lot_id": lot.lot_id, "item_code": lot.item_code,
@@ -134,8 +129,7 @@ def receive_donation(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping[st
             continue
         line_no = line.get("line_no", i)
         receipt_id = f"RC-{donation_id}-{line_no}"
-        if uow.conn.execute(select(schema.receipts.c.id)
-                            .where(schema.receipts.c.id == receipt_id)).first() is not None:
+        if receipts_store.receipt_exists(uow.conn, receipt_id):
             continue
         actor = Caller(str(line.get("inspector") or "donation-inspection"), "depot_keeper")
         spec = ReceiptLineSpec(item_code=line.get("item_code"), quantity=line.get("quantity"),
@@ -157,11 +151,11 @@ def receive_donation(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping[st
             log.warning("donation line refused at put-away",
                         extra={"donation_id": donation_id, "line_no": line_no, "rule": rule,
                                "error": exc.message})
-            uow.conn.execute(insert(schema.receipts).values(
-                id=receipt_id, kind="donation", depot_id=depot_id or "", status="refused",
-                rule_code=rule, message=exc.message, origin_ref=origin,
+            receipts_store.add_receipt(
+                uow.conn, receipt_id=receipt_id, kind="donation", depot_id=depot_id or "",
+                status="refused", rule_code=rule, message=exc.message, origin_ref=origin,
                 received_by=actor.identity, received_at=utc(ctx.clock.now()),
-                data={"line": dict(line), "donation_id": donation_id}))
+                data={"line": dict(line), "donation_id": donation_id})
             out.append({"receipt_id": receipt_id, "status": "refused", "rule_code": rule})
     return out
 
