@@ -250,6 +250,7 @@ def test_a_special_need_is_shown_masked_and_its_name_and_phone_never_come_back(p
     page.fill("#beneficiary-phone", phone)
     page.select_option("#category", "chronic_medicine")
     fill_line(page, 0, "MED-INSULIN-PEN", "0")
+    fill_line(page, 1, "BAIJIU-500ML", "1")  # left out alone once the rest is right (RULES §6)
     page.fill("#period_days", "7")
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
         page.click("#need-form button.primary")
@@ -266,6 +267,8 @@ def test_a_special_need_is_shown_masked_and_its_name_and_phone_never_come_back(p
     expect(page.locator("section.accepted .masked-phone")).to_have_text("135****8888")
     expect(page.locator("section.accepted .masked-name")).to_have_text("欧***")
     expect(page.locator("#needs")).to_contain_text("135****8888")
+    expect(page.locator("#need-refused p.notice")).to_have_count(1)
+    expect(page.locator("#need-refused p.notice[data-rule=NON_ESSENTIAL]")).to_contain_text("烟酒等非必须品除外")
     assert page.evaluate("sessionStorage.getItem('village-personal')") is None
     assert phone not in page.evaluate("JSON.stringify(localStorage)")
     shoot(page, "village-special-needs")

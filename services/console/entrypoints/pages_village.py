@@ -418,7 +418,10 @@ async def render_needs(request: Request, viewer: Viewer, *, lines: list[dv.FormL
               "lines": [(cat[ln.item_code].name(lang) if ln.item_code in cat else ln.item_code, ln.quantity,
                          cat[ln.item_code].unit if ln.item_code in cat else "") for ln in n.lines],
               "period_days": n.period_days, "start_day": n.start_day,
-              "registered_at": local(n.registered_at, request)} for n in answer.special_needs]
+              "registered_at": local(n.registered_at, request),
+              # lines intake left out (RULES §6: tobacco, alcohol, unknown items), the rest registered
+              "refused": [(r.line_no + 1, r.item_code, r.reason.zh if lang == "zh_CN" else r.reason.en,
+                           r.reason.code) for r in n.refused_lines]} for n in answer.special_needs]
     just = next((n for n in needs if n["id"] == registered), None)
     return render(request, "village/special_needs.html", status=status, needs=needs, total=answer.page.total,
                   just=just, lines=lines or [dv.FormLine()], key=key or new_key(), values=values or {},
