@@ -676,3 +676,89 @@ def test_deadline_missed_puts_a_deadline_alert_on_hqs_board(make_county, tmp_pat
     from services.monitoring.handlers import lots
     lots.check_spoilage(c.monitoring.ctx)
     assert [p["kind"] for p in c.monitoring.payloads("alert_cleared")] == ["deadline_missed"]
+
+
+# ---- intake → market, market → monitoring --------------------------------------------------------
+
+MARKET_HQ = Caller("hq-officer", "hq")
+OUTLET_STAFF = Caller("sm-staff", "supermarket", "SM-1")
+
+
+def market_outlet(c: County, outlet_id: str = "SM-1", kind: str = "supermarket") -> None:
+    from services.market.handlers import outlets
+
+    lat, lon = ct.VILLAGE
+    c.market.run(lambda ctx, uow: outlets.register_outlet(uow, MARKET_HQ, {
+        "outlet_id": outlet_id, "name": "定点超市", "kind": kind, "township": "城关镇",
+        "lat": lat + 0.002, "lon": lon + 0.002}))
+
+
+@contract(("intake", "requester_registered", "market"),
+          ("intake", "requester_updated", "market"))
+def test_requester_snapshots_become_the_markets_communities(make_county):
+    c = make_county("intake", "market")
+    ct.register_village(c, "V1", households=300, drop_point="DP-1")
+    ct.register_hospital(c, "U1")
+    assert len(c.relay("intake", "requester_registered", to="market")) == 2
+    c.intake.run(update_requester, ct.intake_hq(), "V1", {"households": 320}, 1)
+    assert len(c.relay("intake", "requester_updated", to="market")) == 1
+    # a late, older snapshot changes nothing
+    c.deliver(c.intake.outbox("requester_registered")[0] | {"event_id": str(uuid.uuid4())}, "market")
+
+    (v1,) = c.market.rows("communities")  # the unit is not the market's
+    assert (v1.id, v1.township, v1.version) == ("V1", "城关镇", 2)
+    assert (v1.data["lat"], v1.data["lon"], v1.data["households"]) == (*ct.VILLAGE, 320)
+    assert v1.data["drop_points"] == [{"drop_point_id": "DP-1", "name": "村委会"}]
+
+
+@contract(("market", "sellable_list_published", "monitoring"))
+def test_a_sellable_lists_watched_prices_reach_the_price_watch(make_county):
+    from services.market.handlers import lists
+    from services.monitoring.handlers.prices import submit_prices
+
+    c = make_county("market", "monitoring")
+    market_outlet(c)
+    c.monitoring.run(submit_prices, Caller("supervisor", "market_supervisor"), [
+        {"product": "PORK", "market": "SM-1", "day": (DAY - timedelta(days=n)).isoformat(), "price_yuan": "28.00"}
+        for n in (1, 2, 3)])
+    c.market.run(lists.publish_list, OUTLET_STAFF, "SM-1", (DAY + timedelta(days=1)).isoformat(), [
+        {"item_code": "PORK-KG", "price_fen": 9000}, {"item_code": "EGG-30", "price_fen": 2700},
+        {"item_code": "RICE-10KG", "price_fen": 6500}])
+    c.relay("market", "sellable_list_published", to="monitoring")
+
+    p = c.monitoring.table("prices")
+    got = {(r.product, r.market, r.day, r.price_fen) for r in c.monitoring.rows("prices", p.c.day == DAY)}
+    assert got == {("PORK", "SM-1", DAY, 9000), ("EGG", "SM-1", DAY, 1500)}  # 27.00 a box of 1.8 kg; rice ignored
+    a = c.monitoring.table("alerts")
+    (alert,) = c.monitoring.rows("alerts", a.c.kind == "price_rise")
+    assert alert.state == "opened" and "PORK@SM-1" in alert.subject
+
+
+def test_no_market_event_carries_a_household_address(make_county):
+    """Addresses stay in the market's own table: every payload names a household by its reference."""
+    from services.market.handlers import community_orders, lists, orders, settlement
+
+    c = make_county("intake", "market")
+    ct.register_village(c, "V1", drop_point="DP-1")
+    c.relay("intake", "requester_registered", to="market")
+    market_outlet(c)
+    d = (DAY + timedelta(days=1)).isoformat()
+    worker = Caller("gw-wang", "grid_worker", "V1")
+    c.market.run(lists.publish_list, OUTLET_STAFF, "SM-1", d, [{"item_code": "PORK-KG", "price_fen": 2800}])
+    placed = c.market.run(orders.place, worker, community_id="V1", day_text=d, address="东风村七组18号",
+                          payment_mode="collected", raw_lines=[{"item_code": "PORK-KG", "quantity": 2}],
+                          expected_amount_fen=5600)
+    c.market.run(settlement.record_payment, worker, placed.order_id, "collected", 5600, "")
+    (co,) = c.market.run(lambda ctx, uow: community_orders.aggregate_day(uow, worker, "V1", d, ""))
+    c.market.run(lambda ctx, uow: community_orders.confirm(uow, OUTLET_STAFF, co.community_order_id,
+                                                           [("PORK-KG", "full", 0)]))
+    _, (parcel,) = c.market.run(lambda ctx, uow: community_orders.pack_order(uow, OUTLET_STAFF,
+                                                                             co.community_order_id))
+    c.market.run(settlement.confirm_parcel, worker, parcel.parcel_id, "received", {}, "")
+    c.market.run(settlement.settle, Caller("clerk-zhao", "clerk"), co.community_order_id)
+    bodies = [json.dumps(e, ensure_ascii=False) for e in c.market.outbox()]
+    assert {e["event_type"] for e in c.market.outbox()} >= {
+        "sellable_list_published", "household_order_placed", "payment_recorded", "community_order_sent",
+        "community_order_confirmed", "parcels_packed", "parcel_delivered", "delivery_settled"}
+    assert all("东风村七组" not in b for b in bodies)
+    assert all(placed.household_ref in b for b in bodies if '"household_order_placed"' in b)

@@ -35,7 +35,7 @@ from services.common.migrate import upgrade
 CST = ZoneInfo("Asia/Shanghai")
 DAY = date(2026, 11, 28)
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=CST)  # before the 11:00 cut-off of DAY
-SERVICES = ("intake", "logistics", "allocation", "monitoring")  # logistics before allocation
+SERVICES = ("intake", "logistics", "allocation", "monitoring", "market")  # logistics before allocation
 CATALOGUE = load_catalogue()
 PROOF = "photo:" + "ab" * 32
 
@@ -189,6 +189,10 @@ class County:
     def monitoring(self) -> Service:
         return self.services["monitoring"]
 
+    @property
+    def market(self) -> Service:
+        return self.services["market"]
+
     def _build(self, name: str) -> Service:
         path = self.root / f"{name}.db"
         shutil.copyfile(self.templates[name], path)
@@ -254,6 +258,16 @@ class County:
 
         return MonitoringContext(engine=engine, catalogue=CATALOGUE, clock=self.clock,
                                  config=MonitoringConfig(), timezone=CST), handlers, schema
+
+    def _market_context(self, engine):
+        from services.market import handlers
+        from services.market.adapters import schema
+        from services.market.domain.payments import RecordingPaymentPort
+        from services.market.handlers.base import MarketContext
+
+        return MarketContext(engine=engine, catalogue=CATALOGUE, clock=self.clock, tz=CST,
+                             household_key=b"contract-tests-household-key",
+                             payments=RecordingPaymentPort()), handlers, schema
 
     # ---- moving events
     def deliver(self, envelope: dict, consumer: str) -> None:
