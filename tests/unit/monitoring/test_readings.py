@@ -140,3 +140,32 @@ def test_whole_batch_refusals():
 
 def test_default_max_batch_is_5000():
     assert IngestPolicy().max_batch == 5000
+
+
+# --- the fast path of a well-formed batch agrees with the full checks
+
+ODD_VALUES = [None, True, 0, -1, 1.5, "x", "", "a/b", "a b", [], {}, 2**63, 2**64, 10**30, 1e308, 80.01,
+              -60.01, 100.5, "2026-11-28T08:00:00+08:00", "2026-11-28T08:00:00", "z" * 65, 1e8, MS + 10**8]
+RAW_NUMBERS = ["NaN", "Infinity", "1e400", "18446744073709551616", "-9223372036854775809", '"\\ud800"']
+
+
+def test_fast_path_accepts_and_refuses_exactly_as_the_full_checks(monkeypatch):
+    from services.monitoring.domain import readings
+
+    payloads = [batch(entry(), entry(sensor="s2", rh=None), entry(sensor="s3", temp_c=-18))]
+    for field in ("depot", "zone", "sensor", "ts", "seq", "temp_c", "rh"):
+        payloads += [batch(entry(), entry(**{field: v})) for v in ODD_VALUES]
+        payloads.append(batch(entry(), {k: v for k, v in entry().items() if k != field}))
+    for raw in RAW_NUMBERS:
+        for field in ("ts", "seq", "temp_c"):
+            payloads.append(batch(entry()).replace(f'"{field}": '.encode(), f'"{field}": {raw}, "x": '.encode()))
+    payloads += [batch(entry(), gateway="g2"), b'{"readings": []}', b'{"gateway": "g1", "readings": 3}', batch(7)]
+    policies = [IngestPolicy(), IngestPolicy(temp_max_c=3.0, max_id_len=2, max_batch=1)]
+    fast = {(p, pol): parse_message(BATCH, p, NOW, pol) for p in payloads for pol in policies}
+    monkeypatch.setattr(readings, "_fast_batch", lambda *a: None)
+    for (p, pol), got in fast.items():
+        full = parse_message(BATCH, p, NOW, pol)
+        assert (got.readings, got.rejected) == (full.readings, full.rejected), p
+        assert [(r.zone_key, type(r.temp_c), type(r.rh)) for r in got.readings] == \
+               [(r.zone_key, type(r.temp_c), type(r.rh)) for r in full.readings]
+    assert fast[payloads[0], policies[0]].readings[2].temp_c == -18.0
