@@ -353,3 +353,17 @@ def test_a_villages_purchase_list_from_the_day_before_to_the_collection(stack):
         role="clerk")
     assert got.purchase_list.status == "collected"
     assert [(d.item_code, d.agreed, d.collected) for d in got.discrepancies] == [("EGG-30", 6, 5)]
+
+
+def test_community_orders_are_listed_for_their_own_outlet_and_community_only(stack):
+    s = stack  # after the community day above: COMMUNITY's order for D at OUTLET
+    request = pb.ListCommunityOrdersRequest(day=D)
+    mine = s.api.ListCommunityOrders(request, role="supermarket").community_orders
+    assert COMMUNITY in {co.community_id for co in mine} and {co.outlet_id for co in mine} == {OUTLET}
+    own = s.api.ListCommunityOrders(request, role="grid_worker").community_orders
+    assert {co.community_id for co in own} == {COMMUNITY} and own[0].lines
+    assert not s.api.ListCommunityOrders(request, role="other_supermarket").community_orders
+    for role, req in (("other_supermarket", pb.ListCommunityOrdersRequest(outlet_id=OUTLET)),
+                      ("other_grid_worker", pb.ListCommunityOrdersRequest(community_id=COMMUNITY))):
+        e = error(lambda r=req, ro=role: s.api.ListCommunityOrders(r, role=ro))
+        assert e.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -104,6 +104,12 @@ class MarketServicer(WriteServicer, rpc.MarketServiceServicer):
                                out.community_order(co) for co in community_orders.aggregate_day(
                                    uow, a, request.community_id, request.day, request.drop_point_id)]))
 
+    def ListCommunityOrders(self, request, context):
+        with self.ctx.uow() as uow:
+            found = community_orders.list_community_orders(uow, caller(), outlet_id=request.outlet_id,
+                                                           community_id=request.community_id, day_text=request.day)
+        return pb.ListCommunityOrdersResponse(community_orders=[out.community_order(co) for co in found])
+
     def ConfirmCommunityOrder(self, request, context):
         answers = [(x.item_code, x.answer, x.quantity) for x in request.answers]
 

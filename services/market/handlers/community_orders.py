@@ -78,6 +78,25 @@ def aggregate_day(uow: UnitOfWork, actor: Caller, community_id: str, day_text: s
     return made
 
 
+def list_community_orders(uow: UnitOfWork, actor: Caller, *, outlet_id: str, community_id: str,
+                          day_text: str) -> list[CommunityOrder]:
+    """An outlet's or a community's community orders (a day, or every day); a supermarket sees
+    its own outlet's only, a grid worker its own community's only."""
+    if actor.role == "supermarket":
+        outlet_id = outlet_id or actor.scope
+        for_outlet(actor, outlet_id, *ORDER_READ_ROLES)
+    else:
+        if actor.role in ("grid_worker", "village"):
+            community_id = community_id or actor.scope
+        if community_id or actor.role in ("grid_worker", "village"):
+            for_community(actor, community_id, *ORDER_READ_ROLES)
+        else:
+            actor.require(*ORDER_READ_ROLES)
+    found = repo.community_orders_of(uow.conn, day=day(day_text) if day_text else None, community_id=community_id)
+    return sorted((co for co in found if not outlet_id or co.outlet_id == outlet_id),
+                  key=lambda co: (co.day, co.community_id, co.community_order_id))
+
+
 def confirm(uow: UnitOfWork, actor: Caller, community_order_id: str,
             answers: Sequence[tuple[str, str, int]]) -> tuple[CommunityOrder, list[HouseholdOrder]]:
     """answers: (item_code, answer, quantity) per line; quantity only for partial."""
