@@ -34,7 +34,7 @@ from datetime import datetime
 
 from services.monitoring.adapters import held_readings, zone_store
 from services.monitoring.adapters.held_readings import HeldReading
-from services.monitoring.adapters.line_protocol import LineProtocolError, env_line
+from services.monitoring.adapters.line_protocol import LineProtocolError, env_lines
 from services.monitoring.adapters.zone_store import ZoneRow
 from services.monitoring.domain.dedup import Deduplicator
 from services.monitoring.domain.offline import parse_status
@@ -310,14 +310,10 @@ class Ingest:
         return raised
 
     def _lines(self, readings: Sequence[Reading]) -> list[str]:
-        lines = []
-        for r in readings:
-            try:
-                lines.append(env_line(r.depot, r.zone, r.sensor, self.storage_class_of(r.zone_key),
-                                      r.ts, r.temp_c, r.rh, r.seq))
-            except LineProtocolError as exc:  # parse_message should have refused it already
-                log.error("reading not encodable", extra={"sensor": r.sensor_key, "error": str(exc)})
-        return lines
+        def unencodable(r: Reading, exc: LineProtocolError) -> None:  # parse_message refuses these
+            log.error("reading not encodable", extra={"sensor": r.sensor_key, "error": str(exc)})
+
+        return env_lines(readings, self.storage_class_of, unencodable)
 
     def held_work(self, limit: int | None = None) -> Work | None:
         """The held readings of zones registered since they arrived (oldest first), as a group to

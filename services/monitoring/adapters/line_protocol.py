@@ -4,7 +4,7 @@ lines) and InfluxQL quoting. A point's timestamp and tags are fixed here, when i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
@@ -143,6 +143,38 @@ def env_line(depot: str, zone: str, sensor: str, storage_class: str | None, ts: 
         fields += f",rh={format_float(rh, 'rh')}"
     fields += f",seq={format_int(seq, 'seq')}"
     return f"{_env_series(depot, zone, sensor, storage_class)} {fields} {to_epoch_ms(ts)}"
+
+
+def env_lines(readings: Iterable[Any], storage_class_of: Callable[[str], str | None],
+              on_error: Callable[[Any, LineProtocolError], None]) -> list[str]:
+    """Readings (`monitoring.domain.readings.Reading`) as `env` lines, each the text `env_line`
+    gives it; a series and a timestamp shared by several readings are encoded once. A reading
+    that cannot be encoded goes to `on_error` and is left out."""
+    lines: list[str] = []
+    append = lines.append
+    series: dict[tuple[str, str], str] = {}
+    stamps: dict[datetime, int] = {}
+    for r in readings:
+        temp, rh, seq, ts = r.temp_c, r.rh, r.seq, r.ts
+        key = (r.zone_key, r.sensor)
+        head = series.get(key)
+        ms = stamps.get(ts)
+        if (head is None or ms is None or type(temp) is not float or temp - temp != 0.0
+                or (rh is not None and (type(rh) is not float or rh - rh != 0.0))
+                or type(seq) is not int or not INT64_MIN <= seq <= INT64_MAX):
+            try:  # the first reading of a series or an instant, or an unusual one: the checks
+                sc = storage_class_of(key[0])
+                append(env_line(r.depot, r.zone, r.sensor, sc, ts, temp, rh, seq))
+            except LineProtocolError as exc:
+                on_error(r, exc)
+                continue
+            series[key] = _env_series(r.depot, r.zone, r.sensor, sc)
+            stamps[ts] = to_epoch_ms(ts)
+        elif rh is None:
+            append(f"{head} temp_c={temp!r},seq={seq}i {ms}")
+        else:
+            append(f"{head} temp_c={temp!r},rh={rh!r},seq={seq}i {ms}")
+    return lines
 
 
 def reading_line(reading: Any, storage_class: str | None) -> str:

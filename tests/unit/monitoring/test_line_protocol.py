@@ -20,6 +20,7 @@ from services.monitoring.adapters.line_protocol import (
     alarm_line,
     encode_line,
     env_line,
+    env_lines,
     escape_key,
     escape_string_field,
     quote_ident,
@@ -384,3 +385,17 @@ def test_unusual_unicode_survives_the_spool(fake, tmp_path):
         w.flush()
         assert w.replayed_lines == 1 and w.dead_lines == 0
         assert list(fake.points) == [(line.rsplit(" ", 2)[0], str(T0_MS))]
+
+
+def test_env_lines_are_env_line_for_each_reading_and_unencodable_ones_are_reported():
+    t0 = datetime(2026, 11, 28, tzinfo=UTC)
+    rs = [Reading("d 1", "z=1", f"s{i % 3}", t0 + timedelta(minutes=i // 3), i, 2.5 + i, None if i % 2 else 61.0)
+          for i in range(9)]
+    rs += [Reading("d 1", "z=1", "s0", t0, 20, 4, 50), Reading("d 1", "z=1", "s1", t0, 21, float("nan"), None),
+           Reading("d 1", "z2\\", "s1", t0, 22, 1.0, None), Reading("d 1", "z=1", "s2", t0, 2**63, 1.0, None)]
+    refused = []
+    lines = env_lines(rs, lambda k: None if k.endswith("2\\") else f"class of {k}",
+                      lambda r, exc: refused.append(r.seq))
+    assert lines == [env_line(r.depot, r.zone, r.sensor, f"class of {r.zone_key}", r.ts, r.temp_c, r.rh, r.seq)
+                     for r in rs[:10]]
+    assert refused == [21, 22, 2**63]
