@@ -25,10 +25,10 @@ from rich.console import Console
 from rich.table import Table
 
 from services.common.catalogue import load_catalogue
-from services.common.config import SERVICES, ConfigError, load_settings
+from services.common.config import ConfigError, load_settings
 from services.reports import render
 from services.reports.adapters.files import write_files  # noqa: F401 - also the demo's
-from services.reports.collect import CollectError, bearer, collect_day, connect
+from services.reports.collect import READ_SERVICES, CollectError, bearer, collect_day, connect
 from services.reports.config import service_token
 from services.reports.domain.facts import DayFacts
 
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]configuration error / 配置错误: {exc}[/]")
         return 2
     out = args.out or settings.var_dir / "reports" / day.isoformat()
-    targets = {s: settings.grpc_target(s) for s in SERVICES}
+    targets = {s: settings.grpc_target(s) for s in READ_SERVICES}
     try:
         with connect(targets, settings.grpc_tls) as stubs:
             facts = collect_day(day, stubs, metadata=bearer(service_token(settings, args.token)),

@@ -33,7 +33,7 @@ from supply.v1 import (
 )
 
 from services.common.catalogue import Catalogue, load_catalogue
-from services.common.config import PLAINTEXT, GrpcTls
+from services.common.config import PLAINTEXT, SERVICES, GrpcTls
 from services.common.grpc_client import open_channel
 from services.reports.domain.facts import (
     AlertFact,
@@ -67,6 +67,8 @@ MAX_MESSAGE = 64 * 1024 * 1024
 PAGE = 500
 PLAN_PAGE = 1000
 UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+READ_SERVICES = (*SERVICES, "market")  # the services whose APIs the report reads
 
 
 # ---- calling the services -----------------------------------------------------------------------

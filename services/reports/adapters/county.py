@@ -16,9 +16,9 @@ from supply.v1 import (
 )
 
 from services.common.catalogue import Catalogue
-from services.common.config import SERVICES, Settings
+from services.common.config import Settings
 from services.common.grpc_client import open_channel
-from services.reports.collect import MAX_MESSAGE, Stubs, bearer, collect_day
+from services.reports.collect import MAX_MESSAGE, READ_SERVICES, Stubs, bearer, collect_day
 from services.reports.domain.facts import DayFacts
 from services.reports.domain.schedule import Policy
 
@@ -40,7 +40,7 @@ class GrpcCounty:
         # the scheduler's reconnection back-off must not fail the GetDailyReport calls it serves
         self._channels = {s: open_channel(settings.grpc_target(s), settings.grpc_tls, options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.use_local_subchannel_pool", 1)])
-            for s in SERVICES}
+            for s in READ_SERVICES}
         self.stubs = Stubs(intake=intake_pb2_grpc.IntakeServiceStub(self._channels["intake"]),
                            allocation=allocation_pb2_grpc.AllocationServiceStub(self._channels["allocation"]),
                            logistics=logistics_pb2_grpc.LogisticsServiceStub(self._channels["logistics"]),

@@ -12,7 +12,7 @@ from supply.v1 import allocation_pb2_grpc as rpc
 
 from services.common.catalogue import Catalogue
 from services.common.clock import Clock
-from services.common.config import SERVICES, Settings
+from services.common.config import Settings
 from services.common.days import parse_day
 from services.common.errors import InvalidInput
 from services.common.grpc_server import caller
@@ -43,7 +43,7 @@ class DailyReportServicer(rpc.AllocationServiceServicer):
         if cid := correlation_id.get(""):
             metadata.append(("x-correlation-id", cid))
         try:
-            with collect.connect({s: self.settings.grpc_target(s) for s in SERVICES},
+            with collect.connect({s: self.settings.grpc_target(s) for s in collect.READ_SERVICES},
                                  self.settings.grpc_tls) as stubs:
                 facts = collect.collect_day(day, stubs, metadata=metadata, tz=tz,
                                             catalogue=self.catalogue, now=self.clock.now())
