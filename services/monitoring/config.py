@@ -37,6 +37,7 @@ stops the process with a message that names the variable.
 | SUPPLY_DEADLINE_ALERT_TTL_H | 12 | a missed-deadline alert (reports' deadline_missed) clears after this long |
 | MONITORING_WATCH_STREAMS_PER_IDENTITY | 4 | WatchAlerts streams one identity (token) may have open on one API process |
 | MONITORING_WATCH_STREAMS_MAX | 64 | WatchAlerts streams open on one API process, every identity together (each polls 4×/s) |
+| SUPPLY_MONITORING_WORKER_ID | worker | name of a monitoring worker (its InfluxDB spool folder `export-<id>`); every worker its own |
 """
 
 from __future__ import annotations
@@ -104,6 +105,7 @@ class MonitoringConfig:
     deadline_alert_ttl: timedelta = timedelta(hours=12)
     watch_streams_per_identity: int = 4
     watch_streams_max: int = 64
+    worker_id: str = "worker"  # the worker's spool folder export-<id>
     ingest_policy: IngestPolicy = field(default_factory=IngestPolicy)
     dedup_policy: DedupPolicy = field(default_factory=lambda: DedupPolicy(seq_window=64))
     alarm_policy: AlarmPolicy = field(default_factory=AlarmPolicy)
@@ -130,6 +132,14 @@ def _ident(env: dict, name: str, default: str) -> str:
     problem = id_problem(value, name)
     if problem:
         raise ConfigError(problem)
+    return value
+
+
+def _worker_id(env: dict) -> str:
+    """Names a folder: an id (no MQTT topic characters, no space), and not . or .."""
+    value = _ident(env, "SUPPLY_MONITORING_WORKER_ID", "worker")
+    if value in (".", ".."):
+        raise ConfigError(f"SUPPLY_MONITORING_WORKER_ID must name a folder, got {value!r}")
     return value
 
 
@@ -178,6 +188,7 @@ def monitoring_config(settings: Settings) -> MonitoringConfig:
         deadline_alert_ttl=timedelta(hours=_num(env, "SUPPLY_DEADLINE_ALERT_TTL_H", 12, 0.01, 24 * 30)),
         watch_streams_per_identity=watch_per_identity,
         watch_streams_max=watch_max,
+        worker_id=_worker_id(env),
         ingest_policy=IngestPolicy(
             max_future_skew=timedelta(seconds=_num(env, "SUPPLY_MAX_FUTURE_SKEW_S", 300, 0, 86_400))),
         dedup_policy=DedupPolicy(

@@ -27,9 +27,8 @@ log = logging.getLogger(__name__)
 def make_service(settings: Settings) -> type:
     ctx = build_context(settings, pool_size=4)
     cfg = ctx.config
-    worker_id = settings.extra.get("SUPPLY_MONITORING_WORKER_ID", "worker")
     writer = InfluxWriter(settings.influx_url, settings.influx_db,
-                          spool_dir(settings, f"export-{worker_id}"), batch_lines=cfg.influx_batch)
+                          spool_dir(settings, f"export-{cfg.worker_id}"), batch_lines=cfg.influx_batch)
     state = {"db_ready": False, "next_try": 0.0}
 
     def write_lines(lines: list[str]) -> None:

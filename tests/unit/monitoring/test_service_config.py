@@ -40,6 +40,11 @@ def test_watch_stream_limits_are_the_services_own_variables():
     assert "MONITORING_WATCH_STREAMS_MAX" not in load_settings("intake", {"MONITORING_WATCH_STREAMS_MAX": "1"}).extra
 
 
+def test_the_worker_id_names_the_workers_spool_folder():
+    assert config().worker_id == "worker"
+    assert config(SUPPLY_MONITORING_WORKER_ID=" worker-2 ").worker_id == "worker-2"
+
+
 @pytest.mark.parametrize("env, name", [
     ({"SUPPLY_MQTT_ROOT": "a/+/b"}, "SUPPLY_MQTT_ROOT"),
     ({"SUPPLY_MQTT_CLIENT_ID": "has space"}, "SUPPLY_MQTT_CLIENT_ID"),
@@ -51,6 +56,9 @@ def test_watch_stream_limits_are_the_services_own_variables():
     ({"MONITORING_WATCH_STREAMS_MAX": "many"}, "MONITORING_WATCH_STREAMS_MAX"),
     ({"MONITORING_WATCH_STREAMS_PER_IDENTITY": "5", "MONITORING_WATCH_STREAMS_MAX": "4"},
      "MONITORING_WATCH_STREAMS_PER_IDENTITY"),
+    ({"SUPPLY_MONITORING_WORKER_ID": "a/b"}, "SUPPLY_MONITORING_WORKER_ID"),
+    ({"SUPPLY_MONITORING_WORKER_ID": "two words"}, "SUPPLY_MONITORING_WORKER_ID"),
+    ({"SUPPLY_MONITORING_WORKER_ID": ".."}, "SUPPLY_MONITORING_WORKER_ID must name a folder"),
 ])
 def test_a_bad_value_stops_the_process_naming_the_variable(env, name):
     with pytest.raises(ConfigError, match=name):
