@@ -31,8 +31,8 @@ D = day(2)  # orders for D close at 20:00 on D-1: open whenever the test runs
 
 
 class Stack:
-    def __init__(self, tmp, amqp_url: str, influx_db: str):
-        self.env = market.make_env(tmp / "var", amqp_url, influx_db)
+    def __init__(self, tmp, amqp_url: str, influx_db: str, **db: str):
+        self.env = market.make_env(tmp / "var", amqp_url, influx_db, **db)
         intake.migrate(self.env)
         monitoring.migrate(self.env)
         market.migrate(self.env)
@@ -57,9 +57,11 @@ class Stack:
             p.stop()
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, amqp_url, influx_db):
-    s = Stack(tmp_path_factory.mktemp("market"), amqp_url, influx_db)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def stack(request, tmp_path_factory, amqp_url, influx_db, pg_url_factory):
+    """The market's database on SQLite, then on PostgreSQL (MARKET_DATABASE_URL)."""
+    db = {"MARKET_DATABASE_URL": pg_url_factory("market")} if request.param == "postgresql" else {}
+    s = Stack(tmp_path_factory.mktemp("market"), amqp_url, influx_db, **db)
     try:
         hq_setup(s)
         yield s
