@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from services.common.db import is_postgres
 from services.common.errors import InvalidInput
-from services.logistics.adapters.schema import ledger, ledger_head, lot_balances
+from services.logistics.adapters.schema import ledger, ledger_head, lot_balances, reserve_state
 from services.logistics.domain.ledger import LedgerKind, LedgerLine, LotBalance
 from services.logistics.domain.model import DocRef, LotStatus
 
@@ -87,6 +88,27 @@ def load_balances(conn: Connection, *, lot_ids: Iterable[str] = (), depot_id: st
     if lock and is_postgres(conn):
         q = q.with_for_update()
     return {r.lot_id: balance_from_row(r) for r in conn.execute(q)}
+
+
+def usable_balances(conn: Connection) -> list[LotBalance]:
+    """Every lot not written off that holds stock (days of supply count these)."""
+    t = lot_balances
+    rows = conn.execute(select(t).where(t.c.status != LotStatus.WRITTEN_OFF.value, t.c.on_hand > 0))
+    return [balance_from_row(r) for r in rows]
+
+
+def reserve_states(conn: Connection) -> dict[str, Any]:
+    """The stored reserve state of each item group (below_floor, days), by group code."""
+    return {r.group_code: r for r in conn.execute(select(reserve_state))}
+
+
+def save_reserve_state(conn: Connection, group: str, *, new: bool, below_floor: bool,
+                       days: float | None, at: datetime) -> None:
+    values = {"below_floor": below_floor, "days": days, "updated_at": at}
+    if new:
+        conn.execute(insert(reserve_state).values(group_code=group, **values))
+    else:
+        conn.execute(update(reserve_state).where(reserve_state.c.group_code == group).values(**values))
 
 
 def merge_balances(into: dict[str, LotBalance], loaded: dict[str, LotBalance]) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, time
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from services.logistics.adapters.schema import depots, drop_points, requesters, vehicles, zones
@@ -96,6 +96,13 @@ def save_vehicle(conn: Connection, vehicle: Vehicle, *, at: datetime) -> None:
 def vehicles_of(conn: Connection) -> list[Vehicle]:
     return [vehicle_from_json(r.data) for r in
             conn.execute(select(vehicles.c.data).order_by(vehicles.c.id))]
+
+
+def villages_population(conn: Connection) -> int:
+    """People of the villages and communities together (the county's stock serves them)."""
+    total = conn.execute(select(func.coalesce(func.sum(requesters.c.population), 0))
+                         .where(requesters.c.kind.in_(("village", "community")))).scalar_one()
+    return int(total or 0)
 
 
 def requester_version(conn: Connection, requester_id: str) -> int | None:

@@ -7,13 +7,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from services.common.db import UnitOfWork
 from services.common.errors import NotFound
 from services.logistics.adapters import ledger_store as store
-from services.logistics.adapters import schema
+from services.logistics.adapters.sites_store import villages_population
 from services.logistics.domain.ledger import Ledger, LedgerKind, LedgerLine, LotBalance
 from services.logistics.domain.model import (
     LotStatus,
@@ -85,18 +84,13 @@ def lot_balance(ol: OpenLedger, lot_id: str, f: str = "lot_id") -> LotBalance:
 def county_population(ctx: LogisticsContext, conn: Connection) -> int:
     if ctx.population is not None:
         return ctx.population
-    t = schema.requesters
-    total = conn.execute(select(func.coalesce(func.sum(t.c.population), 0))
-                         .where(t.c.kind.in_(("village", "community")))).scalar_one()
-    return int(total or 0)
+    return villages_population(conn)
 
 
 def supply_days(ctx: LogisticsContext, conn: Connection, *, day: date | None = None,
                 depot_ids: Iterable[str] | None = None, population: int | None = None
                 ) -> tuple[int, date, list[GroupSupply]]:
-    t = schema.lot_balances
-    rows = conn.execute(select(t).where(t.c.status != LotStatus.WRITTEN_OFF.value, t.c.on_hand > 0))
-    balances = [store.balance_from_row(r) for r in rows]
+    balances = store.usable_balances(conn)
     pop = population if population else county_population(ctx, conn)
     day = day or ctx.today()
     groups = days_of_supply(balances, ctx.catalogue, population=pop, day=day,
@@ -112,8 +106,7 @@ def check_reserves(ctx: LogisticsContext, uow: UnitOfWork) -> list[str]:
     pop, _, groups = supply_days(ctx, uow.conn)
     if pop <= 0:
         return []
-    t = schema.reserve_state
-    state = {r.group_code: r for r in uow.conn.execute(select(t))}
+    state = store.reserve_states(uow.conn)
     went_below = []
     now = utc(ctx.clock.now())
     for g in groups:
@@ -122,11 +115,8 @@ def check_reserves(ctx: LogisticsContext, uow: UnitOfWork) -> list[str]:
         before = state.get(g.group)
         if before is not None and before.below_floor == g.below_floor:
             continue
-        values = {"below_floor": g.below_floor, "days": g.days, "updated_at": now}
-        if before is None:
-            uow.conn.execute(insert(t).values(group_code=g.group, **values))
-        else:
-            uow.conn.execute(update(t).where(t.c.group_code == g.group).values(**values))
+        store.save_reserve_state(uow.conn, g.group, new=before is None,
+                                 below_floor=g.below_floor, days=g.days, at=now)
         if g.below_floor:
             went_below.append(g.group)
             uow.record_event("reserve_below_floor", {
