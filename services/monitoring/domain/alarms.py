@@ -208,8 +208,9 @@ class RuleEvaluator:
             return None
         dt = (ts - self._last_ts) if self._last_ts is not None else None
         continuous = dt is not None and dt <= self.max_gap
-        b = self.beyond(value)
-        inside = self.inside_clear(value)
+        limit = self.rule.limit
+        b = self._beyond(value, limit)  # beyond() and inside_clear(), inline: once per reading and rule
+        inside = not b and ((limit - value) if self._upward else (value - limit)) >= self.deadband
 
         if self._last_beyond and dt is not None:
             held = min(dt, self.max_gap)
@@ -323,11 +324,13 @@ class ZoneAlarms:
         return ev
 
     def feed(self, reading: Reading) -> list[AlarmTransition]:
-        if (reading.depot, reading.zone) != (self.depot, self.zone):
+        if reading.zone != self.zone or reading.depot != self.depot:
             raise ValueError(f"reading of {reading.zone_key} fed to zone {self.depot}/{self.zone}")
         out: list[AlarmTransition] = []
+        sensor, ts, evaluators = reading.sensor, reading.ts, self._evaluators
         for rule in self.storage_class.alarms:
-            t = self.evaluator(reading.sensor, rule).feed(reading.ts, getattr(reading, rule.metric))
+            ev = evaluators.get((sensor, rule.code)) or self.evaluator(sensor, rule)
+            t = ev.feed(ts, reading.temp_c if rule.metric == "temp_c" else getattr(reading, rule.metric))
             if t is None:
                 continue
             sensors = self._open.setdefault(rule.code, set())

@@ -397,7 +397,7 @@ def _fast_batch(doc: Any, ref: TopicRef, now: datetime, policy: IngestPolicy) ->
             zk = keys[zone] = zone_key(depot, zone)
         r = _new(Reading)
         r.__dict__.update(depot=depot, zone=zone, sensor=sensor, ts=when, seq=seq, temp_c=temp, rh=rh,
-                          zone_key=zk)
+                          zone_key=zk, sensor_key=f"{zk}/{sensor}")
         append(r)
     return out
 

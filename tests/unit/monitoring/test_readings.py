@@ -166,6 +166,6 @@ def test_fast_path_accepts_and_refuses_exactly_as_the_full_checks(monkeypatch):
     for (p, pol), got in fast.items():
         full = parse_message(BATCH, p, NOW, pol)
         assert (got.readings, got.rejected) == (full.readings, full.rejected), p
-        assert [(r.zone_key, type(r.temp_c), type(r.rh)) for r in got.readings] == \
-               [(r.zone_key, type(r.temp_c), type(r.rh)) for r in full.readings]
+        assert [(r.zone_key, r.sensor_key, type(r.temp_c), type(r.rh)) for r in got.readings] == \
+               [(r.zone_key, r.sensor_key, type(r.temp_c), type(r.rh)) for r in full.readings]
     assert fast[payloads[0], policies[0]].readings[2].temp_c == -18.0
