@@ -97,6 +97,15 @@ def usable_balances(conn: Connection) -> list[LotBalance]:
     return [balance_from_row(r) for r in rows]
 
 
+def available_lots_in_zone(conn: Connection, depot_id: str, zone_id: str) -> list[str]:
+    """Ids of the zone's available lots that hold stock, in id order."""
+    t = lot_balances
+    return [r.lot_id for r in conn.execute(
+        select(t.c.lot_id).where(t.c.depot_id == depot_id, t.c.zone_id == zone_id,
+                                 t.c.status == LotStatus.AVAILABLE.value, t.c.on_hand > 0)
+        .order_by(t.c.lot_id))]
+
+
 def reserve_states(conn: Connection) -> dict[str, Any]:
     """The stored reserve state of each item group (below_floor, days), by group code."""
     return {r.group_code: r for r in conn.execute(select(reserve_state))}

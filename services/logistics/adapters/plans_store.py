@@ -6,10 +6,21 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
-from services.logistics.adapters.schema import deliveries, plan_lines, trips
+from services.logistics.adapters.schema import deliveries, picks, plan_lines, plans, trips
+
+
+def plan_line_row(conn: Connection, plan_line_id: str):
+    return conn.execute(select(plan_lines).where(plan_lines.c.id == plan_line_id)).first()
+
+
+def plan_line_parts(conn: Connection, plan_line_id: str) -> list:
+    """The parts `<line>/<k>` of a plan line (plan_approved splits a line per depot and item)."""
+    return conn.execute(select(plan_lines)
+                        .where(plan_lines.c.id.startswith(plan_line_id + "/", autoescape=True))
+                        .order_by(plan_lines.c.id)).all()
 
 
 def plan_lines_by_id(conn: Connection, plan_line_ids: Iterable[str]) -> dict[str, Any]:
@@ -50,3 +61,52 @@ def add_delivery(conn: Connection, *, delivery_id: str, trip_id: str, requester_
     conn.execute(insert(deliveries).values(
         id=delivery_id, trip_id=trip_id, requester_id=requester_id, drop_point_id=drop_point_id,
         fingerprint=fingerprint, received_at=received_at, data=data))
+
+
+def consume_picks(conn: Connection, plan_line_id: str, lot_id: str, q: int) -> None:
+    """Take `q` off the picks of a plan line on a lot, oldest pick first (a pick used up goes)."""
+    for row in conn.execute(select(picks).where(picks.c.plan_line_id == plan_line_id,
+                                                picks.c.lot_id == lot_id).order_by(picks.c.id)).all():
+        if q <= 0:
+            return
+        take = min(q, int(row.quantity))
+        if take == row.quantity:
+            conn.execute(delete(picks).where(picks.c.id == row.id))
+        else:
+            conn.execute(update(picks).where(picks.c.id == row.id).values(quantity=row.quantity - take))
+        q -= take
+
+
+def replace_picks(conn: Connection, plan_line_id: str, bad_lot: str,
+                  new_lots: list[tuple[str, int]]) -> None:
+    """The plan line's picks on `bad_lot` become picks of (lot, quantity) in `new_lots`, for the
+    same plan, depot, requester and drop point."""
+    old = conn.execute(select(picks).where(picks.c.plan_line_id == plan_line_id,
+                                           picks.c.lot_id == bad_lot)).all()
+    conn.execute(delete(picks).where(picks.c.plan_line_id == plan_line_id, picks.c.lot_id == bad_lot))
+    if old:
+        o = old[0]
+        for lot_id, qty in new_lots:
+            conn.execute(insert(picks).values(plan_id=o.plan_id, plan_line_id=plan_line_id,
+                                              depot_id=o.depot_id, requester_id=o.requester_id,
+                                              drop_point_id=o.drop_point_id, item_code=o.item_code,
+                                              lot_id=lot_id, quantity=qty))
+
+
+def scheduled_trips(conn: Connection, plan_id: str) -> list:
+    return conn.execute(select(trips).where(trips.c.plan_id == plan_id,
+                                            trips.c.status == "scheduled")).all()
+
+
+def set_trip_data(conn: Connection, trip_id: str, data: dict[str, Any]) -> None:
+    conn.execute(update(trips).where(trips.c.id == trip_id).values(data=data))
+
+
+def add_unmet(conn: Connection, plan_id: str, entry: dict) -> None:
+    """Append an unmet entry to a plan's stored data (nothing when the plan is not held here)."""
+    row = conn.execute(select(plans.c.data).where(plans.c.id == plan_id)).first()
+    if row is None:
+        return
+    data = dict(row.data)
+    data["unmet"] = [*data.get("unmet", []), entry]
+    conn.execute(update(plans).where(plans.c.id == plan_id).values(data=data))

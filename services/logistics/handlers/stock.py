@@ -9,18 +9,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
-
 from services.common.auth import Caller
 from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput, NotFound, RuleRefused
 from services.common.serde import from_jsonable, to_jsonable
 from services.logistics.adapters import ledger_store as store
-from services.logistics.adapters import schema
+from services.logistics.adapters import plans_store
 from services.logistics.domain.ledger import LedgerKind, LedgerLine, LotBalance, Posting
 from services.logistics.domain.model import (
     DocRef,
-    LotStatus,
     positive_int,
 )
 from services.logistics.domain.picking import (
@@ -43,11 +40,6 @@ from services.logistics.handlers.ledger import (
 log = logging.getLogger(__name__)
 
 
-def plan_line_row(uow: UnitOfWork, plan_line_id: str):
-    return uow.conn.execute(select(schema.plan_lines)
-                            .where(schema.plan_lines.c.id == plan_line_id)).first()
-
-
 def issue_stock(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, lot_id: str,
                 quantity: Any, plan_line_id: str, reason: str = "") -> tuple[LotBalance, list[LedgerLine]]:
     """Issue from a lot against an approved plan line (不得擅自分配): from the plan line's
@@ -60,7 +52,7 @@ def issue_stock(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, lot_id
         raise InvalidInput("plan_line_id", "required: every issue cites an approved plan line")
     ol = open_ledger(ctx, uow, lot_ids=[lot_id])
     bal = lot_balance(ol, lot_id)
-    pl = plan_line_row(uow, plan_line_id) or _part_for_lot(uow, plan_line_id, bal)
+    pl = plans_store.plan_line_row(uow.conn, plan_line_id) or _part_for_lot(uow, plan_line_id, bal)
     if pl is None:
         raise RuleRefused("PLAN_LINE_NOT_APPROVED",
                           f"计划行 {plan_line_id} 未经批准,不得出库 / plan line {plan_line_id!r} is not "
@@ -87,9 +79,8 @@ def issue_stock(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, *, lot_id
     postings.append(Posting(LedgerKind.ISSUE, lot_id, -q, actor.identity, now, note, doc,
                             plan_line_id=plan_line_id))
     ol.ledger.post_all(postings, approved_plan_lines={plan_line_id})
-    uow.conn.execute(update(schema.plan_lines).where(schema.plan_lines.c.id == plan_line_id)
-                     .values(issued=schema.plan_lines.c.issued + q))
-    _consume_picks(uow, plan_line_id, lot_id, min(reserved, q))
+    plans_store.add_issued(uow.conn, plan_line_id, q)
+    plans_store.consume_picks(uow.conn, plan_line_id, lot_id, min(reserved, q))
     lines = save_ledger(ctx, uow, ol)
     return ol.ledger.balances[lot_id], lines
 
@@ -98,9 +89,7 @@ def _part_for_lot(uow: UnitOfWork, plan_line_id: str, bal: LotBalance):
     """GetPlan's line id `<line>` names the part `<line>/<k>` of it that holds the lot's depot
     and item (plan_approved splits a line into one part per depot and item). None when the
     line has no parts here; INVALID_ARGUMENT naming the parts when none or several fit."""
-    t = schema.plan_lines
-    parts = uow.conn.execute(select(t).where(t.c.id.startswith(plan_line_id + "/", autoescape=True))
-                             .order_by(t.c.id)).all()
+    parts = plans_store.plan_line_parts(uow.conn, plan_line_id)
     if not parts:
         return None
     fits = [p for p in parts if (p.depot_id, p.item_code) == (bal.depot_id, bal.item_code)]
@@ -111,20 +100,6 @@ def _part_for_lot(uow: UnitOfWork, plan_line_id: str, bal: LotBalance):
                        f"计划行 {plan_line_id} 分为 {listed},请指明批次 {bal.lot_id}({bal.item_code} @ "
                        f"{bal.depot_id})对应的一项 / plan line {plan_line_id!r} is split into "
                        f"{listed}: name the part for lot {bal.lot_id!r} ({bal.item_code} @ {bal.depot_id})")
-
-
-def _consume_picks(uow: UnitOfWork, plan_line_id: str, lot_id: str, q: int) -> None:
-    t = schema.picks
-    for row in uow.conn.execute(select(t).where(t.c.plan_line_id == plan_line_id,
-                                                t.c.lot_id == lot_id).order_by(t.c.id)).all():
-        if q <= 0:
-            return
-        take = min(q, int(row.quantity))
-        if take == row.quantity:
-            uow.conn.execute(delete(t).where(t.c.id == row.id))
-        else:
-            uow.conn.execute(update(t).where(t.c.id == row.id).values(quantity=row.quantity - take))
-        q -= take
 
 
 @dataclass
@@ -185,7 +160,7 @@ def quarantine_lots(ctx: LogisticsContext, uow: UnitOfWork, actor: Caller, lot_i
 
 def _repick(ctx: LogisticsContext, uow: UnitOfWork, ol: OpenLedger, plan_line_id: str, q: int,
             bad_lot: str, actor: Caller, now: datetime) -> Repick:
-    pl = plan_line_row(uow, plan_line_id)
+    pl = plans_store.plan_line_row(uow.conn, plan_line_id)
     if pl is None:  # reserved by an issue whose plan line we do not hold: nothing to re-pick
         return Repick(plan_line_id, q, 0, q)
     load_more(uow, ol, depot_items=[(pl.depot_id, pl.item_code)])
@@ -194,19 +169,10 @@ def _repick(ctx: LogisticsContext, uow: UnitOfWork, ol: OpenLedger, plan_line_id
              allow_partial=True)
     ol.ledger.post_all(p.postings)
     new_lots = [(x.lot_id, x.quantity) for x in p.picked]
-    t = schema.picks
-    old = uow.conn.execute(select(t).where(t.c.plan_line_id == plan_line_id, t.c.lot_id == bad_lot)).all()
-    uow.conn.execute(delete(t).where(t.c.plan_line_id == plan_line_id, t.c.lot_id == bad_lot))
-    if old:
-        o = old[0]
-        for lot_id, qty in new_lots:
-            uow.conn.execute(insert(t).values(plan_id=o.plan_id, plan_line_id=plan_line_id,
-                                              depot_id=o.depot_id, requester_id=o.requester_id,
-                                              drop_point_id=o.drop_point_id, item_code=o.item_code,
-                                              lot_id=lot_id, quantity=qty))
+    plans_store.replace_picks(uow.conn, plan_line_id, bad_lot, new_lots)
     swap_on_trips(ctx, uow, pl.plan_id, plan_line_id, bad_lot, new_lots)
     if p.short:
-        add_unmet(uow, pl.plan_id, {
+        plans_store.add_unmet(uow.conn, pl.plan_id, {
             "plan_line_id": plan_line_id, "demand_id": pl.demand_id, "item_code": pl.item_code,
             "depot_id": pl.depot_id, "quantity": p.short, "code": "LOT_QUARANTINED_NO_STOCK",
             "zh": f"批次 {bad_lot} 被隔离,同仓无其他可用批次", "en": f"lot {bad_lot} was quarantined and the "
@@ -218,8 +184,7 @@ def swap_on_trips(ctx: LogisticsContext, uow: UnitOfWork, plan_id: str, plan_lin
                    bad_lot: str, new_lots: list[tuple[str, int]]) -> None:
     """Replace a quarantined lot on the manifests of undelivered stops with the re-picked lots
     (a shortfall is left off: the stop gets less, never the quarantined goods)."""
-    t = schema.trips
-    for row in uow.conn.execute(select(t).where(t.c.plan_id == plan_id, t.c.status == "scheduled")).all():
+    for row in plans_store.scheduled_trips(uow.conn, plan_id):
         data = dict(row.data)
         trip = from_jsonable(Trip, data["trip"])
         delivered = data.get("delivered", {})
@@ -247,17 +212,7 @@ def swap_on_trips(ctx: LogisticsContext, uow: UnitOfWork, plan_id: str, plan_lin
         if changed:
             trip = dataclasses.replace(trip, stops=tuple(stops))
             data["trip"] = to_jsonable(trip)
-            uow.conn.execute(update(t).where(t.c.id == row.id).values(data=data))
-
-
-def add_unmet(uow: UnitOfWork, plan_id: str, entry: dict) -> None:
-    t = schema.plans
-    row = uow.conn.execute(select(t.c.data).where(t.c.id == plan_id)).first()
-    if row is None:
-        return
-    data = dict(row.data)
-    data["unmet"] = [*data.get("unmet", []), entry]
-    uow.conn.execute(update(t).where(t.c.id == plan_id).values(data=data))
+            plans_store.set_trip_data(uow.conn, row.id, data)
 
 
 def apply_alert(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping[str, Any]) -> list[Transitioned]:
@@ -275,11 +230,7 @@ def apply_alert(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping[str, An
         if not depot or not zone:
             raise InvalidInput("payload.zone", "a spoilage alert names lot_ids or a depot and zone")
         store.lock_head(uow.conn)
-        t = schema.lot_balances
-        lot_ids = [r.lot_id for r in uow.conn.execute(
-            select(t.c.lot_id).where(t.c.depot_id == depot, t.c.zone_id == zone,
-                                     t.c.status == LotStatus.AVAILABLE.value, t.c.on_hand > 0)
-            .order_by(t.c.lot_id))]
+        lot_ids = store.available_lots_in_zone(uow.conn, depot, zone)
     title = " / ".join(x for x in (payload.get("title_zh"), payload.get("title_en")) if x)
     reason = f"告警隔离 / quarantined by alert {payload.get('rule_code') or ''}: {title or alert_id}".strip()
     return quarantine_lots(ctx, uow, Caller(f"monitoring:{payload.get('rule_code') or 'alert'}", "admin"),
