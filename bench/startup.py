@@ -7,7 +7,8 @@ once (N = the stack's process count), measured in the same run.
 "Up", per kind, from what the code exposes:
   api, web, scheduler   gRPC health (the console: /healthz) answers SERVING
   worker                its log says "worker started" (nameko's runner has started its consumers)
-  relay                 its log says "relay started" (schema at head, exchanges declared)
+  relay                 its log says "relay started" (schema at head, exchanges declared); the
+                        relays' one process (`python -m services.relays`) says it once per outbox
   ingest                its log says "ingest started" (MQTT subscribed, InfluxDB database there)
 
 If the stack runs when the bench starts (`make bench` brings it up first), it is stopped with
@@ -71,17 +72,21 @@ def supplyctl(*args: str) -> None:
 
 
 def log_path(service: str, kind: str) -> Path:
-    return load_settings("tools").var_dir / "log" / f"{service}-{kind}.log"
+    """supplyctl up runs every relay in one process that logs to relays-relay.log."""
+    name = "relays-relay" if kind == "relay" else f"{service}-{kind}"
+    return load_settings("tools").var_dir / "log" / f"{name}.log"
 
 
-def said(path: Path, offset: int, message: str) -> bool:
-    """Whether the log, from OFFSET on, has a record with MESSAGE (records are JSON lines)."""
+def said(path: Path, offset: int, message: str, outbox: str | None = None) -> bool:
+    """Whether the log, from OFFSET on, has a record with MESSAGE (records are JSON lines), about
+    OUTBOX when given (the relays' process logs "relay started" once per outbox)."""
     try:
         with path.open("rb") as f:
             f.seek(offset)
             for line in f:
                 try:
-                    if json.loads(line).get("message") == message:
+                    record = json.loads(line)
+                    if record.get("message") == message and (outbox is None or record.get("outbox") == outbox):
                         return True
                 except ValueError:
                     continue
@@ -124,7 +129,8 @@ def measure_stack(idle_s: float) -> dict:
             if kind in HEALTH_KINDS:
                 ok = _health(service, timeout=0.5) == "SERVING"
             else:
-                ok = said(log_path(service, kind), offsets[(service, kind)], LOG_LINE[kind])
+                ok = said(log_path(service, kind), offsets[(service, kind)], LOG_LINE[kind],
+                          service if kind == "relay" else None)
             if ok:
                 up_at[(service, kind)] = time.monotonic() - started
         time.sleep(0.05)
@@ -137,7 +143,9 @@ def measure_stack(idle_s: float) -> dict:
     pids = running()
     rss = {sk: sum(rss_kb(p) for p in tree(pid)) for sk, pid in pids.items()}
     nproc = {sk: len(tree(pid)) for sk, pid in pids.items()}
-    return {"up_at": up_at, "launched_at": launched_at, "up_returned": up_returned, "rss": rss, "nproc": nproc, "missing": missing}
+    # several pid files may name one process (the relays'): each interpreter counted once
+    total_kb = sum(sum(rss_kb(p) for p in tree(pid)) for pid in set(pids.values()))
+    return {"total_kb": total_kb, "interpreters": len(set(pids.values())), "up_at": up_at, "launched_at": launched_at, "up_returned": up_returned, "rss": rss, "nproc": nproc, "missing": missing}
 
 
 def baseline(n: int) -> dict:
@@ -213,7 +221,7 @@ def main() -> None:
         result = measure_stack(idle_s)
     finally:
         supplyctl("down")
-    n = len(stack())
+    n = result["interpreters"] or len(stack())
     base = baseline(n)
 
     per = Table(title=f"processes up after `supplyctl up` (RSS after {idle_s:.0f} s idle)")
@@ -226,11 +234,11 @@ def main() -> None:
                     f"{at:.2f}" if at is not None else "not up",
                     "health SERVING" if kind in HEALTH_KINDS else f'log "{LOG_LINE[kind]}"',
                     str(result["nproc"].get((service, kind), "")),
-                    f"{result['rss'].get((service, kind), 0) / 1024:.0f}")
+                    f"{result['rss'].get((service, kind), 0) / 1024:.0f}" + (" (all relays)" if kind == "relay" else ""))
     console.print(per)
 
     all_up = max(result["up_at"].values()) if result["up_at"] else float("nan")
-    total_rss = sum(result["rss"].values())
+    total_rss = result["total_kb"]
     summary = Table(title=f"the county stack against {n} bare interpreters, same run")
     for col in ("figure", "stack", f"bare python × {n}", "ratio"):
         summary.add_column(col, justify="left" if col == "figure" else "right")

@@ -35,13 +35,14 @@ from rich.table import Table
 from services.common.config import ROOT, SERVICES, ConfigError, database_url, load_settings
 
 console = Console()
-PROCESSES = {s: importlib.import_module(f"services.{s}").PROCESSES for s in (*SERVICES, "console", "reports", "notify")}
-MIGRATED = (*SERVICES, "console", "reports", "notify")
+PROCESSES = {s: importlib.import_module(f"services.{s}").PROCESSES
+             for s in (*SERVICES, "market", "console", "reports", "notify")}
+MIGRATED = (*SERVICES, "market", "console", "reports", "notify")
 NO_HEALTH_PROBE = ("notify",)  # a nameko worker: no gRPC or HTTP port to ask
 
 
 def available_services() -> list[str]:
-    return [*(s for s in SERVICES if (ROOT / "services" / s / "entrypoints" / "grpc_api.py").exists()),
+    return [*(s for s in (*SERVICES, "market") if (ROOT / "services" / s / "entrypoints" / "grpc_api.py").exists()),
             "console", "reports", "notify"]
 
 
@@ -83,21 +84,34 @@ def cmd_up(services: list[str]) -> None:
     settings = load_settings("tools")
     log_dir = settings.var_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
+    relayed = []  # their outboxes: one relay process, a thread each (python -m services.relays)
     for service in services:
         for kind in PROCESSES[service]:
             pid_file = _run_dir() / f"{service}-{kind}.pid"
             if pid_file.exists() and _pid_alive(int(pid_file.read_text())):
                 console.print(f"  {service} {kind}: already running")
                 continue
-            # the process logs to <service>-<kind>.log itself, rotated (services/common/logs.py);
-            # what bypasses logging (a crash before it is set up) goes to the .out file
-            out = (log_dir / f"{service}-{kind}.out").open("ab")
-            proc = subprocess.Popen([sys.executable, "-m", f"services.{service}", kind], cwd=ROOT,
-                                    env={**os.environ, "SUPPLY_LOG_DIR": str(log_dir)},
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-            pid_file.write_text(str(proc.pid))
-            console.print(f"  {service} {kind}: started pid {proc.pid}, log var/log/{service}-{kind}.log")
+            if kind == "relay":
+                relayed.append(service)
+                continue
+            pid = _launch(log_dir, f"{service}-{kind}", f"services.{service}", kind)
+            pid_file.write_text(str(pid))
+            console.print(f"  {service} {kind}: started pid {pid}, log var/log/{service}-{kind}.log")
+    if relayed:  # each <service>-relay.pid names the one process, so status and down see it
+        pid = _launch(log_dir, "relays-relay", "services.relays", *relayed)
+        for service in relayed:
+            (_run_dir() / f"{service}-relay.pid").write_text(str(pid))
+        console.print(f"  relay of {', '.join(relayed)}: started pid {pid} (one process), log var/log/relays-relay.log")
     _wait_healthy([s for s in services if s not in NO_HEALTH_PROBE])
+
+
+def _launch(log_dir: Path, name: str, module: str, *args: str) -> int:
+    # the process logs to <name>.log itself, rotated (services/common/logs.py); what bypasses
+    # logging (a crash before it is set up) goes to the .out file
+    out = (log_dir / f"{name}.out").open("ab")
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT,
+                            env={**os.environ, "SUPPLY_LOG_DIR": str(log_dir)},
+                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True).pid
 
 
 def _health(service: str, timeout: float = 1.0) -> str:
@@ -152,7 +166,10 @@ def cmd_down() -> None:
                 del pids[f]
         time.sleep(0.1)
     for f, pid in pids.items():
-        os.killpg(pid, signal.SIGKILL)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:  # the relays' one process, named by several pid files
+            pass
         f.unlink(missing_ok=True)
         console.print(f"[yellow]killed {f.stem} (did not stop in 20 s)[/]")
     console.print("all service processes stopped / 服务已停止")
@@ -183,6 +200,8 @@ def cmd_logs(service: str, kinds: list[str], follow: bool, lines: int) -> None:
 
     log_dir = load_settings("tools").var_dir / "log"
     paths = [log_path(log_dir, service, k) for k in kinds]
+    paths = [log_path(log_dir, "relays", "relay") if k == "relay" and not p.exists() else p  # supplyctl's one relay
+             for k, p in zip(kinds, paths, strict=True)]
     if not any(p.exists() for p in paths):
         console.print(f"[red]no log of {service} under {log_dir} / 没有日志[/]")
         sys.exit(1)

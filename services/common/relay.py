@@ -126,13 +126,11 @@ def _stop_on_signals(stop: threading.Event, grace: float) -> None:
     signal.signal(signal.SIGINT, on_signal)
 
 
-def run_relay(settings, tables: dict[str, Table]) -> None:
-    """The relay process: publish until SIGTERM."""
+def serve_outbox(settings, outbox: Table, stop: threading.Event) -> None:
+    """One service's relay until STOP: schema at head, exchanges declared, then publish."""
     from services.common.db import make_engine
     from services.common.migrate import check_at_head
 
-    stop = threading.Event()
-    _stop_on_signals(stop, settings.relay_stop_grace)
     engine = make_engine(settings.database_url, pool_size=2)
     check_at_head(settings.service, engine)
     publisher = EventPublisher(settings.amqp_url)
@@ -141,9 +139,51 @@ def run_relay(settings, tables: dict[str, Table]) -> None:
             publisher.declare((settings.service,))
             break
         except Exception as exc:  # noqa: BLE001 - broker not up yet: keep trying
-            log.warning("relay: broker not reachable yet", extra={"error": repr(exc)})
+            log.warning("relay: broker not reachable yet", extra={"error": repr(exc), "outbox": settings.service})
             stop.wait(2)
-    log.info("relay started", extra={"batch": settings.relay_batch})
-    OutboxRelay(engine, tables["outbox"], publisher, batch=settings.relay_batch).run(stop)
-    publisher.close()
-    log.info("relay stopped")
+    log.info("relay started", extra={"batch": settings.relay_batch, "outbox": settings.service})
+    try:
+        OutboxRelay(engine, outbox, publisher, batch=settings.relay_batch).run(stop)
+    finally:
+        publisher.close()
+        engine.dispose()
+    log.info("relay stopped", extra={"outbox": settings.service})
+
+
+def run_relay(settings, tables: dict[str, Table]) -> None:
+    """The relay process of one service: publish until SIGTERM."""
+    stop = threading.Event()
+    _stop_on_signals(stop, settings.relay_stop_grace)
+    serve_outbox(settings, tables["outbox"], stop)
+
+
+def run_relays(outboxes: dict[str, tuple[object, Table]]) -> int:
+    """One process relaying several services' outboxes, a thread each ({service: (settings,
+    outbox)}): one interpreter instead of one per service (issue #16 item 5). A thread that ends
+    before the process is told to stop (schema behind, an error outside the publish loop) stops
+    the others and the process exits 1, so that the failure is seen, never a silent gap."""
+    stop = threading.Event()
+    _stop_on_signals(stop, max(settings.relay_stop_grace for settings, _ in outboxes.values()))
+    died: list[str] = []
+
+    def serve(service: str, settings, outbox: Table) -> None:
+        try:
+            serve_outbox(settings, outbox, stop)
+        except BaseException:
+            log.exception("relay of %s failed; stopping every relay of this process", service,
+                          extra={"outbox": service})
+        if not stop.is_set():
+            died.append(service)
+            stop.set()
+
+    threads = [threading.Thread(target=serve, args=(service, settings, outbox), name=f"relay-{service}")
+               for service, (settings, outbox) in outboxes.items()]
+    for t in threads:
+        t.start()
+    for t in threads:
+        while t.is_alive():
+            t.join(0.5)  # a timed join: the main thread stays free for SIGTERM's handler
+    if died:
+        log.error("relay process exits: the relay of %s stopped", ", ".join(died))
+        return 1
+    return 0

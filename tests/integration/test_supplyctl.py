@@ -1,6 +1,7 @@
 """supplyctl as the operator runs it (the console script make setup installs), on intake's
 processes started by `supplyctl up`: status shows the outbox lag while the relay is stopped and
-0 once it has drained; logs prints the processes' lines."""
+0 once it has drained; logs prints the processes' lines. The relays of the services brought up
+run in one process (issue #16 item 5)."""
 
 from __future__ import annotations
 
@@ -41,9 +42,12 @@ def outbox_row(status: str, service: str) -> str:
 def test_status_shows_the_outbox_lag_until_the_relay_drains_it_and_logs_prints_lines(
         ctl, service_env):
     assert SUPPLYCTL.exists(), "make setup installs the console script"
-    ctl("up", "intake")
+    ctl("up", "intake", "allocation")
     run_dir = Path(service_env["SUPPLY_VAR_DIR"]) / "run"
     relay_pid = int((run_dir / "intake-relay.pid").read_text())
+    assert int((run_dir / "allocation-relay.pid").read_text()) == relay_pid  # one relay process
+    assert Path(f"/proc/{relay_pid}/cmdline").read_text().split("\0")[1:5] == ["-m", "services.relays", "intake",
+                                                                             "allocation"]
     os.killpg(relay_pid, signal.SIGTERM)
     eventually(lambda: not Path(f"/proc/{relay_pid}").exists()
                or Path(f"/proc/{relay_pid}/stat").read_text().split()[2] == "Z",
@@ -66,4 +70,5 @@ def test_status_shows_the_outbox_lag_until_the_relay_drains_it_and_logs_prints_l
 
     logs = ctl("logs", "intake", "--process", "api", "-n", "500")
     assert "grpc api listening" in logs
+    assert "relay started" in ctl("logs", "intake", "--process", "relay", "-n", "500")  # the one relay process's log
     assert (Path(service_env["SUPPLY_VAR_DIR"]) / "log" / "intake-api.log").exists()
