@@ -11,9 +11,28 @@ scheduler  the reports' process (the 17:30 report, the day's deadlines, its outb
 from __future__ import annotations
 
 import importlib
+import ipaddress
+import os
 import sys
+from urllib.parse import urlparse
 
 ENTRYPOINTS = {"api": "grpc_api", "worker": "worker", "ingest": "mqtt_ingest", "scheduler": "scheduler"}
+DEFAULT_AMQP_HOST = "127.0.0.1"  # services/common/config.py's default AMQP_URL
+
+
+def plain_dns_will_do(env: dict[str, str]) -> bool:
+    """Whether a worker may skip eventlet's green DNS (dnspython: 0.33 s of import per worker,
+    issue #16 item 5): the broker is addressed by an IP or localhost, so no lookup blocks the hub.
+    A service whose worker looks names up (notify: webhooks, SMTP) declares GREEN_DNS = True."""
+    raw = env.get("AMQP_URL", "").strip()
+    host = urlparse(raw).hostname if raw else DEFAULT_AMQP_HOST
+    if host == "localhost":
+        return True
+    try:
+        ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return True
 
 
 def main(service: str, argv: list[str] | None = None) -> None:
@@ -23,6 +42,9 @@ def main(service: str, argv: list[str] | None = None) -> None:
         sys.exit(f"usage: python -m services.{service} {'|'.join(kinds)}")
     kind = argv[0]
     if kind == "worker":
+        package = importlib.import_module(f"services.{service}")
+        if not getattr(package, "GREEN_DNS", False) and plain_dns_will_do(dict(os.environ)):
+            os.environ.setdefault("EVENTLET_NO_GREENDNS", "yes")  # read when eventlet is imported
         import eventlet
 
         eventlet.monkey_patch()

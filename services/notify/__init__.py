@@ -8,3 +8,4 @@ entrypoints/  worker.py: the nameko consumer of the events and the sender loop (
 """
 
 PROCESSES = ("worker",)  # the events people are told of, and the sender of its notifications
+GREEN_DNS = True  # its worker looks up webhook and SMTP hosts by name: eventlet's DNS keeps the hub free
