@@ -25,7 +25,8 @@ class ConsoleSettings:
 
     @property
     def targets(self) -> dict[str, str]:
-        return {s: self.common.grpc_target(s) for s in SERVICES}
+        known = (*SERVICES, *(s for s in ("market",) if s in self.common.grpc_ports))
+        return {s: self.common.grpc_target(s) for s in known}
 
 
 def _int(env: dict, name: str, default: int, lo: int, hi: int) -> int:

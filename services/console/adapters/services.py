@@ -1,4 +1,4 @@
-"""The four services as the console calls them: their public gRPC APIs only, always as the
+"""The services as the console calls them: their public gRPC APIs only, always as the
 signed-in person (a short-lived signed token minted for them), errors turned into something a
 page can show next to a field or in a banner."""
 
@@ -10,7 +10,13 @@ from dataclasses import dataclass
 
 import grpc
 from google.rpc import error_details_pb2, status_pb2
-from supply.v1 import allocation_pb2_grpc, intake_pb2_grpc, logistics_pb2_grpc, monitoring_pb2_grpc
+from supply.v1 import (
+    allocation_pb2_grpc,
+    intake_pb2_grpc,
+    logistics_pb2_grpc,
+    market_pb2_grpc,
+    monitoring_pb2_grpc,
+)
 
 from services.common.auth import mint_token
 from services.common.config import PLAINTEXT, GrpcTls
@@ -22,9 +28,11 @@ STUBS = {
     "allocation": allocation_pb2_grpc.AllocationServiceStub,
     "logistics": logistics_pb2_grpc.LogisticsServiceStub,
     "monitoring": monitoring_pb2_grpc.MonitoringServiceStub,
+    "market": market_pb2_grpc.MarketServiceStub,
 }
 SERVICE_NAMES = {"intake": ("需求收集服务", "intake"), "allocation": ("调配服务", "allocation"),
-                 "logistics": ("仓储配送服务", "logistics"), "monitoring": ("监测服务", "monitoring")}
+                 "logistics": ("仓储配送服务", "logistics"), "monitoring": ("监测服务", "monitoring"),
+                 "market": ("商超保供服务", "market")}
 UNAVAILABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 

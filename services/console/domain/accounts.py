@@ -22,9 +22,10 @@ HOME = {
     "depot_keeper": "/depot",
     "auditor": "/hq/reports",
     "department": "/hq/reports",
+    "supermarket": "/market/outlet",
 }
 ROLES = tuple(HOME)
-SCOPED = ("village", "grid_worker", "unit", "unit_head")  # scope = the requester they act for
+SCOPED = ("village", "grid_worker", "unit", "unit_head", "supermarket")  # scope = the requester (outlet) they act for
 ROLE_NAMES = {
     "admin": ("系统管理员", "administrator"),
     "hq": ("指挥部", "county HQ"),
@@ -36,6 +37,7 @@ ROLE_NAMES = {
     "depot_keeper": ("仓库管理员", "depot keeper"),
     "auditor": ("纪委监督", "auditor"),
     "department": ("协作部门", "department"),
+    "supermarket": ("定点超市", "supermarket"),
 }
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,39}$")

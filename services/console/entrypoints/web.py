@@ -376,7 +376,8 @@ class Hardening:
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 extra = [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
-                extra.append((b"content-security-policy", self.csp))
+                if not any(k.lower() == b"content-security-policy" for k, _v in message.get("headers", [])):
+                    extra.append((b"content-security-policy", self.csp))  # else a document's own (labels)
                 if not static:
                     extra.append((b"cache-control", b"no-store"))
                 message["headers"] = list(message.get("headers", [])) + extra
@@ -424,11 +425,13 @@ async def _crashed(request: Request, exc: Exception) -> Response:
 def create_app(settings: ConsoleSettings, *, store: AccountStore | None = None,
                services: Services | None = None) -> Starlette:
     from services.console.entrypoints import (
+        market_community,
         pages_admin,
         pages_alerts,
         pages_depot,
         pages_hq,
         pages_inspect,
+        pages_market,
         pages_public,
         pages_unit,
         pages_village,
@@ -462,6 +465,7 @@ def create_app(settings: ConsoleSettings, *, store: AccountStore | None = None,
         Route("/healthz", healthz),
         *pages_public.routes, *pages_alerts.routes, *pages_hq.routes, *pages_village.routes,
         *pages_unit.routes, *pages_inspect.routes, *pages_depot.routes, *pages_admin.routes,
+        *pages_market.routes, *market_community.routes,
         Route("/sw.js", pages_village.service_worker),  # at the root, so it may serve /village/…
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]

@@ -29,7 +29,7 @@ def test_defaults(env, tmp_path):
     assert s.cookie_secure is False  # development over plain http://127.0.0.1
     assert s.tile_url == "" and s.login_attempts_per_minute == 20
     assert s.common.database_url == f"sqlite:///{tmp_path / 'var' / 'console.db'}"
-    assert set(s.targets) == {"intake", "allocation", "logistics", "monitoring"}
+    assert set(s.targets) == {"intake", "allocation", "logistics", "monitoring", "market"}
 
 
 def test_overrides(env):
