@@ -3,13 +3,78 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from services.common.db import is_postgres
 from services.logistics.adapters.schema import deliveries, picks, plan_lines, plans, trips
+
+
+def plan_exists(conn: Connection, plan_id: str) -> bool:
+    return conn.execute(select(plans.c.id).where(plans.c.id == plan_id)).first() is not None
+
+
+def plan_row(conn: Connection, plan_id: str, *, lock: bool = False):
+    """The plan's row; lock: FOR UPDATE on PostgreSQL (SQLite's writer lock already holds)."""
+    q = select(plans).where(plans.c.id == plan_id)
+    if lock and is_postgres(conn):
+        q = q.with_for_update()
+    return conn.execute(q).first()
+
+
+def add_plan(conn: Connection, *, plan_id: str, delivery_day: date, approved_by: str,
+             approved_at: datetime | None, received_at: datetime, data: dict[str, Any],
+             line_rows: list[dict], pick_rows: list[dict]) -> None:
+    """A picked plan with its lines and picks."""
+    conn.execute(insert(plans).values(
+        id=plan_id, delivery_day=delivery_day, status="picked", approved_by=approved_by,
+        approved_at=approved_at, received_at=received_at, data=data))
+    if line_rows:
+        conn.execute(insert(plan_lines), line_rows)
+    if pick_rows:
+        conn.execute(insert(picks), pick_rows)
+
+
+def set_plan_dispatched(conn: Connection, plan_id: str, data: dict[str, Any]) -> None:
+    conn.execute(update(plans).where(plans.c.id == plan_id).values(status="dispatched", data=data))
+
+
+def picked_plans(conn: Connection) -> list[str]:
+    """Ids of the plans picked and not yet routed, oldest first."""
+    return [r.id for r in conn.execute(select(plans.c.id).where(plans.c.status == "picked")
+                                       .order_by(plans.c.received_at))]
+
+
+def plan_picks(conn: Connection, plan_id: str) -> list:
+    return conn.execute(select(picks).where(picks.c.plan_id == plan_id).order_by(picks.c.id)).all()
+
+
+def held_plan_lines(conn: Connection, plan_line_ids: Iterable[str]) -> set[str]:
+    """Which of these plan line ids are already held."""
+    return {r.id for r in conn.execute(select(plan_lines.c.id).where(
+        plan_lines.c.id.in_(list(plan_line_ids))))}
+
+
+def demand_of_plan_lines(conn: Connection, plan_id: str) -> dict[str, str | None]:
+    """Plan line id → its demand id, for every line of the plan."""
+    return {r.id: r.demand_id for r in conn.execute(
+        select(plan_lines.c.id, plan_lines.c.demand_id).where(plan_lines.c.plan_id == plan_id))}
+
+
+def add_trip(conn: Connection, *, trip_id: str, plan_id: str, delivery_day: date, depot_id: str,
+             vehicle_id: str, created_at: datetime, data: dict[str, Any]) -> None:
+    conn.execute(insert(trips).values(
+        id=trip_id, plan_id=plan_id, delivery_day=delivery_day, depot_id=depot_id,
+        vehicle_id=vehicle_id, status="scheduled", created_at=created_at, data=data))
+
+
+def other_plans_trip_data(conn: Connection, delivery_day: date, plan_id: str) -> list[dict]:
+    """The stored data of the day's trips of every other plan."""
+    return [row.data for row in conn.execute(
+        select(trips.c.data).where(trips.c.delivery_day == delivery_day, trips.c.plan_id != plan_id))]
 
 
 def plan_line_row(conn: Connection, plan_line_id: str):

@@ -98,6 +98,19 @@ def vehicles_of(conn: Connection) -> list[Vehicle]:
             conn.execute(select(vehicles.c.data).order_by(vehicles.c.id))]
 
 
+def requesters_by_id(conn: Connection, requester_ids: Sequence[str]) -> dict[str, Any]:
+    return {r.id: r for r in conn.execute(select(requesters).where(requesters.c.id.in_(requester_ids)))}
+
+
+def drop_points_by_requester(conn: Connection, requester_ids: Sequence[str]) -> dict[str, list]:
+    """Each requester's drop point rows, by drop point id."""
+    out: dict[str, list] = {}
+    for r in conn.execute(select(drop_points).where(drop_points.c.requester_id.in_(requester_ids))
+                          .order_by(drop_points.c.drop_point_id)):
+        out.setdefault(r.requester_id, []).append(r)
+    return out
+
+
 def villages_population(conn: Connection) -> int:
     """People of the villages and communities together (the county's stock serves them)."""
     total = conn.execute(select(func.coalesce(func.sum(requesters.c.population), 0))

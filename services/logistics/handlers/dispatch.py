@@ -10,16 +10,21 @@ from datetime import date, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Connection
 
 from services.common.days import instant_or, parse_day
-from services.common.db import UnitOfWork, is_postgres
+from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput, NotFound, RuleRefused
 from services.common.serde import to_jsonable
 from services.logistics.adapters import ledger_store as store
-from services.logistics.adapters import schema
-from services.logistics.adapters.sites_store import depot_from_row, depot_rows, vehicles_of
+from services.logistics.adapters import plans_store
+from services.logistics.adapters.sites_store import (
+    depot_from_row,
+    depot_rows,
+    drop_points_by_requester,
+    requesters_by_id,
+    vehicles_of,
+)
 from services.logistics.domain.model import (
     Depot,
     DropPoint,
@@ -57,7 +62,7 @@ def apply_plan_approved(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping
     if not plan_id or not isinstance(plan_id, str):
         raise InvalidInput("payload.plan_id", "required")
     day = parse_day(payload.get("delivery_day"), "payload.delivery_day", required=True)
-    if uow.conn.execute(select(schema.plans.c.id).where(schema.plans.c.id == plan_id)).first():
+    if plans_store.plan_exists(uow.conn, plan_id):
         return None
     raw_lines = list(payload.get("lines") or ())
     ol = open_ledger(ctx, uow)
@@ -66,8 +71,7 @@ def apply_plan_approved(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping
     unmet: list[dict] = []
     line_rows: list[dict] = []
     pick_rows: list[dict] = []
-    known = {r.id for r in uow.conn.execute(select(schema.plan_lines.c.id).where(
-        schema.plan_lines.c.id.in_([str(ln.get("plan_line_id")) for ln in raw_lines])))}
+    known = plans_store.held_plan_lines(uow.conn, [str(ln.get("plan_line_id")) for ln in raw_lines])
     rank = serve_ranks(raw_lines)
     order = sorted(range(len(raw_lines)), key=lambda i: (rank[i], str(raw_lines[i].get("plan_line_id"))))
     for i in order:
@@ -121,14 +125,11 @@ def apply_plan_approved(ctx: LogisticsContext, uow: UnitOfWork, payload: Mapping
             "depot_id": depot_id, "tier": int(ln.get("tier") or 5), "issued": 0,
             "data": {"line": dict(ln), "picked": [[x.lot_id, x.quantity] for x in p.picked],
                      "short": p.short, "repick": note}})
-    uow.conn.execute(insert(schema.plans).values(
-        id=plan_id, delivery_day=day, status="picked", approved_by=str(payload.get("approved_by") or ""),
-        approved_at=instant_or(payload.get("approved_at"), None), received_at=utc(now),
-        data={"unmet": unmet, "lines": len(raw_lines)}))
-    if line_rows:
-        uow.conn.execute(insert(schema.plan_lines), line_rows)
-    if pick_rows:
-        uow.conn.execute(insert(schema.picks), pick_rows)
+    plans_store.add_plan(uow.conn, plan_id=plan_id, delivery_day=day,
+                         approved_by=str(payload.get("approved_by") or ""),
+                         approved_at=instant_or(payload.get("approved_at"), None),
+                         received_at=utc(now), data={"unmet": unmet, "lines": len(raw_lines)},
+                         line_rows=line_rows, pick_rows=pick_rows)
     save_ledger(ctx, uow, ol)
     return plan_id
 
@@ -146,18 +147,13 @@ class RoutingInput:
 
 
 def _routing_input(ctx: LogisticsContext, conn: Connection, plan_id: str) -> RoutingInput | None:
-    plan = conn.execute(select(schema.plans).where(schema.plans.c.id == plan_id)).first()
+    plan = plans_store.plan_row(conn, plan_id)
     if plan is None or plan.status != "picked":
         return None
-    t = schema.picks
-    picks = conn.execute(select(t).where(t.c.plan_id == plan_id).order_by(t.c.id)).all()
+    picks = plans_store.plan_picks(conn, plan_id)
     requester_ids = sorted({p.requester_id for p in picks})
-    req_rows = {r.id: r for r in conn.execute(select(schema.requesters)
-                                              .where(schema.requesters.c.id.in_(requester_ids)))}
-    dp_rows: dict[str, list] = {}
-    for r in conn.execute(select(schema.drop_points).where(schema.drop_points.c.requester_id.in_(requester_ids))
-                          .order_by(schema.drop_points.c.drop_point_id)):
-        dp_rows.setdefault(r.requester_id, []).append(r)
+    req_rows = requesters_by_id(conn, requester_ids)
+    dp_rows = drop_points_by_requester(conn, requester_ids)
     drop_points: dict[str, DropPoint] = {}
     unknown: list[dict] = []
     lists: dict[tuple[str, str], list[PickLine]] = {}
@@ -213,12 +209,8 @@ def _resolve_stop(requester_id: str, drop_point_id: str, req_rows, dp_rows,
 
 def _slots_taken(conn: Connection, day: date, plan_id: str) -> set[tuple[str, str]]:
     """Vehicle slots already used on the day by other plans' trips."""
-    taken = set()
-    t = schema.trips
-    for row in conn.execute(select(t.c.data).where(t.c.delivery_day == day, t.c.plan_id != plan_id)):
-        trip = row.data["trip"]
-        taken.add((trip["vehicle_id"], row.data.get("slot_start", "")))
-    return taken
+    return {(data["trip"]["vehicle_id"], data.get("slot_start", ""))
+            for data in plans_store.other_plans_trip_data(conn, day, plan_id)}
 
 
 def route_plan(ctx: LogisticsContext, plan_id: str, *, solve=build_trips, attempts: int = 3) -> bool:
@@ -238,15 +230,10 @@ def route_plan(ctx: LogisticsContext, plan_id: str, *, solve=build_trips, attemp
                           delivery_staff=staff)
         with ctx.uow() as uow:
             store.lock_head(uow.conn)
-            q = select(schema.plans).where(schema.plans.c.id == plan_id)
-            if is_postgres(uow.conn):
-                q = q.with_for_update()
-            plan = uow.conn.execute(q).first()
+            plan = plans_store.plan_row(uow.conn, plan_id, lock=True)
             if plan is None or plan.status != "picked":
                 return False
-            t = schema.picks
-            now_picks = [tuple(p) for p in uow.conn.execute(
-                select(t).where(t.c.plan_id == plan_id).order_by(t.c.id)).all()]
+            now_picks = [tuple(p) for p in plans_store.plan_picks(uow.conn, plan_id)]
             if now_picks != inp.picks_seen:
                 continue
             _write_dispatch(ctx, uow, plan, inp, trip_plan)
@@ -258,18 +245,17 @@ def route_plan(ctx: LogisticsContext, plan_id: str, *, solve=build_trips, attemp
 
 def _write_dispatch(ctx: LogisticsContext, uow: UnitOfWork, plan, inp: RoutingInput,
                     tp: TripPlan) -> None:
-    demand_of = {r.id: r.demand_id for r in uow.conn.execute(
-        select(schema.plan_lines.c.id, schema.plan_lines.c.demand_id)
-        .where(schema.plan_lines.c.plan_id == plan.id))}
+    demand_of = plans_store.demand_of_plan_lines(uow.conn, plan.id)
     now = utc(ctx.clock.now())
     trips_payload = []
     for trip in tp.trips:
         trip = dataclasses.replace(trip, trip_id=f"{plan.id}/{trip.trip_id}")
         slot_start = hhmm(trip.slot[0].astimezone(ZoneInfo(ctx.timezone)).time())
-        uow.conn.execute(insert(schema.trips).values(
-            id=trip.trip_id, plan_id=plan.id, delivery_day=trip.delivery_day, depot_id=trip.depot_id,
-            vehicle_id=trip.vehicle_id, status="scheduled", created_at=now,
-            data={"trip": to_jsonable(trip), "slot_start": slot_start, "delivered": {}}))
+        plans_store.add_trip(uow.conn, trip_id=trip.trip_id, plan_id=plan.id,
+                             delivery_day=trip.delivery_day, depot_id=trip.depot_id,
+                             vehicle_id=trip.vehicle_id, created_at=now,
+                             data={"trip": to_jsonable(trip), "slot_start": slot_start,
+                                   "delivered": {}})
         trips_payload.append({
             "trip_id": trip.trip_id, "depot_id": trip.depot_id, "vehicle_id": trip.vehicle_id,
             "pass_no": trip.pass_number, "driver": trip.driver, "clerk": trip.clerk,
@@ -304,8 +290,7 @@ def _write_dispatch(ctx: LogisticsContext, uow: UnitOfWork, plan, inp: RoutingIn
             "total_distance_m": tp.total_distance_m,
             "solver": {"phase": tp.solver.phase, "runtime_s": round(tp.solver.runtime_s, 3),
                        "iterations": tp.solver.iterations, "feasible": tp.solver.feasible}}
-    uow.conn.execute(update(schema.plans).where(schema.plans.c.id == plan.id)
-                     .values(status="dispatched", data=data))
+    plans_store.set_plan_dispatched(uow.conn, plan.id, data)
     uow.record_event("dispatch_scheduled", {
         "plan_id": plan.id, "delivery_day": plan.delivery_day.isoformat(), "trips": trips_payload,
         "unmet": unmet, "staffing": staffing, "total_distance_m": tp.total_distance_m})
@@ -316,7 +301,5 @@ def _write_dispatch(ctx: LogisticsContext, uow: UnitOfWork, plan, inp: RoutingIn
 
 def pending_plans(ctx: LogisticsContext) -> list[str]:
     with ctx.uow() as uow:
-        return [r.id for r in uow.conn.execute(select(schema.plans.c.id)
-                                               .where(schema.plans.c.status == "picked")
-                                               .order_by(schema.plans.c.received_at))]
+        return plans_store.picked_plans(uow.conn)
 
