@@ -62,7 +62,9 @@ def accept_confirmations(page) -> None:
 def test_the_supermarket_publishes_its_list_with_a_bad_price_refused_on_its_line(page, base_url, channel, county):
     day = channel["day"]
     login(page, base_url, "shop1")
-    assert page.url.endswith("/market/outlet")
+    assert page.url.endswith("/market/outlet")  # the supermarket's home
+    for other in ("/market/community", "/hq/market", "/village"):  # other roles' pages: refused on the server
+        assert page.goto(f"{base_url}{other}").status == 403, other
     page.goto(f"{base_url}/market/outlet/list?day={day}")
     row = {code: page.locator(f"tr[data-item='{code}'] input[name=price]") for code in ("RICE-10KG", "OIL-5L", "EGG-30")}
     row["RICE-10KG"].fill("68.50")
@@ -249,6 +251,10 @@ def test_hq_sees_the_channel_day_and_the_settlement(page, base_url, channel):
     expect(page.locator("#settlement-total")).to_be_visible()
     expect(page.locator("#assignments")).to_contain_text(channel["village"])
     shoot(page, "market_hq")
+    accept_confirmations(page)
+    page.click("#close-accounts button")  # the lockdown's end: the report kept, the accounts closed
+    expect(page.locator("#close-accounts")).to_have_count(0)
+    expect(page.locator("#settlement")).to_contain_text("关闭")
     set_language(page, base_url, "en")
     page.goto(f"{base_url}/hq/market?day={channel['day']}")
     shoot(page, "market_hq")

@@ -22,7 +22,7 @@ from supply.v1 import market_pb2 as mpb
 from services.console.adapters.services import ServiceError
 from services.console.domain import market as dm
 from services.console.domain.forms import Lines
-from services.console.entrypoints.lookups import catalogue, day_param
+from services.console.entrypoints.lookups import catalogue, day_param, local_time
 from services.console.entrypoints.market_forms import (
     communities,
     community_orders,
@@ -263,7 +263,16 @@ async def hq_market(request: Request, viewer: Viewer) -> Response:
     return render(request, "market/hq.html", day=day, prev_day=day - timedelta(days=1),
                   next_day=day + timedelta(days=1), outlets=outlets.outlets, communities=comms,
                   summary=summary, summary_refused=summary_refused, report=report, report_refused=report_refused,
-                  yuan=dm.yuan)
+                  yuan=dm.yuan, key=new_key(), when=local_time(request))
+
+
+@page(*HQ)
+async def close_accounts(request: Request, viewer: Viewer) -> Response:
+    """At the lockdown's end: the settlement report as it stands is kept, the accounts closed."""
+    form = request.state.form
+    await act(request, viewer, "market_close_accounts", "market", "market", "CloseAccounts",
+              mpb.CloseAccountsRequest(idempotency_key=str(form.get("idempotency_key", ""))[:64] or new_key()))
+    return RedirectResponse(f"/hq/market?day={str(form.get('day', ''))[:10]}#settlement", status_code=303)
 
 
 routes = [
@@ -274,4 +283,5 @@ routes = [
     Route("/market/outlet/orders/{co_id}/labels", labels),
     Route("/market/outlet/orders/{co_id}/packing", packing_list),
     Route("/hq/market", hq_market),
+    Route("/hq/market/close-accounts", close_accounts, methods=["POST"]),
 ]
