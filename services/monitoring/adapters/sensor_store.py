@@ -14,6 +14,14 @@ from services.monitoring.adapters import schema
 from services.monitoring.adapters.schema import dialect_insert
 
 
+def expect_sensor(conn: Connection, *, depot: str, zone: str, sensor: str,
+                  interval_s: float | None, since: datetime) -> None:
+    """A sensor the zones file says the zone has (kept as it is when already known)."""
+    conn.execute(dialect_insert(conn, schema.sensors).values(
+        sensor_key=f"{depot}/{zone}/{sensor}", depot=depot, zone=zone, sensor=sensor,
+        interval_s=interval_s, expected_since=since, reported_offline=False).on_conflict_do_nothing())
+
+
 def save_readings(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Upsert each sensor's newest reading (an older one does not replace a newer), its gateway
     (when known) and its evaluator state."""

@@ -7,8 +7,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Connection
 
 from services.monitoring.adapters import schema
@@ -68,3 +69,35 @@ def get(conn: Connection, key: str) -> ZoneRow | None:
     r = conn.execute(select(z.c.zone_key, z.c.depot, z.c.zone, z.c.storage_class, z.c.interval_s,
                             z.c.source).where(z.c.zone_key == key)).first()
     return None if r is None else ZoneRow(*r)
+
+
+def zone_record(conn: Connection, key: str, *, must_exist: bool = False):
+    """The zone's whole row (capacity and source too); None when not registered, unless must_exist."""
+    q = select(schema.zones).where(schema.zones.c.zone_key == key)
+    return conn.execute(q).one() if must_exist else conn.execute(q).first()
+
+
+def insert_zone(conn: Connection, **values: Any) -> bool:
+    """Register a zone unless its key is already there (a concurrent insert); True if inserted."""
+    return bool(conn.execute(dialect_insert(conn, schema.zones).values(**values)
+                             .on_conflict_do_nothing()).rowcount)
+
+
+def update_zone(conn: Connection, key: str, changes: dict[str, Any], at: datetime) -> None:
+    z = schema.zones
+    conn.execute(update(z).where(z.c.zone_key == key).values(**changes, updated_at=at))
+
+
+def state_row(conn: Connection, key: str):
+    """(version, thermal, open_rules) of the zone's state row, which must exist."""
+    zs = schema.zone_state
+    return conn.execute(select(zs.c.version, zs.c.thermal, zs.c.open_rules)
+                        .where(zs.c.zone_key == key)).one()
+
+
+def save_thermal(conn: Connection, key: str, version: int, thermal: dict[str, Any],
+                 at: datetime) -> None:
+    """The zone's thermal history, as the next version of its state row."""
+    zs = schema.zone_state
+    conn.execute(update(zs).where(zs.c.zone_key == key).values(
+        version=version + 1, thermal=thermal, updated_at=at))

@@ -7,13 +7,10 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-
 from services.common.db import UnitOfWork, utcnow
 from services.common.errors import InvalidInput
 from services.monitoring import state as st
-from services.monitoring.adapters import schema, zone_store
-from services.monitoring.adapters.schema import dialect_insert
+from services.monitoring.adapters import sensor_store, zone_store
 from services.monitoring.adapters.zone_store import ZoneRow
 from services.monitoring.config import ZoneSpec
 from services.monitoring.domain import spoilage
@@ -29,17 +26,15 @@ def register_zone(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str
     if storage_class not in ctx.catalogue.storage_classes:
         raise InvalidInput(f"{field_prefix}storage_class",
                            f"{storage_class!r} is not one of {sorted(ctx.catalogue.storage_classes)}")
-    z = schema.zones
     key = zone_key(depot, zone)
-    row = uow.conn.execute(select(z).where(z.c.zone_key == key)).first()
+    row = zone_store.zone_record(uow.conn, key)
     now = utcnow()
     if row is None:
-        inserted = uow.conn.execute(dialect_insert(uow.conn, z).values(
-            zone_key=key, depot=depot, zone=zone, storage_class=storage_class, capacity=capacity,
-            interval_s=interval_s, source=source, updated_at=now).on_conflict_do_nothing()).rowcount
-        if inserted:
+        if zone_store.insert_zone(uow.conn, zone_key=key, depot=depot, zone=zone,
+                                  storage_class=storage_class, capacity=capacity,
+                                  interval_s=interval_s, source=source, updated_at=now):
             return True
-        row = uow.conn.execute(select(z).where(z.c.zone_key == key)).one()  # a concurrent insert won
+        row = zone_store.zone_record(uow.conn, key, must_exist=True)  # a concurrent insert won
     if source != "event" and row.source == "event":
         return False
     if source == "stock" and row.source != "stock":
@@ -54,7 +49,7 @@ def register_zone(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str
     if row.source != source and source == "event":
         changes["source"] = source
     if changes:
-        uow.conn.execute(update(z).where(z.c.zone_key == key).values(**changes, updated_at=now))
+        zone_store.update_zone(uow.conn, key, changes, now)
     return bool(changes)
 
 
@@ -67,10 +62,8 @@ def apply_zones_file(ctx: MonitoringContext, specs: Sequence[ZoneSpec]) -> int:
             changed += register_zone(ctx, uow, spec.depot, spec.zone, spec.storage_class,
                                      capacity=spec.capacity, interval_s=spec.interval_s, source="file")
             for sensor in spec.sensors:
-                uow.conn.execute(dialect_insert(uow.conn, schema.sensors).values(
-                    sensor_key=f"{spec.zone_key}/{sensor}", depot=spec.depot, zone=spec.zone,
-                    sensor=sensor, interval_s=spec.interval_s, expected_since=now,
-                    reported_offline=False).on_conflict_do_nothing())
+                sensor_store.expect_sensor(uow.conn, depot=spec.depot, zone=spec.zone,
+                                           sensor=sensor, interval_s=spec.interval_s, since=now)
         uow.commit()
     return changed
 
@@ -84,9 +77,7 @@ def zone_interval(ctx: MonitoringContext, info: ZoneRow | None) -> timedelta:
 def zone_state_for_update(uow: UnitOfWork, key: str) -> tuple[int, spoilage.ThermalHistory, Any]:
     zone_store.ensure_state_rows(uow.conn, [key], utcnow())
     zone_store.lock_state(uow.conn, [key])
-    zs = schema.zone_state
-    row = uow.conn.execute(select(zs.c.version, zs.c.thermal, zs.c.open_rules)
-                           .where(zs.c.zone_key == key)).one()
+    row = zone_store.state_row(uow.conn, key)
     return row.version, st.restore_thermal(key, row.thermal), row.open_rules
 
 
@@ -98,6 +89,4 @@ def lock_zones_sorted(uow: UnitOfWork, keys: Iterable[str | None]) -> None:
 
 
 def save_thermal(uow: UnitOfWork, key: str, version: int, h: spoilage.ThermalHistory) -> None:
-    zs = schema.zone_state
-    uow.conn.execute(update(zs).where(zs.c.zone_key == key).values(
-        version=version + 1, thermal=st.thermal_state(h), updated_at=utcnow()))
+    zone_store.save_thermal(uow.conn, key, version, st.thermal_state(h), utcnow())
