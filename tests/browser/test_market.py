@@ -213,6 +213,9 @@ def test_the_grid_worker_pays_confirms_a_refused_parcel_and_settles(page, base_u
     parcels = page.locator("div.parcel")
     expect(parcels).to_have_count(3)
     shoot(page, "market_drop_point")
+    page.set_viewport_size({"width": 390, "height": 844})  # the grid worker's phone
+    shoot(page, "market_drop_point_phone")
+    page.set_viewport_size({"width": 1280, "height": 900})
     refs = {o.payment_mode: o.household_ref for o in market(county).ListHouseholdOrders(
         mpb.ListHouseholdOrdersRequest(community_id=channel["village"], day=day), metadata=MD, timeout=10).orders}
     refused = page.locator(f"div.parcel[data-ref='{refs['collected']}']")
