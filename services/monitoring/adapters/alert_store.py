@@ -184,3 +184,19 @@ def history_since(conn: Connection, after_id: int, extra_ids: Sequence[int], f: 
 def last_history_id(conn: Connection) -> int:
     h = schema.alert_history
     return conn.execute(select(func.coalesce(func.max(h.c.id), 0))).scalar_one()
+
+
+def unexported_history(conn: Connection, limit: int, *, claim: bool = False) -> list:
+    """The oldest alert history rows not yet exported as `alarm` lines; claim: FOR UPDATE SKIP
+    LOCKED (PostgreSQL: several workers each take their own rows)."""
+    h = schema.alert_history
+    q = select(h.c.id, h.c.depot, h.c.zone, h.c.rule_code, h.c.kind, h.c.action, h.c.value,
+               h.c.alert_id, h.c.at, h.c.sensor).where(h.c.exported.is_(False)).order_by(h.c.id).limit(limit)
+    if claim:
+        q = q.with_for_update(skip_locked=True)
+    return conn.execute(q).all()
+
+
+def mark_exported(conn: Connection, history_ids: Sequence[int]) -> None:
+    h = schema.alert_history
+    conn.execute(update(h).where(h.c.id.in_(list(history_ids))).values(exported=True))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from services.monitoring.adapters import schema
@@ -101,3 +101,12 @@ def save_thermal(conn: Connection, key: str, version: int, thermal: dict[str, An
     zs = schema.zone_state
     conn.execute(update(zs).where(zs.c.zone_key == key).values(
         version=version + 1, thermal=thermal, updated_at=at))
+
+
+def save_states(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Zone state rows after an ingest group, in one executemany: each row's k (zone key),
+    v (new version), thermal, open_rules and at (updated_at)."""
+    zs = schema.zone_state
+    conn.execute(update(zs).where(zs.c.zone_key == bindparam("k")).values(
+        version=bindparam("v"), thermal=bindparam("thermal"), open_rules=bindparam("open_rules"),
+        updated_at=bindparam("at")), rows)

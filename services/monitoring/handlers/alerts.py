@@ -8,12 +8,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
-
 from services.common.auth import Caller
 from services.common.db import UnitOfWork, is_postgres
 from services.common.errors import InvalidInput, NotFound
-from services.monitoring.adapters import alert_store, schema
+from services.monitoring.adapters import alert_store
 from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain.alarms import CLEARED
@@ -101,10 +99,6 @@ def export_alarm_lines(ctx: MonitoringContext, write_lines, limit: int = 500) ->
     spooled) → marked exported, in one transaction; several workers skip each other's rows."""
     from services.monitoring.adapters.line_protocol import LineProtocolError, alarm_line
 
-    h = schema.alert_history
-    q = select(h.c.id, h.c.depot, h.c.zone, h.c.rule_code, h.c.kind, h.c.action, h.c.value,
-               h.c.alert_id, h.c.at, h.c.sensor).where(h.c.exported.is_(False)).order_by(h.c.id).limit(limit)
-
     def lines_of(rows) -> list[str]:
         lines = []
         for r in rows:
@@ -116,12 +110,12 @@ def export_alarm_lines(ctx: MonitoringContext, write_lines, limit: int = 500) ->
         return lines
 
     def mark(uow, rows) -> None:
-        uow.conn.execute(update(h).where(h.c.id.in_([r.id for r in rows])).values(exported=True))
+        alert_store.mark_exported(uow.conn, [r.id for r in rows])
         uow.commit()
 
     if is_postgres(ctx.engine):  # several workers: each claims its rows, holds them while writing
         with ctx.uow() as uow:
-            rows = uow.conn.execute(q.with_for_update(skip_locked=True)).all()
+            rows = alert_store.unexported_history(uow.conn, limit, claim=True)
             if rows:
                 write_lines(lines_of(rows))
                 mark(uow, rows)
@@ -129,7 +123,7 @@ def export_alarm_lines(ctx: MonitoringContext, write_lines, limit: int = 500) ->
     # SQLite: never hold the file's write lock while talking to InfluxDB (the ingest would wait);
     # a crash between writing and marking rewrites identical points next time
     with ctx.engine.connect() as conn:
-        rows = conn.execute(q).all()
+        rows = alert_store.unexported_history(conn, limit)
     if rows:
         write_lines(lines_of(rows))
         with ctx.uow() as uow:

@@ -9,15 +9,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
-
 from services.common.db import UnitOfWork
 from services.monitoring import state as st
 from services.monitoring.adapters import (
     alert_store,
     dead_letters,
     lot_store,
-    schema,
     sensor_store,
     zone_store,
 )
@@ -74,8 +71,7 @@ class IngestOutcome:
 
 def _load_zone_eval(ctx: MonitoringContext, uow: UnitOfWork, key: str, version: int,
                     info: ZoneRow | None) -> ZoneEval:
-    zs = schema.zone_state
-    row = uow.conn.execute(select(zs.c.thermal, zs.c.open_rules).where(zs.c.zone_key == key)).one()
+    row = zone_store.state_row(uow.conn, key)
     thermal = st.restore_thermal(key, row.thermal, ctx.spoilage_policy)
     sc = ctx.storage_class(info.storage_class if info else None)
     za = None
@@ -151,10 +147,7 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
                           "open_rules": st.open_rules_state(za) if za is not None else {},
                           "at": now})
     sensor_store.save_readings(uow.conn, sensor_rows)
-    zs = schema.zone_state
-    conn.execute(update(zs).where(zs.c.zone_key == bindparam("k")).values(
-        version=bindparam("v"), thermal=bindparam("thermal"), open_rules=bindparam("open_rules"),
-        updated_at=bindparam("at")), zone_rows)
+    zone_store.save_states(conn, zone_rows)
 
     lots_of: dict[str, list[str]] = {}
     for t in out.transitions:
