@@ -369,3 +369,37 @@ def test_community_orders_are_listed_for_their_own_outlet_and_community_only(sta
                       ("other_grid_worker", pb.ListCommunityOrdersRequest(community_id=COMMUNITY))):
         e = error(lambda r=req, ro=role: s.api.ListCommunityOrders(r, role=ro))
         assert e.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+# ---- concurrent writes of one thing ------------------------------------------------------------
+
+def test_concurrent_writes_of_one_list_or_one_community_day_take_turns(stack):
+    from concurrent.futures import ThreadPoolExecutor
+
+    s, d = stack, day(4)
+
+    def publish(price):
+        return s.api.PublishSellableList(pb.PublishSellableListRequest(
+            idempotency_key=key(), outlet_id=OUTLET, day=d,
+            lines=[pb.SellableLine(item_code="PORK-KG", price_fen=price)]), role="supermarket").version
+
+    with ThreadPoolExecutor(8) as pool:
+        versions = sorted(pool.map(publish, range(2800, 2808)))
+    assert versions == list(range(1, 9))
+    price = s.api.GetSellableList(pb.GetSellableListRequest(outlet_id=OUTLET, day=d), role="grid_worker").lines[0]
+    for n in range(3):
+        s.api.PlaceHouseholdOrder(pb.PlaceHouseholdOrderRequest(
+            idempotency_key=key(), community_id=COMMUNITY, day=d, address=f"11栋{n}", payment_mode="collected",
+            lines=lines(("PORK-KG", 1)), expected_amount_fen=price.price_fen), role="grid_worker")
+
+    def aggregate(_):
+        try:
+            return len(s.api.AggregateCommunityOrder(pb.AggregateCommunityOrderRequest(
+                idempotency_key=key(), community_id=COMMUNITY, day=d), role="grid_worker").community_orders)
+        except grpc.RpcError as e:
+            return e.code()
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(aggregate, range(4)))
+    assert sorted(answers, key=str).count(1) == 1, answers
+    assert all(a == 1 or a == grpc.StatusCode.FAILED_PRECONDITION for a in answers), answers

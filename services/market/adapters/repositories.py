@@ -9,6 +9,7 @@ from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
 from services.common.repository import JsonRepository, Page
 from services.common.serde import from_jsonable
@@ -29,8 +30,11 @@ class Docs(Generic[T]):
     def cls(self) -> type[T]:
         return self._cls()
 
-    def get(self, conn: Connection, key: str) -> T | None:
-        row = conn.execute(select(self.table.c.data).where(self.table.c.id == key)).first()
+    def get(self, conn: Connection, key: str, *, lock: bool = False) -> T | None:
+        """`lock`: the row stays locked until the transaction ends (PostgreSQL; SQLite has one
+        writer at a time anyway), so two concurrent writes of one aggregate take turns."""
+        q = select(self.table.c.data).where(self.table.c.id == key)
+        row = conn.execute(q.with_for_update() if lock else q).first()
         return None if row is None else from_jsonable(self.cls, row.data)
 
     def get_many(self, conn: Connection, keys: Sequence[str]) -> dict[str, T]:
@@ -54,8 +58,9 @@ class Docs(Generic[T]):
         else:
             self.add(conn, obj, **extra)
 
-    def where(self, conn: Connection, *conditions: Any, order: Sequence[Any] = ()) -> list[T]:
+    def where(self, conn: Connection, *conditions: Any, order: Sequence[Any] = (), lock: bool = False) -> list[T]:
         q = select(self.table.c.data).where(*conditions).order_by(*order, self.table.c.id)
+        q = q.with_for_update() if lock else q
         return [from_jsonable(self.cls, r.data) for r in conn.execute(q)]
 
 
@@ -178,11 +183,12 @@ def addresses(conn: Connection, order_ids: Sequence[str]) -> dict[str, str]:
     return dict(conn.execute(select(t.c.order_id, t.c.address).where(t.c.order_id.in_(list(order_ids)))).all())
 
 
-def orders_of(conn: Connection, community_id: str, day: date, statuses: Sequence[str] = ()) -> list:
+def orders_of(conn: Connection, community_id: str, day: date, statuses: Sequence[str] = (),
+              lock: bool = False) -> list:
     t = s.household_orders
     return household_orders.where(conn, t.c.community_id == community_id, t.c.day == day,
                                   *([t.c.status.in_(list(statuses))] if statuses else []),
-                                  order=[t.c.placed_at])
+                                  order=[t.c.placed_at], lock=lock)
 
 
 def order_page(conn: Connection, *, community_id: str, day: date | None, status: str,
@@ -294,8 +300,14 @@ def closing(conn: Connection):
     return None if row is None else (row.closed_at, row.data)
 
 
-def close(conn: Connection, at: datetime, report: Any) -> None:
-    conn.execute(insert(s.accounts_closing).values(id=1, closed_at=at, data=report))
+def close(conn: Connection, at: datetime, report: Any) -> bool:
+    """False when the accounts were closed meanwhile (a concurrent close)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(s.accounts_closing).values(id=1, closed_at=at, data=report))
+    except IntegrityError:
+        return False
+    return True
 
 
 # ---- purchase on behalf ------------------------------------------------------------------------

@@ -70,8 +70,8 @@ def required(value: str, field_name: str) -> str:
     return value.strip()
 
 
-def outlet(uow: UnitOfWork, outlet_id: str, field_name: str = "outlet_id") -> Outlet:
-    found = repo.outlets.get(uow.conn, required(outlet_id, field_name))
+def outlet(uow: UnitOfWork, outlet_id: str, field_name: str = "outlet_id", *, lock: bool = False) -> Outlet:
+    found = repo.outlets.get(uow.conn, required(outlet_id, field_name), lock=lock)
     if found is None:
         raise NotFound(f"{field_name}: no outlet {outlet_id!r} / 未登记的超市或保供点")
     return found

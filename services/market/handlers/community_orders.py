@@ -36,8 +36,8 @@ from services.market.handlers.base import (
 
 
 def community_order(uow: UnitOfWork, community_order_id: str,
-                    field_name: str = "community_order_id") -> CommunityOrder:
-    found = repo.community_orders.get(uow.conn, required(community_order_id, field_name))
+                    field_name: str = "community_order_id", *, lock: bool = False) -> CommunityOrder:
+    found = repo.community_orders.get(uow.conn, required(community_order_id, field_name), lock=lock)
     if found is None:
         raise NotFound(f"{field_name}: no community order {community_order_id!r} / 没有该社区汇总订单")
     return found
@@ -62,7 +62,7 @@ def aggregate_day(uow: UnitOfWork, actor: Caller, community_id: str, day_text: s
         raise InvalidInput("drop_point_id", f"{drop_point_id!r} is not a drop point of {c.community_id} "
                                             f"/ 不是本社区的物资存放点")
     by_outlet: dict[str, list[HouseholdOrder]] = {}
-    for o in repo.orders_of(uow.conn, c.community_id, d, ["placed"]):
+    for o in repo.orders_of(uow.conn, c.community_id, d, ["placed"], lock=True):
         by_outlet.setdefault(o.outlet_id, []).append(o)
     if not by_outlet:
         aggregate(new_id("CO"), [], drop_point_id)  # the domain's refusal: nothing to aggregate
@@ -100,7 +100,7 @@ def list_community_orders(uow: UnitOfWork, actor: Caller, *, outlet_id: str, com
 def confirm(uow: UnitOfWork, actor: Caller, community_order_id: str,
             answers: Sequence[tuple[str, str, int]]) -> tuple[CommunityOrder, list[HouseholdOrder]]:
     """answers: (item_code, answer, quantity) per line; quantity only for partial."""
-    co = community_order(uow, community_order_id)
+    co = community_order(uow, community_order_id, lock=True)
     for_outlet(actor, co.outlet_id, *OUTLET_ROLES)
     given: dict[str, tuple[str, int | None]] = {}
     for i, (code, answer, quantity) in enumerate(answers):
@@ -117,7 +117,7 @@ def confirm(uow: UnitOfWork, actor: Caller, community_order_id: str,
 
 
 def pack_order(uow: UnitOfWork, actor: Caller, community_order_id: str) -> tuple[CommunityOrder, list[Parcel]]:
-    co = community_order(uow, community_order_id)
+    co = community_order(uow, community_order_id, lock=True)
     for_outlet(actor, co.outlet_id, *OUTLET_ROLES)
     orders = _orders(uow, co)
     parcels = pack(co, orders)

@@ -29,9 +29,9 @@ from services.market.handlers.base import (
 def publish_list(ctx: MarketContext, uow: UnitOfWork, actor: Caller, outlet_id: str, day_text: str,
                  raw_lines: Sequence[Mapping[str, Any]]) -> tuple[SellableList, Any]:
     for_outlet(actor, outlet_id, *OUTLET_ROLES)
-    o = outlet(uow, outlet_id)
     d = day(day_text)
     lines = validate_list_lines(raw_lines, ctx.catalogue, ctx.policy)
+    o = outlet(uow, outlet_id, lock=True)  # one publish of an outlet at a time: versions 1, 2, 3 …
     sl = SellableList(o.outlet_id, d, repo.latest_version(uow.conn, o.outlet_id, d) + 1, lines)
     now = ctx.clock.now()
     repo.add_list(uow.conn, sl, now)

@@ -34,8 +34,9 @@ from services.market.handlers.base import (
 ORDER_STATE = "market_order_state"
 
 
-def household_order(uow: UnitOfWork, order_id: str, field_name: str = "order_id") -> HouseholdOrder:
-    found = repo.household_orders.get(uow.conn, required(order_id, field_name))
+def household_order(uow: UnitOfWork, order_id: str, field_name: str = "order_id", *,
+                    lock: bool = False) -> HouseholdOrder:
+    found = repo.household_orders.get(uow.conn, required(order_id, field_name), lock=lock)
     if found is None:
         raise NotFound(f"{field_name}: no household order {order_id!r} / 没有该居民订单")
     return found
@@ -69,7 +70,7 @@ def place(ctx: MarketContext, uow: UnitOfWork, actor: Caller, *, community_id: s
 
 
 def cancel(uow: UnitOfWork, actor: Caller, order_id: str, reason: str) -> HouseholdOrder:
-    order = household_order(uow, order_id)
+    order = household_order(uow, order_id, lock=True)
     for_community(actor, order.community_id, *COMMUNITY_ROLES)
     if order.status != "placed":
         raise RuleRefused(ORDER_STATE, f"order {order.order_id} is {order.status}; only a placed order "

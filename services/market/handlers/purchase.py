@@ -38,7 +38,8 @@ from services.market.handlers.base import (
 
 
 def purchase_list(uow: UnitOfWork, list_id: str) -> PurchaseList:
-    found = repo.purchase_lists.get(uow.conn, required(list_id, "list_id"))
+    """Locked until the transaction ends: every caller changes it."""
+    found = repo.purchase_lists.get(uow.conn, required(list_id, "list_id"), lock=True)
     if found is None:
         raise NotFound(f"list_id: no purchase list {list_id!r} / 没有该代买清单")
     return found

@@ -67,17 +67,17 @@ def record_payment(ctx: MarketContext, uow: UnitOfWork, actor: Caller, order_id:
 
 def confirm_parcel(ctx: MarketContext, uow: UnitOfWork, actor: Caller, parcel_id: str, outcome: str,
                    short_lines: Mapping[str, int], reason: str):
-    parcel = repo.parcels.get(uow.conn, required(parcel_id, "parcel_id"))
+    parcel = repo.parcels.get(uow.conn, required(parcel_id, "parcel_id"), lock=True)
     if parcel is None:
         raise NotFound(f"parcel_id: no parcel {parcel_id!r} / 没有该包裹")
-    order = household_order(uow, parcel.household_order_id)
+    order = household_order(uow, parcel.household_order_id, lock=True)
     for_community(actor, order.community_id, *COMMUNITY_ROLES)
     done, closed = confirm_delivery(parcel, order, outcome, dict(short_lines) or None, reason)
     repo.parcels.save(uow.conn, done)
     repo.household_orders.save(uow.conn, closed)
     co_id = repo.community_order_id_of(uow.conn, closed.order_id)
     if co_id:
-        co = community_order(uow, co_id)
+        co = community_order(uow, co_id, lock=True)
         if all(p.status != "packed" for p in repo.parcels_of(uow.conn, co_id)):
             repo.community_orders.save(uow.conn, replace(co, status="delivered"))
     record(uow, ev.parcel_delivered(done, closed, ctx.clock.now()))
@@ -85,7 +85,7 @@ def confirm_parcel(ctx: MarketContext, uow: UnitOfWork, actor: Caller, parcel_id
 
 
 def settle(ctx: MarketContext, uow: UnitOfWork, actor: Caller, community_order_id: str) -> DeliverySettlement:
-    co = community_order(uow, community_order_id)
+    co = community_order(uow, community_order_id, lock=True)
     for_community(actor, co.community_id, *SETTLE_ROLES)
     found = repo.household_orders.get_many(uow.conn, list(co.household_order_ids))
     orders = [found[i] for i in co.household_order_ids if i in found]
@@ -132,7 +132,8 @@ def close_accounts(ctx: MarketContext, uow: UnitOfWork, actor: Caller) -> tuple[
     _open(uow)
     r = settlement_report(repo.orders_where(uow.conn), repo.payments_where(uow.conn))
     now = ctx.clock.now()
-    repo.close(uow.conn, now, r)
+    if not repo.close(uow.conn, now, r):
+        raise RuleRefused(ACCOUNTS_CLOSED, "the accounts were closed meanwhile / 账目已结清关闭")
     record(uow, ev.accounts_settled(r, now))
     return r, now
 
