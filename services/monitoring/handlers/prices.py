@@ -7,13 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
-
 from services.common.auth import Caller
 from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput
-from services.monitoring.adapters import schema
-from services.monitoring.adapters.schema import dialect_insert
+from services.monitoring.adapters import price_store
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain import prices
 from services.monitoring.domain.alarms import CLEARED
@@ -58,18 +55,9 @@ def record_price(ctx: MonitoringContext, uow: UnitOfWork, o: prices.PriceObserva
     """Store one day's price (a later one for the same product, market and day replaces it), then
     raise a price_rise alert on an abnormal rise, or clear the open one when today's is normal."""
     policy = ctx.config.price_policy
-    p = schema.prices
-    stmt = dialect_insert(uow.conn, p).values(product=o.product, market=o.market, day=o.day,
-                                              price_fen=o.price_fen, submitted_by=submitted_by,
-                                              submitted_at=now)
-    uow.conn.execute(stmt.on_conflict_do_update(
-        index_elements=[p.c.product, p.c.market, p.c.day],
-        set_={"price_fen": o.price_fen, "submitted_by": submitted_by, "submitted_at": now}))
-    start = o.day - timedelta(days=policy.baseline_days)
-    history = [prices.PriceObservation(r.product, r.market, r.day, r.price_fen)
-               for r in uow.conn.execute(select(p).where(
-                   p.c.product == o.product, p.c.market == o.market,
-                   p.c.day >= start, p.c.day < o.day)).all()]
+    price_store.save(uow.conn, o, submitted_by, now)
+    history = price_store.history(uow.conn, o.product, o.market,
+                                  o.day - timedelta(days=policy.baseline_days), o.day)
     rise = prices.detect_price_rise(o, history, policy)
     key = al.alert_key("price_rise", None, None, "PRICE_RISE", f"{o.product}@{o.market}")
     alert_id = action = None
