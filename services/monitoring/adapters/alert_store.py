@@ -47,6 +47,14 @@ def open_alerts(conn: Connection, *, kinds: Sequence[str] = (), depot: str | Non
     return [from_data(r.data) for r in rows]
 
 
+def open_in_zone(conn: Connection, depot: str, zone: str) -> list[al.Alert]:
+    """A zone's open alerts, oldest first, for reading (not locked)."""
+    a = schema.alerts
+    return [from_data(r.data) for r in conn.execute(
+        select(a.c.data).where(a.c.depot == depot, a.c.zone == zone, a.c.open_key.is_not(None))
+        .order_by(a.c.opened_at)).all()]
+
+
 def open_zones(conn: Connection, kind: str, rule_code: str, depot: str) -> list[str]:
     """The zones of a depot with an open alert of this kind and rule."""
     a = schema.alerts

@@ -88,6 +88,13 @@ def update_zone(conn: Connection, key: str, changes: dict[str, Any], at: datetim
     conn.execute(update(z).where(z.c.zone_key == key).values(**changes, updated_at=at))
 
 
+def thermal_of(conn: Connection, key: str) -> dict[str, Any] | None:
+    """The zone's stored thermal history; None before its first reading."""
+    zs = schema.zone_state
+    row = conn.execute(select(zs.c.thermal).where(zs.c.zone_key == key)).first()
+    return row.thermal if row else None
+
+
 def state_row(conn: Connection, key: str):
     """(version, thermal, open_rules) of the zone's state row, which must exist."""
     zs = schema.zone_state

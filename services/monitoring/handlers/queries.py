@@ -6,14 +6,18 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
-
 from services.common.auth import Caller
 from services.common.db import UnitOfWork
 from services.common.errors import InvalidInput, NotFound
 from services.common.repository import Page
 from services.monitoring import state as st
-from services.monitoring.adapters import alert_store, dead_letters, lot_store, schema, sensor_store
+from services.monitoring.adapters import (
+    alert_store,
+    dead_letters,
+    lot_store,
+    sensor_store,
+    zone_store,
+)
 from services.monitoring.adapters.schema import aware
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain.readings import zone_key
@@ -70,14 +74,12 @@ def zone_status(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str) 
     if not zone:
         raise InvalidInput("zone", "required")
     key = zone_key(depot, zone)
-    z, a, zs = schema.zones, schema.alerts, schema.zone_state
-    info = uow.conn.execute(select(z.c.storage_class, z.c.source).where(z.c.zone_key == key)).first()
+    info = zone_store.zone_record(uow.conn, key)
     srows = sensor_store.of_zone(uow.conn, depot, zone)
     if info is None and not srows:
         raise NotFound(f"zone: no zone {key!r} is registered or reporting / 未登记的库区")
     now = ctx.clock.now()
-    zrow = uow.conn.execute(select(zs.c.thermal).where(zs.c.zone_key == key)).first()
-    h = st.restore_thermal(key, zrow.thermal if zrow else None, ctx.spoilage_policy)
+    h = st.restore_thermal(key, zone_store.thermal_of(uow.conn, key), ctx.spoilage_policy)
     sc = ctx.storage_class(info.storage_class if info else None)
     lots = []
     for r in lot_store.held_in_zone(uow.conn, key):
@@ -90,9 +92,7 @@ def zone_status(ctx: MonitoringContext, uow: UnitOfWork, depot: str, zone: str) 
             mkt = acct.mkt_c(h, now, ctx.spoilage_policy) if sc and sc.mkt_limit_c is not None else None
         lots.append(LotView(r.lot_id, r.item_code, r.on_hand, r.status, r.expiry, aware(r.received_at),
                             remaining, acct.sl_ref_days if acct else None, mkt))
-    alerts_ = [alert_store.from_data(r.data) for r in uow.conn.execute(
-        select(a.c.data).where(a.c.depot == depot, a.c.zone == zone, a.c.open_key.is_not(None))
-        .order_by(a.c.opened_at)).all()]
+    alerts_ = alert_store.open_in_zone(uow.conn, depot, zone)
     sensors = [SensorView(r.sensor, r.gateway, aware(r.last_ts), r.last_temp_c, r.last_rh, r.last_seq,
                           r.status, r.reported_offline) for r in srows]
     zone_mkt = h.totals(now).mkt_c(ctx.spoilage_policy) if h.last_ts is not None else None
