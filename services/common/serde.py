@@ -7,7 +7,7 @@ import dataclasses
 import enum
 import types
 import typing
-from datetime import date, datetime
+from datetime import date, datetime, time
 from functools import cache
 from typing import Any
 
@@ -44,7 +44,7 @@ def to_jsonable(obj: Any) -> Any:
         return obj.value
     if isinstance(obj, datetime):
         return obj.isoformat()
-    if isinstance(obj, date):
+    if isinstance(obj, (date, time)):
         return obj.isoformat()
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
@@ -93,6 +93,8 @@ def from_jsonable(tp: Any, data: Any) -> Any:
             return datetime.fromisoformat(data)
         if tp is date:
             return date.fromisoformat(data)
+        if tp is time:
+            return time.fromisoformat(data)
         if tp in (int, float, str, bool):
             return tp(data)
     return data

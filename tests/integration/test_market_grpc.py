@@ -129,6 +129,13 @@ def test_a_community_day_from_orders_to_the_closed_accounts(stack):
                                                          mode="collected", amount_fen=b.amount_fen),
                                  role="grid_worker")
     assert paid_b.reference == f"MKT-{b.order_id}" and paid_b.grid_worker == "gw-wang"
+    twice = error(lambda: s.api.RecordPayment(pb.RecordPaymentRequest(
+        idempotency_key=key(), order_id=a.order_id, mode="online", amount_fen=1, reference="WX-AGAIN"),
+        role="grid_worker"))
+    assert twice.code() == grpc.StatusCode.INVALID_ARGUMENT and twice.details().startswith("amount_fen")
+    listed = {o.order_id: o for o in s.api.ListHouseholdOrders(pb.ListHouseholdOrdersRequest(
+        community_id=COMMUNITY, day=D), role="grid_worker").orders}
+    assert (listed[a.order_id].paid_fen, listed[b.order_id].paid_fen) == (a.amount_fen, b.amount_fen)
 
     cos = s.api.AggregateCommunityOrder(pb.AggregateCommunityOrderRequest(
         idempotency_key=key(), community_id=COMMUNITY, day=D, drop_point_id="DP2"), role="grid_worker")
@@ -246,6 +253,28 @@ def test_an_order_after_the_cut_off_is_refused(stack):
         lines=[pb.SellableLine(item_code="RICE-10KG", price_fen=6500)]), role="supermarket")
     e = error(lambda: place(stack, "2栋", "online", ("RICE-10KG", 1), d=today))
     assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and "market_after_cutoff" in e.details()
+
+
+def test_an_outlets_own_cut_off_is_kept_and_applied(stack):
+    """An outlet may close its orders at its own time on the day before (HH:MM, stored with it)."""
+    tomorrow = day(1)
+    stack.api.PublishSellableList(pb.PublishSellableListRequest(
+        idempotency_key=key(), outlet_id=OUTLET, day=tomorrow,
+        lines=[pb.SellableLine(item_code="RICE-10KG", price_fen=6500)]), role="supermarket")
+    try:
+        stack.api.RegisterOutlet(pb.RegisterOutletRequest(
+            idempotency_key=key(), outlet=market.outlet(OUTLET, *NEAR, cutoff="00:00")), role="hq")
+        (listed,) = [o for o in stack.api.ListOutlets(pb.ListOutletsRequest(), role="hq").outlets
+                     if o.outlet_id == OUTLET]
+        assert listed.order_cutoff == "00:00"
+        # orders for tomorrow closed at 00:00 today: the outlet's time, not the county's 20:00
+        e = error(lambda: place(stack, "2栋", "online", ("RICE-10KG", 1), d=tomorrow,
+                                role="other_grid_worker", community=OTHER_COMMUNITY))
+        assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and "market_after_cutoff" in e.details()
+        assert "00:00" in e.details()
+    finally:
+        stack.api.RegisterOutlet(pb.RegisterOutletRequest(
+            idempotency_key=key(), outlet=market.outlet(OUTLET, *NEAR)), role="hq")
 
 
 def test_an_amount_that_does_not_match_the_lines_names_the_computed_amount(stack):

@@ -37,15 +37,21 @@ class Payment:
 
 
 def make_payment(order: HouseholdOrder, *, mode: str, amount_fen: int, reference: str, grid_worker: str,
-                 recorded_at: datetime) -> Payment:
-    """A payment for `order`, checked: mode is the order's; amount > 0; an online payment names
-    its provider reference (others default to the order's payment reference)."""
+                 recorded_at: datetime, paid_so_far: int = 0) -> Payment:
+    """A payment for `order`, checked: mode is the order's; 0 < amount ≤ what is left of the
+    ordered amount after `paid_so_far` (money collected before the supermarket's answer may
+    exceed the confirmed amount: the settlement refunds it); an online payment names its
+    provider reference (others default to the order's payment reference)."""
     if mode not in PAYMENT_MODES:
         raise invalid("mode", "须为 online / collected / on_account", "must be online, collected or on_account")
     if mode != order.payment_mode:
         raise refuse(BAD_STATE, f"订单付款方式为 {order.payment_mode}", f"the order is paid {order.payment_mode}, not {mode}")
     if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
         raise invalid("amount_fen", "金额须为正整数(分)", "must be a positive whole number of fen")
+    left = order.amount_fen - paid_so_far
+    if amount_fen > left:
+        raise invalid("amount_fen", f"超出应付金额: 尚余 {max(left, 0)} 分 (已付 {paid_so_far} 分)",
+                      f"more than is left to pay: {max(left, 0)} fen left ({paid_so_far} fen paid already)")
     reference = (reference or "").strip()
     if mode == "online" and not reference:
         raise invalid("reference", "在线支付须有支付参考号", "an online payment needs the provider's reference")

@@ -94,7 +94,8 @@ class MarketServicer(WriteServicer, rpc.MarketServiceServicer):
             page = orders.list_orders(uow, caller(), community_id=request.community_id, day_text=request.day,
                                       status=request.status, page_size=request.page.page_size,
                                       page_token=request.page.page_token)
-        return pb.ListHouseholdOrdersResponse(orders=[out.household_order(o) for o in page.items],
+            paid = orders.paid_by_order(uow, [o.order_id for o in page.items])
+        return pb.ListHouseholdOrdersResponse(orders=[out.household_order(o, paid[o.order_id]) for o in page.items],
                                               page=_page(page))
 
     # ---- community orders

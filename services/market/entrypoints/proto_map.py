@@ -43,7 +43,7 @@ def sellable_list(sl, published_at) -> pb.SellableList:
                for ln in sl.lines])
 
 
-def household_order(o) -> pb.HouseholdOrder:
+def household_order(o, paid_fen: int = 0) -> pb.HouseholdOrder:
     return pb.HouseholdOrder(
         order_id=o.order_id, community_id=o.community_id, outlet_id=o.outlet_id, day=day(o.day),
         household_ref=o.household_ref, grid_worker=o.grid_worker, payment_mode=o.payment_mode,
@@ -51,7 +51,7 @@ def household_order(o) -> pb.HouseholdOrder:
                             confirmed=_opt(ln.confirmed), delivered=_opt(ln.delivered)) for ln in o.lines],
         status=o.status, placed_at=ts(o.placed_at), list_version=o.list_version,
         amount_fen=o.amount_fen, confirmed_amount_fen=o.confirmed_amount_fen, due_fen=o.due_fen,
-        payment_reference=o.payment_reference)
+        payment_reference=o.payment_reference, paid_fen=paid_fen)
 
 
 def community_order(c) -> pb.CommunityOrder:

@@ -80,6 +80,14 @@ def cancel(uow: UnitOfWork, actor: Caller, order_id: str, reason: str) -> Househ
     return cancelled
 
 
+def paid_by_order(uow: UnitOfWork, order_ids: list[str]) -> dict[str, int]:
+    """What each order has been paid so far (online or collected), in fen."""
+    paid: dict[str, int] = dict.fromkeys(order_ids, 0)
+    for p in repo.payments_where(uow.conn, order_ids=order_ids):
+        paid[p.order_id] += p.amount_fen
+    return paid
+
+
 def list_orders(uow: UnitOfWork, actor: Caller, *, community_id: str, day_text: str, status: str,
                 page_size: int, page_token: str) -> Page[HouseholdOrder]:
     if actor.role in ("grid_worker", "village"):

@@ -57,8 +57,9 @@ def record_payment(ctx: MarketContext, uow: UnitOfWork, actor: Caller, order_id:
     order = household_order(uow, order_id)
     for_community(actor, order.community_id, *COMMUNITY_ROLES)
     _open(uow)
+    paid = sum(p.amount_fen for p in repo.payments_where(uow.conn, order_ids=[order.order_id]))
     payment = make_payment(order, mode=mode, amount_fen=amount_fen, reference=reference,
-                           grid_worker=actor.identity, recorded_at=ctx.clock.now())
+                           grid_worker=actor.identity, recorded_at=ctx.clock.now(), paid_so_far=paid)
     payment = replace(payment, reference=ctx.payments.record(order.order_id, amount_fen, payment.reference))
     repo.add_payment(uow.conn, payment, order.community_id)
     record(uow, ev.payment_recorded(payment, order))

@@ -63,6 +63,16 @@ def test_make_payment_checks():
     assert e.value.field == "reference"
 
 
+
+def test_a_payment_never_exceeds_what_is_left_to_pay():
+    o = order("o1", 1, [(A, 2, 100)])
+    make_payment(o, mode="collected", amount_fen=150, reference="", grid_worker="gw1", recorded_at=T, paid_so_far=50)
+    with pytest.raises(InvalidInput) as e:
+        make_payment(o, mode="collected", amount_fen=51, reference="", grid_worker="gw1", recorded_at=T,
+                     paid_so_far=150)
+    assert e.value.field == "amount_fen" and "50 fen left" in str(e.value)
+
+
 def test_cash_book_explains_each_difference():
     _, orders, payments = delivered_day()
     book = cash_book("gw1", payments, orders)
