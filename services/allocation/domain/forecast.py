@@ -21,13 +21,15 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from services.common.catalogue import Catalogue
 from services.common.errors import InvalidInput
 
 from .model import DemandLine, Reason, Requester
+
+if TYPE_CHECKING:  # numpy is imported where a forecast is computed: an API at rest holds none
+    import numpy as np
 
 OUTLIER_METHODS = ("iqr", "mad", "none")
 
@@ -86,6 +88,7 @@ class Backtest:
 
 
 def _sample(values: Iterable[float], field: str) -> np.ndarray:
+    import numpy as np
     arr = np.asarray(list(values), dtype=float)
     if arr.size == 0:
         raise InvalidInput(field, "needs at least one value")
@@ -96,6 +99,7 @@ def _sample(values: Iterable[float], field: str) -> np.ndarray:
 
 def remove_outliers(values: Sequence[float], policy: ForecastPolicy = ForecastPolicy()
                     ) -> Cleaned:
+    import numpy as np
     x = _sample(values, "sample")
     if policy.outlier_method == "none" or x.size < policy.min_sample:
         return Cleaned(tuple(x.tolist()), (), float(x.min()), float(x.max()))
@@ -119,6 +123,7 @@ def remove_outliers(values: Sequence[float], policy: ForecastPolicy = ForecastPo
 def epidemic_coefficient(new_situation: float | Sequence[float], now: float | Sequence[float]
                          ) -> float:
     """Mean demand under the new situation ÷ mean demand now (篇9)."""
+    import numpy as np
     new = float(np.mean(_sample(np.atleast_1d(new_situation), "new_situation")))
     cur = float(np.mean(_sample(np.atleast_1d(now), "now")))
     if cur <= 0:
@@ -129,6 +134,7 @@ def epidemic_coefficient(new_situation: float | Sequence[float], now: float | Se
 def forecast_demand(issued: Sequence[float], coefficient: float = 1.0,
                     policy: ForecastPolicy = ForecastPolicy()) -> Forecast:
     """Daily demand by the improved mean-deviation method from a sample of daily issues."""
+    import numpy as np
     if not math.isfinite(coefficient) or coefficient < 0:
         raise InvalidInput("coefficient", "must be finite and ≥ 0")
     cleaned = remove_outliers(issued, policy)
@@ -142,6 +148,7 @@ def forecast_demand(issued: Sequence[float], coefficient: float = 1.0,
 def moving_average_backtest(series: Sequence[float], window: int = 7, holdout: int = 7
                             ) -> Backtest:
     """Predict each of the last `holdout` days by the mean of the `window` days before it."""
+    import numpy as np
     x = _sample(series, "series")
     if window < 1 or holdout < 1 or x.size < window + holdout:
         raise InvalidInput("series", f"needs ≥ window + holdout = {window + holdout} days")
@@ -282,6 +289,7 @@ def check_abnormal(
 ) -> list[AbnormalCheck]:
     """One check per (requester, item) of the day, sorted. `history`: (requester id, item code)
     → that requester's past daily quantities of the item."""
+    import numpy as np
     history = history or {}
     pop = {r.id: r.population for r in requesters}
     totals: dict[tuple[str, str], int] = defaultdict(int)

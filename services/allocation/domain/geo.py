@@ -1,16 +1,22 @@
-"""Distances between requesters and depots, in km, vectorised."""
+"""Distances between requesters and depots, in km, vectorised. numpy is imported in the
+functions: the explain handler imports this module in every allocation process."""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from services.common.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import numpy as np
 
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG)
 
 
 def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     """Great-circle distance matrix: rows = points 1, columns = points 2."""
+    import numpy as np
+
     p1 = np.radians(np.asarray(lat1, dtype=float))[:, None]
     p2 = np.radians(np.asarray(lat2, dtype=float))[None, :]
     dl = np.radians(np.asarray(lon2, dtype=float))[None, :] - np.radians(
@@ -21,6 +27,8 @@ def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
 
 def equirectangular_km(lat1, lon1, lat2, lon2) -> np.ndarray:
     """Flat-earth approximation, good to < 0.1 % within a county."""
+    import numpy as np
+
     la1 = np.radians(np.asarray(lat1, dtype=float))[:, None]
     la2 = np.radians(np.asarray(lat2, dtype=float))[None, :]
     dlon = np.radians(np.asarray(lon2, dtype=float))[None, :] - np.radians(

@@ -18,7 +18,6 @@ from services.allocation.domain import (
     PlanWarning,
     Reason,
     Requester,
-    allocate,
 )
 from services.allocation.domain import plan_state as ps
 from services.allocation.domain.county_policy import CountyPolicy
@@ -173,6 +172,8 @@ def draft_plan(ctx: AllocationContext, delivery_day: date) -> Draft:
                                     f"and were not allocated."))
     depots = [Depot(x.id, x.lat, x.lon) for x in snap.depots]
     engine_requesters = [_engine_requester(rid, data) for rid, data in requesters.items()]
+    from services.allocation.domain.engine import allocate  # numpy, ortools: on the first plan
+
     plan = allocate(lines, lots, engine_requesters, depots, policy.engine_policy(), ctx.catalogue,
                     delivery_day)
     asked: dict[str, int] = {}

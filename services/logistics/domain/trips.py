@@ -23,9 +23,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-import numpy as np
 
 from services.common.catalogue import Catalogue
 from services.common.errors import InvalidInput, NotFound
@@ -33,6 +32,9 @@ from services.common.errors import InvalidInput, NotFound
 from .geo import road_matrices
 from .model import Depot, DropPoint, TimeSlot, Vehicle, positive_int
 from .policy import TripPolicy
+
+if TYPE_CHECKING:  # numpy is imported by geo when an instance is prepared (issue #16)
+    import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
