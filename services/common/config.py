@@ -164,6 +164,7 @@ class Settings:
     log_level: str
     group_commit_linger: float = 0.005
     relay_stop_grace: float = 10.0
+    relay_idle: float = 0.05  # SUPPLY_RELAY_IDLE_MS: how often an idle relay looks for new events
     jwt_key: str = ""  # SUPPLY_JWT_KEY: signs the console's per-person tokens; '' accepts none
     grpc_tls: GrpcTls = PLAINTEXT
     grpc_threads: int = 0  # SUPPLY_GRPC_THREADS: the API's thread pool; 0 = the service's default
@@ -278,6 +279,7 @@ def load_settings(service: str, env: dict | None = None) -> Settings:
         log_level=level,
         group_commit_linger=_int(env, "SUPPLY_GROUP_COMMIT_LINGER_MS", 5, 0, 100) / 1000,
         relay_stop_grace=_int(env, "SUPPLY_RELAY_STOP_GRACE_S", 10, 1, 300),
+        relay_idle=_int(env, "SUPPLY_RELAY_IDLE_MS", 50, 1, 2_000) / 1000,
         jwt_key=jwt_key,
         grpc_tls=_grpc_tls(env),
         grpc_threads=_int(env, "SUPPLY_GRPC_THREADS", 0, 0, 1_000),

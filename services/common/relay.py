@@ -143,7 +143,8 @@ def serve_outbox(settings, outbox: Table, stop: threading.Event) -> None:
             stop.wait(2)
     log.info("relay started", extra={"batch": settings.relay_batch, "outbox": settings.service})
     try:
-        OutboxRelay(engine, outbox, publisher, batch=settings.relay_batch).run(stop)
+        OutboxRelay(engine, outbox, publisher, batch=settings.relay_batch,
+                    idle_sleep=settings.relay_idle).run(stop)
     finally:
         publisher.close()
         engine.dispose()

@@ -27,6 +27,7 @@ def test_defaults_are_the_embedded_setup():
     ({"SUPPLY_GRPC_THREADS": "many"}, "SUPPLY_GRPC_THREADS must be an integer"),
     ({"SUPPLY_GRPC_THREADS": "-1"}, "SUPPLY_GRPC_THREADS must be between 0 and 1000"),
     ({"SUPPLY_GRPC_REUSEPORT": "yes"}, "SUPPLY_GRPC_REUSEPORT must be 0 or 1"),
+    ({"SUPPLY_RELAY_IDLE_MS": "0"}, "SUPPLY_RELAY_IDLE_MS must be between 1 and 2000"),
 ])
 def test_bad_values_fail_fast_naming_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
@@ -37,6 +38,11 @@ def test_grpc_threads_and_reuseport_are_typed():
     s = load_settings("intake", {"SUPPLY_GRPC_THREADS": "12", "SUPPLY_GRPC_REUSEPORT": "1"})
     assert (s.grpc_threads, s.grpc_reuseport) == (12, True)
     assert (load_settings("intake", {}).grpc_threads, load_settings("intake", {}).grpc_reuseport) == (0, False)
+
+
+def test_relay_idle_poll_is_a_setting_in_milliseconds():
+    assert load_settings("monitoring", {}).relay_idle == 0.05
+    assert load_settings("monitoring", {"SUPPLY_RELAY_IDLE_MS": "10"}).relay_idle == 0.01
 
 
 def test_service_database_url_overrides_the_shared_one():
