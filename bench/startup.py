@@ -6,7 +6,9 @@ once (N = the stack's process count), measured in the same run.
 
 "Up", per kind, from what the code exposes:
   api, web, scheduler   gRPC health (the console: /healthz) answers SERVING
-  worker                its log says "worker started" (nameko's runner has started its consumers)
+  worker                its log says "worker started" (nameko's runner has started its consumers);
+                        the light workers' one process (`python -m services.workers`) names
+                        every service it runs in that record
   relay                 its log says "relay started" (schema at head, exchanges declared); the
                         relays' one process (`python -m services.relays`) says it once per outbox
   ingest                its log says "ingest started" (MQTT subscribed, InfluxDB database there)
@@ -37,6 +39,7 @@ from bench.intake_grpc import cpu_model  # noqa: E402
 from bench.monitoring_ingest import rss_kb  # noqa: E402
 from services.cli import PROCESSES, _health, _pid_alive, _run_dir, available_services  # noqa: E402
 from services.common.config import load_settings  # noqa: E402
+from services.workers import SHARED as SHARED_WORKERS  # noqa: E402
 
 SUPPLYCTL = str(ROOT / ".venv" / "bin" / "supplyctl")
 HEALTH_KINDS = ("api", "web", "scheduler")
@@ -72,21 +75,28 @@ def supplyctl(*args: str) -> None:
 
 
 def log_path(service: str, kind: str) -> Path:
-    """supplyctl up runs every relay in one process that logs to relays-relay.log."""
-    name = "relays-relay" if kind == "relay" else f"{service}-{kind}"
+    """supplyctl up runs every relay in one process that logs to relays-relay.log, and the
+    light workers in one that logs to workers-worker.log."""
+    name = f"{service}-{kind}"
+    if kind == "relay":
+        name = "relays-relay"
+    elif kind == "worker" and service in SHARED_WORKERS:
+        name = "workers-worker"
     return load_settings("tools").var_dir / "log" / f"{name}.log"
 
 
 def said(path: Path, offset: int, message: str, outbox: str | None = None) -> bool:
     """Whether the log, from OFFSET on, has a record with MESSAGE (records are JSON lines), about
-    OUTBOX when given (the relays' process logs "relay started" once per outbox)."""
+    OUTBOX when given (the relays' process logs "relay started" once per outbox; the light
+    workers' process names its services in one "worker started")."""
     try:
         with path.open("rb") as f:
             f.seek(offset)
             for line in f:
                 try:
                     record = json.loads(line)
-                    if record.get("message") == message and (outbox is None or record.get("outbox") == outbox):
+                    about = outbox is None or outbox in (record.get("outbox"), *record.get("services", ()))
+                    if record.get("message") == message and about:
                         return True
                 except ValueError:
                     continue
@@ -130,7 +140,7 @@ def measure_stack(idle_s: float) -> dict:
                 ok = _health(service, timeout=0.5) == "SERVING"
             else:
                 ok = said(log_path(service, kind), offsets[(service, kind)], LOG_LINE[kind],
-                          service if kind == "relay" else None)
+                          service if kind in ("relay", "worker") else None)
             if ok:
                 up_at[(service, kind)] = time.monotonic() - started
         time.sleep(0.05)
@@ -234,7 +244,8 @@ def main() -> None:
                     f"{at:.2f}" if at is not None else "not up",
                     "health SERVING" if kind in HEALTH_KINDS else f'log "{LOG_LINE[kind]}"',
                     str(result["nproc"].get((service, kind), "")),
-                    f"{result['rss'].get((service, kind), 0) / 1024:.0f}" + (" (all relays)" if kind == "relay" else ""))
+                    f"{result['rss'].get((service, kind), 0) / 1024:.0f}" + (" (all relays)" if kind == "relay" else "")
+                    + (" (light workers)" if kind == "worker" and service in SHARED_WORKERS else ""))
     console.print(per)
 
     all_up = max(result["up_at"].values()) if result["up_at"] else float("nan")

@@ -33,6 +33,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from services.common.config import ROOT, SERVICES, ConfigError, database_url, load_settings
+from services.workers import SHARED as SHARED_WORKERS
 
 console = Console()
 PROCESSES = {s: importlib.import_module(f"services.{s}").PROCESSES
@@ -85,6 +86,7 @@ def cmd_up(services: list[str]) -> None:
     log_dir = settings.var_dir / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     relayed = []  # their outboxes: one relay process, a thread each (python -m services.relays)
+    light = []  # their workers: one nameko process, a container each (python -m services.workers)
     for service in services:
         for kind in PROCESSES[service]:
             pid_file = _run_dir() / f"{service}-{kind}.pid"
@@ -94,6 +96,9 @@ def cmd_up(services: list[str]) -> None:
             if kind == "relay":
                 relayed.append(service)
                 continue
+            if kind == "worker" and service in SHARED_WORKERS:
+                light.append(service)
+                continue
             pid = _launch(log_dir, f"{service}-{kind}", f"services.{service}", kind)
             pid_file.write_text(str(pid))
             console.print(f"  {service} {kind}: started pid {pid}, log var/log/{service}-{kind}.log")
@@ -102,6 +107,11 @@ def cmd_up(services: list[str]) -> None:
         for service in relayed:
             (_run_dir() / f"{service}-relay.pid").write_text(str(pid))
         console.print(f"  relay of {', '.join(relayed)}: started pid {pid} (one process), log var/log/relays-relay.log")
+    if light:  # likewise each <service>-worker.pid of the light workers (ADR 0009)
+        pid = _launch(log_dir, "workers-worker", "services.workers", *light)
+        for service in light:
+            (_run_dir() / f"{service}-worker.pid").write_text(str(pid))
+        console.print(f"  worker of {', '.join(light)}: started pid {pid} (one process), log var/log/workers-worker.log")
     _wait_healthy([s for s in services if s not in NO_HEALTH_PROBE])
 
 
@@ -168,7 +178,7 @@ def cmd_down() -> None:
     for f, pid in pids.items():
         try:
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:  # the relays' one process, named by several pid files
+        except ProcessLookupError:  # the relays' (or light workers') one process, named by several pid files
             pass
         f.unlink(missing_ok=True)
         console.print(f"[yellow]killed {f.stem} (did not stop in 20 s)[/]")
@@ -200,8 +210,10 @@ def cmd_logs(service: str, kinds: list[str], follow: bool, lines: int) -> None:
 
     log_dir = load_settings("tools").var_dir / "log"
     paths = [log_path(log_dir, service, k) for k in kinds]
-    paths = [log_path(log_dir, "relays", "relay") if k == "relay" and not p.exists() else p  # supplyctl's one relay
-             for k, p in zip(kinds, paths, strict=True)]
+    shared = {"relay": log_path(log_dir, "relays", "relay")}  # supplyctl's one relay, one light worker
+    if service in SHARED_WORKERS:
+        shared["worker"] = log_path(log_dir, "workers", "worker")
+    paths = [_newest(p, shared[k]) if k in shared else p for k, p in zip(kinds, paths, strict=True)]
     if not any(p.exists() for p in paths):
         console.print(f"[red]no log of {service} under {log_dir} / 没有日志[/]")
         sys.exit(1)
@@ -245,6 +257,13 @@ def _rotated(path: Path, f) -> bool:
         return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
     except FileNotFoundError:
         return False
+
+
+def _newest(own: Path, shared: Path) -> Path:
+    """The process's own log or the shared process's, whichever was written last (supplyctl up
+    runs the shared one; `supplyctl run` or an older layout the own one)."""
+    mtimes = {p: p.stat().st_mtime for p in (own, shared) if p.exists()}
+    return max(mtimes, key=mtimes.__getitem__) if mtimes else own
 
 
 def _log_time(line: str) -> str:
