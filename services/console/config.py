@@ -25,8 +25,7 @@ class ConsoleSettings:
 
     @property
     def targets(self) -> dict[str, str]:
-        known = (*SERVICES, *(s for s in ("market",) if s in self.common.grpc_ports))
-        return {s: self.common.grpc_target(s) for s in known}
+        return {s: self.common.grpc_target(s) for s in (*SERVICES, "market")}
 
 
 def _int(env: dict, name: str, default: int, lo: int, hi: int) -> int:
