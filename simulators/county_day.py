@@ -38,6 +38,7 @@ from supply.v1 import intake_pb2 as ipb
 from supply.v1 import intake_pb2_grpc as irpc
 from supply.v1 import logistics_pb2 as lpb
 from supply.v1 import logistics_pb2_grpc as lrpc
+from supply.v1 import market_pb2_grpc as krpc
 from supply.v1 import monitoring_pb2 as mpb
 from supply.v1 import monitoring_pb2_grpc as mrpc
 
@@ -49,6 +50,7 @@ from services.common.config import DEFAULT_GRPC_PORTS, REPORTS_GRPC_PORT, ROOT, 
 from services.common.grpc_client import open_channel
 from services.common.tiers import TIER_NAMES
 from services.intake.entrypoints.import_cli import import_file
+from simulators.market_day import act_market_delivery, act_market_orders, act_market_send
 
 TZ = ZoneInfo("Asia/Shanghai")
 STARTUP_BUDGET_S = 40  # real seconds for every process to come up before the county day starts
@@ -59,7 +61,7 @@ RISK = {"sealed": c.RISK_LEVEL_SEALED, "controlled": c.RISK_LEVEL_CONTROLLED,
 UNIT = {"hospital": ipb.UNIT_TYPE_HOSPITAL, "fever_clinic": ipb.UNIT_TYPE_FEVER_CLINIC,
         "isolation_site": ipb.UNIT_TYPE_ISOLATION_SITE, "school": ipb.UNIT_TYPE_SCHOOL,
         "nursing_home": ipb.UNIT_TYPE_NURSING_HOME, "enterprise": ipb.UNIT_TYPE_ENTERPRISE}
-SERVICES = ("intake", "logistics", "allocation", "monitoring")
+SERVICES = ("intake", "logistics", "allocation", "monitoring", "market")
 KINDS = {"monitoring": ("api", "worker", "relay", "ingest")}
 
 
@@ -695,8 +697,14 @@ def act_report(d: Day, allocation: arpc.AllocationServiceStub) -> None:
     d.check("the report's delivered total matches what was signed for at the drop points",
             delivered is not None and delivered == d.facts.get("signed_units", -1),
             f"report {delivered}, signed {d.facts.get('signed_units')}")
-    d.check("the public lists carry no beneficiary names or phone numbers",
-            not any(x in disclosure or x in markdown for x in names + phones))
+    addresses = [h["address"] for h in d.scenario["market"]["households"]]
+    d.check("the public lists carry no beneficiary names, phone numbers or household addresses",
+            not any(x in disclosure or x in markdown for x in names + phones + addresses))
+    channel = markdown.split("## 九、商超保供 / Supermarket channel")[-1] if "九、商超保供" in markdown else ""
+    market = d.facts.get("market", {})
+    d.check("the report carries the supermarket channel: orders, parcels, amounts, settlement (商超保供)",
+            f"| 居民订单 Household orders | {market.get('orders')} |" in channel
+            and f"| 包裹 Parcels | {market.get('parcels')} |" in channel, channel[:200] or "no channel section")
     d.console.print(render.to_markdown(facts).split("\n## ")[0][:600] if hasattr(render, "to_markdown") else "")
 
 
@@ -734,6 +742,10 @@ def summarize(d: Day, started: float) -> int:
         table.add_row("demands closed / 需求闭环", ", ".join(f"{k} {v}" for k, v in d.facts["demand_status"].items()))
     if "ledger" in d.facts:
         table.add_row("ledger lines reconciled / 台账核对", f"{d.facts['ledger']['lines']} ({'ok' if d.facts['ledger']['ok'] else 'MISMATCH'})")
+    if "market" in d.facts:
+        mk = d.facts["market"]
+        table.add_row("supermarket channel: orders / parcels / on account owed (商超保供)",
+                      f"{mk['orders']} / {mk['parcels']} / {mk['on_account_owed_fen'] / 100:.2f} yuan")
     dn = d.facts.get("donations", {})
     table.add_row("donation lines accepted / returned", f"{dn.get('accepted', 0)} / {dn.get('returned', 0)}")
     table.add_row("spreadsheet rows refused / 表格错误行", str(len(d.facts.get("import_errors", []))))
@@ -745,7 +757,7 @@ def summarize(d: Day, started: float) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "demo-checks.json").write_text(json.dumps(
         {"scenario": d.scenario["name"], "day": d.scenario["day"], "facts":
-         {k: v for k, v in d.facts.items() if k not in ("villages", "plan_lines")},
+         {k: v for k, v in d.facts.items() if k not in ("villages", "plan_lines") and not k.startswith("market_")},
          "checks": [{"what": ch.what, "ok": ch.ok, "detail": ch.detail} for ch in d.checks]},
         ensure_ascii=False, indent=2))
     d.console.print(f"outputs in {out}/")
@@ -778,7 +790,9 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(reports / scenario["day"], ignore_errors=True)  # the scheduler writes the day anew
     env = {**os.environ, "SUPPLY_VAR_DIR": str(var), "SUPPLY_CLOCK": clock.spec(), "REPORTS_DIR": str(reports),
            "SUPPLY_AUTH_TOKENS": TOKENS, "SUPPLY_LOG_LEVEL": "INFO", "SUPPLY_ROUTING_SECONDS": "3",
-           "SUPPLY_ALLOCATION_TICK_SECONDS": "0.5", "SUPPLY_DELIVERY_STAFF_PER_DROP_POINT": "3"}
+           "SUPPLY_ALLOCATION_TICK_SECONDS": "0.5", "SUPPLY_DELIVERY_STAFF_PER_DROP_POINT": "3",
+           # the supermarket channel delivers the same day: orders close at 10:00 on the day
+           "MARKET_ORDER_CUTOFF": "10:00", "MARKET_ORDER_CUTOFF_DAYS_BEFORE": "0"}
     for service, port in DEFAULT_GRPC_PORTS.items():
         env.setdefault(f"{service.upper()}_GRPC_PORT", str(port))
     env.setdefault("REPORTS_GRPC_PORT", str(REPORTS_GRPC_PORT))
@@ -805,11 +819,13 @@ def main(argv: list[str] | None = None) -> int:
         with open_channel(f"127.0.0.1:{env['INTAKE_GRPC_PORT']}", tls) as ich, \
                 open_channel(f"127.0.0.1:{env['LOGISTICS_GRPC_PORT']}", tls) as lch, \
                 open_channel(f"127.0.0.1:{env['ALLOCATION_GRPC_PORT']}", tls) as ach, \
-                open_channel(f"127.0.0.1:{env['MONITORING_GRPC_PORT']}", tls) as mch:
+                open_channel(f"127.0.0.1:{env['MONITORING_GRPC_PORT']}", tls) as mch, \
+                open_channel(f"127.0.0.1:{env['MARKET_GRPC_PORT']}", tls) as kch:
             intake = irpc.IntakeServiceStub(ich)
             logistics = lrpc.LogisticsServiceStub(lch)
             allocation = arpc.AllocationServiceStub(ach)
             monitoring = mrpc.MonitoringServiceStub(mch)
+            market = krpc.MarketServiceStub(kch)
             if d.local_now() > datetime.combine(d.day, dtime(6, 30), TZ):
                 d.check("the services started within the start-up budget", False,
                         f"the county clock already reads {d.local_now():%H:%M}")
@@ -817,10 +833,13 @@ def main(argv: list[str] | None = None) -> int:
             start_sensors(d)
             act_depots(d, logistics)
             act_register(d, intake)
+            act_market_orders(d, market, md(), person)
             act_morning(d, intake, lambda: act_cold_store(d, monitoring, logistics))
+            act_market_send(d, market, person)
             act_plan(d, allocation, logistics)
             act_dispatch(d, logistics)
             act_close(d, intake, logistics)
+            act_market_delivery(d, market, md(), person)
             act_report(d, allocation)
             check_console(d)
     except grpc.RpcError as exc:

@@ -53,6 +53,8 @@ def demo_users(scenario: dict) -> list[DemoUser]:
         DemoUser("unit1", "unit", hospital["id"], f"{hospital['name']}物资科"),
         DemoUser("head1", "unit_head", hospital["id"], f"{hospital['name']}院长"),
         DemoUser("auditor", "auditor", "", "纪委监督员"),
+        *(DemoUser("shop1", "supermarket", o["id"], f"{o['name']}店长")
+          for o in scenario.get("market", {}).get("outlets", [])[:1]),
     ]
 
 
