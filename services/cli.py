@@ -32,13 +32,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from services.cli_doctor import MIGRATED, cmd_doctor
+from services.cli_logs import cmd_logs
 from services.common.config import ROOT, SERVICES, ConfigError, database_url, load_settings
 from services.workers import SHARED as SHARED_WORKERS
 
 console = Console()
 PROCESSES = {s: importlib.import_module(f"services.{s}").PROCESSES
              for s in (*SERVICES, "market", "console", "reports", "notify")}
-MIGRATED = (*SERVICES, "market", "console", "reports", "notify")
 NO_HEALTH_PROBE = ("notify",)  # a nameko worker: no gRPC or HTTP port to ask
 
 
@@ -203,196 +204,10 @@ def cmd_status() -> None:
         console.print(figure)
 
 
-def cmd_logs(service: str, kinds: list[str], follow: bool, lines: int) -> None:
-    """The last `lines` lines of each process's log, oldest first; then, with `follow`, new
-    lines as they come (a rotated file is reopened). JSON lines are shown short."""
-    from services.common.logs import log_path
-
-    log_dir = load_settings("tools").var_dir / "log"
-    paths = [log_path(log_dir, service, k) for k in kinds]
-    shared = {"relay": log_path(log_dir, "relays", "relay")}  # supplyctl's one relay, one light worker
-    if service in SHARED_WORKERS:
-        shared["worker"] = log_path(log_dir, "workers", "worker")
-    paths = [_newest(p, shared[k]) if k in shared else p for k, p in zip(kinds, paths, strict=True)]
-    if not any(p.exists() for p in paths):
-        console.print(f"[red]no log of {service} under {log_dir} / 没有日志[/]")
-        sys.exit(1)
-    tail = [(p, line) for p in paths if p.exists()
-            for line in p.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]]
-    for path, line in sorted(tail, key=lambda pl: _log_time(pl[1])):
-        _print_log_line(path, line)
-    if not follow:
-        return
-    files = {p: _open_at_end(p) for p in paths}
-    try:
-        while True:
-            quiet = True
-            for path, f in list(files.items()):
-                if f is None or _rotated(path, f):
-                    if f is not None:
-                        for line in f:  # what was written before the rotation
-                            _print_log_line(path, line.rstrip("\n"))
-                        f.close()
-                    f = files[path] = path.open(encoding="utf-8", errors="replace") if path.exists() else None
-                    continue
-                for line in f:
-                    quiet = False
-                    _print_log_line(path, line.rstrip("\n"))
-            if quiet:
-                time.sleep(0.3)
-    except KeyboardInterrupt:
-        pass
-
-
-def _open_at_end(path: Path):
-    if not path.exists():
-        return None
-    f = path.open(encoding="utf-8", errors="replace")
-    f.seek(0, os.SEEK_END)
-    return f
-
-
-def _rotated(path: Path, f) -> bool:
-    try:
-        return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
-    except FileNotFoundError:
-        return False
-
-
-def _newest(own: Path, shared: Path) -> Path:
-    """The process's own log or the shared process's, whichever was written last (supplyctl up
-    runs the shared one; `supplyctl run` or an older layout the own one)."""
-    mtimes = {p: p.stat().st_mtime for p in (own, shared) if p.exists()}
-    return max(mtimes, key=mtimes.__getitem__) if mtimes else own
-
-
-def _log_time(line: str) -> str:
-    import json
-
-    try:
-        return str(json.loads(line).get("time", ""))
-    except (ValueError, AttributeError):
-        return ""
-
-
-def _print_log_line(path: Path, line: str) -> None:
-    import json
-
-    try:
-        r = json.loads(line)
-        shown = (f"{r.get('time', '')} {r.get('process_kind', '')} {r.get('level', '')} "
-                 f"{r.get('message', '')}")
-        extra = {k: v for k, v in r.items() if k not in (
-            "time", "level", "logger", "message", "service", "process_kind") and v not in ("", None)}
-        if extra:
-            shown += " " + json.dumps(extra, ensure_ascii=False, default=str)
-    except (ValueError, AttributeError):
-        shown = f"{path.stem} {line}"
-    console.print(shown, markup=False, highlight=False, soft_wrap=True)
-
-
 def cmd_completion(parser: argparse.ArgumentParser, shell: str) -> None:
     from services.cli_completion import script
 
     print(script(parser, shell))
-
-
-def _servers_problems(env: dict, timeout: float = 2.0) -> list[str]:
-    """Each configured server that does not answer within `timeout` s, named by its setting."""
-    import pika
-    import requests
-
-    from services.common.db import make_engine, ping
-
-    def database(service: str) -> None:
-        url = database_url(service, env)
-        if url.startswith("postgresql"):
-            engine = make_engine(url, pool_size=1)
-            try:
-                ping(engine)
-            finally:
-                engine.dispose()
-
-    def amqp() -> None:
-        params = pika.URLParameters(load_settings("tools", env).amqp_url)
-        params.socket_timeout = params.blocked_connection_timeout = timeout
-        params.connection_attempts = 1
-        pika.BlockingConnection(params).close()
-
-    def mqtt() -> None:
-        import threading
-        from urllib.parse import urlparse
-
-        import paho.mqtt.client as paho
-        from paho.mqtt.enums import CallbackAPIVersion
-
-        u = urlparse(load_settings("tools", env).mqtt_url)
-        answered, reason = threading.Event(), []
-        client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-        if u.username:
-            client.username_pw_set(u.username, u.password)
-        if u.scheme == "mqtts":
-            client.tls_set()
-        client.on_connect = lambda c, ud, flags, code, props: (reason.append(code), answered.set())
-        client.connect(u.hostname or "127.0.0.1", u.port or 1883, keepalive=5)
-        client.loop_start()
-        try:
-            if not answered.wait(timeout):
-                raise TimeoutError("no CONNACK")
-            if reason[0].is_failure:
-                raise ConnectionError(str(reason[0]))
-        finally:
-            client.disconnect()
-            client.loop_stop()
-
-    def influx() -> None:
-        from urllib.parse import urlparse
-
-        u = urlparse(load_settings("tools", env).influx_url)
-        base = u._replace(netloc=u.hostname + (f":{u.port}" if u.port else "")).geturl()
-        auth = (u.username, u.password or "") if u.username else None
-        requests.get(f"{base.rstrip('/')}/ping", auth=auth, timeout=timeout).raise_for_status()
-
-    checks = [(f"{s.upper()}_DATABASE_URL", lambda s=s: database(s)) for s in MIGRATED]
-    checks += [("AMQP_URL", amqp), ("MQTT_URL", mqtt), ("INFLUX_URL", influx)]
-    problems = []
-    for name, check in checks:
-        try:
-            check()
-        except Exception as exc:  # noqa: BLE001 - any failure is the answer
-            problems.append(f"{name}: the server does not answer ({type(exc).__name__}) / 服务器无应答")
-    return list(dict.fromkeys(problems))
-
-
-def cmd_doctor(production: bool) -> int:
-    """The settings every process would check at start (as production would, with --production),
-    then whether the configured servers answer; nothing is started. 0 and "ok", or 1 and a list."""
-    from services.common.production import production_problems
-
-    env = dict(os.environ)
-    if production:
-        env["SUPPLY_ENV"] = "production"
-    problems = []
-    if env.get("SUPPLY_ENV", "").strip() == "production":
-        problems = list(dict.fromkeys(p for s in (*SERVICES, "console") for p in production_problems(env, s)))
-    if not problems:
-        try:
-            from services.console.config import load_console_settings
-
-            for service in SERVICES:
-                load_settings(service, env)
-            load_console_settings(env)
-        except ConfigError as exc:
-            problems.append(str(exc))
-    # the servers are asked with the settings as given, even weak ones: both lists at once
-    problems += _servers_problems({**env, "SUPPLY_ENV": "dev"})
-    for problem in problems:
-        console.print(f"[red]✗[/] {escape(problem)}", highlight=False)
-    if problems:
-        console.print(f"{len(problems)} problem(s) / 个问题")
-        return 1
-    console.print("[green]ok[/] — settings and servers / 配置与服务器正常")
-    return 0
 
 
 def cmd_backup_or_restore(cmd: str, directory: Path, replay_hours: float | None) -> int:
