@@ -134,22 +134,12 @@ class MonitoringServicer(WriteServicer, rpc.MonitoringServiceServicer):
         return out.zone_status(z, self.ctx.storage_class(z.storage_class))
 
     def GetSensorHistory(self, request, context):
-        caller().require(*base.SENSOR_READ_ROLES)
-        if not request.depot:
-            raise InvalidInput("depot", "required")
-        if not request.zone:
-            raise InvalidInput("zone", "required")
-        start, end = _instant(request, "start"), _instant(request, "end")
-        if start is None:
-            raise InvalidInput("start", "required")
-        if end is None:
-            raise InvalidInput("end", "required")
-        interval = None
-        if request.HasField("interval"):
-            interval = (request.interval.seconds, request.interval.nanos)
-        seconds = queries.history_bucket_seconds(start, end, request.max_points or 500, interval)
+        interval = (request.interval.seconds, request.interval.nanos) if request.HasField("interval") else None
         try:
-            series = self.influx.sensor_history(request.depot, request.zone, request.sensor, start, end, seconds)
+            seconds, series = queries.sensor_history(
+                self.influx, caller(), depot=request.depot, zone=request.zone, sensor=request.sensor,
+                start=_instant(request, "start"), end=_instant(request, "end"),
+                max_points=request.max_points, interval=interval)
         except InfluxError as exc:
             log.warning("sensor history: influxdb failed", extra={"error": str(exc)})
             context.set_code(grpc.StatusCode.UNAVAILABLE)

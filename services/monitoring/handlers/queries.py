@@ -123,3 +123,16 @@ def history_bucket_seconds(start: datetime, end: datetime, max_points: int,
         raise InvalidInput("interval", f"{seconds} s buckets give more than {max_points} points "
                                        f"over {span_s:.0f} s; widen it or raise max_points")
     return seconds
+
+
+def sensor_history(influx, actor: Caller, *, depot: str, zone: str, sensor: str, start: datetime | None,
+                   end: datetime | None, max_points: int, interval: tuple[int, int] | None
+                   ) -> tuple[int, dict]:
+    """GetSensorHistory: (bucket seconds, {sensor: points}) from InfluxDB (`influx`: the
+    adapter's sensor_history); InfluxError when InfluxDB does not answer."""
+    actor.require(*SENSOR_READ_ROLES)
+    for field, value in (("depot", depot), ("zone", zone), ("start", start), ("end", end)):
+        if not value:
+            raise InvalidInput(field, "required")
+    seconds = history_bucket_seconds(start, end, max_points or 500, interval)
+    return seconds, influx.sensor_history(depot, zone, sensor, start, end, seconds)
