@@ -157,23 +157,24 @@ def env_lines(readings: Iterable[Any], storage_class_of: Callable[[str], str | N
     for r in readings:
         temp, rh, seq, ts = r.temp_c, r.rh, r.seq, r.ts
         key = (r.zone_key, r.sensor)
-        head = series.get(key)
-        ms = stamps.get(ts)
-        if (head is None or ms is None or type(temp) is not float or temp - temp != 0.0
-                or (rh is not None and (type(rh) is not float or rh - rh != 0.0))
-                or type(seq) is not int or not INT64_MIN <= seq <= INT64_MAX):
-            try:  # the first reading of a series or an instant, or an unusual one: the checks
-                sc = storage_class_of(key[0])
-                append(env_line(r.depot, r.zone, r.sensor, sc, ts, temp, rh, seq))
-            except LineProtocolError as exc:
-                on_error(r, exc)
-                continue
-            series[key] = _env_series(r.depot, r.zone, r.sensor, sc)
-            stamps[ts] = to_epoch_ms(ts)
-        elif rh is None:
-            append(f"{head} temp_c={temp!r},seq={seq}i {ms}")
-        else:
-            append(f"{head} temp_c={temp!r},rh={rh!r},seq={seq}i {ms}")
+        try:
+            head = series.get(key)
+            if head is None:
+                head = series[key] = _env_series(r.depot, r.zone, r.sensor, storage_class_of(key[0]))
+            ms = stamps.get(ts)
+            if ms is None:
+                ms = stamps[ts] = to_epoch_ms(ts)
+            if (type(temp) is not float or temp - temp != 0.0
+                    or (rh is not None and (type(rh) is not float or rh - rh != 0.0))
+                    or type(seq) is not int or not INT64_MIN <= seq <= INT64_MAX):
+                # an unusual value: the full checks
+                append(env_line(r.depot, r.zone, r.sensor, storage_class_of(key[0]), ts, temp, rh, seq))
+            elif rh is None:
+                append(f"{head} temp_c={temp!r},seq={seq}i {ms}")
+            else:
+                append(f"{head} temp_c={temp!r},rh={rh!r},seq={seq}i {ms}")
+        except LineProtocolError as exc:
+            on_error(r, exc)
     return lines
 
 
