@@ -26,7 +26,7 @@ def day(tmp_path_factory, amqp_url, influx_db):
         "PATH": "/usr/bin:/bin", "AMQP_URL": amqp_url, "INFLUX_DB": influx_db,
         "SUPPLY_DEMO_DIR": str(tmp / "demo"), "SUPPLY_REPORTS_DIR": str(tmp / "reports"),
         "SUPPLY_MQTT_ROOT": f"{rid}/supply", "SUPPLY_MQTT_CLIENT_ID": f"{rid}-ingest",
-        **{f"{s.upper()}_GRPC_PORT": str(free_port()) for s in (*SERVICES, "reports")},
+        **{f"{s.upper()}_GRPC_PORT": str(free_port()) for s in (*SERVICES, "market", "reports")},
         "CONSOLE_HTTP_PORT": str(free_port()),
     }
     proc = subprocess.run([sys.executable, "-m", "simulators.county_day"], cwd=ROOT, env=env,
