@@ -386,6 +386,22 @@ def test_a_villages_purchase_list_from_the_day_before_to_the_collection(stack):
     assert [(d.item_code, d.agreed, d.collected) for d in got.discrepancies] == [("EGG-30", 6, 5)]
 
 
+def test_purchase_lists_are_listed_for_their_own_village_and_supply_point_only(stack):
+    s = stack  # after the purchase flow above: COMMUNITY's list for D at SUPPLY_POINT, collected
+    own = s.api.ListPurchaseLists(pb.ListPurchaseListsRequest(village_id=COMMUNITY), role="grid_worker")
+    assert [(p.pickup_day, p.status, p.driver) for p in own.purchase_lists] == [(D, "collected", "司机老李")]
+    assert [(x.window.start, x.window.end) for x in own.slots] == [("09:00", "11:00")]
+    sent = s.api.ListPurchaseLists(pb.ListPurchaseListsRequest(supply_point_id=SUPPLY_POINT), role="supply_point")
+    assert [p.list_id for p in sent.purchase_lists] == [p.list_id for p in own.purchase_lists] and not sent.slots
+    assert {ln.item_code: ln.ready for ln in sent.purchase_lists[0].lines} == {"RICE-10KG": 20, "EGG-30": 6}
+    for role, req in (("supermarket", pb.ListPurchaseListsRequest(supply_point_id=SUPPLY_POINT)),
+                      ("other_grid_worker", pb.ListPurchaseListsRequest(village_id=COMMUNITY))):
+        e = error(lambda r=req, ro=role: s.api.ListPurchaseLists(r, role=ro))
+        assert e.code() == grpc.StatusCode.PERMISSION_DENIED, role
+    e = error(lambda: s.api.ListPurchaseLists(pb.ListPurchaseListsRequest(), role="hq"))
+    assert e.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_community_orders_are_listed_for_their_own_outlet_and_community_only(stack):
     s = stack  # after the community day above: COMMUNITY's order for D at OUTLET
     request = pb.ListCommunityOrdersRequest(day=D)

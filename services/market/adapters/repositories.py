@@ -316,6 +316,11 @@ def purchase_lists_of(conn: Connection, village_id: str) -> list:
     return purchase_lists.where(conn, t.c.village_id == village_id, order=[t.c.pickup_day])
 
 
+def purchase_lists_for(conn: Connection, supply_point_id: str) -> list:
+    t = s.purchase_lists
+    return purchase_lists.where(conn, t.c.supply_point_id == supply_point_id, order=[t.c.pickup_day])
+
+
 def slots(conn: Connection, village_id: str) -> Any:
     row = conn.execute(select(s.purchase_slots.c.data).where(s.purchase_slots.c.id == village_id)).first()
     return None if row is None else row.data

@@ -217,6 +217,12 @@ class MarketServicer(WriteServicer, rpc.MarketServiceServicer):
         return self._write("BookPickup", request, pb.PurchaseList, lambda a, uow: out.purchase_list(
             purchase.book(self.ctx, uow, a, request.list_id, start, end, request.driver, request.clerk)))
 
+    def ListPurchaseLists(self, request, context):
+        with self.ctx.uow() as uow:
+            found, slots = purchase.list_lists(uow, caller(), request.village_id, request.supply_point_id)
+        return pb.ListPurchaseListsResponse(purchase_lists=[out.purchase_list(p) for p in found],
+                                            slots=out.purchase_slots(request.village_id, slots).slots)
+
     def RecordCollection(self, request, context):
         lines = [(x.item_code, x.quantity) for x in request.lines]
 

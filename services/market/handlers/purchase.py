@@ -110,6 +110,18 @@ def slots_of(uow: UnitOfWork, village_id: str) -> list[dict]:
     return repo.slots(uow.conn, village_id) or []
 
 
+def list_lists(uow: UnitOfWork, actor: Caller, village_id: str,
+               supply_point_id: str) -> tuple[list[PurchaseList], list[dict]]:
+    """A village's lists with its slots, or a supply point's lists; each read scoped as its writes."""
+    if bool(village_id) == bool(supply_point_id):
+        raise InvalidInput("village_id", "name a village or a supply point, not both / 请指定村或保供点之一")
+    if village_id:
+        for_community(actor, village_id, *PURCHASE_ROLES)
+        return repo.purchase_lists_of(uow.conn, village_id), slots_of(uow, village_id)
+    for_outlet(actor, supply_point_id, *OUTLET_ROLES)
+    return repo.purchase_lists_for(uow.conn, supply_point_id), []
+
+
 def book(ctx: MarketContext, uow: UnitOfWork, actor: Caller, list_id: str, slot_start: datetime,
          slot_end: datetime, driver: str, clerk: str) -> PurchaseList:
     plist = purchase_list(uow, list_id)
