@@ -251,8 +251,7 @@ async def _optional(coro):
         return None, exc
 
 
-@page(*HQ)
-async def hq_market(request: Request, viewer: Viewer) -> Response:
+async def _hq_page(request: Request, viewer: Viewer, *, failed: dict | None = None, status: int = 200) -> Response:
     day = day_param(request)
     person, s = viewer.person, svc(request)
     (outlets, comms, (summary, summary_refused), (report, report_refused)) = await asyncio.gather(
@@ -260,10 +259,45 @@ async def hq_market(request: Request, viewer: Viewer) -> Response:
         communities(request, viewer),
         _optional(s.call(person, "market", "GetChannelSummary", mpb.GetChannelSummaryRequest(day=day.isoformat()))),
         _optional(s.call(person, "market", "GetSettlementReport", mpb.GetSettlementReportRequest())))
-    return render(request, "market/hq.html", day=day, prev_day=day - timedelta(days=1),
+    return render(request, "market/hq.html", status=status, day=day, prev_day=day - timedelta(days=1),
                   next_day=day + timedelta(days=1), outlets=outlets.outlets, communities=comms,
                   summary=summary, summary_refused=summary_refused, report=report, report_refused=report_refused,
-                  yuan=dm.yuan, key=new_key(), when=local_time(request))
+                  yuan=dm.yuan, key=new_key(), when=local_time(request), failed=failed or {},
+                  assigned=request.query_params.get("assigned", "")[:64],
+                  keys={c: new_key() for c in comms})
+
+
+@page(*HQ)
+async def hq_market(request: Request, viewer: Viewer) -> Response:
+    return await _hq_page(request, viewer)
+
+
+@page(*HQ)
+async def assign(request: Request, viewer: Viewer) -> Response:
+    """HQ assigns a community's supermarket or supply point (AssignCommunity): an active outlet;
+    its kind says which of the two it replaces. A refusal comes back next to the community's
+    choice, with what was chosen kept."""
+    _ = gettext_of(request)
+    form = request.state.form
+    community_id = str(form.get("community_id", ""))[:64]
+    outlet_id = str(form.get("outlet_id", ""))[:64]
+    key = str(form.get("idempotency_key", ""))[:64] or new_key()
+    day = str(form.get("day", ""))[:10]
+    error = "" if outlet_id else _("Choose an active supermarket or supply point.")
+    if not error:
+        try:
+            await act(request, viewer, "market_assign_community", f"{community_id} {outlet_id}", "market",
+                      "AssignCommunity", mpb.AssignCommunityRequest(idempotency_key=key, community_id=community_id,
+                                                                    outlet_id=outlet_id))
+        except ServiceError as exc:
+            placed = refusal(request, exc)
+            if placed is None:
+                raise
+            error = next(iter(placed.values()))
+    if error:
+        return await _hq_page(request, viewer, status=422, failed={
+            "community_id": community_id, "outlet_id": outlet_id, "error": error})
+    return RedirectResponse(f"/hq/market?day={day}&assigned={community_id}#assignments", status_code=303)
 
 
 @page(*HQ)
@@ -284,4 +318,5 @@ routes = [
     Route("/market/outlet/orders/{co_id}/packing", packing_list),
     Route("/hq/market", hq_market),
     Route("/hq/market/close-accounts", close_accounts, methods=["POST"]),
+    Route("/hq/market/assign", assign, methods=["POST"]),
 ]

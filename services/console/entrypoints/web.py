@@ -426,6 +426,7 @@ def create_app(settings: ConsoleSettings, *, store: AccountStore | None = None,
                services: Services | None = None) -> Starlette:
     from services.console.entrypoints import (
         market_community,
+        market_purchase,
         pages_admin,
         pages_alerts,
         pages_depot,
@@ -465,7 +466,7 @@ def create_app(settings: ConsoleSettings, *, store: AccountStore | None = None,
         Route("/healthz", healthz),
         *pages_public.routes, *pages_alerts.routes, *pages_hq.routes, *pages_village.routes,
         *pages_unit.routes, *pages_inspect.routes, *pages_depot.routes, *pages_admin.routes,
-        *pages_market.routes, *market_community.routes,
+        *pages_market.routes, *market_community.routes, *market_purchase.routes,
         Route("/sw.js", pages_village.service_worker),  # at the root, so it may serve /village/…
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
