@@ -36,7 +36,7 @@ WRITE_RPCS = ("RegisterOutlet", "AssignCommunity", "PublishSellableList", "Place
               "AnswerReadiness", "SetPurchaseSlots", "BookPickup", "RecordCollection")
 READ_ONLY_RPCS = ("ListOutlets", "ListCommunities", "GetSellableList", "ListHouseholdOrders", "GetLabels",
                   "GetPackingList", "GetCashBook", "GetAccountLedger", "GetSettlementReport", "GetChannelSummary",
-                  "ListCommunityOrders")
+                  "ListCommunityOrders", "ListPurchaseLists")
 SERVICE = market_pb2.DESCRIPTOR.services_by_name["MarketService"]
 
 
