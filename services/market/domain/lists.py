@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
@@ -64,19 +64,32 @@ def as_count(value: Any, field_name: str, lo: int, hi: int) -> int:
     return value
 
 
-def validate_list_lines(raw_lines: Sequence[Mapping[str, Any]], catalogue: Catalogue,
-                        policy: MarketPolicy = DEFAULT_POLICY) -> tuple[ListLine, ...]:
-    """Lines {item_code, price_fen, available?}; the unit is the catalogue's."""
+def essential_lines(raw_lines: Sequence[Mapping[str, Any]], catalogue: Catalogue, *,
+                    empty: tuple[str, str] = ("清单不能为空", "a list needs at least one line"),
+                    most: int | None = None, most_text: tuple[str, str] = ("", ""),
+                    twice: str = "is listed twice") -> Iterator[tuple[str, Item, Mapping[str, Any]]]:
+    """(field prefix "lines[i]", its necessity, the raw line) for each line of a list or an order:
+    at least one line, at most `most`, necessities only, no item twice (the channel's one check
+    of lines; each caller reads its own quantities)."""
     if not raw_lines:
-        raise invalid("lines", "清单不能为空", "a list needs at least one line")
+        raise invalid("lines", *empty)
+    if most is not None and len(raw_lines) > most:
+        raise invalid("lines", *most_text)
     seen: set[str] = set()
-    out = []
     for i, raw in enumerate(raw_lines):
         f = f"lines[{i}]"
         item = essential_item(catalogue, raw.get("item_code"), f"{f}.item_code")
         if item.code in seen:
-            raise invalid(f"{f}.item_code", f"{item.code} 重复", f"{item.code} is listed twice")
+            raise invalid(f"{f}.item_code", f"{item.code} 重复", f"{item.code} {twice}")
         seen.add(item.code)
+        yield f, item, raw
+
+
+def validate_list_lines(raw_lines: Sequence[Mapping[str, Any]], catalogue: Catalogue,
+                        policy: MarketPolicy = DEFAULT_POLICY) -> tuple[ListLine, ...]:
+    """Lines {item_code, price_fen, available?}; the unit is the catalogue's."""
+    out = []
+    for f, item, raw in essential_lines(raw_lines, catalogue):
         price = as_count(raw.get("price_fen"), f"{f}.price_fen", 1, policy.max_price_fen)
         available = raw.get("available")
         if available is not None:

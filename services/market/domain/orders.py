@@ -14,7 +14,7 @@ from typing import Any
 
 from services.common.catalogue import Catalogue
 
-from .lists import SellableList, as_count, essential_item
+from .lists import SellableList, as_count, essential_lines
 from .outlets import Community, Outlet
 from .policy import DEFAULT_POLICY, MarketPolicy
 from .rules import AFTER_CUTOFF, NOT_ON_LIST, invalid, refuse
@@ -106,18 +106,11 @@ def order_cutoff_at(outlet: Outlet, day: date, tz: tzinfo, policy: MarketPolicy 
 
 def validate_order_lines(raw_lines: Sequence[Mapping[str, Any]], sellable_list: SellableList,
                          catalogue: Catalogue, policy: MarketPolicy = DEFAULT_POLICY) -> tuple[OrderLine, ...]:
-    if not raw_lines:
-        raise invalid("lines", "订单不能为空", "an order needs at least one line")
-    if len(raw_lines) > policy.max_lines:
-        raise invalid("lines", f"每户最多 {policy.max_lines} 行", f"at most {policy.max_lines} lines per household")
-    seen: set[str] = set()
     out = []
-    for i, raw in enumerate(raw_lines):
-        f = f"lines[{i}]"
-        item = essential_item(catalogue, raw.get("item_code"), f"{f}.item_code")
-        if item.code in seen:
-            raise invalid(f"{f}.item_code", f"{item.code} 重复", f"{item.code} is ordered twice")
-        seen.add(item.code)
+    for f, item, raw in essential_lines(
+            raw_lines, catalogue, empty=("订单不能为空", "an order needs at least one line"), most=policy.max_lines,
+            most_text=(f"每户最多 {policy.max_lines} 行", f"at most {policy.max_lines} lines per household"),
+            twice="is ordered twice"):
         qty = as_count(raw.get("quantity"), f"{f}.quantity", 1, policy.max_quantity_per_line)
         out.append(OrderLine(item.code, qty, sellable_list.price_of(item.code)))
     return tuple(out)

@@ -11,7 +11,7 @@ from typing import Any
 
 from services.common.catalogue import Catalogue
 
-from .lists import as_count, essential_item
+from .lists import as_count, essential_lines
 from .policy import DEFAULT_POLICY, MarketPolicy
 from .rules import (
     AFTER_CUTOFF,
@@ -85,18 +85,10 @@ def submit_purchase_list(*, list_id: str, village_id: str, supply_point_id: str,
         if d != pickup_day and abs((pickup_day - d).days) < policy.purchase_interval_days:
             raise refuse(PURCHASE_INTERVAL, f"距上次采买({d})不足 {policy.purchase_interval_days} 天",
                          f"less than {policy.purchase_interval_days} days from the pickup on {d}")
-    if not raw_lines:
-        raise invalid("lines", "清单不能为空", "a list needs at least one line")
-    if len(raw_lines) > policy.max_purchase_lines:
-        raise invalid("lines", f"最多 {policy.max_purchase_lines} 行", f"at most {policy.max_purchase_lines} lines")
-    seen: set[str] = set()
     lines = []
-    for i, raw in enumerate(raw_lines):
-        f = f"lines[{i}]"
-        item = essential_item(catalogue, raw.get("item_code"), f"{f}.item_code")
-        if item.code in seen:
-            raise invalid(f"{f}.item_code", f"{item.code} 重复", f"{item.code} is listed twice")
-        seen.add(item.code)
+    for f, item, raw in essential_lines(
+            raw_lines, catalogue, most=policy.max_purchase_lines,
+            most_text=(f"最多 {policy.max_purchase_lines} 行", f"at most {policy.max_purchase_lines} lines")):
         lines.append(PurchaseLine(item.code, as_count(raw.get("quantity"), f"{f}.quantity", 1,
                                                       policy.max_purchase_quantity_per_line)))
     return PurchaseList(list_id, village_id, supply_point_id, pickup_day, tuple(lines), "sent", now)
