@@ -7,9 +7,11 @@ one with testcontainers (a laptop with Docker) or fails saying how to start it.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Callable
 from urllib.parse import quote
@@ -106,10 +108,39 @@ def drop_influx_database(name: str) -> None:
     requests.post(f"{INFLUX_URL}/query", data={"q": f'DROP DATABASE "{name}"'}, timeout=10)
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that is free now and that the kernel will not hand to anyone's outgoing connection.
+
+    A port from bind(("", 0)) lies in the ephemeral range, so between this check and the service's
+    own bind a client socket (to RabbitMQ, PostgreSQL, ...) may be given it: CI lost a run to that.
+    Ports below the ephemeral range are only ever taken by an explicit bind.
+    """
+    low, _ = _ephemeral_range()
+    top = min(low, 32768) - 1
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
+    for _ in range(200):
+        port = rng.randint(max(10000, top - 12000), top)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 def queue_consumers(amqp_url: str, queue: str) -> int:
