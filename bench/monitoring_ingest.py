@@ -183,13 +183,14 @@ class Bench:
         subprocess.run([PY, "-m", "services.cli", "migrate", "monitoring"], env=self.env(), cwd=ROOT,
                        check=True, capture_output=True)
 
-    def start(self) -> None:
-        log = (self.tmp / "relay.log").open("wb")
-        self.procs.append(subprocess.Popen([PY, "-m", "services.monitoring", "relay"], env=self.env(),
-                                           cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+    def start(self, relay: bool = True) -> None:
+        if relay:
+            log = (self.tmp / "relay.log").open("wb")
+            self.procs.append(subprocess.Popen([PY, "-m", "services.monitoring", "relay"], env=self.env(),
+                                               cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
         for i in range(self.args.processes):
             cid = f"{self.tag}-ingest-{i + 1}"
-            log = (self.tmp / f"ingest-{i + 1}.log").open("wb")
+            log = (self.tmp / f"ingest-{i + 1}.log").open("ab")
             p = subprocess.Popen([PY, "-m", "services.monitoring", "ingest"], cwd=ROOT, stdout=log,
                                  stderr=subprocess.STDOUT, env=self.env(SUPPLY_MQTT_CLIENT_ID=cid))
             self.procs.append(p)
@@ -238,6 +239,40 @@ class Bench:
         self.soak_start = datetime.now(UTC) - timedelta(minutes=self.soak_minutes + 30)
         self.tp_minutes = n / READINGS_PER_SIM_MIN
         self.tp_start = self.soak_start - timedelta(minutes=self.tp_minutes + 5)
+        self.drain_start = self.tp_start - timedelta(minutes=self.tp_minutes + 5)
+
+    def stop_ingests(self) -> None:
+        for p in self.ingests:
+            p.terminate()
+        for p in self.ingests:
+            p.wait(30)
+        self.procs = [p for p in self.procs if p not in self.ingests]
+        self.ingests = []
+
+    def drain(self, n: int) -> dict:
+        """The ingest alone: N readings queued in its persistent session while it is stopped, then
+        the time from its first stored reading to the last. The generator has finished by then, so
+        the 2 cores are shared only by the ingest, Mosquitto, InfluxDB, RabbitMQ and the relay,
+        as the bare /write run shares them only with InfluxDB."""
+        self.stop_ingests()
+        gen = self.generator(self.tp_minutes, self.drain_start)
+        out = gen.communicate()[0]
+        if gen.returncode:
+            raise SystemExit(f"generator failed: {out[-2000:]}")
+        before = count(self.db)
+        self.start(relay=False)
+        samples = []
+        while True:
+            c = count(self.db) - before
+            samples.append((time.monotonic(), c))
+            if c >= n or (len(samples) > 40 and samples[-40][1] == c and c > 0):
+                break
+            time.sleep(0.1)
+        flowing = [(t, c) for t, c in samples if c > 0]
+        t1, c1 = flowing[0] if flowing else samples[0]
+        t_end, c_end = samples[-1]
+        return {"queued": n, "stored": c_end, "exact": c_end == n,
+                "rate": (c_end - c1) / max(t_end - t1, 1e-9), "seconds": round(t_end - t1, 2)}
 
     def throughput(self, n: int) -> dict:
         minutes, start = self.tp_minutes, self.tp_start
@@ -386,6 +421,7 @@ def main() -> None:
         b.start()
         tp = b.throughput(n)
         soak = b.soak(args.rate, soak_s)
+        drain = b.drain(n)
     finally:
         b.teardown()
 
@@ -395,6 +431,9 @@ def main() -> None:
     print(f"  MQTT → rules → InfluxDB, while flowing     {tp['rate_flowing']:>10,.0f} readings/s "
           f"({tp['stored']:,} of {tp['published']:,} counted back, exact={tp['exact']})")
     print(f"  … over the whole run incl. start-up        {tp['rate_overall']:>10,.0f} readings/s")
+    print(f"  the ingest alone, draining its queue       {drain['rate']:>10,.0f} readings/s "
+          f"({drain['stored']:,} of {drain['queued']:,} in {drain['seconds']} s, exact={drain['exact']}); "
+          f"{drain['rate'] / bare:.0%} of the bare /write")
     print(f"  soak {soak['seconds']:.0f} s, generator paced at {soak['target_rate']:,.0f}/s: offered "
           f"{soak['offered_rate']:,.0f}/s, stored {soak['achieved_rate']:,.0f} readings/s, ingest queue "
           f"at the end {soak['ingest_queue_at_end']} messages, refused readings {soak['rejected']}")
@@ -407,6 +446,7 @@ def main() -> None:
                       "postgres": args.postgres, "bare_write_points_s": round(bare),
                       "ingest_readings_s_flowing": round(tp["rate_flowing"]),
                       "ingest_readings_s_overall": round(tp["rate_overall"]), "exact": tp["exact"],
+                      "drain_readings_s": round(drain["rate"]), "drain_exact": drain["exact"],
                       **{k: v for k, v in soak.items() if k != "rss_samples"},
                       "rss_samples": soak["rss_samples"]}, default=str))
 

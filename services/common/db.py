@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 
+from services.common.doorbell import ring
 from services.common.serde import dumps
 
 UTCDateTime = DateTime(timezone=True)
@@ -192,10 +193,12 @@ class UnitOfWork:
         self.source = source
         self.now = clock_now
         self.conn: Connection | None = None
+        self._recorded = False
 
     def __enter__(self) -> UnitOfWork:
         self.conn = self.engine.connect()
         self.conn.begin()
+        self._recorded = False
         return self
 
     def __exit__(self, *exc) -> None:
@@ -206,8 +209,12 @@ class UnitOfWork:
         self.conn = None
 
     def commit(self) -> None:
+        """Commit; when the transaction recorded events, ring the outbox relay's doorbell."""
         assert self.conn is not None
         self.conn.commit()
+        if self._recorded:
+            self._recorded = False
+            ring(self.engine.url)
 
     def rollback(self) -> None:
         assert self.conn is not None
@@ -233,6 +240,7 @@ class UnitOfWork:
         envelopes = [make_envelope(self.source, event_type, payload, correlation_id=correlation_id,
                                    schema_version=version, occurred_at=occurred)
                      for event_type, payload, version in events]
+        self._recorded = True
         insert_many(self.conn, self.tables["outbox"], [{
             "event_id": e["event_id"], "exchange": exchange, "routing_key": e["event_type"],
             "created_at": created, "attempts": 0,
@@ -244,23 +252,26 @@ class UnitOfWork:
 _inserts: dict[tuple, tuple[str, tuple[str, ...], tuple[Callable | None, ...]] | None] = {}
 
 
-def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *,
+                statement: Callable[[Connection], Any] | None = None) -> None:
     """INSERT rows (dicts with the same keys) of `table` with one executemany on the driver.
 
     The statement is compiled once per table, columns and dialect, and each column's bind
     processor (dates to text on SQLite, JSON encoding …) is applied here. This skips what
     SQLAlchemy does again on every execute (cache key, compiled parameters, per-row processing
     through its execution context): −4.4 % instructions per demand on intake's write path.
-    Tables whose missing columns have Python-side defaults go through SQLAlchemy as usual."""
+    Tables whose missing columns have Python-side defaults go through SQLAlchemy as usual.
+    `statement(conn)`: an INSERT of `table` other than the plain one (an upsert), built once; its
+    only bound values must be the rows' (no literals in its ON CONFLICT clause)."""
     if not rows:
         return
     keys = tuple(rows[0])
-    plan_key = (table, keys, conn.dialect.name)
+    plan_key = (table, keys, conn.dialect.name, statement)
     if plan_key not in _inserts:
-        _inserts[plan_key] = _insert_plan(conn, table, keys)
+        _inserts[plan_key] = _insert_plan(conn, table, keys, statement)
     plan = _inserts[plan_key]
     if plan is None:
-        conn.execute(insert(table), list(rows))
+        conn.execute(statement(conn) if statement else insert(table), list(rows))
         return
     sql, order, processors = plan
     params = [tuple(row[k] if p is None else p(row[k]) for k, p in zip(order, processors, strict=True))
@@ -270,10 +281,13 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     conn.exec_driver_sql(sql, params)
 
 
-def _insert_plan(conn: Connection, table: Table, keys: tuple[str, ...]):
+def _insert_plan(conn: Connection, table: Table, keys: tuple[str, ...], statement):
     if any(c.default is not None and c.key not in keys for c in table.columns):
         return None
-    compiled = insert(table).compile(dialect=conn.dialect, column_keys=list(keys))
+    stmt = statement(conn) if statement else insert(table)
+    compiled = stmt.compile(dialect=conn.dialect, column_keys=list(keys))
+    if set(compiled.positiontup if conn.dialect.positional else compiled.binds) - set(keys):
+        return None  # the statement binds values of its own
     order = tuple(compiled.positiontup) if conn.dialect.positional else keys
     processors = tuple(table.c[k].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
                        for k in order)

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.schema import Table
 
 from services.common.db import READ_ONLY, is_postgres, utcnow
+from services.common.doorbell import Doorbell
 from services.common.failpoints import failpoint
 from services.common.messaging import EventPublisher, PublishError
 
@@ -31,8 +32,10 @@ log = logging.getLogger(__name__)
 
 class OutboxRelay:
     def __init__(self, engine: Engine, outbox: Table, publisher: EventPublisher, *,
-                 batch: int = 500, idle_sleep: float = 0.05, max_sleep: float = 2.0):
+                 batch: int = 500, idle_sleep: float = 0.05, max_sleep: float = 2.0,
+                 doorbell: Doorbell | None = None):
         self.engine = engine
+        self.doorbell = doorbell
         self.outbox = outbox
         self.publisher = publisher
         self.batch = batch
@@ -77,19 +80,26 @@ class OutboxRelay:
         return len(rows)
 
     def run(self, stop: threading.Event) -> None:
+        """Publish until STOP; idle, wait for the doorbell (a commit with outbox rows) or the idle
+        poll, whichever comes first; after an error, back off without listening to the bell."""
         sleep = self.idle_sleep
         while not stop.is_set():
+            failed = True
             try:
                 n = self.run_once()
-                sleep = 0 if n >= self.batch else self.idle_sleep
+                sleep, failed = (0 if n >= self.batch else self.idle_sleep), False
             except PublishError as exc:
                 log.warning("relay: publish failed, will retry", extra={"error": str(exc)})
                 sleep = min(max(sleep * 2, 0.2), self.max_sleep)
             except Exception:
                 log.exception("relay: unexpected error, will retry")
                 sleep = min(max(sleep * 2, 0.2), self.max_sleep)
-            if sleep:
+            if not sleep:
+                continue
+            if failed or self.doorbell is None:
                 stop.wait(sleep)
+            else:
+                self.doorbell.wait(sleep)
 
 
 def pending_count(engine: Engine, outbox: Table) -> int:
@@ -142,10 +152,12 @@ def serve_outbox(settings, outbox: Table, stop: threading.Event) -> None:
             log.warning("relay: broker not reachable yet", extra={"error": repr(exc), "outbox": settings.service})
             stop.wait(2)
     log.info("relay started", extra={"batch": settings.relay_batch, "outbox": settings.service})
+    doorbell = Doorbell(engine.url)
     try:
         OutboxRelay(engine, outbox, publisher, batch=settings.relay_batch,
-                    idle_sleep=settings.relay_idle).run(stop)
+                    idle_sleep=settings.relay_idle, doorbell=doorbell).run(stop)
     finally:
+        doorbell.close()
         publisher.close()
         engine.dispose()
     log.info("relay stopped", extra={"outbox": settings.service})

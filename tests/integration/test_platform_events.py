@@ -148,3 +148,29 @@ def test_a_batch_with_a_refused_message_fails_whole_and_delivers_nothing(service
         publisher.close()
         channel.queue_delete(queue)
         conn.close()
+
+
+def test_a_commit_with_events_wakes_an_idle_relay_long_before_its_next_poll(tmp_path, service_env, producer_db):
+    """The relay waits 60 s between idle polls here; the commit's doorbell makes it publish at once."""
+    import threading
+
+    from services.common.doorbell import Doorbell
+
+    probe, probe_db = start_probe_db(tmp_path, service_env)
+    stop = threading.Event()
+    bell = Doorbell(producer_db.url)
+    relay = OutboxRelay(producer_db, probe_worker.tables["outbox"], EventPublisher(service_env["AMQP_URL"]),
+                        idle_sleep=60, doorbell=bell)
+    thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+    try:
+        thread.start()
+        first = record(producer_db, 1)
+        eventually(lambda: set(counts(probe_db, probe_worker.effects)) == set(first), timeout=20,
+                   what="the first event (the relay's first poll or the bell)")
+        later = record(producer_db, 3)
+        eventually(lambda: set(counts(probe_db, probe_worker.effects)) == set(first + later), timeout=20,
+                   what="events of a later commit, well before the 60 s poll")
+    finally:
+        stop.set()
+        bell.close()  # wakes nobody: the thread sleeps on the bell's socket up to 60 s, as a daemon
+        probe.stop()

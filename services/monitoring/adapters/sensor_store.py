@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Row, and_, case, func, or_, select, update
 from sqlalchemy.engine import Connection
 
+from services.common.db import insert_many
 from services.monitoring.adapters import schema
 from services.monitoring.adapters.schema import dialect_insert
 
@@ -24,9 +25,12 @@ def expect_sensor(conn: Connection, *, depot: str, zone: str, sensor: str,
 
 def save_readings(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Upsert each sensor's newest reading (an older one does not replace a newer), its gateway
-    (when known) and its evaluator state."""
-    if not rows:
-        return
+    (when known) and its evaluator state. One executemany of a statement compiled once: this runs
+    for every sensor in every ingest group."""
+    insert_many(conn, schema.sensors, rows, statement=_save_readings_statement)
+
+
+def _save_readings_statement(conn: Connection):
     s = schema.sensors
     ins = dialect_insert(conn, s)
     ex = ins.excluded
@@ -35,14 +39,13 @@ def save_readings(conn: Connection, rows: list[dict[str, Any]]) -> None:
     def newest(col):
         return case((newer, getattr(ex, col)), else_=getattr(s.c, col))
 
-    stmt = ins.on_conflict_do_update(index_elements=[s.c.sensor_key], set_={
+    return ins.on_conflict_do_update(index_elements=[s.c.sensor_key], set_={
         "gateway": func.coalesce(ex.gateway, s.c.gateway),
         "last_ts": newest("last_ts"), "last_seq": newest("last_seq"),
         "last_temp_c": newest("last_temp_c"), "last_rh": newest("last_rh"),
         "last_received_at": ex.last_received_at,
         "evaluators": ex.evaluators,
     })
-    conn.execute(stmt, rows)
 
 
 def save_status(conn: Connection, depot: str, zone: str | None, name: str, status: str, at: datetime,
