@@ -74,20 +74,38 @@ def count(db: str, where: str = "") -> int:
     return res["series"][0]["values"][0][1] if "series" in res else 0
 
 
-def bare_write_rate(n: int) -> float:
+def bare_write(n: int) -> tuple[float, float]:
+    """Points/s of pre-encoded batches to /write, and InfluxDB's CPU µs per point meanwhile."""
     db = f"bench_bare_{uuid.uuid4().hex[:6]}"
     influx(f'CREATE DATABASE "{db}"')
     s = requests.Session()
     try:
         post_batches(s, INFLUX, db, encode(readings(0, 2000, 1000)), 5000)  # warm-up: series
         lines = encode(readings(10_000, n, 1000))
+        influxd = pids_of("influxd")
+        c0 = sum(cpu_s(p) for p in influxd)
         t = time.perf_counter()
         post_batches(s, INFLUX, db, lines, 5000)
         rate = n / (time.perf_counter() - t)
+        cpu = sum(cpu_s(p) for p in influxd) - c0
         assert count(db) == n + 2000
-        return rate
+        return rate, cpu * 1e6 / n
     finally:
         influx(f'DROP DATABASE "{db}"')
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def pids_of(name: str) -> list[int]:
+    out = subprocess.run(["pidof", name], capture_output=True, text=True).stdout.split()
+    return [int(p) for p in out]
 
 
 def rss_kb(pid: int) -> int:
@@ -183,7 +201,7 @@ class Bench:
         subprocess.run([PY, "-m", "services.cli", "migrate", "monitoring"], env=self.env(), cwd=ROOT,
                        check=True, capture_output=True)
 
-    def start(self, relay: bool = True) -> None:
+    def start(self, relay: bool = True, **extra_env: str) -> None:
         if relay:
             log = (self.tmp / "relay.log").open("wb")
             self.procs.append(subprocess.Popen([PY, "-m", "services.monitoring", "relay"], env=self.env(),
@@ -192,7 +210,7 @@ class Bench:
             cid = f"{self.tag}-ingest-{i + 1}"
             log = (self.tmp / f"ingest-{i + 1}.log").open("ab")
             p = subprocess.Popen([PY, "-m", "services.monitoring", "ingest"], cwd=ROOT, stdout=log,
-                                 stderr=subprocess.STDOUT, env=self.env(SUPPLY_MQTT_CLIENT_ID=cid))
+                                 stderr=subprocess.STDOUT, env=self.env(SUPPLY_MQTT_CLIENT_ID=cid, **extra_env))
             self.procs.append(p)
             self.ingests.append(p)
         deadline = time.monotonic() + 60
@@ -246,12 +264,14 @@ class Bench:
             p.terminate()
         for p in self.ingests:
             p.wait(30)
+        for i in range(len(self.ingests)):  # its counts and state are the next process's
+            (self.tmp / "var" / "monitoring" / f"ingest-{self.tag}-ingest-{i + 1}.json").unlink(missing_ok=True)
         self.procs = [p for p in self.procs if p not in self.ingests]
         self.ingests = []
 
     def drain(self, n: int) -> dict:
         """The ingest alone: N readings queued in its persistent session while it is stopped, then
-        the time from its first stored reading to the last. The generator has finished by then, so
+        the time from its subscription to the last reading InfluxDB acknowledged. The generator has finished by then, so
         the 2 cores are shared only by the ingest, Mosquitto, InfluxDB, RabbitMQ and the relay,
         as the bare /write run shares them only with InfluxDB."""
         self.stop_ingests()
@@ -260,19 +280,28 @@ class Bench:
         if gen.returncode:
             raise SystemExit(f"generator failed: {out[-2000:]}")
         before = count(self.db)
-        self.start(relay=False)
-        samples = []
-        while True:
-            c = count(self.db) - before
-            samples.append((time.monotonic(), c))
-            if c >= n or (len(samples) > 40 and samples[-40][1] == c and c > 0):
+        self.start(relay=False, SUPPLY_INGEST_STATS_S="0.1")
+        t0 = time.monotonic()  # subscribed: the queued messages start to arrive
+        servers = {name: pids_of(name) for name in ("influxd", "mosquitto")}
+        cpu0 = {"ingest": sum(cpu_s(p.pid) for p in self.ingests),
+                **{n: sum(cpu_s(p) for p in ps) for n, ps in servers.items()}}
+        # the ingest's own count of lines InfluxDB acknowledged (its status file, every 0.1 s):
+        # COUNT() queries while it drains would load InfluxDB and slow what they measure
+        last, last_change = -1, time.monotonic()
+        while time.monotonic() - last_change < 10:
+            written = self.written()
+            if written >= n:
                 break
-            time.sleep(0.1)
-        flowing = [(t, c) for t, c in samples if c > 0]
-        t1, c1 = flowing[0] if flowing else samples[0]
-        t_end, c_end = samples[-1]
+            if written != last:
+                last, last_change = written, time.monotonic()
+            time.sleep(0.05)
+        t_end = time.monotonic()
+        cpu = {"ingest": sum(cpu_s(p.pid) for p in self.ingests) - cpu0["ingest"],
+               **{k: sum(cpu_s(p) for p in ps) - cpu0[k] for k, ps in servers.items()}}
+        c_end = count(self.db) - before
         return {"queued": n, "stored": c_end, "exact": c_end == n,
-                "rate": (c_end - c1) / max(t_end - t1, 1e-9), "seconds": round(t_end - t1, 2)}
+                "rate": c_end / (t_end - t0), "seconds": round(t_end - t0, 2),
+                "cpu_us_per_reading": {k: round(v * 1e6 / max(c_end, 1), 2) for k, v in cpu.items()}}
 
     def throughput(self, n: int) -> dict:
         minutes, start = self.tp_minutes, self.tp_start
@@ -413,7 +442,7 @@ def main() -> None:
     n = 100_000 if args.quick else 400_000
     soak_s = args.soak_s if args.soak_s is not None else (20 if args.quick else 600)
 
-    bare = bare_write_rate(100_000 if args.quick else 300_000)
+    bare, bare_cpu = bare_write(100_000 if args.quick else 300_000)
     b = Bench(args)
     try:
         b.setup(probes=int(soak_s) + 5)
@@ -434,6 +463,8 @@ def main() -> None:
     print(f"  the ingest alone, draining its queue       {drain['rate']:>10,.0f} readings/s "
           f"({drain['stored']:,} of {drain['queued']:,} in {drain['seconds']} s, exact={drain['exact']}); "
           f"{drain['rate'] / bare:.0%} of the bare /write")
+    print(f"  … CPU µs per reading while draining: {drain['cpu_us_per_reading']} "
+          f"(InfluxDB in the bare /write: {bare_cpu:.2f} µs per point)")
     print(f"  soak {soak['seconds']:.0f} s, generator paced at {soak['target_rate']:,.0f}/s: offered "
           f"{soak['offered_rate']:,.0f}/s, stored {soak['achieved_rate']:,.0f} readings/s, ingest queue "
           f"at the end {soak['ingest_queue_at_end']} messages, refused readings {soak['rejected']}")
@@ -447,6 +478,8 @@ def main() -> None:
                       "ingest_readings_s_flowing": round(tp["rate_flowing"]),
                       "ingest_readings_s_overall": round(tp["rate_overall"]), "exact": tp["exact"],
                       "drain_readings_s": round(drain["rate"]), "drain_exact": drain["exact"],
+                      "drain_cpu_us_per_reading": drain["cpu_us_per_reading"],
+                      "bare_influxd_cpu_us_per_point": round(bare_cpu, 2),
                       **{k: v for k, v in soak.items() if k != "rss_samples"},
                       "rss_samples": soak["rss_samples"]}, default=str))
 

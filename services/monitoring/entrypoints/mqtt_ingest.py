@@ -12,6 +12,7 @@ var/monitoring/ingest-<client id>.json for `supplyctl status` and operators.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -30,6 +31,20 @@ from services.monitoring.ingest import Ingest, topic_filters
 log = logging.getLogger(__name__)
 
 BYTES_PER_READING = 110  # a batch entry's JSON, to size a group before parsing it
+# The cyclic garbage collector's thresholds once started. A group allocates a few objects per
+# reading (a Reading, its datetime, its line) that die with the group and form no cycles; at
+# CPython's default (700, 10, 10) the collector ran some hundred times per group and re-walked
+# every long-lived object: 20 % of the ingest's CPU (in-process, load scenario, 25 000-reading
+# groups: 85 000 -> 105 000 readings/s). Cycles are still collected, less often.
+GC_THRESHOLDS = (50_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """Move what start-up built (modules, catalogue, zone map) out of the collector's walks and
+    collect young objects in larger steps."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class IngestProcess:
@@ -75,6 +90,7 @@ class IngestProcess:
         self._ensure_database()
         self.ingest.refresh_zones(force=True)
         self._check_held()  # zones registered while we were away: their held readings first
+        tune_gc()
         writer_thread = threading.Thread(target=self._write_loop, name="influx-write-ack", daemon=True)
         writer_thread.start()
         self.mqtt.start()
