@@ -161,9 +161,11 @@ def env_lines(readings: Iterable[Any], storage_class_of: Callable[[str], str | N
             head = series.get(key)
             if head is None:
                 head = series[key] = _env_series(r.depot, r.zone, r.sensor, storage_class_of(key[0]))
-            ms = stamps.get(ts)
+            ms = r.ts_ms
             if ms is None:
-                ms = stamps[ts] = to_epoch_ms(ts)
+                ms = stamps.get(ts)
+                if ms is None:
+                    ms = stamps[ts] = to_epoch_ms(ts)
             if (type(temp) is not float or temp - temp != 0.0
                     or (rh is not None and (type(rh) is not float or rh - rh != 0.0))
                     or type(seq) is not int or not INT64_MIN <= seq <= INT64_MAX):

@@ -139,6 +139,8 @@ class RuleEvaluator:
         self.window = timedelta(hours=rule.window_h)
         self._beyond = _OPS[rule.op]
         self._upward = rule.op in (">", ">=")
+        self._limit = rule.limit
+        self._cumulative = rule.kind == "cumulative"
         self.is_open = False
         self.skipped = 0
         self._last_ts: datetime | None = None
@@ -203,39 +205,43 @@ class RuleEvaluator:
     def feed(self, ts: datetime, value: float | None) -> AlarmTransition | None:
         if value is None:
             return None
-        if self._last_ts is not None and ts <= self._last_ts:
+        last_ts = self._last_ts
+        if last_ts is not None and ts <= last_ts:
             self.skipped += 1
             return None
-        dt = (ts - self._last_ts) if self._last_ts is not None else None
+        dt = (ts - last_ts) if last_ts is not None else None
         continuous = dt is not None and dt <= self.max_gap
-        limit = self.rule.limit
+        limit = self._limit
         b = self._beyond(value, limit)  # beyond() and inside_clear(), inline: once per reading and rule
         inside = not b and ((limit - value) if self._upward else (value - limit)) >= self.deadband
+        last_beyond = self._last_beyond
 
-        if self._last_beyond and dt is not None:
+        if last_beyond and dt is not None:
             held = min(dt, self.max_gap)
-            if self.rule.kind == "cumulative":
-                self._add_interval(self._last_ts, self._last_ts + held, self._last_value)
+            if self._cumulative:
+                self._add_interval(last_ts, last_ts + held, self._last_value)
             elif self._episode is not None:
                 self._episode.beyond_s += held.total_seconds()
 
         if b:
-            if self._run_start is not None and continuous and self._last_beyond:
+            if self._run_start is not None and continuous and last_beyond:
                 self._run_peak = self._worse(self._run_peak, value)
             else:
                 self._run_start, self._run_peak = ts, value
-        else:
+        elif self._run_start is not None:
             self._run_start = None
         if inside:
             if self._clear_start is None or not (continuous and self._last_inside):
                 self._clear_start = ts
-        else:
+        elif self._clear_start is not None:
             self._clear_start = None
         self._last_ts, self._last_value = ts, value
         self._last_beyond, self._last_inside = b, inside
 
-        total_s = self._window_total_s(ts) if self.rule.kind == "cumulative" else 0.0
+        total_s = self._window_total_s(ts) if self._cumulative else 0.0
         if not self.is_open:
+            if not b and not self._cumulative:
+                return None  # what _maybe_open finds for instant and consecutive rules
             return self._maybe_open(ts, value, b, total_s)
         ep = self._episode
         assert ep is not None
@@ -304,6 +310,7 @@ class ZoneAlarms:
         self.policy = policy
         self._intervals = dict(intervals or {})
         self._evaluators: dict[tuple[str, str], RuleEvaluator] = {}
+        self._of_sensor: dict[str, list[tuple[RuleEvaluator, str | None]]] = {}  # (evaluator, metric unless temp_c)
         self._open: dict[str, set[str]] = {}
 
     def set_interval(self, sensor: str, interval: timedelta) -> None:
@@ -327,12 +334,17 @@ class ZoneAlarms:
         if reading.zone != self.zone or reading.depot != self.depot:
             raise ValueError(f"reading of {reading.zone_key} fed to zone {self.depot}/{self.zone}")
         out: list[AlarmTransition] = []
-        sensor, ts, evaluators = reading.sensor, reading.ts, self._evaluators
-        for rule in self.storage_class.alarms:
-            ev = evaluators.get((sensor, rule.code)) or self.evaluator(sensor, rule)
-            t = ev.feed(ts, reading.temp_c if rule.metric == "temp_c" else getattr(reading, rule.metric))
+        sensor, ts = reading.sensor, reading.ts
+        of_sensor = self._of_sensor.get(sensor)
+        if of_sensor is None:
+            of_sensor = self._of_sensor[sensor] = [
+                (self.evaluator(sensor, rule), None if rule.metric == "temp_c" else rule.metric)
+                for rule in self.storage_class.alarms]
+        for ev, metric in of_sensor:
+            t = ev.feed(ts, reading.temp_c if metric is None else getattr(reading, metric))
             if t is None:
                 continue
+            rule = ev.rule
             sensors = self._open.setdefault(rule.code, set())
             if t.state == OPENED:
                 state = OPENED if not sensors else UPDATED

@@ -73,6 +73,7 @@ class Reading:
     seq: int
     temp_c: float
     rh: float | None = None
+    ts_ms: int | None = field(default=None, compare=False, repr=False)  # ts as sent, when epoch ms
 
     @cached_property
     def zone_key(self) -> str:
@@ -300,6 +301,8 @@ def _reading(entry: Any, depot: str, zone: Any, sensor: Any, now: datetime,
 # what the full checks accept, with the same values.
 
 _new = object.__new__
+_from_timestamp = datetime.fromtimestamp
+_MS = timedelta(milliseconds=1)
 _NUMBER = frozenset({int, float})  # exact types: bool is not a number here
 _GOOD_IDS_MAX = 50_000
 
@@ -358,8 +361,8 @@ def _fast_batch(doc: Any, ref: TopicRef, now: datetime, policy: IngestPolicy) ->
         return None
     good = lim.good_ids
     depot = ref.depot
-    latest = now + lim.max_future_skew
-    min_ts = lim.min_ts
+    latest_ms = (now + lim.max_future_skew - EPOCH) // _MS
+    min_ms = -((EPOCH - lim.min_ts) // _MS)  # ceiling: an instant at or after min_ts
     t_lo, t_hi, h_lo, h_hi = lim.temp_min, lim.temp_max, lim.rh_min, lim.rh_max
     stamps: dict[int, datetime] = {}
     keys: dict[str, str] = {}
@@ -385,19 +388,16 @@ def _fast_batch(doc: Any, ref: TopicRef, now: datetime, policy: IngestPolicy) ->
             return None
         when = stamps.get(ts)
         if when is None:
-            try:
-                when = EPOCH + timedelta(milliseconds=ts)
-            except OverflowError:
+            if not min_ms <= ts <= latest_ms:
                 return None
-            if when < min_ts or when > latest:
-                return None
-            stamps[ts] = when
+            # exact: below 2**32 s a double's error is far under the half microsecond it rounds to
+            when = stamps[ts] = _from_timestamp(ts / 1000, UTC)
         zk = keys.get(zone)
         if zk is None:
             zk = keys[zone] = zone_key(depot, zone)
         r = _new(Reading)
         r.__dict__.update(depot=depot, zone=zone, sensor=sensor, ts=when, seq=seq, temp_c=temp, rh=rh,
-                          zone_key=zk, sensor_key=f"{zk}/{sensor}")
+                          ts_ms=ts, zone_key=zk, sensor_key=f"{zk}/{sensor}")
         append(r)
     return out
 

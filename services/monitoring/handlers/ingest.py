@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from services.common.db import UnitOfWork
 from services.monitoring import state as st
@@ -32,6 +33,9 @@ from services.monitoring.domain.readings import Reading, Rejected
 from services.monitoring.handlers.alerts import clear_key, raise_candidate
 from services.monitoring.handlers.base import MonitoringContext
 from services.monitoring.handlers.zones import zone_interval
+
+
+_time_then_sensor = attrgetter("ts", "sensor")
 
 
 @dataclass
@@ -121,7 +125,7 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
         sc_code = info.storage_class if info else None
         if ze is None or ze.version != version or ze.storage_class != sc_code:
             ze = cache.zones[key] = _load_zone_eval(ctx, uow, key, version, info)
-        rs = sorted(by_zone[key], key=lambda r: (r.ts, r.sensor))
+        rs = sorted(by_zone[key], key=_time_then_sensor)
         za = ze.alarms
         if za is not None:
             interval = zone_interval(ctx, info)

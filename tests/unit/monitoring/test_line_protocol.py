@@ -399,3 +399,18 @@ def test_env_lines_are_env_line_for_each_reading_and_unencodable_ones_are_report
     assert lines == [env_line(r.depot, r.zone, r.sensor, f"class of {r.zone_key}", r.ts, r.temp_c, r.rh, r.seq)
                      for r in rs[:10]]
     assert refused == [21, 22, 2**63]
+
+
+def test_env_lines_of_parsed_readings_use_the_epoch_milliseconds_they_were_sent_with():
+    from services.monitoring.domain.readings import parse_message
+
+    now = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    sent = [int((now - timedelta(minutes=m)).timestamp() * 1000) + m for m in range(5)]
+    payload = json.dumps({"gateway": "g1", "readings": [
+        {"depot": "d1", "zone": "z1", "sensor": f"s{i}", "ts": ts, "seq": i, "temp_c": 3.25, "rh": 60}
+        for i, ts in enumerate(sent)]}).encode()
+    rs = parse_message("supply/d1/gw/g1/batch", payload, now).readings
+    assert [r.ts_ms for r in rs] == sent
+    lines = env_lines(rs, lambda k: "chilled", lambda r, exc: None)
+    assert lines == [env_line(r.depot, r.zone, r.sensor, "chilled", r.ts, r.temp_c, r.rh, r.seq) for r in rs]
+    assert [int(line.rsplit(" ", 1)[1]) for line in lines] == sent

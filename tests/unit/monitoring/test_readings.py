@@ -160,6 +160,9 @@ def test_fast_path_accepts_and_refuses_exactly_as_the_full_checks(monkeypatch):
         for field in ("ts", "seq", "temp_c"):
             payloads.append(batch(entry()).replace(f'"{field}": '.encode(), f'"{field}": {raw}, "x": '.encode()))
     payloads += [batch(entry(), gateway="g2"), b'{"readings": []}', b'{"gateway": "g1", "readings": 3}', batch(7)]
+    edge = int((NOW + IngestPolicy().max_future_skew).timestamp() * 1000)  # the newest instant accepted
+    oldest = int(IngestPolicy().min_ts.timestamp() * 1000)
+    payloads += [batch(entry(ts=t)) for t in (edge - 1, edge, edge + 1, oldest - 1, oldest, oldest + 1, 0, -1)]
     policies = [IngestPolicy(), IngestPolicy(temp_max_c=3.0, max_id_len=2, max_batch=1)]
     fast = {(p, pol): parse_message(BATCH, p, NOW, pol) for p in payloads for pol in policies}
     monkeypatch.setattr(readings, "_fast_batch", lambda *a: None)
@@ -169,3 +172,5 @@ def test_fast_path_accepts_and_refuses_exactly_as_the_full_checks(monkeypatch):
         assert [(r.zone_key, r.sensor_key, type(r.temp_c), type(r.rh)) for r in got.readings] == \
                [(r.zone_key, r.sensor_key, type(r.temp_c), type(r.rh)) for r in full.readings]
     assert fast[payloads[0], policies[0]].readings[2].temp_c == -18.0
+    assert [len(fast[batch(entry(ts=t)), policies[0]].readings) for t in (edge, edge + 1, oldest - 1, oldest)] == \
+           [1, 0, 0, 1]
