@@ -10,7 +10,7 @@ stops the process with a message that names the variable.
 | SUPPLY_MQTT_SESSION_EXPIRY_S | 86400 | how long the broker keeps the session (and queues QoS 1 messages) while the process is away |
 | SUPPLY_MQTT_RECEIVE_MAX | 500 | MQTT 5 Receive Maximum: unacknowledged messages the broker may have in flight to us |
 | SUPPLY_ZONES_FILE | (none) | YAML mapping of zones to storage classes (and their sensors) |
-| SUPPLY_INGEST_GROUP_READINGS | 25000 | readings processed (and written) together before their messages are acked |
+| SUPPLY_INGEST_GROUP_READINGS | 50000 | readings processed (and written) together before their messages are acked |
 | SUPPLY_INGEST_GROUP_WAIT_MS | 5 | how long to wait for more messages once one is in |
 | SUPPLY_INGEST_WRITE_QUEUE | 64 | committed groups that may wait for InfluxDB before commits wait too |
 | SUPPLY_INFLUX_BATCH | 5000 | lines per InfluxDB /write request |
@@ -88,7 +88,7 @@ class MonitoringConfig:
     session_expiry_s: int = 86_400
     receive_max: int = 500
     zones_file: Path | None = None
-    group_readings: int = 25_000
+    group_readings: int = 50_000
     group_wait_s: float = 0.005
     write_queue: int = 64
     influx_batch: int = 5000
@@ -168,7 +168,7 @@ def monitoring_config(settings: Settings) -> MonitoringConfig:
         session_expiry_s=_num(env, "SUPPLY_MQTT_SESSION_EXPIRY_S", 86_400, 0, 2**32 - 1, int),
         receive_max=_num(env, "SUPPLY_MQTT_RECEIVE_MAX", 500, 1, 65_535, int),
         zones_file=Path(zones_file) if zones_file else None,
-        group_readings=_num(env, "SUPPLY_INGEST_GROUP_READINGS", 25_000, 1, 1_000_000, int),
+        group_readings=_num(env, "SUPPLY_INGEST_GROUP_READINGS", 50_000, 1, 1_000_000, int),
         group_wait_s=_num(env, "SUPPLY_INGEST_GROUP_WAIT_MS", 5, 0, 10_000) / 1000.0,
         write_queue=_num(env, "SUPPLY_INGEST_WRITE_QUEUE", 64, 1, 1000, int),
         influx_batch=_num(env, "SUPPLY_INFLUX_BATCH", 5000, 1, 100_000, int),
