@@ -15,9 +15,10 @@ from services.monitoring.handlers.zones import apply_zones_file
 log = logging.getLogger(__name__)
 
 
-def build_context(settings: Settings, *, pool_size: int = 10) -> MonitoringContext:
+def build_context(settings: Settings, *, pool_size: int = 10,
+                  checkpoint_every: float | None = None) -> MonitoringContext:
     config = monitoring_config(settings)
-    engine = make_engine(settings.database_url, pool_size=pool_size)
+    engine = make_engine(settings.database_url, pool_size=pool_size, checkpoint_every=checkpoint_every)
     check_at_head("monitoring", engine)
     catalogue = load_catalogue(settings.catalogue_path)
     ctx = MonitoringContext(engine=engine, catalogue=catalogue, clock=settings.clock(),

@@ -4,6 +4,7 @@ gateway's last will), and whether its offline alert has been raised."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -48,22 +49,36 @@ def _save_readings_statement(conn: Connection):
     })
 
 
-def save_status(conn: Connection, depot: str, zone: str | None, name: str, status: str, at: datetime,
-                now: datetime) -> None:
-    """A sensor's reported status, or a gateway's (`zone` None)."""
-    if zone is None:
-        g = schema.gateways
-        stmt = dialect_insert(conn, g).values(gateway_key=f"{depot}/{name}", depot=depot, gateway=name,
-                                              status=status, status_at=at)
-        conn.execute(stmt.on_conflict_do_update(index_elements=[g.c.gateway_key],
-                                                set_={"status": status, "status_at": at}))
-        return
-    s = schema.sensors
-    stmt = dialect_insert(conn, s).values(sensor_key=f"{depot}/{zone}/{name}", depot=depot, zone=zone,
-                                          sensor=name, expected_since=now, status=status, status_at=at,
-                                          reported_offline=False)
-    conn.execute(stmt.on_conflict_do_update(index_elements=[s.c.sensor_key],
-                                            set_={"status": status, "status_at": at}))
+def save_statuses(conn: Connection, changes: Iterable[tuple[str, str | None, str, str, datetime]],
+                  now: datetime) -> None:
+    """Reported statuses, (depot, zone, sensor or gateway, status, at) with zone None for a
+    gateway, in arrival order (a later one of the same sensor wins). One executemany per table: a
+    gateway's reconnect brings every sensor's retained status at once."""
+    sensors, gateways = [], []
+    for depot, zone, name, status, at in changes:
+        if zone is None:
+            gateways.append({"gateway_key": f"{depot}/{name}", "depot": depot, "gateway": name,
+                             "status": status, "status_at": at})
+        else:
+            sensors.append({"sensor_key": f"{depot}/{zone}/{name}", "depot": depot, "zone": zone,
+                            "sensor": name, "expected_since": now, "status": status, "status_at": at,
+                            "reported_offline": False})
+    insert_many(conn, schema.gateways, gateways, statement=_gateway_status_statement)
+    insert_many(conn, schema.sensors, sensors, statement=_sensor_status_statement)
+
+
+def _status_statement(conn: Connection, table, key):
+    ins = dialect_insert(conn, table)
+    return ins.on_conflict_do_update(index_elements=[key], set_={
+        "status": ins.excluded.status, "status_at": ins.excluded.status_at})
+
+
+def _gateway_status_statement(conn: Connection):
+    return _status_statement(conn, schema.gateways, schema.gateways.c.gateway_key)
+
+
+def _sensor_status_statement(conn: Connection):
+    return _status_statement(conn, schema.sensors, schema.sensors.c.sensor_key)
 
 
 def of_zone(conn: Connection, depot: str, zone: str) -> list[Row]:

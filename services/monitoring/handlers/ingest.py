@@ -102,8 +102,7 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
     conn = uow.conn
     if rejects:
         dead_letters.store(conn, rejects, now, client_id, ctx.config.max_reject_rows)
-    for sc in statuses:
-        sensor_store.save_status(uow.conn, sc.depot, sc.zone, sc.name, sc.status, sc.at, now)
+    sensor_store.save_statuses(uow.conn, ((sc.depot, sc.zone, sc.name, sc.status, sc.at) for sc in statuses), now)
     if not readings:
         return out
 

@@ -156,6 +156,19 @@ def test_malformed_payloads_are_dead_lettered_with_reasons_and_the_good_readings
     assert ing.stats["rejected"] == 5
 
 
+def test_statuses_of_one_group_are_saved_in_arrival_order_for_sensors_gateways_and_new_sensors(ctx):
+    ing = Ingest(ctx, [].extend, "ingest-a")
+    ing.process([InMessage("t1/cs/chl/s1/status", b"offline"), InMessage("t1/cs/gw/gw-cs/status", b"offline"),
+                 InMessage("t1/cs/chl/s9/status", b"online"), InMessage("t1/cs/chl/s1/status", b"online"),
+                 InMessage("t1/cs/gw/gw-cs/status", b"online"), InMessage("t1/cs/chl/s2/status", b"offline")])
+    with ctx.engine.connect() as conn:
+        sensors = dict(conn.execute(select(schema.sensors.c.sensor_key, schema.sensors.c.status)).all())
+        gateways = dict(conn.execute(select(schema.gateways.c.gateway_key, schema.gateways.c.status)).all())
+    assert sensors == {"cs/chl/s1": "online", "cs/chl/s2": "offline", "cs/chl/s9": "online"}
+    assert gateways == {"cs/gw-cs": "online"}
+    assert ing.stats["statuses"] == 6
+
+
 def test_gateway_will_and_silence_make_sensors_offline_and_data_brings_them_back(ctx):
     ing = Ingest(ctx, [].extend, "ingest-a")
     ing.process([batch("cs", "gw-cs", [entry(0, 2.0, "s1"), entry(0, 2.0, "s2")])])
