@@ -124,19 +124,19 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
         sc_code = info.storage_class if info else None
         if ze is None or ze.version != version or ze.storage_class != sc_code:
             ze = cache.zones[key] = _load_zone_eval(ctx, uow, key, version, info)
-        rs = sorted(by_zone[key], key=_time_then_sensor)
         za = ze.alarms
-        if za is not None:
-            interval = zone_interval(ctx, info)
-            for sensor in {r.sensor for r in rs}:
-                if sensor not in za._intervals:
-                    za.set_interval(sensor, interval)
-            for r in rs:
-                out.transitions.extend(za.feed(r))
+        interval = zone_interval(ctx, info) if za is not None else None
+        thermal_feed, transitions = ze.thermal.feed, out.transitions
         newest: dict[str, Reading] = {}
-        for r in rs:
-            ze.thermal.feed(r.ts, r.temp_c)
-            newest[r.sensor] = r  # rs is in time order: the last one per sensor is its newest
+        for r in sorted(by_zone[key], key=_time_then_sensor):  # one pass, in time order
+            if za is not None:
+                if r.sensor not in za._intervals:
+                    za.set_interval(r.sensor, interval)
+                changed = za.feed(r)
+                if changed:
+                    transitions.extend(changed)
+            thermal_feed(r.ts, r.temp_c)
+            newest[r.sensor] = r  # the last one per sensor is its newest
         for sensor, r in newest.items():
             sensor_rows.append({
                 "sensor_key": r.sensor_key, "depot": r.depot, "zone": r.zone, "sensor": sensor,
