@@ -210,6 +210,9 @@ def test_the_grid_worker_pays_confirms_a_refused_parcel_and_settles(page, base_u
     collected.locator("summary").click()
     collected.locator("button").click()
     expect(page.locator("#done-note")).to_be_visible()
+    for mode in ("online", "collected"):  # each order says what was paid, whichever way
+        expect(page.locator(f"article.order[data-mode={mode}] strong.paid")).to_be_visible()
+    expect(page.locator("article.order[data-mode=on_account] strong.paid")).to_have_count(0)
     parcels = page.locator("div.parcel")
     expect(parcels).to_have_count(3)
     shoot(page, "market_drop_point")

@@ -61,15 +61,13 @@ def _key(form) -> str:
 async def _home(request: Request, viewer: Viewer, *, failed: dict | None = None, status: int = 200,
                 done: str = "", settlement: mpb.DeliverySettlement | None = None) -> Response:
     day = delivery_day(request)
-    s, person = svc(request), viewer.person
-    orders, cos, comms, current, book, items = await asyncio.gather(
+    orders, cos, comms, current, items = await asyncio.gather(
         household_orders(request, viewer, viewer.scope, day),
         community_orders(request, viewer, day, community_id=viewer.scope),
         communities(request, viewer),
         sellable_list(request, viewer, day, community_id=viewer.scope),
-        s.call(person, "market", "GetCashBook", mpb.GetCashBookRequest(community_id=viewer.scope)),
         catalogue(request, viewer))
-    paid = {e.order_id: e.paid_fen for e in book.entries}
+    paid = {o.order_id: o.paid_fen for o in orders if o.paid_fen}  # online or collected in advance
     parcels = {o.order_id: dm.parcel_state(o.order_id, o.status, [(ln.confirmed, ln.delivered) for ln in o.lines])
                for o in orders}
     by_co = {co.community_order_id: [o for o in orders if o.order_id in set(co.household_order_ids)] for co in cos}
