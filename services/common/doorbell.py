@@ -76,16 +76,20 @@ class Doorbell:
 
     def wait(self, timeout: float) -> bool:
         """Sleep up to TIMEOUT seconds or until rung; True when rung."""
-        if self.sock is None:
+        sock = self.sock
+        if sock is None:
             select.select([], [], [], timeout)
             return False
-        ready, _, _ = select.select([self.sock], [], [], timeout)
+        try:
+            ready, _, _ = select.select([sock], [], [], timeout)
+        except (OSError, ValueError):  # closed meanwhile (ValueError: its fd is -1)
+            return False
         if not ready:
             return False
         try:
-            while self.sock.recv(16):
+            while sock.recv(16):
                 pass
-        except OSError:  # drained
+        except OSError:  # drained, or closed meanwhile
             pass
         return True
 

@@ -154,7 +154,7 @@ def test_a_commit_with_events_wakes_an_idle_relay_long_before_its_next_poll(tmp_
     """The relay waits 60 s between idle polls here; the commit's doorbell makes it publish at once."""
     import threading
 
-    from services.common.doorbell import Doorbell
+    from services.common.doorbell import Doorbell, ring
 
     probe, probe_db = start_probe_db(tmp_path, service_env)
     stop = threading.Event()
@@ -172,5 +172,8 @@ def test_a_commit_with_events_wakes_an_idle_relay_long_before_its_next_poll(tmp_
                    what="events of a later commit, well before the 60 s poll")
     finally:
         stop.set()
-        bell.close()  # wakes nobody: the thread sleeps on the bell's socket up to 60 s, as a daemon
+        ring(producer_db.url)  # wakes the relay to see STOP
+        thread.join(10)
+        bell.close()
         probe.stop()
+    assert not thread.is_alive()

@@ -62,3 +62,12 @@ def test_the_bell_is_named_by_the_database_not_by_its_password_or_the_working_di
     os.makedirs("var", exist_ok=True)
     assert address("sqlite:///var/intake.db") == address(f"sqlite:///{tmp_path / 'var' / 'intake.db'}")
     assert address("sqlite:///var/intake.db").startswith(b"\0")
+
+
+def test_a_bell_whose_socket_was_closed_under_a_waiting_relay_answers_not_rung(tmp_path):
+    """The relay thread may hold the socket while another thread closes the bell."""
+    bell = Doorbell(f"sqlite:///{tmp_path / 'a.db'}")
+    sock = bell.sock
+    bell.close()
+    bell.sock = sock  # what the waiting thread still holds
+    assert bell.wait(0.01) is False
