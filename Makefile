@@ -44,7 +44,7 @@ status:
 	-$(BIN)/python -m services.cli status
 
 test: up browser
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=12 $(PYTEST_ARGS)  # the slowest tests, to keep the suite well under 15 min
 
 browser:
 	deploy/scripts/browser.sh
