@@ -223,10 +223,12 @@ class Bench:
             time.sleep(0.2)
         raise SystemExit(f"ingest not subscribed within 60 s; logs in {self.tmp}")
 
+    def status_path(self, i: int) -> Path:
+        return self.tmp / "var" / "monitoring" / f"ingest-{self.tag}-ingest-{i + 1}.json"
+
     def status(self, i: int) -> dict:
-        path = self.tmp / "var" / "monitoring" / f"ingest-{self.tag}-ingest-{i + 1}.json"
         try:
-            return json.loads(path.read_text())
+            return json.loads(self.status_path(i).read_text())
         except (OSError, ValueError):
             return {}
 
@@ -265,7 +267,7 @@ class Bench:
         for p in self.ingests:
             p.wait(30)
         for i in range(len(self.ingests)):  # its counts and state are the next process's
-            (self.tmp / "var" / "monitoring" / f"ingest-{self.tag}-ingest-{i + 1}.json").unlink(missing_ok=True)
+            self.status_path(i).unlink(missing_ok=True)
         self.procs = [p for p in self.procs if p not in self.ingests]
         self.ingests = []
 
