@@ -145,6 +145,32 @@ def test_list_alerts_filters_and_pages(world, seeded):
     assert any(a.subject == "grain_oil" for a in county.alerts)
 
 
+def test_an_alerts_history_is_stored_once_in_its_own_rows_and_listed_whole(world, seeded):
+    """An update must not re-read and rewrite every transition before it (it did: the alert's
+    JSON carried its history, O(n²) over a long incident); the API still shows all of it."""
+    from sqlalchemy import func, select
+
+    from services.monitoring.adapters import alert_store, schema
+    alerts = call(world, "ListAlerts", pb.ListAlertsRequest(depot=world["depot"], zone="chl",
+                                                            kinds=[pb.ALERT_KIND_ALARM])).alerts
+    warm = next(a for a in alerts if a.rule_code == "CHL_WARM_30M")
+    with world["ctx"].uow() as uow:
+        data = uow.conn.execute(select(schema.alerts.c.data)
+                                .where(schema.alerts.c.alert_id == warm.alert_id)).scalar_one()
+        rows = uow.conn.execute(select(func.count()).select_from(schema.alert_history)
+                                .where(schema.alert_history.c.alert_id == warm.alert_id)).scalar_one()
+    assert "history" not in data
+    assert len(warm.history) == rows >= 2
+    assert [e.action for e in warm.history[:2]] == [pb.ALERT_ACTION_OPENED, pb.ALERT_ACTION_UPDATED]
+    assert warm.updated_at == warm.history[-1].at
+    # a row written before the history moved out still reads, its last transition as updated_at
+    old = dict(data, history=[{"action": "opened", "at": "2026-01-01T00:00:00+00:00"},
+                              {"action": "updated", "at": "2026-01-01T01:00:00+00:00"}])
+    old.pop("updated_at")
+    restored = alert_store.from_data(old)
+    assert restored.history == [] and restored.updated_at == datetime(2026, 1, 1, 1, tzinfo=UTC)
+
+
 def test_list_alerts_bad_input_names_the_field(world):
     for request, field in (
         (pb.ListAlertsRequest(page=common.PageRequest(page_size=501)), "page.page_size"),

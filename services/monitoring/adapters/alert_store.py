@@ -1,6 +1,9 @@
-"""Alerts stored whole as JSON beside their indexed columns (table alerts), and their history
-(table alert_history: one row per transition, the WatchAlerts cursor and the `alarm` export).
-Open alerts are read FOR UPDATE: the caller is about to change them (ADR 0002)."""
+"""Alerts stored as JSON beside their indexed columns (table alerts), and their history (table
+alert_history: one row per transition, the WatchAlerts cursor and the `alarm` export, and the
+only copy of an alert's history: an alert's row does not repeat it, so that an update costs the
+same after its hundredth transition as after its first). Open alerts are read FOR UPDATE: the
+caller is about to change them (ADR 0002); they come without their history, which
+`with_history` adds for display."""
 
 from __future__ import annotations
 
@@ -22,7 +25,41 @@ from services.monitoring.domain import alerts as al
 
 
 def from_data(data: Any) -> al.Alert:
-    return from_jsonable(al.Alert, data)
+    """An alert row's JSON → Alert, without history. Rows written before the history moved out
+    of them still carry it: it is dropped here (the history table has the same transitions), and
+    their last one gives `updated_at`."""
+    history = data.pop("history", None) if isinstance(data, dict) else None
+    alert = from_jsonable(al.Alert, data)
+    if alert.updated_at is None:
+        alert.updated_at = from_jsonable(al.AlertHistoryEntry, history[-1]).at if history else alert.opened_at
+    return alert
+
+
+def _data(alert: al.Alert) -> dict[str, Any]:
+    data = to_jsonable(alert)
+    del data["history"]
+    return data
+
+
+def _entry(action: str, at: datetime, by: str | None, note: str | None, payload: Any) -> al.AlertHistoryEntry:
+    """A history row → the entry the domain recorded: its evidence is the alert's as the row's
+    event carried it (an acknowledgement records none)."""
+    evidence = payload.get("evidence") if isinstance(payload, dict) and action != al.ACKNOWLEDGED else None
+    return al.AlertHistoryEntry(action, aware(at), by, note, evidence)
+
+
+def with_history(conn: Connection, alerts: Sequence[al.Alert]) -> list[al.Alert]:
+    """The alerts with their whole history from the history table, oldest first (one query)."""
+    by_id = {a.alert_id: a for a in alerts}
+    for a in alerts:
+        a.history = []
+    if by_id:
+        h = schema.alert_history
+        rows = conn.execute(select(h.c.alert_id, h.c.action, h.c.at, h.c.by, h.c.note, h.c.payload)
+                            .where(h.c.alert_id.in_(list(by_id))).order_by(h.c.id))
+        for r in rows:
+            by_id[r.alert_id].history.append(_entry(r.action, r.at, r.by, r.note, r.payload))
+    return list(alerts)
 
 
 def open_alert(conn: Connection, key: str) -> al.Alert | None:
@@ -77,7 +114,7 @@ def save(conn: Connection, alert: al.Alert, action: str, at: datetime, payload: 
     a, h = schema.alerts, schema.alert_history
     cols = {"severity": alert.severity, "state": alert.state, "spoilage": spoilage,
             "open_key": alert.key if alert.is_open else None, "updated_at": at,
-            "cleared_at": alert.cleared_at, "data": to_jsonable(alert)}
+            "cleared_at": alert.cleared_at, "data": _data(alert)}
     if new:
         conn.execute(a.insert().values(
             alert_id=alert.alert_id, key=alert.key, kind=alert.kind, depot=alert.depot,
@@ -155,7 +192,7 @@ def page(conn: Connection, f: AlertFilter, page_size: int, page_token: str
             raise InvalidInput("page.page_token", "not a token returned by a previous page") from None
         q = q.where(or_(a.c.opened_at < after_at, and_(a.c.opened_at == after_at, a.c.alert_id < after_id)))
     rows = conn.execute(q.order_by(a.c.opened_at.desc(), a.c.alert_id.desc()).limit(size + 1)).all()
-    items = [from_data(r.data) for r in rows[:size]]
+    items = with_history(conn, [from_data(r.data) for r in rows[:size]])
     token = ""
     if len(rows) > size:
         last = rows[size - 1]

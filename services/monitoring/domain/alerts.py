@@ -117,7 +117,10 @@ class Alert:
     title_en: str
     evidence: dict[str, Any]
     lot_ids: list[str] = field(default_factory=list)
+    # The transitions this object has seen: all of them when read for display; a store keeps each
+    # as a row of its own, so an update neither reads nor rewrites the ones before it.
     history: list[AlertHistoryEntry] = field(default_factory=list)
+    updated_at: datetime | None = None  # the last transition; None only in rows stored before it was kept
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     acknowledged_note: str | None = None
@@ -132,8 +135,12 @@ class Alert:
             subject=c.subject, opened_at=at, title_zh=c.title_zh, title_en=c.title_en,
             evidence=dict(c.evidence), lot_ids=list(c.lot_ids),
         )
-        alert.history.append(AlertHistoryEntry(OPENED, at, evidence=dict(c.evidence)))
+        alert._record(AlertHistoryEntry(OPENED, at, evidence=dict(c.evidence)))
         return alert
+
+    def _record(self, entry: AlertHistoryEntry) -> None:
+        self.history.append(entry)
+        self.updated_at = entry.at
 
     @property
     def is_open(self) -> bool:
@@ -157,7 +164,7 @@ class Alert:
         for lot in c.lot_ids:
             if lot not in self.lot_ids:
                 self.lot_ids.append(lot)
-        self.history.append(AlertHistoryEntry(UPDATED, at, evidence=dict(c.evidence)))
+        self._record(AlertHistoryEntry(UPDATED, at, evidence=dict(c.evidence)))
 
     def acknowledge(self, by: str, at: datetime, note: str = "") -> None:
         if not by or not by.strip():
@@ -167,7 +174,7 @@ class Alert:
                               f"alert {self.alert_id} was acknowledged by {self.acknowledged_by} "
                               f"at {self.acknowledged_at.isoformat()}")
         self.acknowledged_by, self.acknowledged_at, self.acknowledged_note = by, at, note
-        self.history.append(AlertHistoryEntry(ACKNOWLEDGED, at, by=by, note=note))
+        self._record(AlertHistoryEntry(ACKNOWLEDGED, at, by=by, note=note))
 
     def clear(self, at: datetime, evidence: Mapping[str, Any] | None = None) -> bool:
         """Clear; False (no change) when already cleared, so a repeated clear is harmless."""
@@ -176,7 +183,7 @@ class Alert:
         self.cleared_at = at
         if evidence is not None:
             self.evidence = dict(evidence)
-        self.history.append(AlertHistoryEntry(CLEARED, at, evidence=None if evidence is None else dict(evidence)))
+        self._record(AlertHistoryEntry(CLEARED, at, evidence=None if evidence is None else dict(evidence)))
         return True
 
     @property

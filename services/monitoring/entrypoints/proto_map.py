@@ -49,12 +49,11 @@ def _plain(v: Any) -> Any:
 
 
 def alert(a: al.Alert, *, with_history: bool = True) -> pb.Alert:
-    last_at = a.history[-1].at if a.history else a.opened_at
     m = pb.Alert(
         alert_id=a.alert_id, kind=KIND.get(a.kind, 0), severity=SEVERITY.get(a.severity, 0),
         state=STATE[a.state], depot=a.depot or "", zone=a.zone or "", rule_code=a.rule_code,
         subject=a.subject or "", title_zh=a.title_zh, title_en=a.title_en,
-        opened_at=ts(a.opened_at), updated_at=ts(last_at), cleared_at=ts(a.cleared_at),
+        opened_at=ts(a.opened_at), updated_at=ts(a.updated_at or a.opened_at), cleared_at=ts(a.cleared_at),
         acknowledged_by=a.acknowledged_by or "", acknowledged_at=ts(a.acknowledged_at),
         acknowledged_note=a.acknowledged_note or "", evidence=struct(a.evidence),
         lot_ids=list(a.lot_ids), spoilage=al.alert_is_spoilage(a),

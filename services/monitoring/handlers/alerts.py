@@ -91,7 +91,7 @@ def acknowledge_alert(ctx: MonitoringContext, uow: UnitOfWork, actor: Caller, al
     at = ctx.clock.now()
     alert.acknowledge(actor.identity, at, note)
     save_alert(uow, alert, "acknowledged", at, by=actor.identity, note=note)
-    return alert
+    return alert_store.with_history(uow.conn, [alert])[0]
 
 
 def export_alarm_lines(ctx: MonitoringContext, write_lines, limit: int = 500) -> int:
