@@ -37,9 +37,9 @@ def test_an_alert_raised_by_a_sensor_appears_on_the_board_without_a_reload(page,
     expect(page.locator("#alerts-live-state")).to_have_class("pill ok", timeout=15_000)  # the stream is open
     before = page.evaluate("performance.getEntriesByType('navigation').length")
     publish_reading(county, "cs01", "cs01-chl2", 12.0)  # a chilled room at 12 °C: above its instant 8 °C
-    live = page.locator("#alerts-live li[data-alert-id]")
+    # other alerts may arrive on the stream meanwhile (logistics re-raises a low reserve on its own beat)
+    live = page.locator("#alerts-live li[data-alert-id]").filter(has_text="cs01-chl2")
     expect(live.first).to_be_visible(timeout=30_000)
-    assert "cs01-chl2" in live.first.inner_text()
     assert page.evaluate("performance.getEntriesByType('navigation').length") == before  # no reload
     shoot(page, "hq-board-live-alert")
 
