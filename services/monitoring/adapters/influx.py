@@ -88,7 +88,8 @@ class InfluxWriter:
     policy) goes to the spool: one fsync'd file per batch, `seg-<20-digit sequence>.lp`. Every
     flush first replays the spool oldest-first, so order is preserved; while the spool is not
     empty, new data goes behind it. A batch the server refuses as bad data (400: parse error,
-    field type conflict) goes to `dead-letter.jsonl` with the server's error and is not retried.
+    field type conflict) goes to `dead-letter.jsonl` with the server's error and is not retried;
+    one over the server's body limit (413) is written in halves.
 
     After a failure, automatic flushes (background thread, or `flush()` without `force`) do not
     touch the network for a back-off period (retry_min doubling to retry_max): they spool, so a
@@ -300,6 +301,10 @@ class InfluxWriter:
                 self._failed(outcome)
                 self._spool_all(batches)
                 return written
+            if outcome.status == 413 and len(batch) > 1:  # over the server's max-body-size: halves
+                half = len(batch) // 2
+                batches[:1] = [batch[:half], batch[half:]]
+                continue
             if outcome.kind == "dead":
                 written += self._dead_letter(batch, outcome, from_spool=False)
             else:

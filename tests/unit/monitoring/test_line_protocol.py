@@ -142,11 +142,13 @@ class FakeInflux:
     """Stores points by series+timestamp like InfluxDB (a rewrite overwrites). Modes: ok,
     503, close (drop the connection unanswered), store_then_close (store, then drop: the client
     cannot know it was written), hang (answer after `hang_s`), nodb (404 database not found).
-    Lines containing BAD are refused with a 1.x style partial-write 400."""
+    Lines containing BAD are refused with a 1.x style partial-write 400; a body of more than
+    `max_lines` lines is refused whole with 413, as InfluxDB does beyond its max-body-size."""
 
     def __init__(self):
         self.mode = "ok"
         self.hang_s = 1.0
+        self.max_lines: int | None = None
         self.points: dict[tuple[str, str], str] = {}
         self.requests: list[list[str]] = []  # bodies of requests that reached a handler
         self.lock = threading.Lock()
@@ -176,6 +178,8 @@ class FakeInflux:
                     return
                 if mode == "hang":
                     time.sleep(fake.hang_s)
+                if fake.max_lines is not None and len(lines) > fake.max_lines:
+                    return self.reply(413, {"error": "Request Entity Too Large"})
                 if mode == "503":
                     return self.reply(503, {"error": "engine: cache maximum memory size exceeded"})
                 if mode == "nodb":
@@ -242,6 +246,16 @@ def test_flush_writes_in_batches_of_at_most_batch_lines(fake, tmp_path):
         assert [len(r) for r in fake.requests] == [400, 400, 200]
         assert fake.seqs() == list(range(1000))
         assert w.stats()["written_lines"] == 1000 and w.spool_bytes == 0 and w.spool_segments == 0
+
+
+def test_a_batch_over_the_servers_body_limit_is_halved_until_it_fits_not_dead_lettered(fake, tmp_path):
+    fake.max_lines = 300
+    with writer(fake, tmp_path, batch_lines=1000) as w:
+        w.add(lines(0, 1000))
+        assert w.flush() == 1000
+        assert fake.seqs() == list(range(1000))
+        assert w.dead_lines == 0 and w.spooled_lines == 0 and w.written_lines == 1000
+        assert [len(r) for r in fake.requests] == [1000, 500, 250, 250, 500, 250, 250]
 
 
 @pytest.mark.parametrize("mode", ["503", "close", "hang", "nodb"])
