@@ -13,7 +13,7 @@ stops the process with a message that names the variable.
 | SUPPLY_INGEST_GROUP_READINGS | 50000 | readings processed (and written) together before their messages are acked |
 | SUPPLY_INGEST_GROUP_WAIT_MS | 5 | how long to wait for more messages once one is in |
 | SUPPLY_INGEST_WRITE_QUEUE | 64 | committed groups that may wait for InfluxDB before commits wait too |
-| SUPPLY_INFLUX_BATCH | 5000 | lines per InfluxDB /write request |
+| SUPPLY_INFLUX_BATCH | 50000 | lines per InfluxDB /write request (one per ingest group: a request costs InfluxDB CPU, and the ingest's writer thread a wait for the interpreter, per request) |
 | SUPPLY_MAX_REJECT_ROWS | 200 | refused entries stored one by one per batch group; the rest as one summary row |
 | SUPPLY_UNKNOWN_ZONE_TTL_S | 2 | a zone the database did not know is asked for again after this long (a flood of unknown zones costs one lookup each per TTL) |
 | SUPPLY_HOLD_CHECK_S | 1 | how often the ingest judges the held readings of zones registered since, and trims the hold |
@@ -91,7 +91,7 @@ class MonitoringConfig:
     group_readings: int = 50_000
     group_wait_s: float = 0.005
     write_queue: int = 64
-    influx_batch: int = 5000
+    influx_batch: int = 50_000
     max_reject_rows: int = 200
     unknown_zone_ttl_s: float = 2.0
     hold_check_s: float = 1.0
@@ -171,7 +171,7 @@ def monitoring_config(settings: Settings) -> MonitoringConfig:
         group_readings=_num(env, "SUPPLY_INGEST_GROUP_READINGS", 50_000, 1, 1_000_000, int),
         group_wait_s=_num(env, "SUPPLY_INGEST_GROUP_WAIT_MS", 5, 0, 10_000) / 1000.0,
         write_queue=_num(env, "SUPPLY_INGEST_WRITE_QUEUE", 64, 1, 1000, int),
-        influx_batch=_num(env, "SUPPLY_INFLUX_BATCH", 5000, 1, 100_000, int),
+        influx_batch=_num(env, "SUPPLY_INFLUX_BATCH", 50_000, 1, 100_000, int),
         max_reject_rows=_num(env, "SUPPLY_MAX_REJECT_ROWS", 200, 1, 1_000_000, int),
         unknown_zone_ttl_s=_num(env, "SUPPLY_UNKNOWN_ZONE_TTL_S", 2, 0, 3600),
         hold_check_s=_num(env, "SUPPLY_HOLD_CHECK_S", 1, 0.05, 3600),
