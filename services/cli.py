@@ -1,7 +1,8 @@
 """supplyctl: operate the county supply system from a terminal.
 
     supplyctl migrate [SERVICE…]        bring databases to the current schema
-    supplyctl up [SERVICE…]             migrate, then start every process in the background
+    supplyctl up [SERVICE…]             migrate, then start every process in the background (the
+                                        shared relay / light-worker process restarts to take new ones)
     supplyctl down                      stop them (SIGTERM, then SIGKILL after 20 s)
     supplyctl status                    processes and gRPC health, outbox lag, queues, dead letters, readings
     supplyctl logs SERVICE [-f] [--process KIND] [-n N]          a service's logs (var/log/)
@@ -104,16 +105,62 @@ def cmd_up(services: list[str]) -> None:
             pid_file.write_text(str(pid))
             console.print(f"  {service} {kind}: started pid {pid}, log var/log/{service}-{kind}.log")
     if relayed:  # each <service>-relay.pid names the one process, so status and down see it
+        relayed = _join_shared("relay", relayed)
         pid = _launch(log_dir, "relays-relay", "services.relays", *relayed)
         for service in relayed:
             (_run_dir() / f"{service}-relay.pid").write_text(str(pid))
         console.print(f"  relay of {', '.join(relayed)}: started pid {pid} (one process), log var/log/relays-relay.log")
     if light:  # likewise each <service>-worker.pid of the light workers (ADR 0009)
+        light = _join_shared("worker", light)
         pid = _launch(log_dir, "workers-worker", "services.workers", *light)
         for service in light:
             (_run_dir() / f"{service}-worker.pid").write_text(str(pid))
         console.print(f"  worker of {', '.join(light)}: started pid {pid} (one process), log var/log/workers-worker.log")
     _wait_healthy([s for s in services if s not in NO_HEALTH_PROBE])
+
+
+def _join_shared(kind: str, adding: list[str]) -> list[str]:
+    """`adding` and the services whose `kind` (relay, or light worker) already runs in the one
+    shared process, which is stopped: the caller starts one process for all of them. A second
+    shared process would rotate the same log file as the first, from another process."""
+    running: dict[Path, int] = {}
+    for service in PROCESSES:
+        pid_file = _run_dir() / f"{service}-{kind}.pid"
+        if (service not in adding and (kind == "relay" or service in SHARED_WORKERS)
+                and pid_file.exists() and _pid_alive(pid := int(pid_file.read_text()))):
+            running[pid_file] = pid
+    if running:
+        console.print(f"  the shared {kind} process of {', '.join(f.stem.rsplit('-', 1)[0] for f in running)}: "
+                      f"restarted with {', '.join(adding)} / 共用进程重启")
+        _stop(running, unlink=False)
+    return [f.stem.rsplit("-", 1)[0] for f in running] + adding
+
+
+def _stop(pids: dict[Path, int], unlink: bool = True) -> None:
+    """SIGTERM each process group, SIGKILL what has not stopped in 20 s; their pid files removed
+    unless `unlink` is False. Several pid files may name one (shared) process."""
+    for pid in set(pids.values()):
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    pids = dict(pids)
+    deadline = time.monotonic() + 20
+    while pids and time.monotonic() < deadline:
+        for f, pid in list(pids.items()):
+            if not _pid_alive(pid):
+                if unlink:
+                    f.unlink(missing_ok=True)
+                del pids[f]
+        time.sleep(0.1)
+    for f, pid in pids.items():
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:  # the relays' (or light workers') one process, named by several pid files
+            pass
+        if unlink:
+            f.unlink(missing_ok=True)
+        console.print(f"[yellow]killed {f.stem} (did not stop in 20 s)[/]")
 
 
 def _launch(log_dir: Path, name: str, module: str, *args: str) -> int:
@@ -165,24 +212,10 @@ def cmd_down() -> None:
     for pid_file in sorted(_run_dir().glob("*.pid")):
         pid = int(pid_file.read_text())
         if _pid_alive(pid):
-            os.killpg(pid, signal.SIGTERM)
             pids[pid_file] = pid
         else:
             pid_file.unlink()
-    deadline = time.monotonic() + 20
-    while pids and time.monotonic() < deadline:
-        for f, pid in list(pids.items()):
-            if not _pid_alive(pid):
-                f.unlink(missing_ok=True)
-                del pids[f]
-        time.sleep(0.1)
-    for f, pid in pids.items():
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:  # the relays' (or light workers') one process, named by several pid files
-            pass
-        f.unlink(missing_ok=True)
-        console.print(f"[yellow]killed {f.stem} (did not stop in 20 s)[/]")
+    _stop(pids)
     console.print("all service processes stopped / 服务已停止")
 
 

@@ -83,8 +83,16 @@ def test_status_shows_the_outbox_lag_until_the_relay_drains_it_and_logs_prints_l
 
 
 def test_the_light_workers_run_in_one_process_that_consumes_for_each(ctl, service_env):
-    ctl("up", "intake", "allocation", "market", "notify")
+    ctl("up", "intake", "allocation")
     run_dir = Path(service_env["SUPPLY_VAR_DIR"]) / "run"
+    first = {kind: int((run_dir / f"intake-{kind}.pid").read_text()) for kind in ("worker", "relay")}
+    ctl("up", "market", "notify")  # the shared processes take them in: still one of each
+    for kind, pid in first.items():
+        eventually(lambda pid=pid: not Path(f"/proc/{pid}").exists()
+                   or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", timeout=20, what=f"the first {kind} gone")
+    relay_pid = int((run_dir / "intake-relay.pid").read_text())
+    assert {int((run_dir / f"{s}-relay.pid").read_text()) for s in ("allocation", "market")} == {relay_pid}
+    assert Path(f"/proc/{relay_pid}/cmdline").read_text().split("\0")[3:] == ["intake", "allocation", "market", ""]
     worker_pid = int((run_dir / "intake-worker.pid").read_text())
     assert {int((run_dir / f"{s}-worker.pid").read_text()) for s in ("market", "notify")} == {worker_pid}
     assert Path(f"/proc/{worker_pid}/cmdline").read_text().split("\0")[1:6] == ["-m", "services.workers", "intake",
@@ -95,7 +103,8 @@ def test_the_light_workers_run_in_one_process_that_consumes_for_each(ctl, servic
     for queue in ("evt-intake-requester_registered--market.on_requester_registered",
                   "evt-logistics-delivery_confirmed--intake.on_delivery_confirmed",
                   "evt-monitoring-alert_raised--notify.on_alert_raised"):  # each service's consumer
-        assert infra.queue_consumers(service_env["AMQP_URL"], queue) == 1, queue
+        eventually(lambda queue=queue: infra.queue_consumers(service_env["AMQP_URL"], queue) == 1,
+                   timeout=30, what=f"one consumer on {queue}")
     status = ctl("status")
     assert re.search(rf"│ notify\s+│ worker\s+│ {worker_pid}\s+│ running", status)
 
