@@ -351,8 +351,19 @@ def test_a_village_sends_its_purchase_list_with_a_non_essential_line_refused_on_
     page.goto(f"{base_url}/market/purchase")
     form = page.locator("#purchase-form")
     form.locator("#pickup_day").fill(purchase["day"])
-    form.locator("tr[data-item='RICE-10KG'] input[name=quantity]").fill("20")
-    form.locator("tr[data-item='EGG-30'] input[name=quantity]").fill("10")
+    rice, eggs, soap = (form.locator(f"tr[data-item='{code}']") for code in ("RICE-10KG", "EGG-30", "SOAP-BAR"))
+    form.locator("#purchase-q").fill("大米")  # ~40 necessities: on a phone the worker finds them by name
+    expect(soap).to_be_hidden()
+    rice.locator("input[name=quantity]").fill("20")
+    form.locator("#purchase-q").fill("egg")
+    expect(rice).to_be_visible()  # a line with a quantity typed stays in sight
+    expect(soap).to_be_hidden()
+    eggs.locator("input[name=quantity]").fill("10")
+    page.set_viewport_size({"width": 390, "height": 844})
+    shoot(page, "market_purchase_filtered")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    form.locator("#purchase-q").fill("")
+    expect(soap).to_be_visible()
     other = form.locator("tr:has(select[name=item_code])").first
     other.locator("select").select_option("BAIJIU-500ML")
     other.locator("input[name=quantity]").fill("2")

@@ -83,6 +83,11 @@ def test_a_demand_with_two_lines_is_accepted_once_and_shows_on_the_village_page(
     open_form(page, base_url)
     in_both_languages(page, base_url, "/village/demand/new", "village-demand-form")
     page.goto(f"{base_url}/village/demand/new")
+    page.fill("#cat-q", "大米")  # the catalogue narrows as the worker types, without a round trip
+    expect(page.locator("#catalogue li:has([data-add-item='RICE-10KG'])")).to_be_visible()
+    expect(page.locator("#catalogue li:has([data-add-item='EGG-30'])")).to_be_hidden()
+    page.fill("#cat-q", "")
+    expect(page.locator("#catalogue li:has([data-add-item='EGG-30'])")).to_be_visible()
     fill_line(page, 0, "RICE-10KG", "37")
     fill_line(page, 1, "EGG-30", "13", "二楼仓库")
     page.click("button[data-submit]")

@@ -45,6 +45,26 @@
     if (print) { e.preventDefault(); window.print(); }
   });
 
+  // A list filter (input[data-filter] = a selector of the entries, each with data-search): entries
+  // hide as the person types, without a round trip; an entry with a value typed in it stays. Its
+  // box, when marked data-filter-box, shows only with this script (it does nothing without).
+  document.querySelectorAll("input[data-filter]").forEach(function (input) {
+    var entries = document.querySelectorAll(input.dataset.filter);
+    var box = input.closest("[data-filter-box]");
+    if (box) box.hidden = false;
+    function typedIn(entry) {
+      return Array.prototype.some.call(entry.querySelectorAll("input:not([type=hidden])"), function (el) {
+        return el.value.trim() !== "";
+      });
+    }
+    input.addEventListener("input", function () {
+      var q = input.value.trim().toLowerCase();
+      entries.forEach(function (entry) {
+        entry.hidden = q !== "" && (entry.dataset.search || "").indexOf(q) < 0 && !typedIn(entry);
+      });
+    });
+  });
+
   // Forms marked data-keep keep what was typed in this browser until the server says it is saved.
   function keepKey(form) { return "keep:" + location.pathname + ":" + form.dataset.keep; }
   document.querySelectorAll("[data-saved]").forEach(function (el) {

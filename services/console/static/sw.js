@@ -4,7 +4,7 @@
 // the page's queue (village.js), not here. Pages: network first (always fresh when online),
 // the cached copy when offline. Static assets: the cached copy, refreshed in the background.
 "use strict";
-var CACHE = "village-v1";
+var CACHE = "village-v2";  // v2: the list filter moved to app.js
 var PAGES = ["/village/demand/new", "/village"];
 var ASSETS = ["/static/app.css", "/static/app.js", "/static/village.js", "/static/vendor/htmx.min.js",
               "/static/manifest.webmanifest", "/static/icon.svg"];

@@ -1,4 +1,4 @@
-// Village and grid worker pages: the demand form's lines and catalogue filter, the offline queue
+// Village and grid worker pages: the demand form's lines, the offline queue
 // of demands (kept in localStorage, sent to /village/demand.json with their idempotency key when
 // the network returns), the service worker, and small helpers of the other village forms.
 // No inline scripts (CSP); texts come from data-t-* attributes rendered in the page's language.
@@ -10,7 +10,7 @@
   var QUEUE = "village-queue:v1";
   var SENT = "village-sent:v1";
   var USED = "village-used-keys:v1";
-  var CACHE = "village-v1";
+  var CACHE = "village-v2";
   var FORM_KEEP = "keep:/village/demand/new:demand";
 
   function load(name, fallback) {
@@ -102,15 +102,6 @@
       ln.querySelector("input[name$='-quantity']").focus();
       target.dispatchEvent(new Event("input", {bubbles: true}));
     }
-  });
-
-  // The catalogue filter: as the person types, without a round trip.
-  document.querySelectorAll("input[data-filter]").forEach(function (input) {
-    var items = document.querySelectorAll(input.dataset.filter);
-    input.addEventListener("input", function () {
-      var q = input.value.trim().toLowerCase();
-      items.forEach(function (li) { li.hidden = q !== "" && (li.dataset.search || "").indexOf(q) < 0; });
-    });
   });
 
   // Kept values (app.js) of lines added in the browser: add the lines, then fill them.
