@@ -129,11 +129,12 @@ def _join_shared(kind: str, adding: list[str]) -> list[str]:
         if (service not in adding and (kind == "relay" or service in SHARED_WORKERS)
                 and pid_file.exists() and _pid_alive(pid := int(pid_file.read_text()))):
             running[pid_file] = pid
+    joined = [f.stem.rsplit("-", 1)[0] for f in running]
     if running:
-        console.print(f"  the shared {kind} process of {', '.join(f.stem.rsplit('-', 1)[0] for f in running)}: "
-                      f"restarted with {', '.join(adding)} / 共用进程重启")
+        console.print(f"  the shared {kind} process of {', '.join(joined)}: restarted with {', '.join(adding)} "
+                      f"/ 共用进程重启")
         _stop(running, unlink=False)
-    return [f.stem.rsplit("-", 1)[0] for f in running] + adding
+    return joined + adding
 
 
 def _stop(pids: dict[Path, int], unlink: bool = True) -> None:

@@ -47,6 +47,11 @@ def outbox_row(status: str, service: str) -> str:
     return next(line for line in section.splitlines() if re.search(rf"│ {service}\s+│", line))
 
 
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie its launcher has not reaped counts as gone)."""
+    return not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
 def test_status_shows_the_outbox_lag_until_the_relay_drains_it_and_logs_prints_lines(
         ctl, service_env):
     assert SUPPLYCTL.exists(), "make setup installs the console script"
@@ -57,9 +62,7 @@ def test_status_shows_the_outbox_lag_until_the_relay_drains_it_and_logs_prints_l
     assert Path(f"/proc/{relay_pid}/cmdline").read_text().split("\0")[1:5] == ["-m", "services.relays", "intake",
                                                                              "allocation"]
     os.killpg(relay_pid, signal.SIGTERM)
-    eventually(lambda: not Path(f"/proc/{relay_pid}").exists()
-               or Path(f"/proc/{relay_pid}/stat").read_text().split()[2] == "Z",
-               timeout=20, what="relay stopped")
+    eventually(lambda: gone(relay_pid), timeout=20, what="relay stopped")
     client = intake.Intake(service_env)
     try:
         for _ in range(3):
@@ -88,8 +91,7 @@ def test_the_light_workers_run_in_one_process_that_consumes_for_each(ctl, servic
     first = {kind: int((run_dir / f"intake-{kind}.pid").read_text()) for kind in ("worker", "relay")}
     ctl("up", "market", "notify")  # the shared processes take them in: still one of each
     for kind, pid in first.items():
-        eventually(lambda pid=pid: not Path(f"/proc/{pid}").exists()
-                   or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", timeout=20, what=f"the first {kind} gone")
+        eventually(lambda pid=pid: gone(pid), timeout=20, what=f"the first {kind} gone")
     relay_pid = int((run_dir / "intake-relay.pid").read_text())
     assert {int((run_dir / f"{s}-relay.pid").read_text()) for s in ("allocation", "market")} == {relay_pid}
     assert Path(f"/proc/{relay_pid}/cmdline").read_text().split("\0")[3:] == ["intake", "allocation", "market", ""]

@@ -28,7 +28,9 @@ def from_data(data: Any) -> al.Alert:
     """An alert row's JSON → Alert, without history. Rows written before the history moved out
     of them still carry it: it is dropped here (the history table has the same transitions), and
     their last one gives `updated_at`."""
-    history = data.pop("history", None) if isinstance(data, dict) else None
+    history = data.get("history") if isinstance(data, dict) else None
+    if history is not None:
+        data = {k: v for k, v in data.items() if k != "history"}
     alert = from_jsonable(al.Alert, data)
     if alert.updated_at is None:
         alert.updated_at = from_jsonable(al.AlertHistoryEntry, history[-1]).at if history else alert.opened_at

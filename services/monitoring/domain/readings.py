@@ -404,8 +404,7 @@ def _fast_batch(doc: Any, ref: TopicRef, now: datetime, policy: IngestPolicy) ->
     rh_types = set(map(type, rhs))
     if rh_types != {_NONE}:
         given = [h for h in rhs if h is not None] if _NONE in rh_types else rhs
-        checked = _numbers(given, lim.rh_min, lim.rh_max)
-        if checked is None:
+        if _numbers(given, lim.rh_min, lim.rh_max) is None:
             return None
         if int in rh_types:
             rhs = [h if h is None else float(h) for h in rhs]
