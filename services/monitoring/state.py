@@ -23,7 +23,8 @@ _US = timedelta(microseconds=1)
 
 # set by the constructor from the rule, the policy and the interval (not stored)
 EVALUATOR_CONFIG = frozenset({"rule", "depot", "zone", "sensor", "policy", "max_gap", "deadband",
-                              "duration", "window", "_beyond", "_upward", "_limit", "_cumulative"})
+                              "duration", "window", "_beyond", "_upward", "_limit", "_cumulative",
+                              "_duration_s"})
 # the state machine (stored)
 EVALUATOR_STATE = frozenset({"is_open", "skipped", "_last_ts", "_last_value", "_last_beyond",
                              "_last_inside", "_run_start", "_run_peak", "_clear_start", "_episode",

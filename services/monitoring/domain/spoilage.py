@@ -26,7 +26,7 @@ in a day and a half.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -115,6 +115,30 @@ class ThermalHistory:
                           self.last_temp_c)
         self.last_ts, self.last_temp_c = ts, temp_c
         return True
+
+    def feed_series(self, stamps: Sequence[datetime], temps: Sequence[float]) -> None:
+        """`feed` of each (ts, temp) in order, in one loop with the same sums, added in the same
+        order (so to the same bits)."""
+        last_ts, last_temp = self.last_ts, self.last_temp_c
+        sums = self._sums
+        days, kinetic = sums.days, sums.kinetic
+        models = [(m, m.t_min_c, m.t_ref_c - m.t_min_c) for m in sums.consumed]
+        consumed = [sums.consumed[m] for m, *_ in models]
+        h, inv_scale, exp = self.policy.delta_h_over_r_k, 1.0 / self.policy.scale_t_k, math.exp
+        for ts, temp in zip(stamps, temps, strict=True):
+            if last_ts is not None:
+                if ts <= last_ts:
+                    continue
+                d = (ts - last_ts).total_seconds() / SECONDS_PER_DAY
+                days += d
+                kinetic += d * exp(-h * (1.0 / (last_temp + KELVIN) - inv_scale))
+                for j, (_, t_min, span) in enumerate(models):
+                    consumed[j] += d * (((last_temp - t_min) / span) ** 2 if last_temp > t_min else 0.0)
+            last_ts, last_temp = ts, temp
+        sums.days, sums.kinetic = days, kinetic
+        for (m, *_), c in zip(models, consumed, strict=True):
+            sums.consumed[m] = c
+        self.last_ts, self.last_temp_c = last_ts, last_temp
 
     def totals(self, at: datetime, model: SpoilageModel | None = None) -> ThermalTotals:
         """Sums up to `at`, the last temperature held from the last reading to `at`.

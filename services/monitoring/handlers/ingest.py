@@ -36,6 +36,7 @@ from services.monitoring.handlers.zones import zone_interval
 
 
 _time_then_sensor = attrgetter("ts", "sensor")
+_sensor, _ts, _temp = attrgetter("sensor"), attrgetter("ts"), attrgetter("temp_c")
 
 
 @dataclass
@@ -126,17 +127,13 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
             ze = cache.zones[key] = _load_zone_eval(ctx, uow, key, version, info)
         za = ze.alarms
         interval = zone_interval(ctx, info) if za is not None else None
-        thermal_feed, transitions = ze.thermal.feed, out.transitions
-        newest: dict[str, Reading] = {}
-        for r in sorted(by_zone[key], key=_time_then_sensor):  # one pass, in time order
-            if za is not None:
-                if r.sensor not in za._intervals:
-                    za.set_interval(r.sensor, interval)
-                changed = za.feed(r)
-                if changed:
-                    transitions.extend(changed)
-            thermal_feed(r.ts, r.temp_c)
-            newest[r.sensor] = r  # the last one per sensor is its newest
+        in_order = sorted(by_zone[key], key=_time_then_sensor)
+        newest = dict(zip(map(_sensor, in_order), in_order, strict=True))  # the last one per sensor is its newest
+        if za is not None:
+            for sensor in newest.keys() - za._intervals.keys():
+                za.set_interval(sensor, interval)
+            out.transitions.extend(za.feed_sorted(in_order))
+        ze.thermal.feed_series(list(map(_ts, in_order)), list(map(_temp, in_order)))
         for sensor, r in newest.items():
             sensor_rows.append({
                 "sensor_key": r.sensor_key, "depot": r.depot, "zone": r.zone, "sensor": sensor,
