@@ -31,6 +31,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from operator import attrgetter
 
 from services.monitoring.adapters import held_readings, zone_store
 from services.monitoring.adapters.held_readings import HeldReading
@@ -56,6 +57,7 @@ from services.monitoring.handlers import base, ingest
 log = logging.getLogger(__name__)
 
 DOMAIN_ROOT = "supply"
+_zone_key, _sensor_key = attrgetter("zone_key"), attrgetter("sensor_key")
 
 
 def domain_topic(topic: str, root: str) -> str | None:
@@ -167,9 +169,7 @@ class Ingest:
             depot = topic.split("/")[1][:64]
             work.rejects.extend((m.topic, replace(r, depot=depot)) for r in result.rejected)
             if result.readings and topic.endswith("/batch"):
-                gateway = topic.split("/")[3]
-                for r in result.readings:
-                    work.gateway_of[r.sensor_key] = gateway
+                work.gateway_of.update(dict.fromkeys(map(_sensor_key, result.readings), topic.split("/")[3]))
             parsed.extend(result.readings)
         d = self.dedup.filter(parsed, policy)
         work.duplicates = d.duplicates
@@ -231,7 +231,7 @@ class Ingest:
         return out, learned
 
     def commit(self, work: Work) -> ingest.IngestOutcome:
-        named = {r.zone_key for r in work.readings}
+        named = set(map(_zone_key, work.readings))
         now = self.ctx.clock.now()
         released = bool(work.held_ids)
         policy = self.config.hold_policy
@@ -240,8 +240,11 @@ class Ingest:
             with self.ctx.uow() as uow:
                 standing, learned = self._standings(uow.conn, sorted(named))
                 by_standing: dict[str, list[Reading]] = {KNOWN: [], UNREGISTERED: [], FOREIGN: []}
-                for r in work.readings:
-                    by_standing[standing[r.zone_key][0]].append(r)
+                if all(standing[k][0] == KNOWN for k in named):
+                    by_standing[KNOWN] = work.readings
+                else:
+                    for r in work.readings:
+                        by_standing[standing[r.zone_key][0]].append(r)
                 judged = by_standing[KNOWN]
                 gateway_of = dict(work.gateway_of)
                 taken = [x for x in held_readings.of_zones(uow.conn, learned) if x.id not in self.releasing]

@@ -8,7 +8,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from operator import attrgetter
+from itertools import islice
+from operator import attrgetter, eq
 
 from services.common.db import UnitOfWork
 from services.monitoring import state as st
@@ -33,7 +34,6 @@ from services.monitoring.domain.readings import Reading, Rejected
 from services.monitoring.handlers.alerts import clear_key, raise_candidate
 from services.monitoring.handlers.base import MonitoringContext
 from services.monitoring.handlers.zones import zone_interval
-
 
 _time_then_sensor = attrgetter("ts", "sensor")
 _sensor, _ts, _temp = attrgetter("sensor"), attrgetter("ts"), attrgetter("temp_c")
@@ -91,6 +91,16 @@ def _load_zone_eval(ctx: MonitoringContext, uow: UnitOfWork, key: str, version: 
     return ZoneEval(version=version, storage_class=sc.code if sc else None, alarms=za, thermal=thermal)
 
 
+def _in_time_order(readings: list[Reading]) -> tuple[list[Reading], list[datetime]]:
+    """A zone's readings sorted by (ts, sensor), and their instants. Sorted by ts alone first,
+    which is cheaper; only when two share an instant by sensor too."""
+    in_order = sorted(readings, key=_ts)
+    stamps = list(map(_ts, in_order))
+    if any(map(eq, stamps, islice(stamps, 1, None))):
+        in_order = sorted(in_order, key=_time_then_sensor)
+    return in_order, stamps
+
+
 def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zone_map: Mapping[str, ZoneRow],
                   readings: Sequence[Reading], gateway_of: Mapping[str, str],
                   statuses: Sequence[StatusChange], rejects: Sequence[tuple[str, Rejected]],
@@ -127,13 +137,13 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
             ze = cache.zones[key] = _load_zone_eval(ctx, uow, key, version, info)
         za = ze.alarms
         interval = zone_interval(ctx, info) if za is not None else None
-        in_order = sorted(by_zone[key], key=_time_then_sensor)
+        in_order, stamps = _in_time_order(by_zone[key])
         newest = dict(zip(map(_sensor, in_order), in_order, strict=True))  # the last one per sensor is its newest
         if za is not None:
             for sensor in newest.keys() - za._intervals.keys():
                 za.set_interval(sensor, interval)
             out.transitions.extend(za.feed_sorted(in_order))
-        ze.thermal.feed_series(list(map(_ts, in_order)), list(map(_temp, in_order)))
+        ze.thermal.feed_series(stamps, list(map(_temp, in_order)))
         for sensor, r in newest.items():
             sensor_rows.append({
                 "sensor_key": r.sensor_key, "depot": r.depot, "zone": r.zone, "sensor": sensor,

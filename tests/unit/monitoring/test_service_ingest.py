@@ -106,6 +106,18 @@ def test_two_processes_sharing_a_sensors_batches_raise_the_alarm_once_as_one_wou
     assert version == len(chunks)
 
 
+def test_readings_of_one_instant_are_judged_in_sensor_order_whatever_order_they_came_in(ctx):
+    """s2 before s1 in the batch, both at 9 °C at the same instant: the zone's alarm opens with s1
+    (as in time-then-sensor order), and the thermal sums keep s1's temperature for that instant."""
+    ing = Ingest(ctx, [].extend, "ingest-a")
+    ing.process([batch("cs", "gw-cs", [entry(0, 2.0, "s1"), entry(0, 2.0, "s2")])])
+    work = ing.prepare([batch("cs", "gw-cs", [entry(1, 9.5, "s2"), entry(1, 9.0, "s1")])])
+    outcome = ing.commit(work)
+    opened = [t for t in outcome.transitions if t.rule_code == "CHL_HOT_INSTANT"]
+    assert [(t.state, t.sensor) for t in opened] == [("opened", "s1"), ("updated", "s2")]
+    assert ing.cache.zones["cs/chl"].thermal.last_temp_c == 9.0
+
+
 def test_a_redelivered_batch_changes_no_alarm_and_rewrites_identical_lines(ctx):
     lines: list[str] = []
     ing = Ingest(ctx, lines.extend, "ingest-a")
