@@ -87,6 +87,20 @@ def of_zone(conn: Connection, depot: str, zone: str) -> list[Row]:
     return conn.execute(select(s).where(s.c.depot == depot, s.c.zone == zone).order_by(s.c.sensor)).all()
 
 
+def of_zones(conn: Connection, zone_keys: Iterable[str]) -> dict[str, list[Row]]:
+    """{zone key: its sensors, by name (every column)} for these zones (in one query)."""
+    keys = set(zone_keys)
+    s = schema.sensors
+    out: dict[str, list[Row]] = {}
+    rows = conn.execute(select(s).where(s.c.zone.in_(sorted({k.partition("/")[2] for k in keys})))
+                        .order_by(s.c.depot, s.c.zone, s.c.sensor)).all()
+    for r in rows:
+        key = f"{r.depot}/{r.zone}"
+        if key in keys:
+            out.setdefault(key, []).append(r)
+    return out
+
+
 def for_offline_check(conn: Connection) -> list[Row]:
     """Every sensor with what the offline rule needs: its own and its zone's interval, its status
     and its gateway's, when last heard, and whether it is reported offline."""

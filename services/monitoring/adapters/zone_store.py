@@ -95,6 +95,14 @@ def thermal_of(conn: Connection, key: str) -> dict[str, Any] | None:
     return row.thermal if row else None
 
 
+def state_rows(conn: Connection, keys: Sequence[str]) -> dict[str, Any]:
+    """{zone key: (version, thermal, open_rules)} of the zones' state rows, which must exist."""
+    zs = schema.zone_state
+    rows = conn.execute(select(zs.c.zone_key, zs.c.version, zs.c.thermal, zs.c.open_rules)
+                        .where(zs.c.zone_key.in_(sorted(keys)))).all()
+    return {r.zone_key: r for r in rows}
+
+
 def state_row(conn: Connection, key: str):
     """(version, thermal, open_rules) of the zone's state row, which must exist."""
     zs = schema.zone_state

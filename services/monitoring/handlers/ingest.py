@@ -74,21 +74,30 @@ class IngestOutcome:
     alerts: list[tuple[str, str]] = field(default_factory=list)  # (alert_id, action)
 
 
-def _load_zone_eval(ctx: MonitoringContext, uow: UnitOfWork, key: str, version: int,
-                    info: ZoneRow | None) -> ZoneEval:
-    row = zone_store.state_row(uow.conn, key)
-    thermal = st.restore_thermal(key, row.thermal, ctx.spoilage_policy)
-    sc = ctx.storage_class(info.storage_class if info else None)
-    za = None
-    if sc is not None:
-        depot, _, zone = key.partition("/")
-        za = st.new_zone_alarms(depot, zone, sc, ctx.config.alarm_policy)
-        interval = zone_interval(ctx, info)
-        for r in sensor_store.of_zone(uow.conn, depot, zone):
-            za.set_interval(r.sensor, interval)
-            st.load_sensor_evaluators(za, r.sensor, r.evaluators)
-        st.load_open_rules(za, row.open_rules)
-    return ZoneEval(version=version, storage_class=sc.code if sc else None, alarms=za, thermal=thermal)
+def _load_zone_evals(ctx: MonitoringContext, uow: UnitOfWork, keys: Sequence[str],
+                     versions: Mapping[str, int], zone_map: Mapping[str, ZoneRow]) -> dict[str, ZoneEval]:
+    """The zones' evaluation state from their state rows and sensors' rows (two queries for all)."""
+    if not keys:
+        return {}
+    rows = zone_store.state_rows(uow.conn, keys)
+    sensors = sensor_store.of_zones(uow.conn, keys)
+    out: dict[str, ZoneEval] = {}
+    for key in keys:
+        row, info = rows[key], zone_map.get(key)
+        thermal = st.restore_thermal(key, row.thermal, ctx.spoilage_policy)
+        sc = ctx.storage_class(info.storage_class if info else None)
+        za = None
+        if sc is not None:
+            depot, _, zone = key.partition("/")
+            za = st.new_zone_alarms(depot, zone, sc, ctx.config.alarm_policy)
+            interval = zone_interval(ctx, info)
+            for r in sensors.get(key, ()):
+                za.set_interval(r.sensor, interval)
+                st.load_sensor_evaluators(za, r.sensor, r.evaluators)
+            st.load_open_rules(za, row.open_rules)
+        out[key] = ZoneEval(version=versions[key], storage_class=sc.code if sc else None, alarms=za,
+                            thermal=thermal)
+    return out
 
 
 def _in_time_order(readings: list[Reading]) -> tuple[list[Reading], list[datetime]]:
@@ -126,15 +135,15 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
     if len(cache.zones) > cache.max_zones:
         cache.zones.clear()
 
+    def stale(key: str) -> bool:  # moved on in another process, or its storage class changed
+        ze, info = cache.zones.get(key), zone_map.get(key)
+        return ze is None or ze.version != versions[key] or ze.storage_class != (info.storage_class if info else None)
+
+    cache.zones.update(_load_zone_evals(ctx, uow, [k for k in keys if stale(k)], versions, zone_map))
     sensor_rows: list[dict] = []
     zone_rows: list[dict] = []
     for key in keys:
-        info = zone_map.get(key)
-        version = versions[key]
-        ze = cache.zones.get(key)
-        sc_code = info.storage_class if info else None
-        if ze is None or ze.version != version or ze.storage_class != sc_code:
-            ze = cache.zones[key] = _load_zone_eval(ctx, uow, key, version, info)
+        info, version, ze = zone_map.get(key), versions[key], cache.zones[key]
         za = ze.alarms
         interval = zone_interval(ctx, info) if za is not None else None
         in_order, stamps = _in_time_order(by_zone[key])
