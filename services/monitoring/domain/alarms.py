@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from itertools import groupby
+from itertools import groupby, islice
 from operator import attrgetter, itemgetter
 
 from services.common.catalogue import AlarmRule, StorageClass
@@ -205,11 +205,15 @@ class RuleEvaluator:
         return first, peak
 
     # --- the state machine
-    def feed_series(self, stamps: Sequence[datetime], values: Sequence[float | None]) -> list[AlarmTransition]:
-        """`feed` of each (ts, value) in order; the transitions they made. Stretches where the rule
-        is closed and quiet take `_quiet`, the rest `feed`."""
+    def feed_series(self, stamps: Sequence[datetime], values: Sequence[float | None],
+                    longest_step: timedelta | None = None) -> list[AlarmTransition]:
+        """`feed` of each (ts, value) in order; the transitions they made. A closed, quiet rule
+        takes a whole calm series at once (`_settle`; `longest_step`: see `longest_step`) or its
+        quiet stretches in one loop (`_quiet`); the rest goes through `feed`."""
         out: list[AlarmTransition] = []
         i, n = 0, len(stamps)
+        if n and longest_step is not None and self._is_quiet() and self._settle(stamps, values, longest_step):
+            return out
         while i < n:
             if self._is_quiet():
                 i = self._quiet(stamps, values, i, n)
@@ -227,6 +231,26 @@ class RuleEvaluator:
         return (not self.is_open and not self._last_beyond
                 and (not self._cumulative or (not self._intervals
                                               and self._interval_sum_s < self._duration_s)))
+
+    def _settle(self, stamps: Sequence[datetime], values: Sequence[float | None],
+                longest_step: timedelta) -> bool:
+        """In a quiet state, a series strictly after the last reading, no step longer than
+        max_gap, every value inside the limit by the deadband: what feeding it does (the last
+        reading, the clear run goes on or starts at its first instant), checked on the series'
+        extreme value (beyond and inside are monotonic in the value). False and nothing changed
+        for any other series."""
+        last_ts, first, limit = self._last_ts, stamps[0], self._limit
+        if longest_step > self.max_gap or (last_ts is not None and first <= last_ts) or None in values:
+            return False
+        extreme = max(values) if self._upward else min(values)
+        if self._beyond(extreme, limit) or ((limit - extreme) if self._upward else (extreme - limit)) < self.deadband:
+            return False
+        if self._clear_start is None or not (self._last_inside and last_ts is not None
+                                             and first - last_ts <= self.max_gap):
+            self._clear_start = first
+        self._last_ts, self._last_value, self._last_inside = stamps[-1], values[-1], True
+        self._run_start = None
+        return True
 
     def _quiet(self, stamps: Sequence[datetime], values: Sequence[float | None], i: int, n: int) -> int:
         """`feed` from index i while the values are not beyond the limit, in one loop: what feed
@@ -436,12 +460,13 @@ class ZoneAlarms:
         for sensor, group in groupby(sorted(readings, key=_SENSOR), key=_SENSOR):
             series = list(group)
             stamps = list(map(_TS, series))
+            step = longest_step(stamps)
             columns: dict[str | None, list] = {}
             for k, (ev, metric) in enumerate(self._rules_of(sensor)):
                 values = columns.get(metric)
                 if values is None:
                     values = columns[metric] = list(map(attrgetter(metric or "temp_c"), series))
-                found.extend((t.at, sensor, k, t) for t in ev.feed_series(stamps, values))
+                found.extend((t.at, sensor, k, t) for t in ev.feed_series(stamps, values, step))
         if not found:
             return []
         found.sort(key=itemgetter(0, 1, 2))
@@ -452,6 +477,16 @@ class ZoneAlarms:
         return self.feed_sorted(sorted(readings, key=_TS_SENSOR))
 
 
+def longest_step(stamps: Sequence[datetime]) -> timedelta | None:
+    """The longest step between consecutive instants of a series that strictly increases (zero
+    for a single one); None when it does not strictly increase."""
+    following = islice(stamps, 1, None)
+    if not all(map(operator.lt, stamps, following)):
+        return None
+    return max(map(operator.sub, islice(stamps, 1, None), stamps), default=_NO_STEP)
+
+
+_NO_STEP = timedelta(0)
 _ZONE = attrgetter("depot", "zone")
 _SENSOR = attrgetter("sensor")
 _TS = attrgetter("ts")
