@@ -1,4 +1,6 @@
+import copy
 import json
+import pickle
 from datetime import timedelta
 
 from services.monitoring.domain.readings import (
@@ -174,3 +176,16 @@ def test_fast_path_accepts_and_refuses_exactly_as_the_full_checks(monkeypatch):
     assert fast[payloads[0], policies[0]].readings[2].temp_c == -18.0
     assert [len(fast[batch(entry(ts=t)), policies[0]].readings) for t in (edge, edge + 1, oldest - 1, oldest)] == \
            [1, 0, 0, 1]
+
+
+def test_a_reading_is_what_it_says_whatever_way_its_instant_came():
+    """A tuple underneath (the fast path makes it by builtins): derived keys, equality and hash of
+    what the reading says (not of `ts_ms`), and copies, pickles and changes that keep it whole."""
+    r = Reading("d1", "z1", "s1", T0, 7, 3.5, 80.0)
+    sent = Reading("d1", "z1", "s1", T0, 7, 3.5, 80.0, ts_ms=int(T0.timestamp() * 1000))
+    assert (r.zone_key, r.sensor_key) == ("d1/z1", "d1/z1/s1")
+    assert r == sent and hash(r) == hash(sent) and not (r != sent)
+    assert r != Reading("d1", "z1", "s1", T0, 8, 3.5, 80.0)
+    assert copy.copy(sent) == sent and pickle.loads(pickle.dumps(sent)).ts_ms == sent.ts_ms
+    moved = sent._replace(zone="z2")
+    assert (moved.zone_key, moved.sensor_key, moved.ts_ms) == ("d1/z2", "d1/z2/s1", sent.ts_ms)
