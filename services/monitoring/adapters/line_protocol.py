@@ -148,29 +148,28 @@ def env_line(depot: str, zone: str, sensor: str, storage_class: str | None, ts: 
 def env_lines(readings: Iterable[Any], storage_class_of: Callable[[str], str | None],
               on_error: Callable[[Any, LineProtocolError], None]) -> list[str]:
     """Readings (`monitoring.domain.readings.Reading`) as `env` lines, each the text `env_line`
-    gives it; a series and a timestamp shared by several readings are encoded once. A reading
-    that cannot be encoded goes to `on_error` and is left out."""
+    gives it; a series (by sensor key: ids hold no '/', the parser refuses it) and a timestamp
+    shared by several readings are encoded once. A reading that cannot be encoded goes to
+    `on_error` and is left out."""
     lines: list[str] = []
     append = lines.append
-    series: dict[tuple[str, str], str] = {}
+    series: dict[str, str] = {}
     stamps: dict[datetime, int] = {}
     for r in readings:
-        temp, rh, seq, ts = r.temp_c, r.rh, r.seq, r.ts
-        key = (r.zone_key, r.sensor)
+        temp, rh, seq, ms = r.temp_c, r.rh, r.seq, r.ts_ms
         try:
-            head = series.get(key)
+            head = series.get(r.sensor_key)
             if head is None:
-                head = series[key] = _env_series(r.depot, r.zone, r.sensor, storage_class_of(key[0]))
-            ms = r.ts_ms
+                head = series[r.sensor_key] = _env_series(r.depot, r.zone, r.sensor, storage_class_of(r.zone_key))
             if ms is None:
-                ms = stamps.get(ts)
+                ms = stamps.get(r.ts)
                 if ms is None:
-                    ms = stamps[ts] = to_epoch_ms(ts)
+                    ms = stamps[r.ts] = to_epoch_ms(r.ts)
             if (type(temp) is not float or temp - temp != 0.0
                     or (rh is not None and (type(rh) is not float or rh - rh != 0.0))
                     or type(seq) is not int or not INT64_MIN <= seq <= INT64_MAX):
                 # an unusual value: the full checks
-                append(env_line(r.depot, r.zone, r.sensor, storage_class_of(key[0]), ts, temp, rh, seq))
+                append(env_line(r.depot, r.zone, r.sensor, storage_class_of(r.zone_key), r.ts, temp, rh, seq))
             elif rh is None:
                 append(f"{head} temp_c={temp!r},seq={seq}i {ms}")
             else:
