@@ -155,7 +155,7 @@ class Ingest:
         policy = self.config.ingest_policy
         work = Work(list(messages))
         self.refresh_zones()
-        parsed: list[Reading] = []
+        late: list[Rejected] = []
         for m in messages:
             topic = domain_topic(m.topic, self.root)
             if topic is None:
@@ -170,13 +170,13 @@ class Ingest:
             work.rejects.extend((m.topic, replace(r, depot=depot)) for r in result.rejected)
             if result.readings and topic.endswith("/batch"):
                 work.gateway_of.update(dict.fromkeys(map(_sensor_key, result.readings), topic.split("/")[3]))
-            parsed.extend(result.readings)
-        d = self.dedup.filter(parsed, policy)
-        work.duplicates = d.duplicates
-        work.rejects.extend(("(late)", r) for r in d.too_late)
-        work.readings = d.accepted
+            d = self.dedup.filter(result.readings, policy)  # message by message: while they are in cache
+            work.readings.extend(d.accepted)
+            work.duplicates += d.duplicates
+            late.extend(d.too_late)
+        work.rejects.extend(("(late)", r) for r in late)
         self.stats["messages"] += len(messages)
-        self.stats["duplicates"] += d.duplicates
+        self.stats["duplicates"] += work.duplicates
         self.stats["rejected"] += len(work.rejects)
         for _, r in work.rejects:
             self.stats[f"rejected.{r.code}"] += 1
