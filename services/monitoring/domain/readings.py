@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import repeat
-from operator import itemgetter
+from operator import itemgetter, truediv
 from typing import Any
 
 import orjson
@@ -430,11 +430,11 @@ def _fast_batch(doc: Any, ref: TopicRef, now: datetime, policy: IngestPolicy) ->
     if not all(_good_id(v, good, policy) for v in zone_ids | sensor_ids):
         return None
     # exact: below 2**32 s a double's error is far under the half microsecond it rounds to
-    when = {t: _from_timestamp(t / 1000, UTC) for t in set(stamps)}
+    instants = map(_from_timestamp, map(truediv, stamps, repeat(1000)), repeat(UTC))
     zone_keys = {z: zone_key(depot, z) for z in zone_ids}
     pairs = list(zip(zones, sensors, strict=True))
     sensor_keys = {p: f"{zone_keys[p[0]]}/{p[1]}" for p in set(pairs)}
-    return list(map(_make_reading, zip(repeat(depot), zones, sensors, map(when.__getitem__, stamps), seqs, temps,
+    return list(map(_make_reading, zip(repeat(depot), zones, sensors, instants, seqs, temps,
                                        rhs, stamps, map(zone_keys.__getitem__, zones),
                                        map(sensor_keys.__getitem__, pairs), strict=False)))
 
