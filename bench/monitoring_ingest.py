@@ -4,6 +4,13 @@ rate of the same machine measured in the same run.
 
     .venv/bin/python bench/monitoring_ingest.py [--quick] [--rate 20000] [--soak-s 600]
                                                 [--processes 1] [--postgres]
+    .venv/bin/python bench/monitoring_ingest.py --drain-only [--rounds 3]
+
+--drain-only measures the rate goal alone: the bare /write, then N rounds of (drain, bare
+/write), each drain's ratio taken against the bare runs just before and just after it. On a
+shared VM the CPU's speed drifts within minutes (InfluxDB's own CPU per point moved from 3.2 to
+5.6 µs between runs of one hour), so a ratio of two measurements a minute apart says more about
+that drift than about the ingest; neighbours in time, and the median over rounds, say less of it.
 
 Everything runs for real on this machine: Mosquitto, InfluxDB, RabbitMQ (a vhost of its own),
 the monitoring ingest process(es) and relay (SQLite under a temp dir, or PostgreSQL with
@@ -255,7 +262,7 @@ class Bench:
 
     # -- phases ------------------------------------------------------------------------------
 
-    def windows(self, n: int, rate: float, seconds: float) -> None:
+    def windows(self, n: int, rate: float, seconds: float, rounds: int = 1) -> None:
         """Simulated time of the three phases: throughput, soak, drain, all in the past (a
         reading ahead of the clock is refused) and in that order: a reading more than
         SUPPLY_LATE_WINDOW_S behind its sensor's newest one is refused as too late, and one not
@@ -263,8 +270,10 @@ class Bench:
         measure less work than a real stream needs."""
         self.tp_minutes = n / READINGS_PER_SIM_MIN
         self.soak_minutes = rate * PACING_SLACK * seconds / READINGS_PER_SIM_MIN * 1.2 + 10
-        self.drain_start = datetime.now(UTC) - timedelta(minutes=self.tp_minutes + 30)
-        self.soak_start = self.drain_start - timedelta(minutes=self.soak_minutes + 5)
+        step = timedelta(minutes=self.tp_minutes + 5)  # one drain round after the other
+        first = datetime.now(UTC) - timedelta(minutes=25) - rounds * step
+        self.drain_starts = [first + i * step for i in range(rounds)]
+        self.soak_start = first - timedelta(minutes=self.soak_minutes + 5)
         self.tp_start = self.soak_start - timedelta(minutes=self.tp_minutes + 5)
 
     def stop_ingests(self) -> None:
@@ -277,13 +286,13 @@ class Bench:
         self.procs = [p for p in self.procs if p not in self.ingests]
         self.ingests = []
 
-    def drain(self, n: int) -> dict:
+    def drain(self, n: int, round_: int = 0) -> dict:
         """The ingest alone: N readings queued in its persistent session while it is stopped, then
         the time from its subscription to the last reading InfluxDB acknowledged. The generator has finished by then, so
         the 2 cores are shared only by the ingest, Mosquitto, InfluxDB, RabbitMQ and the relay,
         as the bare /write run shares them only with InfluxDB."""
         self.stop_ingests()
-        gen = self.generator(self.tp_minutes, self.drain_start)
+        gen = self.generator(self.tp_minutes, self.drain_starts[round_])
         out = gen.communicate()[0]
         if gen.returncode:
             raise SystemExit(f"generator failed: {out[-2000:]}")
@@ -445,32 +454,53 @@ def main() -> None:
     ap.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir with the logs")
     ap.add_argument("--drain-only", action="store_true",
-                    help="only the bare /write and the drain (the rate goal), a minute instead of several")
+                    help="only the bare /write and the drain (the rate goal), a minute or two instead of several")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="with --drain-only: drains, each between two bare /write runs (default 3)")
     args = ap.parse_args()
     if args.processes > 1 and not args.postgres:
         print("note: several ingest processes on one SQLite file serialize on its write lock")
     n = 100_000 if args.quick else 400_000
     soak_s = args.soak_s if args.soak_s is not None else (20 if args.quick else 600)
 
-    bare, bare_cpu = bare_write(100_000 if args.quick else 300_000)
-    bare_big, bare_big_cpu = bare_write(100_000 if args.quick else 300_000, INGEST_BATCH)
+    points = 100_000 if args.quick else 300_000
+    rounds = args.rounds if args.drain_only else 1
+    bare, bare_cpu = bare_write(points)
+    bare_big, bare_big_cpu = bare_write(points, INGEST_BATCH)
     b = Bench(args)
     try:
         b.setup(probes=int(soak_s) + 5)
-        b.windows(n, args.rate, soak_s)
+        b.windows(n, args.rate, soak_s, rounds)
         b.start()  # the ingest's persistent session: what the drain queues in while it is stopped
         if not args.drain_only:
             tp = b.throughput(n)
             soak = b.soak(args.rate, soak_s)
-        drain = b.drain(n)
+        drains, bares = [], [bare]
+        for r in range(rounds):
+            drains.append(b.drain(n, r))
+            if args.drain_only:
+                bares.append(bare_write(points)[0])
+        drain = drains[0]
     finally:
         b.teardown()
     if args.drain_only:
-        print(f"\nthe ingest alone, draining {drain['queued']:,} readings: {drain['rate']:,.0f} readings/s "
-              f"({drain['stored']:,} stored in {drain['seconds']} s, exact={drain['exact']}); bare /write "
-              f"{bare:,.0f} points/s: {drain['rate'] / bare:.0%} ({bare_big:,.0f} in batches of {INGEST_BATCH:,} as "
-              f"the ingest sends them: {drain['rate'] / bare_big:.0%}); CPU µs per reading {drain['cpu_us_per_reading']} "
-              f"(InfluxDB in the bare /write: {bare_cpu:.2f} µs per point, {bare_big_cpu:.2f} in the larger batches)")
+        ratios = []
+        print(f"\nthe ingest alone, draining {n:,} readings, against the bare /write ({BARE_BATCH:,}-line batches) "
+              f"measured just before and just after each drain:")
+        for r, d in enumerate(drains):
+            base = (bares[r] + bares[r + 1]) / 2
+            ratios.append(d["rate"] / base)
+            print(f"  round {r + 1}: {d['rate']:,.0f} readings/s ({d['stored']:,} stored in {d['seconds']} s, "
+                  f"exact={d['exact']}); bare /write {bares[r]:,.0f} before, {bares[r + 1]:,.0f} after: "
+                  f"{ratios[-1]:.0%}; CPU µs per reading {d['cpu_us_per_reading']}")
+        print(f"  median {statistics.median(ratios):.0%} of the bare /write; in the ingest's own batch size "
+              f"({INGEST_BATCH:,} lines) the bare /write was {bare_big:,.0f} points/s at the start "
+              f"(InfluxDB {bare_cpu:.2f} µs per point in the first bare run, {bare_big_cpu:.2f} in the larger batches)")
+        print(json.dumps({"bench": "monitoring_ingest", "drain_only": True, "rounds": rounds,
+                          "drain_readings_s": [round(d["rate"]) for d in drains],
+                          "bare_write_points_s": [round(x) for x in bares],
+                          "ratios": [round(x, 3) for x in ratios], "median_ratio": round(statistics.median(ratios), 3),
+                          "exact": all(d["exact"] for d in drains)}))
         return
 
     print(f"\nmonitoring ingest, {args.processes} process(es), {'PostgreSQL' if args.postgres else 'SQLite'}, "
