@@ -453,7 +453,7 @@ class ZoneAlarms:
         once (`RuleEvaluator.feed_series`; a sensor's rules depend on its readings alone), then
         the sensors' transitions become the zone's in the order one-by-one feeding makes them:
         by time, sensor, rule (of one sensor and instant, only the first reading can move a rule)."""
-        if set(map(_ZONE, readings)) - {(self.depot, self.zone)}:
+        if set(map(_ZONE_KEY, readings)) - {f"{self.depot}/{self.zone}"}:
             bad = next(r for r in readings if (r.depot, r.zone) != (self.depot, self.zone))
             raise ValueError(f"reading of {bad.zone_key} fed to zone {self.depot}/{self.zone}")
         found: list[tuple[datetime, str, int, AlarmTransition]] = []
@@ -487,7 +487,7 @@ def longest_step(stamps: Sequence[datetime]) -> timedelta | None:
 
 
 _NO_STEP = timedelta(0)
-_ZONE = attrgetter("depot", "zone")
+_ZONE_KEY = attrgetter("zone_key")
 _SENSOR = attrgetter("sensor")
 _TS = attrgetter("ts")
 _TS_SENSOR = attrgetter("ts", "sensor")
