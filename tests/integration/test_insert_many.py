@@ -78,3 +78,20 @@ def test_a_missing_column_with_a_python_default_gets_its_default(engine):
     with engine.connect() as conn:
         assert dict(conn.execute(select(with_default.c.id, with_default.c.attempts)).all()) == {
             "a": 7, "b": 7, "c": 1}
+
+
+def test_an_instant_repeated_across_rows_is_stored_right_in_each(engine):
+    """A date or time column is converted once per run of the same value (the transaction's now
+    in every row): rows that repeat, alternate and change it each keep their own."""
+    now, other = datetime(2026, 12, 7, 1, 2, 3, 456789, tzinfo=UTC), datetime(2026, 12, 6, tzinfo=UTC)
+    ats = [now, now, other, now, other, other]
+    days = [date(2026, 12, 7), date(2026, 12, 7), date(2026, 12, 1), date(2026, 12, 7), date(2026, 12, 1),
+            date(2026, 12, 7)]
+    batch = [{**rows("x")[0], "id": f"r{i}", "at": at, "day": day}
+             for i, (at, day) in enumerate(zip(ats, days, strict=True))]
+    with engine.begin() as conn:
+        insert_many(conn, things, batch)
+    with engine.connect() as conn:
+        stored = {r.id: (r.at.replace(tzinfo=r.at.tzinfo or UTC), r.day)
+                  for r in conn.execute(select(things.c.id, things.c.at, things.c.day))}
+    assert stored == {f"r{i}": (at, day) for i, (at, day) in enumerate(zip(ats, days, strict=True))}
