@@ -132,8 +132,9 @@ class ThermalHistory:
                 d = (ts - last_ts).total_seconds() / SECONDS_PER_DAY
                 days += d
                 kinetic += d * exp(-h * (1.0 / (last_temp + KELVIN) - inv_scale))
-                for j, (_, t_min, span) in enumerate(models):
-                    consumed[j] += d * (((last_temp - t_min) / span) ** 2 if last_temp > t_min else 0.0)
+                if models:  # a zone holding lots of a tracked item
+                    for j, (_, t_min, span) in enumerate(models):
+                        consumed[j] += d * (((last_temp - t_min) / span) ** 2 if last_temp > t_min else 0.0)
             last_ts, last_temp = ts, temp
         sums.days, sums.kinetic = days, kinetic
         for (m, *_), c in zip(models, consumed, strict=True):
