@@ -288,32 +288,36 @@ class Bench:
 
     def drain(self, n: int, round_: int = 0) -> dict:
         """The ingest alone: N readings queued in its persistent session while it is stopped, then
-        the time from its subscription to the last reading InfluxDB acknowledged. The generator has finished by then, so
-        the 2 cores are shared only by the ingest, Mosquitto, InfluxDB, RabbitMQ and the relay,
-        as the bare /write run shares them only with InfluxDB."""
+        the time from its connection (a persistent session's queued messages flow from the
+        CONNACK on) to the status that counts the last reading InfluxDB acknowledged, both
+        instants the ingest's own, and its CPU over the same span. The generator has finished by
+        then, so the 2 cores are shared only by the ingest, Mosquitto, InfluxDB, RabbitMQ and the
+        relay, as the bare /write run shares them only with InfluxDB."""
         self.stop_ingests()
         gen = self.generator(self.tp_minutes, self.drain_starts[round_])
         out = gen.communicate()[0]
         if gen.returncode:
             raise SystemExit(f"generator failed: {out[-2000:]}")
         before = count(self.db)
-        self.start(relay=False, SUPPLY_INGEST_STATS_S="0.1")
-        t0 = time.monotonic()  # subscribed: the queued messages start to arrive
         servers = {name: pids_of(name) for name in ("influxd", "mosquitto")}
-        cpu0 = {"ingest": sum(cpu_s(p.pid) for p in self.ingests),
-                **{n: sum(cpu_s(p) for p in ps) for n, ps in servers.items()}}
+        cpu0 = {n: sum(cpu_s(p) for p in ps) for n, ps in servers.items()}
+        self.start(relay=False, SUPPLY_INGEST_STATS_S="0.1")
         # the ingest's own count of lines InfluxDB acknowledged (its status file, every 0.1 s):
         # COUNT() queries while it drains would load InfluxDB and slow what they measure
-        last, last_change = -1, time.monotonic()
+        last, last_change, statuses = -1, time.monotonic(), []
         while time.monotonic() - last_change < 10:
-            written = self.written()
+            statuses = [self.status(i) for i in range(self.args.processes)]
+            written = sum(st.get("influx", {}).get("written_lines", 0) for st in statuses)
             if written >= n:
                 break
             if written != last:
                 last, last_change = written, time.monotonic()
             time.sleep(0.05)
-        t_end = time.monotonic()
-        cpu = {"ingest": sum(cpu_s(p.pid) for p in self.ingests) - cpu0["ingest"],
+        if not all(st.get("mqtt_connected_at") and st.get("at") for st in statuses):
+            raise SystemExit(f"an ingest's status file lacks its instants; logs in {self.tmp}")
+        t0 = min(st["mqtt_connected_at"] for st in statuses)
+        t_end = max(st["at"] for st in statuses)
+        cpu = {"ingest": sum(cpu_s(p.pid) - st["cpu_at_connect"] for p, st in zip(self.ingests, statuses, strict=True)),
                **{k: sum(cpu_s(p) for p in ps) - cpu0[k] for k, ps in servers.items()}}
         c_end = count(self.db) - before
         return {"queued": n, "stored": c_end, "exact": c_end == n,

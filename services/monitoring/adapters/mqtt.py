@@ -47,6 +47,10 @@ class MqttConsumer:
         self.connected = threading.Event()
         self.state = "starting"
         self.session_present = False
+        # when the last connection came up (wall clock, and the process's CPU seconds): a
+        # persistent session's queued messages start to arrive then, before the SUBACK
+        self.connected_at: float | None = None
+        self.cpu_at_connect: float | None = None
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5, manual_ack=True)
         if u.username:
@@ -68,6 +72,7 @@ class MqttConsumer:
             log.error("mqtt connection refused", extra={"reason": str(reason_code), "client_id": self.client_id})
             return
         self.generation += 1
+        self.connected_at, self.cpu_at_connect = time.time(), time.process_time()
         self.session_present = bool(getattr(flags, "session_present", False))
         self.state = "connected"
         self.connected.set()

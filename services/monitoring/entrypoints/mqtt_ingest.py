@@ -191,6 +191,7 @@ class IngestProcess:
 
     def _write_status(self, log_it: bool = False) -> None:
         data = {"client_id": self.client_id, "mqtt": self.mqtt.state, "pid": os.getpid(),
+                "mqtt_connected_at": self.mqtt.connected_at, "cpu_at_connect": self.mqtt.cpu_at_connect,
                 "groups": self.groups, "acked": self.acked, **dict(self.ingest.stats),
                 "influx": self.writer.stats(), "influx_error": self.writer.last_error,
                 "queue": self.mqtt.queue.qsize(), "at": time.time()}
