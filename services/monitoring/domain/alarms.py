@@ -474,14 +474,23 @@ class ZoneAlarms:
 
     def feed_many(self, readings: Iterable[Reading]) -> list[AlarmTransition]:
         """Feed readings in any order (a gateway batch interleaves sensors)."""
-        return self.feed_sorted(sorted(readings, key=_TS_SENSOR))
+        return self.feed_sorted(in_time_order(list(readings))[0])
+
+
+def in_time_order(readings: Sequence[Reading]) -> tuple[list[Reading], list[datetime]]:
+    """Readings sorted by (ts, sensor), the order the rules take them in, and their instants.
+    Sorted by ts alone first, which is cheaper; by sensor too only when two share an instant."""
+    in_order = sorted(readings, key=_TS)
+    stamps = list(map(_TS, in_order))
+    if any(map(operator.eq, stamps, islice(stamps, 1, None))):
+        in_order = sorted(in_order, key=_TS_SENSOR)
+    return in_order, stamps
 
 
 def longest_step(stamps: Sequence[datetime]) -> timedelta | None:
     """The longest step between consecutive instants of a series that strictly increases (zero
     for a single one); None when it does not strictly increase."""
-    following = islice(stamps, 1, None)
-    if not all(map(operator.lt, stamps, following)):
+    if not all(map(operator.lt, stamps, islice(stamps, 1, None))):
         return None
     return max(map(operator.sub, islice(stamps, 1, None), stamps), default=_NO_STEP)
 

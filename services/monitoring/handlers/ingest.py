@@ -8,8 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from itertools import islice
-from operator import attrgetter, eq
+from operator import attrgetter
 
 from services.common.db import UnitOfWork
 from services.monitoring import state as st
@@ -24,7 +23,7 @@ from services.monitoring.adapters.schema import aware
 from services.monitoring.adapters.zone_store import ZoneRow
 from services.monitoring.domain import alerts as al
 from services.monitoring.domain import spoilage
-from services.monitoring.domain.alarms import CLEARED, AlarmTransition, ZoneAlarms
+from services.monitoring.domain.alarms import CLEARED, AlarmTransition, ZoneAlarms, in_time_order
 from services.monitoring.domain.offline import (
     OFFLINE,
     SensorTransition,
@@ -35,8 +34,7 @@ from services.monitoring.handlers.alerts import clear_key, raise_candidate
 from services.monitoring.handlers.base import MonitoringContext
 from services.monitoring.handlers.zones import zone_interval
 
-_time_then_sensor = attrgetter("ts", "sensor")
-_sensor, _ts, _temp = attrgetter("sensor"), attrgetter("ts"), attrgetter("temp_c")
+_sensor, _temp = attrgetter("sensor"), attrgetter("temp_c")
 
 
 @dataclass
@@ -100,16 +98,6 @@ def _load_zone_evals(ctx: MonitoringContext, uow: UnitOfWork, keys: Sequence[str
     return out
 
 
-def _in_time_order(readings: list[Reading]) -> tuple[list[Reading], list[datetime]]:
-    """A zone's readings sorted by (ts, sensor), and their instants. Sorted by ts alone first,
-    which is cheaper; only when two share an instant by sensor too."""
-    in_order = sorted(readings, key=_ts)
-    stamps = list(map(_ts, in_order))
-    if any(map(eq, stamps, islice(stamps, 1, None))):
-        in_order = sorted(in_order, key=_time_then_sensor)
-    return in_order, stamps
-
-
 def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zone_map: Mapping[str, ZoneRow],
                   readings: Sequence[Reading], gateway_of: Mapping[str, str],
                   statuses: Sequence[StatusChange], rejects: Sequence[tuple[str, Rejected]],
@@ -146,7 +134,7 @@ def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zon
         info, version, ze = zone_map.get(key), versions[key], cache.zones[key]
         za = ze.alarms
         interval = zone_interval(ctx, info) if za is not None else None
-        in_order, stamps = _in_time_order(by_zone[key])
+        in_order, stamps = in_time_order(by_zone[key])
         newest = dict(zip(map(_sensor, in_order), in_order, strict=True))  # the last one per sensor is its newest
         if za is not None:
             for sensor in newest.keys() - za._intervals.keys():

@@ -41,8 +41,7 @@ def _readings(history):
 
 
 def _zone(storage_class):
-    return ZoneAlarms("d1", "z1", CAT.storage_classes[storage_class],
-                      AlarmPolicy(clear_after=AlarmPolicy().clear_after))
+    return ZoneAlarms("d1", "z1", CAT.storage_classes[storage_class], AlarmPolicy())
 
 
 def _stored(za):
