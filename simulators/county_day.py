@@ -678,9 +678,11 @@ def act_report(d: Day, allocation: arpc.AllocationServiceStub) -> None:
     out = d.reports_dir  # where the reports scheduler writes the day's files (REPORTS_DIR/<day>)
     wanted = ("daily-report.md", "daily-report.xlsx", "disclosure.html")
     deadline = time.monotonic() + 90
-    while not all((out / n).exists() for n in wanted) and time.monotonic() < deadline:
+    made = 0  # the scheduler writes the files, then commits its row: wait for both
+    while time.monotonic() < deadline:
+        if all((out / n).exists() for n in wanted) and (made := _report_marker(d)) >= 1:
+            break
         time.sleep(0.2)
-    made = _report_marker(d)
     d.facts["report_files"] = sorted(p.name for p in out.glob("*") if p.is_file()) if out.exists() else []
     d.check(f"the 17:30 daily report made by the reports scheduler on its own ({', '.join(d.facts['report_files'])})",
             all(n in d.facts["report_files"] for n in wanted) and made == 1,
