@@ -4,10 +4,13 @@ lines) and InfluxQL quoting. A point's timestamp and tags are fixed here, when i
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
+
+from services.monitoring.domain.readings import Reading
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -151,7 +154,11 @@ def env_lines(readings: Iterable[Any], storage_class_of: Callable[[str], str | N
     gives it; a series (by sensor key: ids hold no '/', the parser refuses it) and a timestamp
     shared by several readings are encoded once. A reading that cannot be encoded goes to
     `on_error` and is left out."""
-    lines: list[str] = []
+    readings = readings if type(readings) is list else list(readings)
+    lines = _usual_env_lines(readings, storage_class_of)
+    if lines is not None:
+        return lines
+    lines = []
     append = lines.append
     series: dict[str, str] = {}
     stamps: dict[datetime, int] = {}
@@ -177,6 +184,66 @@ def env_lines(readings: Iterable[Any], storage_class_of: Callable[[str], str | N
         except LineProtocolError as exc:
             on_error(r, exc)
     return lines
+
+
+_FLOAT_TEXT: dict[float, str] = {}  # repr of the temperatures and humidities seen lately
+_FLOAT_TEXT_MAX = 65_536
+_FLOAT, _INT = frozenset({float}), frozenset({int})
+_FLOAT_OR_NONE = frozenset({float, type(None)})
+_COLUMNS = tuple(map(itemgetter, map(Reading._fields.index, ("seq", "temp_c", "rh", "ts_ms", "sensor_key"))))
+
+
+def _float_texts(values: Sequence[float]) -> list[str]:
+    """`repr` of each value. A sensor's values repeat (a tenth or a hundredth of a degree within
+    a few degrees): a dict lookup costs a third of a repr. Zero is never remembered."""
+    texts = list(map(_FLOAT_TEXT.get, values))
+    if None in texts:
+        if len(_FLOAT_TEXT) > _FLOAT_TEXT_MAX:
+            _FLOAT_TEXT.clear()
+        texts = [t if t is not None else _remember_text(v) for v, t in zip(values, texts, strict=True)]
+    return texts
+
+
+def _remember_text(value: float) -> str:
+    text = repr(value)
+    if value:  # 0.0 and -0.0 are one key with two texts
+        _FLOAT_TEXT[value] = text
+    return text
+
+
+def _usual_env_lines(readings: list[Any], storage_class_of: Callable[[str], str | None]) -> list[str] | None:
+    """`env_lines` of readings whose values are all usual (finite floats, int64 seqs, the epoch
+    milliseconds they were sent with, series that encode), column by column; None when any one
+    is not, for the reading-by-reading encoding to sort out."""
+    if not readings:
+        return []
+    if set(map(type, readings)) != {Reading}:
+        return None
+    seqs, temps, rhs, stamps, sensor_keys = (list(map(column, readings)) for column in _COLUMNS)
+    if (set(map(type, temps)) != _FLOAT or not all(map(math.isfinite, temps))
+            or set(map(type, seqs)) != _INT or min(seqs) < INT64_MIN or max(seqs) > INT64_MAX
+            or set(map(type, stamps)) != _INT or not set(map(type, rhs)) <= _FLOAT_OR_NONE):
+        return None
+    given = [h for h in rhs if h is not None] if None in rhs else rhs
+    if not all(map(math.isfinite, given)):
+        return None
+    try:
+        heads = {k: _env_series(r.depot, r.zone, r.sensor, storage_class_of(r.zone_key))
+                 for k, r in dict(zip(sensor_keys, readings, strict=True)).items()}
+    except LineProtocolError:
+        return None
+    series = map(heads.__getitem__, sensor_keys)
+    temp_texts = _float_texts(temps)
+    if len(given) == len(rhs):
+        return [f"{h} temp_c={t},rh={r},seq={q}i {m}"
+                for h, t, r, q, m in zip(series, temp_texts, _float_texts(rhs), seqs, stamps, strict=False)]
+    return [f"{h} temp_c={t},rh={_float_text(r)},seq={q}i {m}" if r is not None else f"{h} temp_c={t},seq={q}i {m}"
+            for h, t, r, q, m in zip(series, temp_texts, rhs, seqs, stamps, strict=False)]
+
+
+def _float_text(value: float) -> str:
+    text = _FLOAT_TEXT.get(value)
+    return text if text is not None else repr(value)
 
 
 def reading_line(reading: Any, storage_class: str | None) -> str:

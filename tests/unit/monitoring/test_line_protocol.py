@@ -13,6 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.monitoring.adapters.influx import InfluxWriter, SpoolLocked, bad_lines_from_error
 from services.monitoring.adapters.line_protocol import (
@@ -428,3 +430,32 @@ def test_env_lines_of_parsed_readings_use_the_epoch_milliseconds_they_were_sent_
     lines = env_lines(rs, lambda k: "chilled", lambda r, exc: None)
     assert lines == [env_line(r.depot, r.zone, r.sensor, "chilled", r.ts, r.temp_c, r.rh, r.seq) for r in rs]
     assert [int(line.rsplit(" ", 1)[1]) for line in lines] == sent
+
+
+_VALUES = st.one_of(st.floats(-60, 80), st.sampled_from([0.0, -0.0, 2.5, 2, float("nan"), float("inf")]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["s1", "s2", "s 3"]), st.sampled_from(["z1", "z2\\"]),
+                          st.one_of(st.integers(0, 10**6), st.sampled_from([2**63])),
+                          _VALUES, st.one_of(st.none(), _VALUES), st.booleans()), max_size=12))
+def test_env_lines_encode_every_reading_as_env_line_does_whichever_way_they_are_taken(rows):
+    """Column by column for the usual group, reading by reading otherwise: the same lines, the
+    same refusals. Zero and minus zero, which are one key of a cache, keep their own texts."""
+    readings = [Reading("d1", zone, sensor, T0 + timedelta(seconds=i), seq, temp, rh,
+                        T0_MS + 1000 * i if sent_ms else None)
+                for i, (sensor, zone, seq, temp, rh, sent_ms) in enumerate(rows)]
+    refused, expected = [], []
+    for r in readings:
+        try:
+            expected.append(env_line(r.depot, r.zone, r.sensor, "chilled", r.ts, r.temp_c, r.rh, r.seq))
+        except LineProtocolError:
+            refused.append(r)
+    seen = []
+    for _ in range(2):  # the second time, every value's text is remembered
+        seen.clear()
+        assert env_lines(readings, lambda k: "chilled", lambda r, exc: seen.append(r)) == expected
+        assert seen == refused
+    usual = [r for r in readings if r not in refused and r.ts_ms is not None and type(r.temp_c) is float]
+    assert env_lines([r._replace(temp_c=-0.0) for r in usual], lambda k: "chilled", lambda r, exc: None) == [
+        env_line(r.depot, r.zone, r.sensor, "chilled", r.ts, -0.0, r.rh, r.seq) for r in usual]
