@@ -16,15 +16,15 @@ from __future__ import annotations
 import json
 import math
 from collections import namedtuple
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import repeat
-from operator import itemgetter, truediv
+from operator import attrgetter, truediv
 from typing import Any
 
-import orjson
+import msgspec
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_SEQ = 2**63 - 1
@@ -315,22 +315,16 @@ def _reading(entry: Any, depot: str, zone: Any, sensor: Any, now: datetime,
 
 
 # --- the fast path of a well-formed batch -----------------------------------------------------
-# A gateway batch where every entry is well formed (nearly all of them) is accepted by checks on
-# whole columns (every entry's ts at once, every temperature at once, each distinct id once), done
-# by builtins in C rather than by Python code per entry and field. Whatever these checks do not
+# A gateway batch where every entry is well formed (nearly all of them) is decoded and typed by
+# msgspec in C, then accepted by checks on whole columns (every entry's ts at once, every
+# temperature at once, each distinct id once) done by builtins. Whatever these checks do not
 # accept at once (any doubt: a missing or mistyped field, a value out of range, an id not seen
-# before that fails its check, orjson refusing the text) goes through the full checks above on
+# before that fails its check, msgspec refusing the text) goes through the full checks above on
 # json.loads' document, so every refusal keeps its code and reason. The fast pass only accepts
-# what the full checks accept, with the same values.
+# what the full checks accept, with the same values (a repeated key: the last one, as json.loads).
 
 _from_timestamp = datetime.fromtimestamp
 _MS = timedelta(milliseconds=1)
-_DICT = frozenset({dict})
-_INT = frozenset({int})  # exact types: bool is not a number here
-_NUMBER = frozenset({int, float})
-_FLOAT = frozenset({float})
-_NONE = type(None)
-_ENTRY = itemgetter("zone", "sensor", "ts", "seq", "temp_c")
 _GOOD_IDS_MAX = 50_000
 
 
@@ -378,54 +372,56 @@ def _good_id(value: Any, good: set[str], policy: IngestPolicy) -> bool:
     return True
 
 
-def _numbers(column: Sequence[Any], lo: float, hi: float) -> list[float] | None:
-    """The column as floats when every value is a number within [lo, hi], else None. orjson gives
-    no NaN or infinity, and turns an integer beyond 64 bits into a float: float() cannot fail."""
-    types = set(map(type, column))
-    if not types <= _NUMBER:
-        return None
-    values = column if types == _FLOAT else list(map(float, column))
-    return values if lo <= min(values) and max(values) <= hi else None
+class _Entry(msgspec.Struct, gc=False):
+    """A batch entry as the fast path takes it: exact JSON types (an integer instant and
+    sequence number, numbers for the values, strings for the ids), or no fast path."""
+
+    depot: str
+    zone: str
+    sensor: str
+    ts: int
+    seq: int
+    temp_c: float  # a JSON integer is taken as its float, as the full checks take it
+    rh: float | None = None
 
 
-def _fast_batch(doc: Any, ref: TopicRef, now: datetime, policy: IngestPolicy) -> list[Reading] | None:
+class _Batch(msgspec.Struct, gc=False):
+    gateway: str
+    readings: list[_Entry]
+
+
+_decode_batch = msgspec.json.Decoder(_Batch).decode
+_COLUMNS = tuple(map(attrgetter, _Entry.__struct_fields__))
+
+
+def _fast_batch(text: str, ref: TopicRef, now: datetime, policy: IngestPolicy) -> list[Reading] | None:
     """The readings of a batch every entry of which is well formed; None at the first doubt."""
     lim = _limits_of(policy)
-    if lim is None or type(doc) is not dict or doc.get("gateway") != ref.gateway:
+    if lim is None:
         return None
-    entries = doc.get("readings")
-    if type(entries) is not list or len(entries) > lim.max_batch:
+    try:
+        doc = _decode_batch(text)
+    except msgspec.DecodeError:  # not JSON, a field missing or of another type (ValidationError)
+        return None
+    entries = doc.readings
+    if doc.gateway != ref.gateway or len(entries) > lim.max_batch:
         return None
     if not entries:
         return []
     depot = ref.depot
-    try:
-        if set(map(type, entries)) != _DICT:
-            return None
-        depots = list(map(dict.get, entries, repeat("depot")))
-        if depots.count(depot) != len(depots):
-            return None
-        zones, sensors, stamps, seqs, temps = zip(*map(_ENTRY, entries))
-        zone_ids, sensor_ids = set(zones), set(sensors)
-    except (KeyError, TypeError):  # a missing field; an id that is a list or an object
-        return None
-    if set(map(type, stamps)) != _INT or set(map(type, seqs)) != _INT:
+    depots, zones, sensors, stamps, seqs, temps, rhs = (list(map(column, entries)) for column in _COLUMNS)
+    if depots.count(depot) != len(depots):
         return None
     latest_ms = (now + lim.max_future_skew - EPOCH) // _MS
     min_ms = -((EPOCH - lim.min_ts) // _MS)  # ceiling: an instant at or after min_ts
     if min(stamps) < min_ms or max(stamps) > latest_ms or min(seqs) < 0 or max(seqs) > MAX_SEQ:
         return None
-    temps = _numbers(temps, lim.temp_min, lim.temp_max)
-    if temps is None:
+    if not lim.temp_min <= min(temps) or not max(temps) <= lim.temp_max:  # msgspec gives no NaN
         return None
-    rhs = list(map(dict.get, entries, repeat("rh")))
-    rh_types = set(map(type, rhs))
-    if rh_types != {_NONE}:
-        given = [h for h in rhs if h is not None] if _NONE in rh_types else rhs
-        if _numbers(given, lim.rh_min, lim.rh_max) is None:
-            return None
-        if int in rh_types:
-            rhs = [h if h is None else float(h) for h in rhs]
+    given = [h for h in rhs if h is not None] if None in rhs else rhs
+    if given and (not lim.rh_min <= min(given) or not max(given) <= lim.rh_max):
+        return None
+    zone_ids, sensor_ids = set(zones), set(sensors)
     good = lim.good_ids
     if not all(_good_id(v, good, policy) for v in zone_ids | sensor_ids):
         return None
@@ -466,10 +462,7 @@ def parse_message(topic: str, payload: bytes | str, now: datetime,
     else:
         text = payload
     if ref.kind == "batch":
-        try:
-            readings = _fast_batch(orjson.loads(text), ref, now, policy)
-        except ValueError:  # orjson.JSONDecodeError among them: json.loads says why, below
-            readings = None
+        readings = _fast_batch(text, ref, now, policy)
         if readings is not None:
             result.readings = readings
             return result

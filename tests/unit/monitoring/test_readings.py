@@ -162,11 +162,23 @@ def test_fast_path_accepts_and_refuses_exactly_as_the_full_checks(monkeypatch):
         for field in ("ts", "seq", "temp_c"):
             payloads.append(batch(entry()).replace(f'"{field}": '.encode(), f'"{field}": {raw}, "x": '.encode()))
     payloads += [batch(entry(), gateway="g2"), b'{"readings": []}', b'{"gateway": "g1", "readings": 3}', batch(7)]
+    # msgspec's reading of JSON: a repeated key, escapes, a raw control character, an unpaired
+    # surrogate, a negative zero, fields it does not know, trailing text
+    good = batch(entry()).replace(b'"temp_c": 3.5', b'"temp_c": 99, "temp_c": 3.5')
+    payloads += [good, good.replace(b'"temp_c": 99, "temp_c": 3.5', b'"temp_c": 3.5, "temp_c": 99'),  # the last one
+                 good.replace(b'"gateway": "g1"', b'"gateway": "g2", "gateway": "g1"'),
+                 batch(entry(zone="z\u00e9")), batch(entry(zone="z\x01")),  # escaped by json.dumps
+                 batch(entry()).replace(b'"z1"', b'"z\\u0009"'), batch(entry()).replace(b'"z1"', b'"z\\ud800"'),
+                 batch(entry()).replace(b'"rh": 60', b'"rh": -0, "x": [1, {"y": null}]'),
+                 batch(entry()).replace(b'"z1"', b'"z\t1"'), batch(entry()) + b" x", batch(entry(temp_c=-0.0))]
     edge = int((NOW + IngestPolicy().max_future_skew).timestamp() * 1000)  # the newest instant accepted
     oldest = int(IngestPolicy().min_ts.timestamp() * 1000)
     payloads += [batch(entry(ts=t)) for t in (edge - 1, edge, edge + 1, oldest - 1, oldest, oldest + 1, 0, -1)]
     policies = [IngestPolicy(), IngestPolicy(temp_max_c=3.0, max_id_len=2, max_batch=1)]
     fast = {(p, pol): parse_message(BATCH, p, NOW, pol) for p in payloads for pol in policies}
+    taken = [p for p in payloads if readings._fast_batch(p.decode("utf-8", "replace"), parse_topic(BATCH), NOW,
+                                                         policies[0]) is not None]
+    assert payloads[0] in taken and good in taken and len(taken) > 20
     monkeypatch.setattr(readings, "_fast_batch", lambda *a: None)
     for (p, pol), got in fast.items():
         full = parse_message(BATCH, p, NOW, pol)
