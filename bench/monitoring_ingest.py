@@ -289,8 +289,9 @@ class Bench:
     def drain(self, n: int, round_: int = 0) -> dict:
         """The ingest alone: N readings queued in its persistent session while it is stopped, then
         the time from its connection (a persistent session's queued messages flow from the
-        CONNACK on) to the status that counts the last reading InfluxDB acknowledged, both
-        instants the ingest's own, and its CPU over the same span. The generator has finished by
+        CONNACK on) to InfluxDB's acknowledgement of the write that held its last reading
+        (`influx.written_at`; not the status file's own time, which can lag by a stats interval),
+        both instants the ingest's own, and its CPU over the same span. The generator has finished by
         then, so the 2 cores are shared only by the ingest, Mosquitto, InfluxDB, RabbitMQ and the
         relay, as the bare /write run shares them only with InfluxDB."""
         self.stop_ingests()
@@ -313,10 +314,10 @@ class Bench:
             if written != last:
                 last, last_change = written, time.monotonic()
             time.sleep(0.05)
-        if not all(st.get("mqtt_connected_at") and st.get("at") for st in statuses):
+        if not all(st.get("mqtt_connected_at") and st.get("influx", {}).get("written_at") for st in statuses):
             raise SystemExit(f"an ingest's status file lacks its instants; logs in {self.tmp}")
         t0 = min(st["mqtt_connected_at"] for st in statuses)
-        t_end = max(st["at"] for st in statuses)
+        t_end = max(st["influx"]["written_at"] for st in statuses)
         cpu = {"ingest": sum(cpu_s(p.pid) - st["cpu_at_connect"] for p, st in zip(self.ingests, statuses, strict=True)),
                **{k: sum(cpu_s(p) for p in ps) - cpu0[k] for k, ps in servers.items()}}
         c_end = count(self.db) - before

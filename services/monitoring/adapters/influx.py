@@ -134,6 +134,7 @@ class InfluxWriter:
 
         self.added_lines = 0
         self.written_lines = 0
+        self.written_at: float | None = None  # wall clock of the last write InfluxDB acknowledged
         self.spooled_lines = 0
         self.replayed_lines = 0
         self.dead_lines = 0
@@ -224,9 +225,10 @@ class InfluxWriter:
     def spool_segments(self) -> int:
         return len(self._segments())
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int | float | None]:
         with self._lock:
             return {"added_lines": self.added_lines, "written_lines": self.written_lines,
+                    "written_at": self.written_at,
                     "spooled_lines": self.spooled_lines, "replayed_lines": self.replayed_lines,
                     "dead_lines": self.dead_lines, "spool_bytes": self.spool_bytes,
                     "buffered_lines": len(self._buffer)}
@@ -310,6 +312,7 @@ class InfluxWriter:
             else:
                 with self._lock:
                     self.written_lines += len(batch)
+                    self.written_at = time.time()
                 written += len(batch)
             batches.pop(0)
         self._succeeded()
@@ -346,6 +349,7 @@ class InfluxWriter:
                 n = len(lines)
                 with self._lock:
                     self.written_lines += n
+                    self.written_at = time.time()
             with self._lock:
                 self.replayed_lines += n
             written += n
@@ -399,6 +403,7 @@ class InfluxWriter:
         with self._lock:
             self.dead_lines += dropped
             self.written_lines += stored
+            self.written_at = time.time()
         log.error("influx refused %d of %d lines: %s", dropped, len(lines), outcome.error[:500])
         return stored
 

@@ -109,7 +109,8 @@ class IngestProcess:
         next_held = time.monotonic() + cfg.hold_check_s
         last_state = None
         while not self.stop_event.is_set():
-            group = self.mqtt.take(max_bytes, cfg.group_wait_s, timeout=min(0.5, cfg.hold_check_s))
+            group = self.mqtt.take(max_bytes, cfg.group_wait_s,
+                                   timeout=min(0.5, cfg.hold_check_s, self.stats_every))
             if group:
                 self._commit(group)
             if time.monotonic() >= next_held:

@@ -243,11 +243,19 @@ def writer(fake, tmp_path, **kw) -> InfluxWriter:
 
 def test_flush_writes_in_batches_of_at_most_batch_lines(fake, tmp_path):
     with writer(fake, tmp_path, batch_lines=400) as w:
+        assert w.stats()["written_at"] is None
         w.add(lines(0, 1000))
+        before = time.time()
         assert w.flush() == 1000
         assert [len(r) for r in fake.requests] == [400, 400, 200]
         assert fake.seqs() == list(range(1000))
         assert w.stats()["written_lines"] == 1000 and w.spool_bytes == 0 and w.spool_segments == 0
+        written_at = w.stats()["written_at"]
+        assert before <= written_at <= time.time()  # when InfluxDB acknowledged the last line
+        fake.mode = "503"
+        w.add(lines(1000, 10))
+        w.flush()
+        assert w.spooled_lines == 10 and w.stats()["written_at"] == written_at  # spooled is not written
 
 
 def test_a_batch_over_the_servers_body_limit_is_halved_until_it_fits_not_dead_lettered(fake, tmp_path):
