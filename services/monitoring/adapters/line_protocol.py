@@ -200,7 +200,8 @@ def _float_texts(values: Sequence[float]) -> list[str]:
     if None in texts:
         if len(_FLOAT_TEXT) > _FLOAT_TEXT_MAX:
             _FLOAT_TEXT.clear()
-        texts = [t if t is not None else _remember_text(v) for v, t in zip(values, texts, strict=True)]
+        known = _FLOAT_TEXT.get  # a value seen again in this column was remembered just now
+        texts = [t if t is not None else known(v) or _remember_text(v) for v, t in zip(values, texts, strict=True)]
     return texts
 
 
