@@ -144,6 +144,11 @@ class Ingest:
             self.zone_map = zone_map
             self._zones_loaded = time.monotonic()
 
+    def warm(self) -> int:
+        """Every registered zone's evaluation state decoded before the first group; how many."""
+        with self.ctx.uow() as uow:
+            return ingest.warm_zone_evals(self.ctx, uow, self.cache, self.zone_map)
+
     def storage_class_of(self, zone_key: str) -> str | None:
         info = self.zone_map.get(zone_key)
         return info.storage_class if info else None

@@ -96,6 +96,7 @@ class IngestProcess:
         self._ensure_database()
         self.ingest.refresh_zones(force=True)
         self._check_held()  # zones registered while we were away: their held readings first
+        self._warm()
         warm_alert_path()
         tune_gc()
         writer_thread = threading.Thread(target=self._write_loop, name="influx-write-ack", daemon=True)
@@ -152,6 +153,14 @@ class IngestProcess:
             return
         if work is not None:
             self._commit_work(work)
+
+    def _warm(self) -> None:
+        try:
+            zones = self.ingest.warm()
+        except Exception:  # noqa: BLE001 - the first groups load what they need instead
+            log.exception("zone state not preloaded")
+            return
+        log.info("zone state preloaded", extra={"zones": zones})
 
     def _commit(self, group) -> None:
         """Stage 1 (this thread): validate, evaluate, commit (alerts and their events included),

@@ -98,6 +98,19 @@ def _load_zone_evals(ctx: MonitoringContext, uow: UnitOfWork, keys: Sequence[str
     return out
 
 
+def warm_zone_evals(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache,
+                    zone_map: Mapping[str, ZoneRow], chunk: int = 500) -> int:
+    """Decode the stored evaluation state of every registered zone that has one into `cache`, up
+    to its size. A restarted ingest does this before it connects, so that its first groups, and
+    the alarms in them, do not wait for it. Read without locks: a copy another process moves on
+    afterwards fails the version check of the next group and is loaded again."""
+    keys = sorted(zone_map)[:cache.max_zones]
+    for i in range(0, len(keys), chunk):
+        versions = {k: r.version for k, r in zone_store.state_rows(uow.conn, keys[i:i + chunk]).items()}
+        cache.zones.update(_load_zone_evals(ctx, uow, sorted(versions), versions, zone_map))
+    return len(cache.zones)
+
+
 def record_ingest(ctx: MonitoringContext, uow: UnitOfWork, cache: EvalCache, zone_map: Mapping[str, ZoneRow],
                   readings: Sequence[Reading], gateway_of: Mapping[str, str],
                   statuses: Sequence[StatusChange], rejects: Sequence[tuple[str, Rejected]],

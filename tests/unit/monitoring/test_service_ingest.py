@@ -134,6 +134,27 @@ def test_a_redelivered_batch_changes_no_alarm_and_rewrites_identical_lines(ctx):
     assert lines[n_lines:] == lines[n_lines - 60:n_lines]  # the same points again: InfluxDB overwrites
 
 
+def test_a_restarted_ingest_decodes_its_zones_state_before_its_first_group_and_reloads_what_moved_on(
+        ctx, monkeypatch):
+    entries = compressor_failure()
+    first = Ingest(ctx, [].extend, "ingest-a")
+    first.process([batch("cs", "gw-cs", entries[:40])])
+    restarted = Ingest(ctx, [].extend, "ingest-a")
+    restarted.refresh_zones(force=True)
+    assert restarted.warm() == 1 and restarted.cache.zones["cs/chl"].version == 1
+    loaded: list[list[str]] = []
+    real = ingest._load_zone_evals
+    monkeypatch.setattr(ingest, "_load_zone_evals", lambda c, u, keys, *a: loaded.append(list(keys)) or real(c, u, keys, *a))
+    restarted.process([batch("cs", "gw-cs", entries[40:60])])
+    assert loaded == [[]]  # nothing left to load: the group's alarms did not wait for it
+    other = Ingest(ctx, [].extend, "ingest-b")  # another process moves the zone on meanwhile
+    other.process([batch("cs", "gw-cs", entries[60:80])])
+    restarted.process([batch("cs", "gw-cs", entries[80:])])
+    assert loaded[-1] == ["cs/chl"]  # its copy was stale: loaded again, not trusted
+    raised = sorted(e["payload"]["rule_code"] for e in outbox(ctx) if e["event_type"] == "alert_raised")
+    assert raised == ["CHL_HOT_INSTANT", "CHL_WARM_30M"]  # as one process would have raised them
+
+
 def test_spoilage_alarm_carries_the_lots_the_zone_holds(ctx):
     with ctx.uow() as uow:
         for lot, item, zone in (("L-PORK", "PORK-KG", "chl"), ("L-MILK", "MILK-1L", "chl"),
